@@ -1,0 +1,2 @@
+# runtime/core: status and error records, op names.
+RUNTIME_SRCS += runtime/core/status.c
