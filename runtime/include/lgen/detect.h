@@ -1,0 +1,352 @@
+/* lgen/detect.h — detection ops for Faster R-CNN (runtime/detect/).
+ *
+ * The pieces between a backbone and a VOC mAP, as torchvision builds them:
+ * anchor generation, the box coder, IoU, the matcher, the balanced sampler,
+ * RPN proposals (top-n, decode, clip, drop small, NMS per level), RPN and
+ * Fast R-CNN losses with their gradients, RoIAlign (single and multi-scale)
+ * forward and backward, post-processing into detections, and VOC AP/mAP.
+ * Generated trainers call these (see the DETECT rows of lgen/ops.def);
+ * convolutions, linear layers and plain losses live in lgen/kernels.h.
+ *
+ * Conventions. A box is four floats (x1, y1, x2, y2) in input-image pixels,
+ * continuous coordinates (no +1). Variable counts are fixed maxima: the
+ * caller sizes every buffer for the maximum and a function reports how many
+ * rows it filled (`*count`); rows past the count are zeroed, labels there are
+ * -1. Functions never allocate (except the VOC evaluator, an init/free
+ * object that grows as images are added); those needing scratch space have a
+ * `_workspace` function giving its size in bytes, allocated once by the
+ * caller. Bad arguments return LG_ERR_ARG with a message in err (may be
+ * NULL). Defaults are torchvision's. Randomness (the samplers) is a pure
+ * function of the seed passed in, so runs are reproducible; see
+ * lg_detect_seed to mix a spec's seed with the step and image.
+ */
+#ifndef LGEN_DETECT_H
+#define LGEN_DETECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lgen/status.h"
+
+#define LG_DETECT_MAX_LEVELS 8
+/* torchvision's clamp on dw, dh before exp: log(1000 / 16). */
+#define LG_BBOX_XFORM_CLIP 4.135166556742356f
+/* Matcher marks for predictions with no ground truth assigned. */
+#define LG_MATCH_BELOW_LOW (-1)
+#define LG_MATCH_BETWEEN (-2)
+
+/* A well-mixed 64-bit seed from a spec seed, the global step and the image
+ * index in the batch (splitmix64 of the three). */
+uint64_t lg_detect_seed(uint64_t seed, uint64_t step, uint64_t image);
+
+/* ---- anchors ------------------------------------------------------------ */
+
+/* One feature level of the anchor generator: the feature map's size and the
+ * anchor sizes (square root of the area, in pixels) and aspect ratios
+ * (height / width) used at every location. The stride is image / feature
+ * size, integer division, as torchvision computes it. */
+typedef struct lg_anchor_level {
+    int feat_h, feat_w;
+    int num_sizes;
+    const float *sizes;
+    int num_ratios;
+    const float *aspect_ratios;
+} lg_anchor_level;
+
+/* Number of anchors over all levels: sum of feat_h*feat_w*sizes*ratios. */
+int lg_anchors_count(const lg_anchor_level *levels, int num_levels);
+
+/* Writes anchors[count][4] in torchvision's AnchorGenerator order: level,
+ * then row y, column x, then aspect ratio, then size; cell anchors are
+ * rounded (half to even) before the shift. anchors_per_level[num_levels]
+ * (may be NULL) receives each level's count. */
+lg_status lg_anchors_generate(const lg_anchor_level *levels, int num_levels,
+                              int image_h, int image_w, float *anchors,
+                              int *anchors_per_level, lg_error *err);
+
+/* ---- box coder, IoU ------------------------------------------------------ */
+
+/* torchvision's BoxCoder: weights (wx, wy, ww, wh) and the clamp on dw, dh.
+ * The RPN uses (1, 1, 1, 1), the box head (10, 10, 5, 5). */
+typedef struct lg_box_coder {
+    float wx, wy, ww, wh;
+    float clip;
+} lg_box_coder;
+
+#define LG_BOX_CODER_RPN ((lg_box_coder){1.0f, 1.0f, 1.0f, 1.0f, LG_BBOX_XFORM_CLIP})
+#define LG_BOX_CODER_ROI ((lg_box_coder){10.0f, 10.0f, 5.0f, 5.0f, LG_BBOX_XFORM_CLIP})
+
+/* deltas[n][4] that take reference boxes ref[n] to target boxes gt[n]. */
+lg_status lg_box_encode(const lg_box_coder *coder, const float *gt, const float *ref,
+                        int n, float *deltas, lg_error *err);
+/* out[n][4] = ref[n] moved by deltas[n]; dw, dh clamped at coder->clip. */
+lg_status lg_box_decode(const lg_box_coder *coder, const float *deltas, const float *ref,
+                        int n, float *out, lg_error *err);
+/* Clamps boxes[n] into [0, image_w] x [0, image_h] in place. */
+void lg_boxes_clip(float *boxes, int n, int image_h, int image_w);
+
+/* iou[na][nb] between boxes a[na] and b[nb] (torchvision box_iou). */
+lg_status lg_box_iou(const float *a, int na, const float *b, int nb, float *iou, lg_error *err);
+
+/* ---- matcher and sampler ------------------------------------------------- */
+
+/* torchvision's Matcher. For each prediction p, the best ground truth by
+ * iou[g][p] (first on ties); matches[p] = that g when its IoU >= high,
+ * LG_MATCH_BETWEEN when low <= IoU < high, LG_MATCH_BELOW_LOW below low.
+ * allow_low_quality_matches restores the best g for every prediction whose
+ * IoU equals some ground truth's highest IoU. num_gt == 0 marks all
+ * BELOW_LOW. */
+typedef struct lg_matcher {
+    float high, low;
+    int allow_low_quality_matches;
+} lg_matcher;
+
+size_t lg_match_workspace(int num_gt);
+lg_status lg_match(const lg_matcher *m, const float *iou, int num_gt, int num_pred,
+                   void *workspace, int *matches, lg_error *err);
+
+/* BalancedPositiveNegativeSampler. labels[n]: >= 1 positive (a class id),
+ * 0 negative, -1 ignored. Keeps at most batch_size_per_image *
+ * positive_fraction positives (truncated) and fills the rest of the batch
+ * with negatives, chosen uniformly at random from the seed; every label not
+ * chosen becomes -1. Reports the numbers kept (either may be NULL). */
+typedef struct lg_sampler {
+    int batch_size_per_image;
+    float positive_fraction;
+} lg_sampler;
+
+size_t lg_sample_workspace(int n);
+lg_status lg_sample_balanced(const lg_sampler *s, int *labels, int n, uint64_t seed,
+                             void *workspace, int *num_pos, int *num_neg, lg_error *err);
+
+/* ---- NMS ------------------------------------------------------------------ */
+
+/* Greedy NMS: keep[] receives indices into boxes[n], by decreasing score
+ * (ties by index); a box is dropped when its IoU with a kept one is >
+ * iou_thresh. lg_batched_nms only compares boxes with the same idxs[i]
+ * (class or level), and merges the results by decreasing score. */
+size_t lg_nms_workspace(int n);
+lg_status lg_nms(const float *boxes, const float *scores, int n, float iou_thresh,
+                 void *workspace, int *keep, int *num_keep, lg_error *err);
+lg_status lg_batched_nms(const float *boxes, const float *scores, const int *idxs, int n,
+                         float iou_thresh, void *workspace, int *keep, int *num_keep,
+                         lg_error *err);
+
+/* ---- RPN ------------------------------------------------------------------ */
+
+/* One level of an RPN head output, (N, A*D, H, W) with D = 1 (objectness) or
+ * 4 (deltas), into anchor order rows out[N][total][D] starting at row
+ * `offset` (torchvision's permute_and_flatten). Backward is the inverse
+ * permutation, written (not accumulated) into grad_x. */
+void lg_rpn_permute_forward(const float *x, int N, int A, int D, int H, int W,
+                            float *out, int total, int offset);
+void lg_rpn_permute_backward(const float *grad_out, int N, int A, int D, int H, int W,
+                             int total, int offset, float *grad_x);
+
+/* Proposal filtering for one image (torchvision RegionProposalNetwork
+ * filter_proposals): per level the pre_nms_top_n highest logits, decoded on
+ * their anchors (RPN coder), clipped, boxes narrower or shorter than
+ * min_size dropped, sigmoid scores below score_thresh dropped, NMS per
+ * level, then the post_nms_top_n best by score. boxes[post_nms_top_n][4]
+ * and scores[post_nms_top_n] (probabilities) by decreasing score. */
+typedef struct lg_proposal_config {
+    int pre_nms_top_n;   /* 2000 training, 1000 testing */
+    int post_nms_top_n;  /* 2000 training, 1000 testing */
+    float nms_thresh;    /* 0.7 */
+    float min_size;      /* 1e-3 */
+    float score_thresh;  /* 0.0 */
+} lg_proposal_config;
+
+size_t lg_proposals_workspace(const lg_proposal_config *cfg, const int *anchors_per_level,
+                              int num_levels);
+lg_status lg_proposals(const lg_proposal_config *cfg, const float *objectness,
+                       const float *deltas, const float *anchors,
+                       const int *anchors_per_level, int num_levels, int image_h,
+                       int image_w, void *workspace, float *boxes, float *scores,
+                       int *count, lg_error *err);
+
+/* RPN training targets for one image: match anchors[A] to gt_boxes[num_gt]
+ * (fg_iou 0.7, bg_iou 0.3, low-quality matches allowed), sample, encode.
+ * labels[A]: 1 sampled positive, 0 sampled negative, -1 not sampled;
+ * box_targets[A][4]: deltas to the matched box (zero where not positive). */
+typedef struct lg_rpn_config {
+    float fg_iou_thresh;      /* 0.7 */
+    float bg_iou_thresh;      /* 0.3 */
+    int batch_size_per_image; /* 256 */
+    float positive_fraction;  /* 0.5 */
+} lg_rpn_config;
+
+size_t lg_rpn_targets_workspace(int num_anchors, int max_gt);
+lg_status lg_rpn_targets(const lg_rpn_config *cfg, const float *anchors, int num_anchors,
+                         const float *gt_boxes, int num_gt, uint64_t seed, void *workspace,
+                         int *labels, float *box_targets, lg_error *err);
+
+/* RPN loss over a batch of N images with A anchors each (torchvision
+ * RegionProposalNetwork.compute_loss): objectness BCE-with-logits averaged
+ * over the sampled anchors (labels >= 0) of all images, and smooth L1 (beta,
+ * 1/9) summed over positives (labels == 1) divided by the number sampled.
+ * Backward writes grad_objectness[N][A] = dloss_objectness * d/dobjectness
+ * and grad_deltas[N][A][4] = dloss_box * d/ddeltas (either may be NULL). */
+lg_status lg_rpn_loss_forward(const float *objectness, const float *deltas, const int *labels,
+                              const float *box_targets, int N, int A, float beta,
+                              float *loss_objectness, float *loss_box, lg_error *err);
+lg_status lg_rpn_loss_backward(const float *objectness, const float *deltas, const int *labels,
+                               const float *box_targets, int N, int A, float beta,
+                               float dloss_objectness, float dloss_box,
+                               float *grad_objectness, float *grad_deltas, lg_error *err);
+
+/* ---- RoI heads -------------------------------------------------------------- */
+
+/* RoI sampling for one image (torchvision RoIHeads.select_training_samples):
+ * the ground truth boxes are appended to proposals[num_proposals], matched
+ * (fg 0.5, bg 0.5, no low-quality matches), sampled (512, 0.25) and encoded
+ * with the RoI coder. Writes up to batch_size_per_image rows in proposal
+ * index order: rois[][4], labels[] (class, 0 background, -1 padding) and
+ * box_targets[][4]; *count rows are filled. */
+typedef struct lg_roi_sample_config {
+    float fg_iou_thresh;      /* 0.5 */
+    float bg_iou_thresh;      /* 0.5 */
+    int batch_size_per_image; /* 512 */
+    float positive_fraction;  /* 0.25 */
+    lg_box_coder coder;       /* LG_BOX_CODER_ROI */
+} lg_roi_sample_config;
+
+size_t lg_roi_sample_workspace(int num_proposals, int max_gt);
+lg_status lg_roi_sample(const lg_roi_sample_config *cfg, const float *proposals,
+                        int num_proposals, const float *gt_boxes, const int *gt_labels,
+                        int num_gt, uint64_t seed, void *workspace, float *rois, int *labels,
+                        float *box_targets, int *count, lg_error *err);
+
+/* RoIAlign (torchvision.ops.roi_align) of rois[K][5] = (batch index, x1,
+ * y1, x2, y2) on input[N][C][H][W] into output[K][C][pooled_h][pooled_w].
+ * sampling_ratio <= 0 is adaptive (ceil(roi size / pooled size)). A RoI
+ * whose batch index is negative is padding: zero output, no gradient.
+ * Backward ACCUMULATES into grad_input (zero it first). */
+typedef struct lg_roi_align_config {
+    int pooled_h, pooled_w; /* 7, 7 */
+    float spatial_scale;    /* 1 / feature stride */
+    int sampling_ratio;     /* 2 in the box head; -1 adaptive */
+    int aligned;            /* 0: torchvision's default, 1: half-pixel offset */
+} lg_roi_align_config;
+
+lg_status lg_roi_align_forward(const lg_roi_align_config *cfg, const float *input, int N, int C,
+                               int H, int W, const float *rois, int K, float *output,
+                               lg_error *err);
+lg_status lg_roi_align_backward(const lg_roi_align_config *cfg, const float *grad_output,
+                                int N, int C, int H, int W, const float *rois, int K,
+                                float *grad_input, lg_error *err);
+
+/* MultiScaleRoIAlign over FPN levels: each RoI is pooled from the level
+ * torchvision's LevelMapper picks, floor(4 + log2(sqrt(area) / 224) + 1e-6)
+ * clamped to [k_min, k_max] where the levels' spatial scales are 2^-k_min
+ * .. 2^-k_max (scales[] are those reciprocal strides, finest first). */
+typedef struct lg_multiscale_roi_align {
+    int num_levels;
+    float scales[LG_DETECT_MAX_LEVELS];
+    int pooled_h, pooled_w;
+    int sampling_ratio;
+    int aligned;
+    int canonical_scale; /* 224 */
+    int canonical_level; /* 4 */
+} lg_multiscale_roi_align;
+
+/* levels[K] (0-based into scales) for rois[K][5]. */
+lg_status lg_roi_levels(const lg_multiscale_roi_align *cfg, const float *rois, int K,
+                        int *levels, lg_error *err);
+/* features[l] is (N, C, heights[l], widths[l]); grads likewise, accumulated. */
+lg_status lg_multiscale_roi_align_forward(const lg_multiscale_roi_align *cfg,
+                                          const float *const *features, const int *heights,
+                                          const int *widths, int N, int C, const float *rois,
+                                          int K, float *output, lg_error *err);
+lg_status lg_multiscale_roi_align_backward(const lg_multiscale_roi_align *cfg,
+                                           const float *grad_output, const int *heights,
+                                           const int *widths, int N, int C, const float *rois,
+                                           int K, float *const *grad_features, lg_error *err);
+
+/* Fast R-CNN loss (torchvision fastrcnn_loss) over R rows:
+ * class_logits[R][K], box_regression[R][K*4], labels[R] (-1 rows are
+ * padding and count nowhere), box_targets[R][4]. loss_classifier is the
+ * cross entropy averaged over the non-padding rows; loss_box_reg is smooth
+ * L1 (beta) of the labelled class's deltas over foreground rows, summed and
+ * divided by the non-padding count. Backward as for the RPN loss. */
+lg_status lg_fastrcnn_loss_forward(const float *class_logits, const float *box_regression,
+                                   const int *labels, const float *box_targets, int R, int K,
+                                   float beta, float *loss_classifier, float *loss_box_reg,
+                                   lg_error *err);
+lg_status lg_fastrcnn_loss_backward(const float *class_logits, const float *box_regression,
+                                    const int *labels, const float *box_targets, int R, int K,
+                                    float beta, float dloss_classifier, float dloss_box_reg,
+                                    float *grad_logits, float *grad_box, lg_error *err);
+
+/* Post-processing for one image (torchvision RoIHeads.postprocess_detections):
+ * softmax, decode every class's box on rois[R] (RoI coder), clip, drop the
+ * background class, scores <= score_thresh and boxes under min_size, NMS
+ * per class, keep the detections_per_img best. boxes[D][4], scores[D],
+ * labels[D] (class ids >= 1) with D = detections_per_img. */
+typedef struct lg_detect_config {
+    float score_thresh;     /* 0.05 */
+    float nms_thresh;       /* 0.5 */
+    int detections_per_img; /* 100 */
+    float min_size;         /* 1e-2 */
+    lg_box_coder coder;     /* LG_BOX_CODER_ROI */
+} lg_detect_config;
+
+size_t lg_detections_workspace(int R, int K);
+lg_status lg_detections(const lg_detect_config *cfg, const float *class_logits,
+                        const float *box_regression, const float *rois, int R, int K,
+                        int image_h, int image_w, void *workspace, float *boxes, float *scores,
+                        int *labels, int *count, lg_error *err);
+
+/* ---- VOC evaluation -------------------------------------------------------- */
+
+/* The PASCAL VOC devkit's AP (voc_eval.py): per class, detections of all
+ * images by decreasing score; a detection is a true positive when its best
+ * IoU with a ground truth box of its class in its image is > iou_thresh and
+ * that box is not yet taken; matching a `difficult` box counts neither way;
+ * difficult boxes are not in the positives. AP is the area under the
+ * interpolated precision/recall curve, or the VOC2007 11-point average.
+ * pixel_offset adds the devkit's +1 to widths and heights (integer pixel
+ * boxes); leave it 0 for continuous coordinates. */
+typedef struct lg_voc_map_config {
+    float iou_thresh;  /* 0.5 */
+    int use_07_metric; /* 0: area under the curve, 1: 11-point */
+    int pixel_offset;  /* 0 */
+} lg_voc_map_config;
+
+typedef struct lg_voc_det {
+    int image, label;
+    float score;
+    float box[4];
+} lg_voc_det;
+
+typedef struct lg_voc_gt {
+    int image, label, difficult;
+    float box[4];
+} lg_voc_gt;
+
+/* Accumulates detections and ground truth of a validation epoch. */
+typedef struct lg_voc_eval {
+    int num_classes;
+    int num_images;
+    lg_voc_det *dets;
+    size_t num_dets, cap_dets;
+    lg_voc_gt *gts;
+    size_t num_gts, cap_gts;
+} lg_voc_eval;
+
+lg_status lg_voc_eval_init(lg_voc_eval *ev, int num_classes, lg_error *err);
+/* Adds one image: det_boxes[num_det][4], det_scores, det_labels; gt_boxes
+ * [num_gt][4], gt_labels, gt_difficult (may be NULL: none difficult).
+ * Labels outside [0, num_classes) are an error. */
+lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes, const float *det_scores,
+                          const int *det_labels, int num_det, const float *gt_boxes,
+                          const int *gt_labels, const int *gt_difficult, int num_gt,
+                          lg_error *err);
+/* ap[num_classes]: each class's AP, NAN for a class without (non-difficult)
+ * ground truth; *map: the mean over the other classes (NAN if none). */
+lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap,
+                              float *map, lg_error *err);
+void lg_voc_eval_reset(lg_voc_eval *ev);
+void lg_voc_eval_free(lg_voc_eval *ev);
+
+#endif
