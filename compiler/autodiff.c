@@ -1,0 +1,219 @@
+/* autodiff.c — the backward pass, generated at compile time (see autodiff.h).
+ *
+ * Input: an IrProgram whose training graph holds the forward ops in execution
+ * order and names its loss. Output: the same graph with backward ops appended
+ * (op->backward = 1, op->fwd = the op they differentiate), in the order they
+ * must run. plan.c assigns their buffers next; emit_c.c prints them.
+ *
+ * The walk visits forward ops last to first. Because the list is in
+ * execution order, every consumer of a value has been visited before its
+ * producer, so a value's gradient is complete when its producer's rule reads
+ * it. A rule adds the gradient it computes for an input with add_grad, which
+ * records it the first time and emits an accumulate op the next times (the
+ * gradient sum at a fan-out, e.g. a residual connection). Parameter gradients
+ * are not values of the graph: layer backward ops accumulate straight into
+ * the gradient block, which the trainer zeroes before a (possibly
+ * accumulated) optimizer step.
+ */
+#include "autodiff.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int needs_grad(const IrValue *v) {
+    return v && v->requires_grad && v->dtype == IR_F32 && v->storage != IR_ST_PARAM;
+}
+
+static IrValue *grad_like(IrGraph *g, const IrValue *x) {
+    IrValue *d = ir_value(g, ir_fmt("%s_grad", x->name), IR_F32, x->batched, x->ndim, x->dim);
+    return d;
+}
+
+static IrOp *bwd_op(IrGraph *g, IrKind kind, IrOp *fwd, int nin, IrValue *const *in) {
+    IrOp *op = ir_op(g, kind, nin, in);
+    op->backward = 1;
+    op->fwd = fwd;
+    if (fwd) {
+        op->a = fwd->a;
+        op->layer = fwd->layer;
+        op->file = fwd->file;
+        op->line = fwd->line;
+        op->param = fwd->param;
+        op->nparam = fwd->nparam;
+    }
+    return op;
+}
+
+/* Records d as (part of) x's gradient. */
+static void add_grad(IrGraph *g, IrValue *x, IrValue *d, IrOp *fwd) {
+    if (!x->grad) {
+        x->grad = d;
+        return;
+    }
+    IrValue *in[2] = {x->grad, d};
+    IrOp *op = bwd_op(g, IR_ACCUM, fwd, 2, in);
+    IrValue *sum = grad_like(g, x);
+    sum->def = op;
+    op->out[0] = sum;
+    op->nout = 1;
+    x->grad = sum;
+}
+
+/* An op with one fresh gradient output shaped like x, or NULL when x needs
+ * no gradient (the rule still runs for its parameter gradients). */
+static IrOp *emit_rule(IrGraph *g, IrKind kind, IrOp *fwd, IrValue *x, int nin, IrValue *const *in) {
+    IrOp *op = bwd_op(g, kind, fwd, nin, in);
+    if (needs_grad(x)) {
+        IrValue *dx = grad_like(g, x);
+        dx->def = op;
+        op->out[0] = dx;
+        op->nout = 1;
+        add_grad(g, x, dx, fwd);
+    }
+    return op;
+}
+
+/* The parameter-gradient values a layer's backward accumulates into. */
+static IrValue *pgrad(IrProgram *p, IrGraph *g, IrValue *param) {
+    if (!param || param->storage != IR_ST_PARAM || p->params[param->param].role != IR_TRAIN)
+        return NULL;
+    return ir_param_value(p, g, param->param, IR_ST_GRAD);
+}
+
+static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
+    IrValue *y = op->out[0];
+    IrValue *dy = y ? y->grad : NULL;
+    IrValue *x = op->in[0];
+    if (!dy)
+        return 0; /* nothing downstream needs this op's gradient */
+    switch (op->kind) {
+    case LG_OP_LINEAR:
+    case LG_OP_CONV2D: {
+        IrValue *in[5] = {dy, x, op->in[1], pgrad(p, g, op->in[1]),
+                          op->nin > 2 ? pgrad(p, g, op->in[2]) : NULL};
+        emit_rule(g, op->kind == LG_OP_LINEAR ? IR_LINEAR_BWD : IR_CONV2D_BWD, op, x, 5, in);
+        return 0;
+    }
+    case LG_OP_BATCH_NORM: {
+        /* in: x, weight, bias, running_mean, running_var; out: y, mean, invstd */
+        IrValue *in[7] = {dy, x, op->in[1], op->out[1], op->out[2],
+                          pgrad(p, g, op->in[1]), pgrad(p, g, op->in[2])};
+        emit_rule(g, IR_BATCH_NORM_BWD, op, x, 7, in);
+        return 0;
+    }
+    case LG_OP_RELU:
+    case LG_OP_SIGMOID:
+    case LG_OP_TANH:
+    case LG_OP_SOFTMAX:
+    case LG_OP_LOG_SOFTMAX: {
+        static const IrKind k[] = {[LG_OP_RELU] = IR_RELU_BWD, [LG_OP_SIGMOID] = IR_SIGMOID_BWD,
+                                   [LG_OP_TANH] = IR_TANH_BWD, [LG_OP_SOFTMAX] = IR_SOFTMAX_BWD,
+                                   [LG_OP_LOG_SOFTMAX] = IR_LOG_SOFTMAX_BWD};
+        IrValue *in[2] = {dy, y};
+        emit_rule(g, k[op->kind], op, x, 2, in);
+        return 0;
+    }
+    case LG_OP_LEAKY_RELU:
+    case LG_OP_GELU:
+    case LG_OP_SILU: {
+        IrKind k = op->kind == LG_OP_LEAKY_RELU ? IR_LEAKY_RELU_BWD
+                   : op->kind == LG_OP_GELU     ? IR_GELU_BWD
+                                                : IR_SILU_BWD;
+        IrValue *in[2] = {dy, x};
+        emit_rule(g, k, op, x, 2, in);
+        return 0;
+    }
+    case LG_OP_DROPOUT: {
+        IrValue *in[2] = {dy, op->out[1]}; /* the mask */
+        emit_rule(g, IR_DROPOUT_BWD, op, x, 2, in);
+        return 0;
+    }
+    case LG_OP_MAX_POOL2D: {
+        IrValue *in[2] = {dy, op->out[1]}; /* the saved arg-max (int32) */
+        emit_rule(g, IR_MAX_POOL2D_BWD, op, x, 2, in);
+        return 0;
+    }
+    case LG_OP_AVG_POOL2D:
+    case LG_OP_GLOBAL_AVG_POOL: {
+        IrValue *in[1] = {dy};
+        emit_rule(g, op->kind == LG_OP_AVG_POOL2D ? IR_AVG_POOL2D_BWD : IR_GLOBAL_AVG_POOL_BWD, op,
+                  x, 1, in);
+        return 0;
+    }
+    case LG_OP_FLATTEN:
+    case LG_OP_RESHAPE:
+        /* A view forward, a view backward: dx is dy's memory with x's shape. */
+        if (needs_grad(x)) {
+            IrValue *dx = grad_like(g, x);
+            dx->storage = IR_ST_VIEW;
+            dx->base = dy;
+            add_grad(g, x, dx, op);
+        }
+        return 0;
+    case LG_OP_ADD:
+        for (int i = 0; i < 2; i++)
+            if (needs_grad(op->in[i]))
+                add_grad(g, op->in[i], dy, op);
+        return 0;
+    case LG_OP_MUL:
+        for (int i = 0; i < 2; i++) {
+            IrValue *in[2] = {dy, op->in[1 - i]};
+            if (needs_grad(op->in[i]))
+                emit_rule(g, IR_MUL_BWD, op, op->in[i], 2, in);
+        }
+        return 0;
+    case LG_OP_SCALE: {
+        IrValue *in[1] = {dy};
+        emit_rule(g, LG_OP_SCALE, op, x, 1, in);
+        return 0;
+    }
+    case LG_OP_MEAN:
+    case LG_OP_SUM: {
+        IrValue *in[1] = {dy};
+        emit_rule(g, op->kind == LG_OP_MEAN ? IR_MEAN_BWD : IR_SUM_BWD, op, x, 1, in);
+        return 0;
+    }
+    case LG_OP_CROSS_ENTROPY:
+    case LG_OP_MSE_LOSS:
+    case LG_OP_L1_LOSS:
+    case LG_OP_SMOOTH_L1_LOSS:
+    case LG_OP_BCE_WITH_LOGITS: {
+        IrKind k = op->kind == LG_OP_CROSS_ENTROPY  ? IR_CROSS_ENTROPY_BWD
+                   : op->kind == LG_OP_MSE_LOSS     ? IR_MSE_LOSS_BWD
+                   : op->kind == LG_OP_L1_LOSS      ? IR_L1_LOSS_BWD
+                   : op->kind == LG_OP_SMOOTH_L1_LOSS ? IR_SMOOTH_L1_LOSS_BWD
+                                                    : IR_BCE_WITH_LOGITS_BWD;
+        IrValue *in[3] = {dy, x, op->in[1]};
+        emit_rule(g, k, op, x, 3, in);
+        return 0;
+    }
+    default:
+        if (errs)
+            fprintf(errs, "%s:%d: error: no backward rule for '%s' yet\n", op->file ? op->file : "?",
+                    op->line, ir_kind_name(op->kind));
+        return 1;
+    }
+}
+
+int ad_backward(IrProgram *p, void *errs) {
+    IrGraph *g = &p->graphs[IR_STEP_TRAIN];
+    if (!g->present || !g->loss)
+        return 0;
+    g->nforward = g->nops;
+    if (!g->loss->requires_grad)
+        return 0; /* nothing to train: the optimizer step sees zero gradients */
+    IrOp *seed = ir_op(g, IR_SEED, 0, NULL);
+    seed->backward = 1;
+    seed->file = g->file;
+    seed->line = g->line;
+    IrValue *d = ir_value(g, "loss_grad", IR_F32, 0, 0, NULL);
+    d->def = seed;
+    seed->out[0] = d;
+    seed->nout = 1;
+    g->loss->grad = d;
+    int errors = 0;
+    for (int i = g->nforward - 1; i >= 0; i--)
+        if (g->ops[i]->kind < LG_OP_COUNT)
+            errors += differentiate(p, g, g->ops[i], errs);
+    return errors;
+}
