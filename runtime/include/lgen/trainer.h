@@ -238,17 +238,17 @@ typedef lg_status (*lg_step_fn)(lg_step_io *io, const lg_batch *b);
 /* ---- the runtime's generator (init, shuffles the runtime owns) ----------- */
 
 /* xoshiro256**, seeded with splitmix64; its state goes into checkpoints. */
-typedef struct lg_rng {
+typedef struct lg_prng {
     uint64_t s[4];
-} lg_rng;
+} lg_prng;
 
-void lg_rng_seed(lg_rng *r, uint64_t seed);
-uint64_t lg_rng_next(lg_rng *r);
+void lg_prng_seed(lg_prng *r, uint64_t seed);
+uint64_t lg_prng_next(lg_prng *r);
 /* Uniform in [lo, hi) as a float, from the top 24 bits. */
-float lg_rng_uniform(lg_rng *r, float lo, float hi);
+float lg_prng_uniform(lg_prng *r, float lo, float hi);
 
 /* U(-bound, bound) for n floats: generated init functions may call it. */
-void lg_init_uniform(float *p, size_t n, float bound, lg_rng *rng);
+void lg_init_uniform(float *p, size_t n, float bound, lg_prng *rng);
 
 /* ---- the model ----------------------------------------------------------- */
 
@@ -296,7 +296,7 @@ typedef struct lg_model_def {
     /* Optional: initialises the parameter block (already zeroed) from the
      * runtime's generator; NULL: each lg_param's init kind is applied in
      * table order with lg_init_params. */
-    void (*init)(float *params, lg_rng *rng);
+    void (*init)(float *params, lg_prng *rng);
 
     lg_step_fn train_step;     /* forward + backward: loss, logs, grads += */
     lg_step_fn eval_step[LG_STAGE_COUNT]; /* [LG_STAGE_VALIDATE], [LG_STAGE_TEST]: logs */
@@ -312,6 +312,6 @@ int lg_main(int argc, char **argv, const lg_model_def *def);
 
 /* Applies each parameter's lg_init_kind in table order (what def->init = NULL
  * means). */
-void lg_init_params(const lg_model_def *def, float *params, lg_rng *rng);
+void lg_init_params(const lg_model_def *def, float *params, lg_prng *rng);
 
 #endif
