@@ -1,0 +1,2 @@
+# tests/data.mk: the data pipeline's Check suites (issue 5).
+CHECK_PROGS += build/tests/check_data
