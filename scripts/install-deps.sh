@@ -9,6 +9,8 @@ PKGS="build-essential pkg-config flex bison check libsubunit-dev libjansson-dev
 libcurl4-openssl-dev libarchive-dev libxml2-dev libpng-dev libjpeg62-turbo-dev
 libopenblas-dev dataset-fashion-mnist graphviz python3"
 
+# data pipeline (issue 5): sha256 through libcrypto, .gz through zlib
+PKGS="$PKGS libssl-dev zlib1g-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
