@@ -1,0 +1,600 @@
+/* runtime/cuda/body.h — the per-thread bodies of lgen's own CUDA kernels.
+ *
+ * Every kernel the CUDA backend writes itself (everything that is not cuDNN or
+ * cuBLAS) is split in two: a *body* here, which computes one thread's share of
+ * the work from an index and plain pointers, and a *launcher* in kernels.cu,
+ * which maps the grid onto that index. The bodies are `static inline` and
+ * marked LG_HD: `__host__ __device__` under nvcc, nothing under a C compiler.
+ * So the same text runs on the GPU and, in tests/check_cuda_body.c, on the
+ * CPU over the whole grid (with no GPU present), where it is compared with
+ * plain references and with numbers PyTorch produced.
+ *
+ * Conventions: N batch, C classes/channels, H, W spatial, K boxes/RoIs.
+ * Tensors are contiguous, row-major (NCHW), float32 unless a name says f16
+ * or bf16 (16-bit patterns kept in uint16_t). A body that several threads
+ * may run against the same output uses LG_ATOMIC_ADD, which is atomicAdd on
+ * the device and a plain += on the host (where the harness runs the grid
+ * sequentially).
+ *
+ * Neighbours: lgen/cuda.h (public launchers, the activation enum), kernels.cu
+ * (launchers), cuda.c (context, arena, cuBLAS, cuDNN), tests/check_cuda_body.c.
+ */
+#ifndef LGEN_CUDA_BODY_H
+#define LGEN_CUDA_BODY_H
+
+#include "lgen/cuda.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__CUDACC__)
+#define LG_HD __host__ __device__
+#else
+#define LG_HD
+#endif
+#define LG_BODY static inline LG_HD
+
+#if defined(__CUDA_ARCH__)
+#define LG_ATOMIC_ADD(p, v) atomicAdd((p), (v))
+#else
+#define LG_ATOMIC_ADD(p, v) (*(p) += (v))
+#endif
+
+/* ---- bit views and finiteness ------------------------------------------ */
+
+LG_BODY uint32_t lg_cuk_f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+LG_BODY float lg_cuk_u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* True for every value but +-inf and NaN (exponent bits not all ones). */
+LG_BODY int lg_cuk_finite(float f) {
+    return (lg_cuk_f2u(f) & 0x7f800000u) != 0x7f800000u;
+}
+
+/* ---- fp16 and bf16 conversions (round to nearest, ties to even) --------- */
+
+/* float32 -> IEEE binary16 bits, as c10::Half / torch .half(): values from
+ * 65520 up become infinity, NaN becomes sign | 0x7e00, subnormals round
+ * correctly. */
+LG_BODY uint16_t lg_cuk_f32_to_f16(float f) {
+    uint32_t x = lg_cuk_f2u(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t a = x & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00u);
+    if (a >= 0x477ff000u) /* 65520 and up: rounds to infinity */
+        return (uint16_t)(sign | 0x7c00u);
+    if (a < 0x38800000u) { /* below 2^-14: a half subnormal or zero */
+        uint32_t e = a >> 23;
+        if (e < 102) /* below 2^-25: rounds to zero */
+            return (uint16_t)sign;
+        uint32_t m = (a & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e; /* units of 2^-24 */
+        uint32_t q = m >> shift;
+        uint32_t rem = m & ((1u << shift) - 1);
+        uint32_t half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u)))
+            q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t h = (a - 0x38000000u) >> 13; /* rebias 127 -> 15 */
+    uint32_t rem = a & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+/* IEEE binary16 bits -> float32 (exact). */
+LG_BODY float lg_cuk_f16_to_f32(uint16_t h) {
+    uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
+    uint32_t e = ((uint32_t)h >> 10) & 0x1fu;
+    uint32_t m = (uint32_t)h & 0x3ffu;
+    uint32_t bits;
+    if (e == 0x1f) {
+        bits = sign | 0x7f800000u | (m << 13);
+    } else if (e == 0) {
+        if (m == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            e = 113;
+            while (!(m & 0x400u)) {
+                m <<= 1;
+                e--;
+            }
+            bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else {
+        bits = sign | ((e + 112) << 23) | (m << 13);
+    }
+    return lg_cuk_u2f(bits);
+}
+
+/* float32 -> bfloat16 bits, as c10::BFloat16: NaN becomes 0x7fc0. */
+LG_BODY uint16_t lg_cuk_f32_to_bf16(float f) {
+    uint32_t x = lg_cuk_f2u(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return 0x7fc0u;
+    uint32_t bias = ((x >> 16) & 1u) + 0x7fffu;
+    return (uint16_t)((x + bias) >> 16);
+}
+
+LG_BODY float lg_cuk_bf16_to_f32(uint16_t b) {
+    return lg_cuk_u2f((uint32_t)b << 16);
+}
+
+/* Element i of a buffer of dtype dt, as float, and back (rounding). The
+ * launchers pass dt as a template constant, so the switch folds away. */
+LG_BODY float lg_cuk_load(const void *p, size_t i, int dt) {
+    if (dt == LG_CUDA_F16)
+        return lg_cuk_f16_to_f32(((const uint16_t *)p)[i]);
+    if (dt == LG_CUDA_BF16)
+        return lg_cuk_bf16_to_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+LG_BODY void lg_cuk_store(void *p, size_t i, int dt, float v) {
+    if (dt == LG_CUDA_F16)
+        ((uint16_t *)p)[i] = lg_cuk_f32_to_f16(v);
+    else if (dt == LG_CUDA_BF16)
+        ((uint16_t *)p)[i] = lg_cuk_f32_to_bf16(v);
+    else
+        ((float *)p)[i] = v;
+}
+
+/* ---- elementwise activations ------------------------------------------- */
+
+#define LG_CUK_SQRT1_2 0.70710678118654752440f
+#define LG_CUK_INV_SQRT_2PI 0.39894228040143267794f
+#define LG_CUK_SQRT_2_OVER_PI 0.79788456080286535588f
+
+LG_BODY float lg_cuk_sigmoid(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* One element of the forward pass; alpha is leaky_relu's negative slope. */
+LG_BODY float lg_cuk_act_forward(int act, float x, float alpha) {
+    switch (act) {
+    case LG_CUDA_ACT_RELU: return (x > 0.0f || x != x) ? x : 0.0f;
+    case LG_CUDA_ACT_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+    case LG_CUDA_ACT_SIGMOID: return lg_cuk_sigmoid(x);
+    case LG_CUDA_ACT_TANH: return tanhf(x);
+    case LG_CUDA_ACT_GELU: return 0.5f * x * (1.0f + erff(x * LG_CUK_SQRT1_2));
+    case LG_CUDA_ACT_GELU_TANH: {
+        float inner = LG_CUK_SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
+        return 0.5f * x * (1.0f + tanhf(inner));
+    }
+    case LG_CUDA_ACT_SILU: return x * lg_cuk_sigmoid(x);
+    }
+    return x;
+}
+
+/* One element of the backward pass: dx from the input x, the forward output
+ * y and the output gradient dy (PyTorch's formulas, which use y where they
+ * can: sigmoid and tanh). */
+LG_BODY float lg_cuk_act_backward(int act, float x, float y, float dy, float alpha) {
+    switch (act) {
+    case LG_CUDA_ACT_RELU: return y > 0.0f ? dy : 0.0f;
+    case LG_CUDA_ACT_LEAKY_RELU: return x > 0.0f ? dy : alpha * dy;
+    case LG_CUDA_ACT_SIGMOID: return dy * (1.0f - y) * y;
+    case LG_CUDA_ACT_TANH: return dy * (1.0f - y * y);
+    case LG_CUDA_ACT_GELU: {
+        float cdf = 0.5f * (1.0f + erff(x * LG_CUK_SQRT1_2));
+        float pdf = expf(-0.5f * x * x) * LG_CUK_INV_SQRT_2PI;
+        return dy * (cdf + x * pdf);
+    }
+    case LG_CUDA_ACT_GELU_TANH: {
+        const float beta = LG_CUK_SQRT_2_OVER_PI, kappa = 0.044715f;
+        float x2 = x * x;
+        float t = tanhf(beta * (x + kappa * x2 * x));
+        float left = 0.5f * x, right = 1.0f + t;
+        float dleft = 0.5f * right;
+        float dright = left * (1.0f - t * t) * beta * (1.0f + 3.0f * kappa * x2);
+        return dy * (dleft + dright);
+    }
+    case LG_CUDA_ACT_SILU: {
+        float s = lg_cuk_sigmoid(x);
+        return dy * s * (1.0f + x * (1.0f - s));
+    }
+    }
+    return dy;
+}
+
+/* ---- linear bias gradient ----------------------------------------------- */
+
+/* db[j] (+)= sum over n of dy[n, j], dy and db in dtype dt, summed in
+ * float; one thread per output feature j. */
+LG_BODY void lg_cuk_bias_grad(size_t j, int dt, const void *dy, size_t N, size_t out, void *db,
+                              int accumulate) {
+    float s = 0.0f;
+    for (size_t n = 0; n < N; n++)
+        s += lg_cuk_load(dy, n * out + j, dt);
+    lg_cuk_store(db, j, dt, accumulate ? lg_cuk_load(db, j, dt) + s : s);
+}
+
+/* ---- softmax cross entropy ---------------------------------------------- */
+/* PyTorch's F.cross_entropy(logits, labels, weight, ignore_index,
+ * label_smoothing, reduction). The forward pass is a row body (one thread
+ * per sample) that leaves each row's loss, weight and log-sum-exp, then a
+ * reduction; the backward pass is one thread per logit. A label outside
+ * [0, C) that is not ignore_index gives a NaN loss (PyTorch raises; a device
+ * cannot, and the trainer's finite-loss check reports it). */
+
+LG_BODY void lg_cuk_ce_row(size_t i, const lg_cuda_ce *d, const float *logits, const int32_t *labels,
+                           const float *weight, float *row_loss, float *row_weight, float *lse) {
+    const float *x = logits + i * (size_t)d->C;
+    float m = x[0];
+    for (int c = 1; c < d->C; c++)
+        m = fmaxf(m, x[c]);
+    float s = 0.0f;
+    for (int c = 0; c < d->C; c++)
+        s += expf(x[c] - m);
+    float l = m + logf(s);
+    lse[i] = l;
+    int y = labels[i];
+    if (y == d->ignore_index) {
+        row_loss[i] = 0.0f;
+        row_weight[i] = 0.0f;
+        return;
+    }
+    if (y < 0 || y >= d->C) {
+        row_loss[i] = NAN;
+        row_weight[i] = 1.0f;
+        return;
+    }
+    float wy = weight ? weight[y] : 1.0f;
+    float loss = (1.0f - d->label_smoothing) * wy * (l - x[y]);
+    if (d->label_smoothing > 0.0f) {
+        float smooth = 0.0f;
+        for (int c = 0; c < d->C; c++)
+            smooth += (weight ? weight[c] : 1.0f) * (l - x[c]);
+        loss += d->label_smoothing / (float)d->C * smooth;
+    }
+    row_loss[i] = loss;
+    row_weight[i] = wy;
+}
+
+/* From the sums of the rows' losses and weights: the loss, and the divisor
+ * the backward pass uses (the weight sum for "mean", 1 for "sum"). */
+LG_BODY void lg_cuk_ce_finish(const lg_cuda_ce *d, float loss_sum, float weight_sum, float *loss,
+                              float *divisor) {
+    float div = d->reduction_sum ? 1.0f : weight_sum;
+    *divisor = div;
+    *loss = loss_sum / div;
+}
+
+/* dlogits[i, c]; wsum is the sum of the class weights (C without weights). */
+LG_BODY void lg_cuk_ce_backward(size_t idx, const lg_cuda_ce *d, const float *logits,
+                                const int32_t *labels, const float *weight, float wsum,
+                                const float *lse, float dloss, float divisor, float *dlogits) {
+    size_t i = idx / (size_t)d->C;
+    int c = (int)(idx % (size_t)d->C);
+    int y = labels[i];
+    if (y == d->ignore_index || y < 0 || y >= d->C) {
+        dlogits[idx] = 0.0f;
+        return;
+    }
+    float p = expf(logits[idx] - lse[i]);
+    float wy = weight ? weight[y] : 1.0f;
+    float wc = weight ? weight[c] : 1.0f;
+    float g = (1.0f - d->label_smoothing) * wy * (p - (c == y ? 1.0f : 0.0f));
+    if (d->label_smoothing > 0.0f)
+        g += d->label_smoothing / (float)d->C * (p * wsum - wc);
+    dlogits[idx] = g * (dloss / divisor);
+}
+
+/* 1 when the row's first maximum is at its label, else 0. */
+LG_BODY float lg_cuk_accuracy_row(size_t i, const float *logits, const int32_t *labels, int C) {
+    const float *x = logits + i * (size_t)C;
+    int best = 0;
+    for (int c = 1; c < C; c++)
+        if (x[c] > x[best])
+            best = c;
+    return best == labels[i] ? 1.0f : 0.0f;
+}
+
+/* ---- optimizers (torch.optim, single-tensor path) ------------------------ */
+/* Each update is one thread per parameter element. `skip` (may be NULL)
+ * points at the loss scaler's found-inf flag: when set, the step is skipped,
+ * as GradScaler.step does, without the host reading the flag back. */
+
+LG_BODY void lg_cuk_sgd_update(size_t i, const lg_cuda_sgd *h, int first_step, float *param,
+                               const float *grad, float *momentum_buf, const int *skip) {
+    if (skip && *skip)
+        return;
+    float g = h->maximize ? -grad[i] : grad[i];
+    if (h->weight_decay != 0.0f)
+        g += h->weight_decay * param[i];
+    if (h->momentum != 0.0f) {
+        float b = first_step ? g : h->momentum * momentum_buf[i] + (1.0f - h->dampening) * g;
+        momentum_buf[i] = b;
+        g = h->nesterov ? g + h->momentum * b : b;
+    }
+    param[i] += -h->lr * g;
+}
+
+/* Adam's per-step scalars, kept on the device so that a skipped step does
+ * not advance the step count. */
+typedef struct lg_cuk_adam_step {
+    int64_t step;
+    float step_size;  /* lr / (1 - beta1^step) */
+    float bc2_sqrt;   /* sqrt(1 - beta2^step) */
+    float decay;      /* AdamW: 1 - lr * weight_decay */
+} lg_cuk_adam_step;
+
+/* One thread: advances the step (unless skipped) and computes its scalars
+ * in double, as PyTorch does on the host. */
+LG_BODY void lg_cuk_adam_prepare(const lg_cuda_adam *h, lg_cuk_adam_step *st, const int *skip) {
+    if (skip && *skip)
+        return;
+    st->step++;
+    double bc1 = 1.0 - pow((double)h->beta1, (double)st->step);
+    double bc2 = 1.0 - pow((double)h->beta2, (double)st->step);
+    st->step_size = (float)((double)h->lr / bc1);
+    st->bc2_sqrt = (float)sqrt(bc2);
+    st->decay = (float)(1.0 - (double)h->lr * (double)h->weight_decay);
+}
+
+LG_BODY void lg_cuk_adam_update(size_t i, const lg_cuda_adam *h, const lg_cuk_adam_step *st,
+                                float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                                float *max_exp_avg_sq, const int *skip) {
+    if (skip && *skip)
+        return;
+    float g = h->maximize ? -grad[i] : grad[i];
+    float p = param[i];
+    if (h->weight_decay != 0.0f) {
+        if (h->decoupled)
+            p *= st->decay;
+        else
+            g += h->weight_decay * p;
+    }
+    float m = exp_avg[i] + (1.0f - h->beta1) * (g - exp_avg[i]);
+    float v = exp_avg_sq[i] * h->beta2 + (1.0f - h->beta2) * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    if (h->amsgrad) {
+        v = fmaxf(max_exp_avg_sq[i], v);
+        max_exp_avg_sq[i] = v;
+    }
+    float denom = sqrtf(v) / st->bc2_sqrt + h->eps;
+    param[i] = p + (-st->step_size) * (m / denom);
+}
+
+/* ---- mixed precision: loss scaling (torch.cuda.amp.GradScaler) ---------- */
+
+/* Unscales one gradient value in place of the caller's copy and raises the
+ * found-inf flag when the scaled value was not finite (all writers store 1,
+ * so the race is benign). */
+LG_BODY float lg_cuk_unscale(float g, float inv_scale, int *found_inf) {
+    if (!lg_cuk_finite(g))
+        *found_inf = 1;
+    return g * inv_scale;
+}
+
+/* GradScaler.update(): back off on overflow, grow after growth_interval
+ * clean steps, never grow to infinity (torch._amp_update_scale_). */
+LG_BODY void lg_cuk_scaler_update(lg_cuda_scaler *s, int found_inf) {
+    if (found_inf) {
+        s->scale *= s->backoff_factor;
+        s->growth_tracker = 0;
+        return;
+    }
+    int32_t good = s->growth_tracker + 1;
+    if (good == s->growth_interval) {
+        float grown = s->scale * s->growth_factor;
+        if (lg_cuk_finite(grown))
+            s->scale = grown;
+        s->growth_tracker = 0;
+    } else {
+        s->growth_tracker = good;
+    }
+}
+
+/* ---- detection: NMS (torchvision.ops.nms) -------------------------------- */
+/* Boxes are (x1, y1, x2, y2). The order is by score, descending, ties by
+ * index (a stable sort): rank_i counts the boxes that come before box i.
+ * Then each thread (i, block) computes a 64-bit word of "i suppresses j"
+ * for the 64 boxes j of one block, and one thread walks the words in score
+ * order to pick the survivors (torchvision's scheme). */
+
+#define LG_CUK_NMS_BLOCK 64
+
+LG_BODY int lg_cuk_rank_desc(size_t i, const float *scores, size_t n) {
+    float s = scores[i];
+    int r = 0;
+    for (size_t j = 0; j < n; j++)
+        if (scores[j] > s || (scores[j] == s && j < i))
+            r++;
+    return r;
+}
+
+LG_BODY float lg_cuk_iou(const float *a, const float *b) {
+    float w = fmaxf(fminf(a[2], b[2]) - fmaxf(a[0], b[0]), 0.0f);
+    float h = fmaxf(fminf(a[3], b[3]) - fmaxf(a[1], b[1]), 0.0f);
+    float inter = w * h;
+    float area_a = (a[2] - a[0]) * (a[3] - a[1]);
+    float area_b = (b[2] - b[0]) * (b[3] - b[1]);
+    return inter / (area_a + area_b - inter);
+}
+
+/* sorted: boxes in score order ([n, 4]); mask: [n, ceil(n / 64)] words. */
+LG_BODY void lg_cuk_nms_mask(size_t i, size_t block, const float *sorted, size_t n, float iou_thresh,
+                             uint64_t *mask) {
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    uint64_t bits = 0;
+    for (size_t k = 0; k < LG_CUK_NMS_BLOCK; k++) {
+        size_t j = block * LG_CUK_NMS_BLOCK + k;
+        if (j >= n)
+            break;
+        if (j > i && lg_cuk_iou(sorted + 4 * i, sorted + 4 * j) > iou_thresh)
+            bits |= (uint64_t)1 << k;
+    }
+    mask[i * blocks + block] = bits;
+}
+
+/* One thread: keep[] gets the original indices of the survivors in score
+ * order (at most max_keep), *num_keep their count. removed: ceil(n/64)
+ * words of scratch. order[r] is the original index of rank r. */
+LG_BODY void lg_cuk_nms_reduce(size_t n, const uint64_t *mask, uint64_t *removed, const int *order,
+                               int *keep, int *num_keep, int max_keep) {
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    for (size_t b = 0; b < blocks; b++)
+        removed[b] = 0;
+    int count = 0;
+    for (size_t i = 0; i < n && count < max_keep; i++) {
+        size_t b = i / LG_CUK_NMS_BLOCK, k = i % LG_CUK_NMS_BLOCK;
+        if (removed[b] & ((uint64_t)1 << k))
+            continue;
+        keep[count++] = order[i];
+        for (size_t w = b; w < blocks; w++)
+            removed[w] |= mask[i * blocks + w];
+    }
+    *num_keep = count;
+}
+
+/* ---- detection: RoIAlign (torchvision.ops.roi_align) --------------------- */
+/* rois: [K, 5] rows of (batch index, x1, y1, x2, y2) in image coordinates.
+ * With several feature levels, each RoI goes to the level torchvision's
+ * MultiScaleRoIAlign LevelMapper picks (canonical size 224 at level 4). */
+
+LG_BODY int lg_cuk_roi_level(const lg_cuda_roi_align *d, const float *roi) {
+    if (d->levels <= 1)
+        return 0;
+    float area = (roi[3] - roi[1]) * (roi[4] - roi[2]);
+    float s = sqrtf(area);
+    float k = floorf(4.0f + log2f(s / 224.0f) + 1e-6f);
+    float lo = (float)d->k_min, hi = (float)(d->k_min + d->levels - 1);
+    k = fminf(fmaxf(k, lo), hi);
+    return (int)k - d->k_min;
+}
+
+LG_BODY float lg_cuk_bilinear(const float *in, int H, int W, float y, float x) {
+    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W)
+        return 0.0f;
+    if (y <= 0.0f)
+        y = 0.0f;
+    if (x <= 0.0f)
+        x = 0.0f;
+    int y_low = (int)y, x_low = (int)x, y_high, x_high;
+    if (y_low >= H - 1) {
+        y_high = y_low = H - 1;
+        y = (float)y_low;
+    } else {
+        y_high = y_low + 1;
+    }
+    if (x_low >= W - 1) {
+        x_high = x_low = W - 1;
+        x = (float)x_low;
+    } else {
+        x_high = x_low + 1;
+    }
+    float ly = y - (float)y_low, lx = x - (float)x_low;
+    float hy = 1.0f - ly, hx = 1.0f - lx;
+    return hy * hx * in[y_low * W + x_low] + hy * lx * in[y_low * W + x_high] +
+           ly * hx * in[y_high * W + x_low] + ly * lx * in[y_high * W + x_high];
+}
+
+/* The RoI's bin geometry, shared by forward and backward. */
+typedef struct lg_cuk_roi_geom {
+    int level, batch, grid_h, grid_w, H, W;
+    float start_h, start_w, bin_h, bin_w, count;
+} lg_cuk_roi_geom;
+
+LG_BODY lg_cuk_roi_geom lg_cuk_roi_geometry(const lg_cuda_roi_align *d, const float *roi) {
+    lg_cuk_roi_geom g;
+    g.level = lg_cuk_roi_level(d, roi);
+    g.batch = (int)roi[0];
+    g.H = d->H[g.level];
+    g.W = d->W[g.level];
+    float scale = d->spatial_scale[g.level];
+    float off = d->aligned ? 0.5f : 0.0f;
+    g.start_w = roi[1] * scale - off;
+    g.start_h = roi[2] * scale - off;
+    float rw = roi[3] * scale - off - g.start_w;
+    float rh = roi[4] * scale - off - g.start_h;
+    if (!d->aligned) {
+        rw = fmaxf(rw, 1.0f);
+        rh = fmaxf(rh, 1.0f);
+    }
+    g.bin_h = rh / (float)d->PH;
+    g.bin_w = rw / (float)d->PW;
+    g.grid_h = d->sampling_ratio > 0 ? d->sampling_ratio : (int)ceilf(rh / (float)d->PH);
+    g.grid_w = d->sampling_ratio > 0 ? d->sampling_ratio : (int)ceilf(rw / (float)d->PW);
+    int cnt = g.grid_h * g.grid_w;
+    g.count = (float)(cnt > 1 ? cnt : 1);
+    return g;
+}
+
+/* out[k, c, ph, pw]; one thread per output element. feat[l] is level l's
+ * [N, C, H_l, W_l] map. */
+LG_BODY void lg_cuk_roi_align_forward(size_t idx, const lg_cuda_roi_align *d,
+                                      const float *const *feat, const float *rois, float *out) {
+    int pw = (int)(idx % (size_t)d->PW);
+    int ph = (int)(idx / (size_t)d->PW % (size_t)d->PH);
+    int c = (int)(idx / ((size_t)d->PW * d->PH) % (size_t)d->C);
+    size_t k = idx / ((size_t)d->PW * d->PH * d->C);
+    lg_cuk_roi_geom g = lg_cuk_roi_geometry(d, rois + 5 * k);
+    const float *in = feat[g.level] + ((size_t)g.batch * d->C + c) * (size_t)g.H * g.W;
+    float acc = 0.0f;
+    for (int iy = 0; iy < g.grid_h; iy++) {
+        float y = g.start_h + ph * g.bin_h + ((float)iy + 0.5f) * g.bin_h / (float)g.grid_h;
+        for (int ix = 0; ix < g.grid_w; ix++) {
+            float x = g.start_w + pw * g.bin_w + ((float)ix + 0.5f) * g.bin_w / (float)g.grid_w;
+            acc += lg_cuk_bilinear(in, g.H, g.W, y, x);
+        }
+    }
+    out[idx] = acc / g.count;
+}
+
+/* One thread per element of dout: scatters into dfeat[level] (which the
+ * caller zeroed) with LG_ATOMIC_ADD. */
+LG_BODY void lg_cuk_roi_align_backward(size_t idx, const lg_cuda_roi_align *d,
+                                       float *const *dfeat, const float *rois, const float *dout) {
+    int pw = (int)(idx % (size_t)d->PW);
+    int ph = (int)(idx / (size_t)d->PW % (size_t)d->PH);
+    int c = (int)(idx / ((size_t)d->PW * d->PH) % (size_t)d->C);
+    size_t k = idx / ((size_t)d->PW * d->PH * d->C);
+    lg_cuk_roi_geom g = lg_cuk_roi_geometry(d, rois + 5 * k);
+    float *gin = dfeat[g.level] + ((size_t)g.batch * d->C + c) * (size_t)g.H * g.W;
+    float gbin = dout[idx] / g.count;
+    int H = g.H, W = g.W;
+    for (int iy = 0; iy < g.grid_h; iy++) {
+        float y = g.start_h + ph * g.bin_h + ((float)iy + 0.5f) * g.bin_h / (float)g.grid_h;
+        for (int ix = 0; ix < g.grid_w; ix++) {
+            float x = g.start_w + pw * g.bin_w + ((float)ix + 0.5f) * g.bin_w / (float)g.grid_w;
+            if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W)
+                continue;
+            float yy = y <= 0.0f ? 0.0f : y, xx = x <= 0.0f ? 0.0f : x;
+            int y_low = (int)yy, x_low = (int)xx, y_high, x_high;
+            if (y_low >= H - 1) {
+                y_high = y_low = H - 1;
+                yy = (float)y_low;
+            } else {
+                y_high = y_low + 1;
+            }
+            if (x_low >= W - 1) {
+                x_high = x_low = W - 1;
+                xx = (float)x_low;
+            } else {
+                x_high = x_low + 1;
+            }
+            float ly = yy - (float)y_low, lx = xx - (float)x_low;
+            float hy = 1.0f - ly, hx = 1.0f - lx;
+            LG_ATOMIC_ADD(gin + y_low * W + x_low, gbin * hy * hx);
+            LG_ATOMIC_ADD(gin + y_low * W + x_high, gbin * hy * lx);
+            LG_ATOMIC_ADD(gin + y_high * W + x_low, gbin * ly * hx);
+            LG_ATOMIC_ADD(gin + y_high * W + x_high, gbin * ly * lx);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,316 @@
+/* lgen/cuda.h — the CUDA backend's runtime interface (build/liblgen_cuda.a).
+ *
+ * A generated CUDA trainer holds one lg_cuda context per device. At start-up
+ * it creates the context (one cudaMalloc for the whole device arena whose
+ * size the compiler planned, pinned staging buffers, two streams, the cuBLAS,
+ * cuBLASLt and cuDNN handles) and one plan per cuBLASLt/cuDNN layer (where
+ * algorithms and workspace sizes are chosen). The training loop then only
+ * launches: no cudaMalloc, no host malloc, no host-device synchronisation
+ * except to read the logged values. Device pointers are arena offsets turned
+ * into pointers with lg_cuda_arena().
+ *
+ * Every function that can fail returns an lg_status and leaves its message
+ * in err ("no CUDA device: <cudaGetErrorString>", or "<file>:<line>: cuDNN
+ * error: <name>" around a failing library call). Nothing here exits.
+ *
+ * The project's own kernels (activations, cross entropy, accuracy, fused
+ * optimizer updates, fp16/bf16 conversion, loss scaling, NMS, RoIAlign) are
+ * launchers over per-thread bodies in runtime/cuda/body.h, which the host
+ * tests run on the CPU. This header needs no CUDA headers: a C trainer
+ * includes it, and only liblgen_cuda.a is compiled against the toolkit.
+ */
+#ifndef LGEN_CUDA_H
+#define LGEN_CUDA_H
+
+#include "lgen/status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- types shared with the kernel bodies -------------------------------- */
+
+typedef enum { LG_CUDA_F32 = 0, LG_CUDA_F16 = 1, LG_CUDA_BF16 = 2 } lg_cuda_dtype;
+
+/* Bytes per element of a dtype. */
+#define LG_CUDA_DTYPE_SIZE(dt) ((dt) == LG_CUDA_F32 ? 4u : 2u)
+
+typedef enum {
+    LG_CUDA_ACT_RELU,
+    LG_CUDA_ACT_LEAKY_RELU, /* alpha = negative_slope */
+    LG_CUDA_ACT_SIGMOID,
+    LG_CUDA_ACT_TANH,
+    LG_CUDA_ACT_GELU,      /* exact (erf) form */
+    LG_CUDA_ACT_GELU_TANH, /* approximate = "tanh" */
+    LG_CUDA_ACT_SILU,
+} lg_cuda_act;
+
+/* F.cross_entropy over logits [N, C] and int32 labels [N]. */
+typedef struct lg_cuda_ce {
+    int N, C;
+    float label_smoothing;
+    int ignore_index;  /* -100 as in PyTorch */
+    int reduction_sum; /* 0: mean over the (weighted) non-ignored rows; 1: sum */
+} lg_cuda_ce;
+
+/* torch.optim.SGD's hyperparameters. */
+typedef struct lg_cuda_sgd {
+    float lr, momentum, dampening, weight_decay;
+    int nesterov, maximize;
+} lg_cuda_sgd;
+
+/* torch.optim.Adam (decoupled = 0) and AdamW (decoupled = 1). */
+typedef struct lg_cuda_adam {
+    float lr, beta1, beta2, eps, weight_decay;
+    int decoupled, amsgrad, maximize;
+} lg_cuda_adam;
+
+/* Dynamic loss scaling, torch.cuda.amp.GradScaler's state. It lives in
+ * device memory (the arena) so that no step needs to read it back. */
+typedef struct lg_cuda_scaler {
+    float scale;
+    int32_t growth_tracker;
+    float growth_factor, backoff_factor;
+    int32_t growth_interval;
+} lg_cuda_scaler;
+
+/* GradScaler's defaults: init_scale 65536, growth 2 every 2000 clean steps,
+ * backoff 0.5. */
+#define LG_CUDA_SCALER_INIT {65536.0f, 0, 2.0f, 0.5f, 2000}
+
+#define LG_CUDA_MAX_LEVELS 5
+
+/* RoIAlign over one feature map, or several (MultiScaleRoIAlign: each RoI
+ * goes to level k_min + l chosen by torchvision's LevelMapper). */
+typedef struct lg_cuda_roi_align {
+    int C, PH, PW;      /* channels, pooled height and width */
+    int sampling_ratio; /* samples per bin side; <= 0: adaptive */
+    int aligned;        /* half-pixel offset */
+    int levels, k_min;  /* number of levels; log2 of the first level's stride */
+    int H[LG_CUDA_MAX_LEVELS], W[LG_CUDA_MAX_LEVELS];
+    float spatial_scale[LG_CUDA_MAX_LEVELS];
+} lg_cuda_roi_align;
+
+/* ---- device and context ------------------------------------------------- */
+
+typedef struct lg_cuda lg_cuda;
+
+/* The number of usable devices. No driver, no device, or a driver too old
+ * for this build: LG_ERR_UNSUPPORTED with "no CUDA device: <reason>". */
+lg_status lg_cuda_device_count(int *count, lg_error *err);
+
+typedef struct lg_cuda_config {
+    int device;           /* ordinal */
+    size_t arena_bytes;   /* the compiler's device memory plan */
+    size_t staging_bytes; /* bytes per pinned staging slot (one batch) */
+    int staging_slots;    /* 2 lets loading overlap compute */
+} lg_cuda_config;
+
+lg_status lg_cuda_init(lg_cuda **out, const lg_cuda_config *cfg, lg_error *err);
+void lg_cuda_free(lg_cuda *c); /* NULL is fine */
+
+/* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" */
+const char *lg_cuda_describe(const lg_cuda *c);
+
+/* The device address at an arena offset (NULL past the end). */
+void *lg_cuda_arena(lg_cuda *c, size_t offset);
+size_t lg_cuda_arena_size(const lg_cuda *c);
+
+/* Waits for all work queued on the context's streams. */
+lg_status lg_cuda_sync(lg_cuda *c, lg_error *err);
+
+/* Synchronous copies for start-up (weights) and for reading logged values. */
+lg_status lg_cuda_upload(lg_cuda *c, void *dev, const void *host, size_t bytes, lg_error *err);
+lg_status lg_cuda_download(lg_cuda *c, void *host, const void *dev, size_t bytes, lg_error *err);
+/* Asynchronous memset on the compute stream (gradient zeroing). */
+lg_status lg_cuda_memset(lg_cuda *c, void *dev, int value, size_t bytes, lg_error *err);
+
+/* ---- batch upload through pinned staging buffers -------------------------
+ * The loader fills lg_cuda_staging(c, slot) (after lg_cuda_staging_wait says
+ * the slot's previous copy is done), lg_cuda_upload_async copies it on the
+ * copy stream, and lg_cuda_upload_wait makes the compute stream wait for
+ * that copy only — so batch i+1 uploads while batch i trains. */
+void *lg_cuda_staging(lg_cuda *c, int slot);
+lg_status lg_cuda_staging_wait(lg_cuda *c, int slot, lg_error *err);
+lg_status lg_cuda_upload_async(lg_cuda *c, int slot, void *dev, size_t bytes, lg_error *err);
+lg_status lg_cuda_upload_wait(lg_cuda *c, int slot, lg_error *err);
+
+/* ---- linear layers: cuBLASLt forward, cuBLAS backward --------------------
+ * y[N, out] = x[N, in] W[out, in]^T + b, in dtype (f32, or f16/bf16 with
+ * fp32 accumulation); the bias is fused into the GEMM's epilogue. */
+typedef struct lg_cuda_linear {
+    int N, in, out;
+    int bias;
+    lg_cuda_dtype dtype;
+} lg_cuda_linear;
+
+typedef struct lg_cuda_linear_plan lg_cuda_linear_plan;
+
+lg_status lg_cuda_linear_init(lg_cuda *c, lg_cuda_linear_plan **out, const lg_cuda_linear *d,
+                              lg_error *err);
+void lg_cuda_linear_free(lg_cuda_linear_plan *p);
+lg_status lg_cuda_linear_forward(lg_cuda *c, const lg_cuda_linear_plan *p, const void *x,
+                                 const void *w, const void *b, void *y, lg_error *err);
+/* dx (may be NULL) = dy W; dw (+)= dy^T x; db (+)= column sums of dy (may
+ * be NULL); accumulate adds to dw and db instead of overwriting them. */
+lg_status lg_cuda_linear_backward(lg_cuda *c, const lg_cuda_linear_plan *p, const void *x,
+                                  const void *w, const void *dy, void *dx, void *dw, void *db,
+                                  int accumulate, lg_error *err);
+
+/* ---- cuDNN: convolution, pooling, batch norm -----------------------------
+ * Plans choose algorithms with cuDNN's heuristics and size the shared
+ * workspace at init; the context's workspace grows only inside *_init. */
+typedef struct lg_cuda_conv {
+    int N, C, H, W;   /* input */
+    int K, R, S;      /* output channels, kernel height and width */
+    int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w, groups;
+    int bias;
+    lg_cuda_dtype dtype;
+} lg_cuda_conv;
+
+typedef struct lg_cuda_conv_plan lg_cuda_conv_plan;
+
+lg_status lg_cuda_conv_init(lg_cuda *c, lg_cuda_conv_plan **out, const lg_cuda_conv *d,
+                            lg_error *err);
+void lg_cuda_conv_free(lg_cuda_conv_plan *p);
+/* The output's height and width (PyTorch's formula). */
+void lg_cuda_conv_out(const lg_cuda_conv_plan *p, int *P, int *Q);
+lg_status lg_cuda_conv_forward(lg_cuda *c, const lg_cuda_conv_plan *p, const void *x,
+                               const void *w, const void *b, void *y, lg_error *err);
+lg_status lg_cuda_conv_backward(lg_cuda *c, const lg_cuda_conv_plan *p, const void *x,
+                                const void *w, const void *dy, void *dx, void *dw, void *db,
+                                int accumulate, lg_error *err);
+
+typedef struct lg_cuda_pool {
+    int N, C, H, W;
+    int kh, kw, sh, sw, ph, pw;
+    int max;               /* 1: max pooling, 0: average */
+    int count_include_pad; /* average pooling only */
+    lg_cuda_dtype dtype;
+} lg_cuda_pool;
+
+typedef struct lg_cuda_pool_plan lg_cuda_pool_plan;
+
+lg_status lg_cuda_pool_init(lg_cuda *c, lg_cuda_pool_plan **out, const lg_cuda_pool *d,
+                            lg_error *err);
+void lg_cuda_pool_free(lg_cuda_pool_plan *p);
+void lg_cuda_pool_out(const lg_cuda_pool_plan *p, int *P, int *Q);
+lg_status lg_cuda_pool_forward(lg_cuda *c, const lg_cuda_pool_plan *p, const void *x, void *y,
+                               lg_error *err);
+lg_status lg_cuda_pool_backward(lg_cuda *c, const lg_cuda_pool_plan *p, const void *x,
+                                const void *y, const void *dy, void *dx, lg_error *err);
+
+/* Spatial batch norm over [N, C, H, W] in dtype; weight, bias, running
+ * statistics and the saved mean / inverse std are float32 [C]. */
+typedef struct lg_cuda_bn {
+    int N, C, H, W;
+    double eps, momentum;
+    lg_cuda_dtype dtype;
+} lg_cuda_bn;
+
+typedef struct lg_cuda_bn_plan lg_cuda_bn_plan;
+
+lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d, lg_error *err);
+void lg_cuda_bn_free(lg_cuda_bn_plan *p);
+lg_status lg_cuda_bn_forward_train(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, void *y,
+                                   const float *weight, const float *bias, float *running_mean,
+                                   float *running_var, float *save_mean, float *save_invstd,
+                                   lg_error *err);
+lg_status lg_cuda_bn_forward_eval(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, void *y,
+                                  const float *weight, const float *bias,
+                                  const float *running_mean, const float *running_var,
+                                  lg_error *err);
+lg_status lg_cuda_bn_backward(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, const void *dy,
+                              void *dx, const float *weight, float *dweight, float *dbias,
+                              const float *save_mean, const float *save_invstd, int accumulate,
+                              lg_error *err);
+
+/* ---- the project's kernels ---------------------------------------------- */
+
+lg_status lg_cuda_act_forward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
+                              const void *x, void *y, size_t n, lg_error *err);
+/* dx from x, the forward output y and dy (all dt). */
+lg_status lg_cuda_act_backward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
+                               const void *x, const void *y, const void *dy, void *dx, size_t n,
+                               lg_error *err);
+
+/* dst[i] = src[i] converted (round to nearest even); f32 master weights to
+ * their f16/bf16 copies and gradients back. */
+lg_status lg_cuda_convert(lg_cuda *c, lg_cuda_dtype to, void *dst, lg_cuda_dtype from,
+                          const void *src, size_t n, lg_error *err);
+
+/* Workspace bytes the cross entropy needs; it keeps per-row values the
+ * backward pass reads, so keep it from forward to backward. */
+size_t lg_cuda_cross_entropy_workspace(const lg_cuda_ce *d);
+/* *loss (device) = the loss; weight may be NULL (no class weights). */
+lg_status lg_cuda_cross_entropy_forward(lg_cuda *c, const lg_cuda_ce *d, const float *logits,
+                                        const int32_t *labels, const float *weight, float *loss,
+                                        void *ws, lg_error *err);
+/* weight_sum: the sum of the class weights (C when weight is NULL);
+ * dloss: the device scalar gradient of the loss (the loss scale). */
+lg_status lg_cuda_cross_entropy_backward(lg_cuda *c, const lg_cuda_ce *d, const float *logits,
+                                         const int32_t *labels, const float *weight,
+                                         float weight_sum, const float *dloss, const void *ws,
+                                         float *dlogits, lg_error *err);
+
+/* *acc (device) = the fraction of rows whose first arg-max is the label;
+ * ws: N floats. */
+lg_status lg_cuda_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N, int C,
+                           float *acc, void *ws, lg_error *err);
+
+/* Fused optimizer updates over n float32 elements. skip (device, may be
+ * NULL) is the loss scaler's found-inf flag: when set the update does
+ * nothing. first_step: SGD's momentum buffer starts as the gradient. */
+lg_status lg_cuda_sgd_update(lg_cuda *c, const lg_cuda_sgd *h, int first_step, float *param,
+                             const float *grad, float *momentum_buf, size_t n, const int *skip,
+                             lg_error *err);
+
+/* Adam's step count and bias corrections live in device memory
+ * (lg_cuda_adam_state_bytes, zeroed at start): lg_cuda_adam_prepare once
+ * per optimizer step, then lg_cuda_adam_update for each parameter block. */
+size_t lg_cuda_adam_state_bytes(void);
+lg_status lg_cuda_adam_prepare(lg_cuda *c, const lg_cuda_adam *h, void *state, const int *skip,
+                               lg_error *err);
+lg_status lg_cuda_adam_update(lg_cuda *c, const lg_cuda_adam *h, const void *state, float *param,
+                              const float *grad, float *exp_avg, float *exp_avg_sq,
+                              float *max_exp_avg_sq, size_t n, const int *skip, lg_error *err);
+
+/* Mixed precision. Per step: lg_cuda_scaler_seed writes the loss gradient
+ * (the scale) to dloss; backward runs in f16/bf16; lg_cuda_unscale turns
+ * each gradient block into f32 divided by the scale and raises *found_inf on
+ * inf/NaN; the optimizer updates get found_inf as `skip`; then
+ * lg_cuda_scaler_update adjusts the scale and clears *found_inf. The scaler
+ * and the flag are device memory. */
+lg_status lg_cuda_scaler_seed(lg_cuda *c, const lg_cuda_scaler *scaler, float *dloss,
+                              lg_error *err);
+lg_status lg_cuda_unscale(lg_cuda *c, const lg_cuda_scaler *scaler, lg_cuda_dtype dt,
+                          const void *grad, float *grad32, size_t n, int *found_inf,
+                          lg_error *err);
+lg_status lg_cuda_scaler_update(lg_cuda *c, lg_cuda_scaler *scaler, int *found_inf,
+                                lg_error *err);
+
+/* torchvision.ops.nms: boxes [n, 4] (x1, y1, x2, y2), scores [n]; keep
+ * (device, max_keep ints) gets the survivors' indices by score, *num_keep
+ * (device) their count. */
+size_t lg_cuda_nms_workspace(size_t n);
+lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_t n,
+                      float iou_thresh, int *keep, int *num_keep, int max_keep, void *ws,
+                      lg_error *err);
+
+/* torchvision.ops.roi_align: feat[l] (device) per level, rois [K, 5],
+ * out [K, C, PH, PW]. Backward adds into dfeat[l], which the caller zeroes. */
+lg_status lg_cuda_roi_align_forward(lg_cuda *c, const lg_cuda_roi_align *d,
+                                    const float *const *feat, const float *rois, size_t K,
+                                    float *out, lg_error *err);
+lg_status lg_cuda_roi_align_backward(lg_cuda *c, const lg_cuda_roi_align *d, float *const *dfeat,
+                                     const float *rois, size_t K, const float *dout,
+                                     lg_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
