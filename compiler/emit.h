@@ -10,4 +10,10 @@ typedef struct Module Module;
 
 int emit_program(Ctx *ctx, Module *mod, const char *outdir);
 
+/* The compile-time memory plan of each step (ops, activation arena bytes per
+ * sample and fixed, what reuse saved), one line per step, for `lgen summary`.
+ * Returns the number of errors (a spec the code generator cannot lower). */
+#include <stdio.h>
+int emit_plan_report(Ctx *ctx, Module *mod, FILE *out);
+
 #endif

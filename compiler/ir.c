@@ -314,3 +314,414 @@ void ir_dump(const IrProgram *p, const IrGraph *g, void *file) {
     for (int i = 0; i < g->nlogs; i++)
         fprintf(f, "  log %s = %%%d\n", g->logs[i].name, g->logs[i].value->id);
 }
+
+/* ---- lowering: the elaborated graphs of ast.h to IR ---------------------- */
+
+#include "ast.h"
+#include "ctx.h"
+
+#define LOWER_MAX_DEPTH 64 /* networks calling networks */
+
+typedef struct Lower {
+    Ctx *ctx;
+    Module *mod;
+    IrProgram *p;
+    IrGraph *g;
+    GParam **gparams; /* index i: the GParam behind p->params[i] */
+    int errors;
+} Lower;
+
+/* The index of attribute `name` among op's ATTR rows, or -1. */
+static int attr_index(lg_op_id op, const char *name) {
+    int k = 0;
+#define ATTR(ID, aname, type, dflt, lo, hi, doc)                                                   \
+    if (op == LG_OP_##ID) {                                                                        \
+        if (!strcmp(aname, name))                                                                  \
+            return k;                                                                              \
+        k++;                                                                                       \
+    }
+#include "lgen/ops.def"
+    return -1;
+}
+
+static const AttrValue *attr(const GNode *n, const char *name) {
+    int k = attr_index(n->op, name);
+    if (k < 0 || k >= n->nattrs)
+        return NULL;
+    return &n->attrs[k];
+}
+
+static int attr_int(const GNode *n, const char *name, int dflt) {
+    const AttrValue *a = attr(n, name);
+    if (!a)
+        return dflt;
+    if (a->type == TY_FLOAT)
+        return (int)a->f;
+    return (int)a->i;
+}
+
+static double attr_float(const GNode *n, const char *name, double dflt) {
+    const AttrValue *a = attr(n, name);
+    if (!a)
+        return dflt;
+    return a->type == TY_FLOAT ? a->f : (double)a->i;
+}
+
+/* INT2 attributes: (h, w); an unset pair (n == 0) takes the scalar i, or dflt. */
+static void attr_pair(const GNode *n, const char *name, int dflt, int *h, int *w) {
+    const AttrValue *a = attr(n, name);
+    if (!a || a->type == TY_NONE) {
+        *h = *w = dflt;
+    } else if (a->n >= 2) {
+        *h = (int)a->ints[0];
+        *w = (int)a->ints[1];
+    } else if (a->n == 1) {
+        *h = *w = (int)a->ints[0];
+    } else {
+        *h = *w = (int)a->i;
+    }
+}
+
+static int attr_enum(const GNode *n, const char *name, const char *second) {
+    const AttrValue *a = attr(n, name);
+    return a && a->s && !strcmp(a->s, second);
+}
+
+static IrDtype dtype_of(DType t) {
+    return t == DT_F32 ? IR_F32 : IR_I32;
+}
+
+static void shape_dims(const Shape *s, int *ndim, int *dim) {
+    *ndim = s->rank > IR_MAX_DIMS ? IR_MAX_DIMS : s->rank;
+    for (int i = 0; i < *ndim; i++)
+        dim[i] = (int)s->dim[i];
+}
+
+static int param_index(Lower *L, GParam *gp) {
+    for (int i = 0; i < L->p->nparams; i++)
+        if (L->gparams[i] == gp)
+            return i;
+    return -1;
+}
+
+/* Every network a step calls contributes its parameters; with one network
+ * the names are its state_dict names ("conv1.weight"), with several they are
+ * prefixed by the network ("encoder.conv1.weight"), as attributes of a
+ * LightningModule would be. */
+static void collect_params(Lower *L) {
+    Module *mod = L->mod;
+    int nnets = 0;
+    for (int i = 0; i < mod->nnetworks; i++)
+        if (!mod->networks[i]->is_block && mod->networks[i]->graph &&
+            mod->networks[i]->graph->nparams)
+            nnets++;
+    int total = 0;
+    for (int i = 0; i < mod->nnetworks; i++)
+        if (!mod->networks[i]->is_block && mod->networks[i]->graph)
+            total += mod->networks[i]->graph->nparams;
+    L->gparams = calloc((size_t)total + 1, sizeof *L->gparams);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < mod->nnetworks; i++) {
+            Network *net = mod->networks[i];
+            if (net->is_block || !net->graph)
+                continue;
+            for (int j = 0; j < net->graph->nparams; j++) {
+                GParam *gp = net->graph->params[j];
+                if (gp->trainable != (pass == 0))
+                    continue;
+                int ndim, dim[IR_MAX_DIMS];
+                shape_dims(&gp->shape, &ndim, dim);
+                const char *name = nnets > 1 ? ir_fmt("%s.%s", net->name, gp->name) : gp->name;
+                int k = ir_add_param(L->p, name, gp->trainable ? IR_TRAIN : IR_BUFFER, ndim, dim);
+                IrParam *q = &L->p->params[k];
+                q->owner = gp->node ? (IrKind)gp->node->op : -1;
+                if (gp->node && gp->node->ninputs > 0) {
+                    /* fan_in = in_features, or in_channels / groups * kh * kw */
+                    size_t fan = 1;
+                    for (int d = 1; d < q->ndim; d++)
+                        fan *= (size_t)q->dim[d];
+                    q->fan_in = (int)fan;
+                }
+                if (gp->dtype == DT_I64)
+                    q->dtype = IR_I32; /* num_batches_tracked: a counter */
+                L->gparams[k] = gp;
+            }
+        }
+    /* biases take the fan-in of their layer's weight */
+    for (int i = 0; i < L->p->nparams; i++) {
+        IrParam *q = &L->p->params[i];
+        GParam *gp = L->gparams[i];
+        if (q->ndim == 1 && gp->node && gp->node->nparams > 0) {
+            int w = param_index(L, gp->node->params[0]);
+            if (w >= 0 && w != i)
+                q->fan_in = L->p->params[w].fan_in;
+        }
+    }
+}
+
+static void set_loc(Lower *L, IrOp *op, Loc loc) {
+    if (loc.file < 0)
+        return;
+    const SrcFile *f = diag_file(L->ctx, loc.file);
+    int line, col;
+    diag_line_col(L->ctx, loc, &line, &col);
+    const char *base = f ? strrchr(f->path, '/') : NULL;
+    op->file = f ? (base ? base + 1 : f->path) : NULL;
+    op->line = line;
+}
+
+static const char *value_name(const GNode *n, const GValue *v, int k) {
+    if (n->layer)
+        return k ? ir_fmt("%s_%d", n->layer, k) : n->layer;
+    if (v->name)
+        return v->name;
+    return ir_fmt("%s%d", lg_op_name(n->op), v->id);
+}
+
+static void lower_attrs(const GNode *n, IrAttrs *a) {
+    switch (n->op) {
+    case LG_OP_LINEAR:
+        a->out_features = attr_int(n, "out_features", 0);
+        a->bias = attr_int(n, "bias", 1);
+        break;
+    case LG_OP_CONV2D:
+        a->out_features = attr_int(n, "out_channels", 0);
+        attr_pair(n, "kernel", 1, &a->kh, &a->kw);
+        attr_pair(n, "stride", 1, &a->sh, &a->sw);
+        attr_pair(n, "padding", 0, &a->ph, &a->pw);
+        attr_pair(n, "dilation", 1, &a->dh, &a->dw);
+        a->groups = attr_int(n, "groups", 1);
+        a->bias = attr_int(n, "bias", 1);
+        break;
+    case LG_OP_MAX_POOL2D:
+    case LG_OP_AVG_POOL2D:
+        attr_pair(n, "kernel", 1, &a->kh, &a->kw);
+        attr_pair(n, "stride", 0, &a->sh, &a->sw);
+        if (a->sh <= 0 || a->sw <= 0) {
+            a->sh = a->kh;
+            a->sw = a->kw;
+        }
+        attr_pair(n, "padding", 0, &a->ph, &a->pw);
+        a->ceil_mode = attr_int(n, "ceil_mode", 0);
+        a->count_include_pad = attr_int(n, "count_include_pad", 1);
+        break;
+    case LG_OP_ADAPTIVE_AVG_POOL2D:
+        attr_pair(n, "output_size", 1, &a->out_h, &a->out_w);
+        break;
+    case LG_OP_UPSAMPLE_NEAREST:
+        a->scale = attr_int(n, "scale", 2);
+        break;
+    case LG_OP_BATCH_NORM:
+        a->eps = attr_float(n, "eps", 1e-5);
+        a->momentum = attr_float(n, "momentum", 0.1);
+        a->affine = attr_int(n, "affine", 1);
+        break;
+    case LG_OP_LAYER_NORM:
+        a->eps = attr_float(n, "eps", 1e-5);
+        a->affine = attr_int(n, "affine", 1);
+        break;
+    case LG_OP_LEAKY_RELU:
+        a->slope = attr_float(n, "negative_slope", 0.01);
+        break;
+    case LG_OP_GELU:
+        a->approximate = attr_enum(n, "approximate", "tanh");
+        break;
+    case LG_OP_DROPOUT:
+        a->p = attr_float(n, "p", 0.5);
+        break;
+    case LG_OP_SOFTMAX:
+    case LG_OP_LOG_SOFTMAX:
+    case LG_OP_CONCAT:
+        a->dim = attr_int(n, "dim", n->op == LG_OP_CONCAT ? 0 : -1);
+        break;
+    case LG_OP_SCALE:
+        a->by = attr_float(n, "by", 1);
+        break;
+    case LG_OP_CROSS_ENTROPY:
+        a->label_smoothing = attr_float(n, "label_smoothing", 0);
+        a->ignore_index = attr_int(n, "ignore_index", -100);
+        a->reduction = attr_enum(n, "reduction", "sum");
+        break;
+    case LG_OP_SMOOTH_L1_LOSS:
+        a->beta = attr_float(n, "beta", 1.0);
+        a->reduction = attr_enum(n, "reduction", "sum");
+        break;
+    case LG_OP_MSE_LOSS:
+    case LG_OP_L1_LOSS:
+    case LG_OP_BCE_WITH_LOGITS:
+        a->reduction = attr_enum(n, "reduction", "sum");
+        break;
+    case LG_OP_TOPK_ACCURACY:
+        a->k = attr_int(n, "k", 5);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Extra outputs that only the training graph keeps for its backward. */
+static void add_saved(IrGraph *g, IrOp *op, int training) {
+    IrValue *y = op->out[0];
+    if (op->kind == LG_OP_MAX_POOL2D && training) {
+        IrValue *am = ir_value(g, ir_fmt("%s_argmax", y->name), IR_I32, 1, y->ndim, y->dim);
+        am->def = op;
+        op->out[op->nout++] = am;
+    } else if (op->kind == LG_OP_DROPOUT && training) {
+        IrValue *m = ir_value(g, ir_fmt("%s_mask", y->name), IR_I32, 1, y->ndim, y->dim);
+        m->def = op;
+        op->out[op->nout++] = m;
+    } else if (op->kind == LG_OP_BATCH_NORM && training) {
+        int c = y->dim[0];
+        IrValue *mean = ir_value(g, ir_fmt("%s_mean", y->name), IR_F32, 0, 1, &c);
+        IrValue *inv = ir_value(g, ir_fmt("%s_invstd", y->name), IR_F32, 0, 1, &c);
+        mean->def = inv->def = op;
+        op->out[op->nout++] = mean;
+        op->out[op->nout++] = inv;
+    }
+}
+
+static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, int depth);
+
+static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
+    IrGraph *g = L->g;
+    int training = g->step == IR_STEP_TRAIN;
+    if (n->kind == GN_INPUT)
+        return 0; /* bound by the caller */
+    if (n->kind == GN_CONST) {
+        diag_error(L->ctx, n->loc, "constants in steps are not supported by the code generator yet");
+        return 1;
+    }
+    IrValue *in[IR_MAX_INPUTS];
+    int nin = n->ninputs > IR_MAX_INPUTS ? IR_MAX_INPUTS : n->ninputs;
+    for (int i = 0; i < nin; i++) {
+        in[i] = env[n->inputs[i]->id];
+        if (!in[i]) {
+            diag_error(L->ctx, n->loc, "internal: input %d of this call has no value", i);
+            return 1;
+        }
+    }
+    if (n->kind == GN_CALL) {
+        IrValue *res[IR_MAX_OUTPUTS] = {0};
+        if (!n->callee || !n->callee->graph) {
+            diag_error(L->ctx, n->loc, "internal: call of a network without a graph");
+            return 1;
+        }
+        if (depth >= LOWER_MAX_DEPTH) {
+            diag_error(L->ctx, n->loc, "networks nested deeper than %d", LOWER_MAX_DEPTH);
+            return 1;
+        }
+        int e = lower_graph(L, n->callee->graph, in, res, depth + 1);
+        for (int i = 0; i < n->noutputs && i < IR_MAX_OUTPUTS; i++)
+            env[n->outputs[i]->id] = res[i];
+        return e;
+    }
+    /* GN_OP */
+    GValue *out0 = n->outputs[0];
+    int ndim, dim[IR_MAX_DIMS];
+    shape_dims(&out0->shape, &ndim, dim);
+    int nall = nin;
+    for (int i = 0; i < n->nparams && nall < IR_MAX_INPUTS; i++) {
+        int k = param_index(L, n->params[i]);
+        if (k < 0) {
+            diag_error(L->ctx, n->loc, "internal: parameter '%s' not in the table", n->params[i]->name);
+            return 1;
+        }
+        in[nall++] = ir_param_value(L->p, g, k, IR_ST_PARAM);
+    }
+    IrValue *y = ir_op1(g, (IrKind)n->op, nall, in, value_name(n, out0, 0), dtype_of(out0->dtype),
+                        out0->shape.batched, ndim, dim);
+    IrOp *op = y->def;
+    op->layer = n->layer;
+    set_loc(L, op, n->loc);
+    lower_attrs(n, &op->a);
+    if (n->nparams) {
+        op->param = param_index(L, n->params[0]);
+        op->nparam = n->nparams;
+    }
+    if (n->op == LG_OP_FLATTEN || n->op == LG_OP_RESHAPE) {
+        y->storage = IR_ST_VIEW;
+        y->base = in[0];
+    }
+    if (n->op == LG_OP_ACCURACY || n->op == LG_OP_TOPK_ACCURACY)
+        y->requires_grad = 0;
+    for (int k = 1; k < n->noutputs && k < IR_MAX_OUTPUTS; k++) {
+        GValue *o = n->outputs[k];
+        shape_dims(&o->shape, &ndim, dim);
+        IrValue *v = ir_value(g, value_name(n, o, k), dtype_of(o->dtype), o->shape.batched, ndim, dim);
+        v->def = op;
+        v->requires_grad = y->requires_grad;
+        op->out[op->nout++] = v;
+    }
+    add_saved(g, op, training);
+    env[out0->id] = y;
+    for (int k = 1; k < n->noutputs && k < IR_MAX_OUTPUTS; k++)
+        env[n->outputs[k]->id] = op->out[k];
+    return 0;
+}
+
+static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, int depth) {
+    IrValue **env = calloc((size_t)gr->nvalues + 1, sizeof *env);
+    int errors = 0;
+    for (int i = 0; i < gr->ninputs; i++)
+        env[gr->inputs[i]->id] = args[i];
+    for (int i = 0; i < gr->nnodes && !errors; i++)
+        errors += lower_node(L, gr->nodes[i], env, depth);
+    for (int i = 0; i < gr->noutputs && i < IR_MAX_OUTPUTS && !errors; i++)
+        results[i] = env[gr->outputs[i]->id];
+    if (!errors && L->g->step != IR_STEP_COUNT && depth == 0) {
+        /* a step: its loss, logs and outputs */
+        if (gr->loss)
+            L->g->loss = env[gr->loss->id];
+        for (int i = 0; i < gr->nlogs; i++)
+            if (env[gr->log_values[i]->id])
+                ir_log(L->g, gr->log_names[i], env[gr->log_values[i]->id]);
+        if (gr->noutputs)
+            L->g->output = env[gr->outputs[0]->id];
+    }
+    free(env);
+    return errors;
+}
+
+static IrStepKind step_kind(StepKind k) {
+    switch (k) {
+    case STEP_TRAIN: return IR_STEP_TRAIN;
+    case STEP_VALIDATE: return IR_STEP_VALIDATE;
+    case STEP_TEST: return IR_STEP_TEST;
+    default: return IR_STEP_PREDICT;
+    }
+}
+
+int ir_lower(Ctx *ctx, Module *mod, IrProgram *p) {
+    Lower L = {.ctx = ctx, .mod = mod, .p = p};
+    const char *base = strrchr(mod->path, '/');
+    ir_program_init(p, mod->name ? mod->name : "model");
+    p->spec_path = mod->path;
+    collect_params(&L);
+    for (int s = 0; s < mod->nsteps; s++) {
+        Step *st = mod->steps[s];
+        if (!st->graph)
+            continue;
+        IrGraph *g = &p->graphs[step_kind(st->kind)];
+        g->present = 1;
+        L.g = g;
+        g->file = base ? base + 1 : mod->path;
+        int col;
+        diag_line_col(ctx, st->loc, &g->line, &col);
+        Graph *gr = st->graph;
+        IrValue **args = calloc((size_t)gr->ninputs + 1, sizeof *args);
+        for (int i = 0; i < gr->ninputs; i++) {
+            GValue *v = gr->inputs[i];
+            GNode *n = v->producer;
+            const char *field = n && n->field ? n->field : v->name;
+            int ndim, dim[IR_MAX_DIMS];
+            shape_dims(&v->shape, &ndim, dim);
+            int k = ir_add_input(p, field, dtype_of(v->dtype), ndim, dim);
+            args[i] = ir_input_value(p, g, k);
+        }
+        IrValue *res[IR_MAX_OUTPUTS] = {0};
+        L.errors += lower_graph(&L, gr, args, res, 0);
+        free(args);
+    }
+    free(L.gparams);
+    return L.errors;
+}

@@ -92,6 +92,7 @@ struct IrValue {
     /* plan.c */
     int first, last;        /* live from op index first to op index last */
     size_t offset;          /* IR_ST_ARENA: offset in floats (per sample if batched) */
+    const char *cname;      /* emit_c.c: its C name in the step function */
 };
 
 /* Resolved attributes of an op; only the fields its kind reads are set. */
@@ -222,6 +223,14 @@ char *ir_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t ir_numel(const IrValue *v);  /* per sample if batched */
 const char *ir_kind_name(IrKind k); /* "conv2d", "conv2d_backward", ... */
 int ir_count_params(const IrProgram *p, IrParamRole role, size_t *numel);
+
+/* Lowers the checked module (after shape_check) into p: parameters of every
+ * network the steps call (trainable first, then buffers, each group in
+ * state_dict order), batch fields, and one graph per step. Returns the
+ * number of errors reported through ctx's diagnostics. */
+typedef struct Ctx Ctx;
+typedef struct Module Module;
+int ir_lower(Ctx *ctx, Module *mod, IrProgram *p);
 
 /* Dumps a graph in a stable, readable text form (tests, `lgen ir`). */
 void ir_dump(const IrProgram *p, const IrGraph *g, void *file);

@@ -1,0 +1,719 @@
+/* emit_c.c — prints the generated trainer: one readable C file per spec.
+ *
+ * Input: the checked Module (tables: hparams, datasets, data, optimizer,
+ * scheduler, trainer) and its IrProgram after autodiff and plan (the steps).
+ * Output: <outdir>/<name>.c, written by emit.c's emit_program, which also
+ * writes the Makefile from templates/.
+ *
+ * The file reads like llm.c's train_gpt2.c: a banner, named parameter
+ * offsets, one static const dims struct per layer, then each step as one
+ * function whose kernel calls carry a `// lenet.lmod:14` comment and the
+ * output shape, the backward below the forward, then the tables of
+ * lgen/trainer.h and lgen/data.h, and main(). Nothing depends on pointers or
+ * time: the same spec gives the same bytes.
+ */
+#include "emit_internal.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autodiff.h"
+#include "plan.h"
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+static void out(Emit *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(Emit *E, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(E->f, fmt, ap);
+    va_end(ap);
+}
+
+/* A C identifier from a spec name: "layer1.0.conv1" -> "layer1_0_conv1". */
+static char *c_ident(const char *s, int upper) {
+    size_t n = strlen(s);
+    char *r = malloc(n + 2);
+    size_t j = 0;
+    if (n == 0 || isdigit((unsigned char)s[0]))
+        r[j++] = '_';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        r[j++] = isalnum(c) ? (char)(upper ? toupper(c) : c) : '_';
+    }
+    r[j] = 0;
+    char *k = ir_strdup(r);
+    free(r);
+    return k;
+}
+
+static const char *shape_comment(const IrValue *v) {
+    char buf[128];
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "(");
+    int first = 1;
+    if (v->batched) {
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "B");
+        first = 0;
+    }
+    for (int i = 0; i < v->ndim && k < sizeof buf; i++) {
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", first ? "" : ", ", v->dim[i]);
+        first = 0;
+    }
+    if (k < sizeof buf)
+        snprintf(buf + k, sizeof buf - k, ")");
+    return ir_strdup(buf);
+}
+
+/* ---- names ---------------------------------------------------------------------- */
+
+/* Per-graph C names of arena values: the spec's name, made unique. */
+static void name_values(Emit *E, IrGraph *g) {
+    (void)E;
+    for (int i = 0; i < g->nvalues; i++) {
+        IrValue *v = g->values[i];
+        const char *base = c_ident(v->name, 0);
+        int dup = 0;
+        for (int j = 0; j < i; j++)
+            if (g->values[j]->cname && !strcmp(g->values[j]->cname, base))
+                dup = 1;
+        /* names a C reader would trip over */
+        static const char *reserved[] = {"b", "io", "n", "B", "st", "ctx", "params", "grads", "ws",
+                                         "ws_bytes", "act", "fixed", "int", "float", "double",
+                                         "return", "if", "for", "while", "main"};
+        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
+            if (!strcmp(base, reserved[r]))
+                dup = 1;
+        v->cname = dup ? ir_fmt("%s_%d", base, v->id) : base;
+    }
+}
+
+static const char *param_const(Emit *E, int k) {
+    return E->param_names[k];
+}
+
+/* The C expression of a value's memory. */
+static const char *ptr(Emit *E, IrValue *v) {
+    if (!v)
+        return "NULL";
+    IrValue *r = plan_root(v);
+    switch (r->storage) {
+    case IR_ST_PARAM:
+        return ir_fmt("params + %s", param_const(E, r->param));
+    case IR_ST_GRAD:
+        return ir_fmt("grads + %s", param_const(E, r->param));
+    case IR_ST_INPUT:
+        return ir_fmt("b->%s", c_ident(E->p->inputs[r->input].name, 0));
+    default:
+        return r->cname;
+    }
+}
+
+static const char *fptr(Emit *E, IrValue *v) {
+    return ptr(E, v);
+}
+
+/* ---- dims structs ---------------------------------------------------------------- */
+
+static size_t numel(const IrValue *v) {
+    return ir_numel(v);
+}
+
+/* The static dims struct of a layer op (shared by forward and backward and
+ * by every step), declared once at file scope. */
+static const char *dims_name(Emit *E, IrOp *op) {
+    IrOp *f = op->fwd ? op->fwd : op;
+    IrValue *x = f->in[0];
+    IrValue *y = f->out[0];
+    char body[512];
+    const char *type = NULL;
+    switch (f->kind) {
+    case LG_OP_LINEAR:
+        type = "lg_linear_dims";
+        snprintf(body, sizeof body, "{.in_features = %d, .out_features = %d, .bias = %d}",
+                 x->dim[x->ndim - 1], y->dim[y->ndim - 1], f->nin > 2);
+        break;
+    case LG_OP_CONV2D:
+        type = "lg_conv2d_dims";
+        snprintf(body, sizeof body,
+                 "{\n    .c_in = %d, .h_in = %d, .w_in = %d,\n    .c_out = %d, .h_out = %d, .w_out = %d,\n"
+                 "    .kh = %d, .kw = %d, .sh = %d, .sw = %d, .ph = %d, .pw = %d, .dh = %d, .dw = %d,\n"
+                 "    .groups = %d, .bias = %d,\n}",
+                 x->dim[0], x->dim[1], x->dim[2], y->dim[0], y->dim[1], y->dim[2], f->a.kh, f->a.kw,
+                 f->a.sh, f->a.sw, f->a.ph, f->a.pw, f->a.dh, f->a.dw, f->a.groups, f->nin > 2);
+        break;
+    case LG_OP_MAX_POOL2D:
+    case LG_OP_AVG_POOL2D:
+        type = "lg_pool2d_dims";
+        snprintf(body, sizeof body,
+                 "{\n    .c = %d, .h_in = %d, .w_in = %d, .h_out = %d, .w_out = %d,\n"
+                 "    .kh = %d, .kw = %d, .sh = %d, .sw = %d, .ph = %d, .pw = %d,\n"
+                 "    .ceil_mode = %d, .count_include_pad = %d,\n}",
+                 x->dim[0], x->dim[1], x->dim[2], y->dim[0 + 1], y->dim[2], f->a.kh, f->a.kw, f->a.sh,
+                 f->a.sw, f->a.ph, f->a.pw, f->a.ceil_mode, f->a.count_include_pad);
+        break;
+    case LG_OP_ADAPTIVE_AVG_POOL2D:
+        type = "lg_adaptive_pool2d_dims";
+        snprintf(body, sizeof body, "{.c = %d, .h_in = %d, .w_in = %d, .h_out = %d, .w_out = %d}",
+                 x->dim[0], x->dim[1], x->dim[2], y->dim[1], y->dim[2]);
+        break;
+    case LG_OP_BATCH_NORM: {
+        size_t spatial = 1;
+        for (int i = 1; i < x->ndim; i++)
+            spatial *= (size_t)x->dim[i];
+        type = "lg_batch_norm_dims";
+        snprintf(body, sizeof body, "{.c = %d, .spatial = %zu, .eps = %.9gf, .momentum = %.9gf, .affine = %d}",
+                 x->dim[0], spatial, f->a.eps, f->a.momentum, f->a.affine);
+        break;
+    }
+    case LG_OP_CROSS_ENTROPY:
+        type = "lg_cross_entropy_dims";
+        snprintf(body, sizeof body,
+                 "{.classes = %d, .label_smoothing = %.9gf, .ignore_index = %d, .reduction = %s}",
+                 x->dim[x->ndim - 1], f->a.label_smoothing, f->a.ignore_index,
+                 f->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
+        break;
+    default:
+        return NULL;
+    }
+    const char *stem = c_ident(f->layer ? f->layer : f->out[0]->name, 0);
+    for (int i = 0; i < E->ndims; i++)
+        if (!strcmp(E->dims[i].type, type) && !strcmp(E->dims[i].body, body))
+            return E->dims[i].name;
+    const char *name = ir_fmt("%s_dims", stem);
+    for (int i = 0; i < E->ndims; i++)
+        if (!strcmp(E->dims[i].name, name))
+            name = ir_fmt("%s_dims_%d", stem, E->ndims);
+    if (E->ndims == E->capdims) {
+        E->capdims = E->capdims ? 2 * E->capdims : 16;
+        E->dims = realloc(E->dims, (size_t)E->capdims * sizeof *E->dims);
+    }
+    EmitDims *d = &E->dims[E->ndims++];
+    d->type = type;
+    d->name = name;
+    d->body = ir_strdup(body);
+    d->file = f->file;
+    d->line = f->line;
+    d->is_conv = f->kind == LG_OP_CONV2D;
+    return name;
+}
+
+/* ---- one op ---------------------------------------------------------------------- */
+
+static void call_end(Emit *E) {
+    out(E, "    if (st) return st;\n");
+}
+
+static void where(Emit *E, IrOp *op, const char *what) {
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    out(E, "    // %s", what);
+    if (op->file)
+        out(E, " (%s:%d)", op->file, op->line);
+    if (y)
+        out(E, " -> %s", shape_comment(y));
+    out(E, "\n");
+}
+
+/* count expression for elementwise kernels: n * per-sample elements */
+static const char *count_expr(const IrValue *v) {
+    if (v->batched)
+        return ir_fmt("n * %zu", numel(v));
+    return ir_fmt("%zu", numel(v));
+}
+
+/* x viewed as [outer, dim, inner] for softmax along d (per-sample dims). */
+static const char *axis_dims(const IrValue *x, int dim) {
+    int nd = x->ndim;
+    int d = dim < 0 ? nd + dim : dim;
+    size_t outer = 1, inner = 1;
+    for (int i = 0; i < d; i++)
+        outer *= (size_t)x->dim[i];
+    for (int i = d + 1; i < nd; i++)
+        inner *= (size_t)x->dim[i];
+    return ir_fmt("{n * %zu, %d, %zu}", outer, x->dim[d], inner);
+}
+
+static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    IrValue *x = op->nin ? op->in[0] : NULL;
+    int training = g->step == IR_STEP_TRAIN;
+    const char *layer = op->layer ? op->layer : (y ? y->name : ir_kind_name(op->kind));
+    const char *dn = dims_name(E, op);
+    switch (op->kind) {
+    case LG_OP_LINEAR: {
+        size_t rows = x->batched ? numel(x) / (size_t)x->dim[x->ndim - 1] : 1;
+        where(E, op, ir_fmt("%s = linear(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        out(E, "    st = lg_linear_forward(ctx, &%s, n * %zu, %s, %s, %s, %s);\n", dn, rows, fptr(E, x),
+            ptr(E, op->in[1]), op->nin > 2 ? ptr(E, op->in[2]) : "NULL", ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case LG_OP_CONV2D:
+        where(E, op, ir_fmt("%s = conv2d(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        out(E, "    st = lg_conv2d_forward(ctx, &%s, n, %s, %s, %s, %s, ws, ws_bytes);\n", dn, fptr(E, x),
+            ptr(E, op->in[1]), op->nin > 2 ? ptr(E, op->in[2]) : "NULL", ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_BATCH_NORM:
+        where(E, op, ir_fmt("%s = batch_norm(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        out(E, "    st = lg_batch_norm_forward(ctx, &%s, n, %d, %s, %s, %s, %s, %s, %s, %s, %s);\n", dn,
+            training, ptr(E, x), op->in[1] ? ptr(E, op->in[1]) : "NULL",
+            op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]), ptr(E, op->in[4]), ptr(E, y),
+            training ? ptr(E, op->out[1]) : "NULL", training ? ptr(E, op->out[2]) : "NULL");
+        call_end(E);
+        if (training && op->nin > 5)
+            out(E, "    %s[0] += 1.0f; // num_batches_tracked\n", ptr(E, op->in[5]));
+        break;
+    case LG_OP_RELU:
+    case LG_OP_SIGMOID:
+    case LG_OP_TANH:
+    case LG_OP_SILU:
+        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(y),
+            ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_LEAKY_RELU:
+        where(E, op, ir_fmt("%s = leaky_relu(%s)", y->name, x->name));
+        out(E, "    st = lg_leaky_relu_forward(ctx, %s, %.9g, %s, %s);\n", count_expr(y), op->a.slope,
+            ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_GELU:
+        where(E, op, ir_fmt("%s = gelu(%s)", y->name, x->name));
+        out(E, "    st = lg_gelu_forward(ctx, %s, %d, %s, %s);\n", count_expr(y), op->a.approximate,
+            ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_DROPOUT:
+        where(E, op, ir_fmt("%s = dropout(%s, p: %g)", y->name, x->name, op->a.p));
+        out(E, "    st = lg_dropout_forward(ctx, %s, %.9g, %d, lg_dropout_seed(io->seed, (uint64_t)io->global_step, %d), %s, %s, %s);\n",
+            count_expr(y), op->a.p, training, op->index, ptr(E, x), ptr(E, y),
+            training ? ir_fmt("(uint8_t *)%s", ptr(E, op->out[1])) : "NULL");
+        call_end(E);
+        break;
+    case LG_OP_MAX_POOL2D:
+        where(E, op, ir_fmt("%s = max_pool2d(%s)", y->name, x->name));
+        out(E, "    st = lg_max_pool2d_forward(ctx, &%s, n, %s, %s, %s);\n", dn, ptr(E, x), ptr(E, y),
+            op->nout > 1 ? ptr(E, op->out[1]) : "NULL");
+        call_end(E);
+        break;
+    case LG_OP_AVG_POOL2D:
+        where(E, op, ir_fmt("%s = avg_pool2d(%s)", y->name, x->name));
+        out(E, "    st = lg_avg_pool2d_forward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_ADAPTIVE_AVG_POOL2D:
+        where(E, op, ir_fmt("%s = adaptive_avg_pool2d(%s)", y->name, x->name));
+        out(E, "    st = lg_adaptive_avg_pool2d_forward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_GLOBAL_AVG_POOL:
+        where(E, op, ir_fmt("%s = global_avg_pool(%s)", y->name, x->name));
+        out(E, "    st = lg_global_avg_pool_forward(ctx, n, %d, %zu, %s, %s);\n", x->dim[0],
+            numel(x) / (size_t)x->dim[0], ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_FLATTEN:
+    case LG_OP_RESHAPE:
+        where(E, op, ir_fmt("%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
+        break;
+    case LG_OP_SOFTMAX:
+    case LG_OP_LOG_SOFTMAX:
+        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(x, op->a.dim));
+        out(E, "        st = lg_%s_forward(ctx, &d, %s, %s);\n    }\n", ir_kind_name(op->kind), ptr(E, x),
+            ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_ADD:
+    case LG_OP_MUL:
+        where(E, op, ir_fmt("%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(y),
+            ptr(E, x), ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_SCALE:
+        where(E, op, ir_fmt("%s = %g * %s", y->name, op->a.by, x->name));
+        out(E, "    st = lg_scale_%s(ctx, %s, %.17g, %s, %s);\n", op->backward ? "backward" : "forward",
+            count_expr(y), op->a.by, ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_MEAN:
+    case LG_OP_SUM:
+        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(x),
+            ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_CROSS_ENTROPY:
+        where(E, op, ir_fmt("%s = cross_entropy(%s, %s)", y->name, x->name, op->in[1]->name));
+        out(E, "    st = lg_cross_entropy_forward(ctx, &%s, n, %s, %s, NULL, %s);\n", dn, ptr(E, x),
+            ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_MSE_LOSS:
+    case LG_OP_L1_LOSS:
+    case LG_OP_BCE_WITH_LOGITS:
+    case LG_OP_SMOOTH_L1_LOSS: {
+        const char *k = op->kind == LG_OP_BCE_WITH_LOGITS ? "bce_with_logits" : ir_kind_name(op->kind);
+        where(E, op, ir_fmt("%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, ", k, count_expr(x),
+            op->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
+        if (op->kind == LG_OP_SMOOTH_L1_LOSS)
+            out(E, "%.9g, ", op->a.beta);
+        out(E, "%s, %s, %s);\n", ptr(E, x), ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case LG_OP_ACCURACY:
+        where(E, op, ir_fmt("%s = accuracy(%s, %s)", y->name, x->name, op->in[1]->name));
+        out(E, "    st = lg_accuracy(ctx, n, %d, %s, %s, %s);\n", x->dim[x->ndim - 1], ptr(E, x),
+            ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_TOPK_ACCURACY:
+        where(E, op, ir_fmt("%s = topk_accuracy(%s, %s, k: %d)", y->name, x->name, op->in[1]->name, op->a.k));
+        out(E, "    st = lg_topk_accuracy(ctx, n, %d, %d, %s, %s, %s);\n", x->dim[x->ndim - 1], op->a.k,
+            ptr(E, x), ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+
+    /* ---- backward ---- */
+    case IR_SEED:
+        out(E, "    // d loss / d loss = 1\n");
+        out(E, "    %s[0] = 1.0f;\n", ptr(E, y));
+        break;
+    case IR_CROSS_ENTROPY_BWD:
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cross_entropy_backward(ctx, &%s, n, %s, %s, NULL, %s, %s);\n", dn, ptr(E, op->in[1]),
+            ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_MSE_LOSS_BWD:
+    case IR_L1_LOSS_BWD:
+    case IR_BCE_WITH_LOGITS_BWD:
+    case IR_SMOOTH_L1_LOSS_BWD: {
+        IrKind fk = op->fwd->kind;
+        const char *k = fk == LG_OP_BCE_WITH_LOGITS ? "bce_with_logits" : ir_kind_name(fk);
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_%s_backward(ctx, %s, %s, ", k, count_expr(op->in[1]),
+            op->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
+        if (fk == LG_OP_SMOOTH_L1_LOSS)
+            out(E, "%.9g, ", op->a.beta);
+        out(E, "%s, %s, %s, %s);\n", ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_LINEAR_BWD: {
+        IrValue *fx = op->in[1];
+        size_t rows = fx->batched ? numel(fx) / (size_t)fx->dim[fx->ndim - 1] : 1;
+        where(E, op, ir_fmt("d %s: weight and bias gradients += , input gradient =", layer));
+        out(E, "    st = lg_linear_backward(ctx, &%s, n * %zu, %s, %s, %s, %s, %s, %s);\n", dn, rows,
+            ptr(E, fx), ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[3]),
+            ptr(E, op->in[4]));
+        call_end(E);
+        break;
+    }
+    case IR_CONV2D_BWD:
+        where(E, op, ir_fmt("d %s: weight and bias gradients += , input gradient =", layer));
+        out(E, "    st = lg_conv2d_backward(ctx, &%s, n, %s, %s, %s, %s, %s, %s, ws, ws_bytes);\n", dn,
+            ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[3]),
+            ptr(E, op->in[4]));
+        call_end(E);
+        break;
+    case IR_BATCH_NORM_BWD:
+        where(E, op, ir_fmt("d %s", layer));
+        out(E, "    st = lg_batch_norm_backward(ctx, &%s, n, %s, %s, %s, %s, %s, %s, %s, %s);\n", dn,
+            ptr(E, op->in[1]), op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]),
+            ptr(E, op->in[4]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[5]), ptr(E, op->in[6]));
+        call_end(E);
+        break;
+    case IR_RELU_BWD:
+        /* relu's output is positive exactly where its input is: it stands
+         * for the input, which the fused producer did not keep */
+        where(E, op, ir_fmt("d relu -> %s", op->fwd->in[0]->name));
+        out(E, "    st = lg_relu_backward(ctx, %s, %s, %s, %s, %s);\n", count_expr(op->in[1]),
+            ptr(E, op->in[1]), ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_SIGMOID_BWD:
+    case IR_TANH_BWD: {
+        const char *k = op->kind == IR_SIGMOID_BWD ? "sigmoid" : "tanh";
+        where(E, op, ir_fmt("d %s", k));
+        out(E, "    st = lg_%s_backward(ctx, %s, NULL, %s, %s, %s);\n", k, count_expr(op->in[1]),
+            ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_SILU_BWD:
+        where(E, op, "d silu");
+        out(E, "    st = lg_silu_backward(ctx, %s, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+            ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_LEAKY_RELU_BWD:
+        where(E, op, "d leaky_relu");
+        out(E, "    st = lg_leaky_relu_backward(ctx, %s, %.9g, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+            op->a.slope, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_GELU_BWD:
+        where(E, op, "d gelu");
+        out(E, "    st = lg_gelu_backward(ctx, %s, %d, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+            op->a.approximate, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_DROPOUT_BWD:
+        where(E, op, "d dropout");
+        out(E, "    st = lg_dropout_backward(ctx, %s, %.9g, 1, (const uint8_t *)%s, %s, %s);\n",
+            count_expr(op->in[0]), op->a.p, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_SOFTMAX_BWD:
+    case IR_LOG_SOFTMAX_BWD: {
+        const char *k = op->kind == IR_SOFTMAX_BWD ? "softmax" : "log_softmax";
+        where(E, op, ir_fmt("d %s", k));
+        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(op->in[1], op->a.dim));
+        out(E, "        st = lg_%s_backward(ctx, &d, %s, %s, %s);\n    }\n", k, ptr(E, op->in[1]),
+            ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_MAX_POOL2D_BWD:
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_max_pool2d_backward(ctx, &%s, n, %s, %s, %s);\n", dn, ptr(E, op->in[1]),
+            ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_AVG_POOL2D_BWD:
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_avg_pool2d_backward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_GLOBAL_AVG_POOL_BWD: {
+        IrValue *fx = op->fwd->in[0];
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_global_avg_pool_backward(ctx, n, %d, %zu, %s, %s);\n", fx->dim[0],
+            numel(fx) / (size_t)fx->dim[0], ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_MUL_BWD: {
+        /* d a = dy * b: mul_backward with only da */
+        where(E, op, "d mul");
+        out(E, "    st = lg_mul_backward(ctx, %s, NULL, %s, %s, %s, NULL);\n", count_expr(op->in[0]),
+            ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_MEAN_BWD:
+    case IR_SUM_BWD:
+        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_%s_backward(ctx, %s, %s, %s);\n", op->kind == IR_MEAN_BWD ? "mean" : "sum",
+            count_expr(y), ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_ACCUM:
+        where(E, op, ir_fmt("gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
+        if (!op->in_place) {
+            out(E, "    memcpy(%s, %s, %s * sizeof(float));\n", ptr(E, y), ptr(E, op->in[0]),
+                count_expr(y));
+        }
+        out(E, "    st = lg_accumulate(ctx, %s, %s, %s);\n", count_expr(y), ptr(E, op->in[1]), ptr(E, y));
+        call_end(E);
+        break;
+    default:
+        return 1;
+    }
+    /* a relu fused into its producer runs in place on the producer's output */
+    if (op->fused_relu) {
+        out(E, "    st = lg_relu_forward(ctx, %s, %s, %s);\n", count_expr(y), ptr(E, y), ptr(E, y));
+        call_end(E);
+    }
+    return 0;
+}
+
+/* ---- steps ------------------------------------------------------------------------- */
+
+static int uses_conv(const IrGraph *g) {
+    for (int i = 0; i < g->nops; i++)
+        if (!g->ops[i]->dead && (g->ops[i]->kind == LG_OP_CONV2D || g->ops[i]->kind == IR_CONV2D_BWD))
+            return 1;
+    return 0;
+}
+
+static int emit_step(Emit *E, IrGraph *g, const char *fn) {
+    name_values(E, g);
+    const char *m = E->prefix;
+    out(E, "/* %s step (%s:%d): %d forward ops", g->name, g->file ? g->file : "?", g->line, g->nforward ? g->nforward : g->nops);
+    if (g->nforward && g->nops > g->nforward)
+        out(E, ", %d backward ops", g->nops - g->nforward);
+    out(E, ".\n * Activations: %zu floats per sample (%zu without reuse), %d fused, %d in place. */\n",
+        g->arena_per_sample, g->naive_per_sample, g->nfused, g->ninplace);
+    out(E, "static lg_status %s(lg_step_io *io, const lg_batch *b) {\n", fn);
+    out(E, "    lg_ctx *ctx = io->ctx;\n");
+    out(E, "    const size_t n = (size_t)b->n;          // samples in this batch\n");
+    out(E, "    const size_t B = (size_t)b->batch_size; // the arena's layout unit\n");
+    int has_params = 0, has_grads = 0, has_fixed = 0, has_act = 0;
+    for (int i = 0; i < g->nvalues; i++) {
+        IrValue *v = g->values[i];
+        if (v->first < 0 && v->storage == IR_ST_ARENA)
+            continue;
+        has_params |= v->storage == IR_ST_PARAM;
+        has_grads |= v->storage == IR_ST_GRAD;
+        has_fixed |= v->storage == IR_ST_ARENA && !v->batched && v->first >= 0;
+        has_act |= v->storage == IR_ST_ARENA && v->batched && v->first >= 0;
+    }
+    if (has_params)
+        out(E, "    float *params = io->params;\n");
+    if (has_grads)
+        out(E, "    float *grads = io->grads;\n");
+    if (has_fixed)
+        out(E, "    float *fixed = (float *)io->arena;\n");
+    int conv = uses_conv(g);
+    if (conv || has_act)
+        out(E, "    char *ws = (char *)io->arena + %s_FIXED_BYTES;\n", m);
+    if (conv)
+        out(E, "    const size_t ws_bytes = %s_ws_per_sample * B;\n", m);
+    if (has_act)
+        out(E, "    float *act = (float *)(ws + %s_ws_per_sample * B);\n", m);
+    if (!has_act && !conv)
+        out(E, "    (void)B;\n");
+    out(E, "    lg_status st;\n");
+    for (int i = 0; i < g->nvalues; i++) {
+        IrValue *v = g->values[i];
+        if (v->storage != IR_ST_ARENA || v->first < 0)
+            continue;
+        const char *t = v->dtype == IR_I32 ? "int32_t" : "float";
+        if (v->batched)
+            out(E, "    %s *%s = %s(act + %zu * B); // %s\n", t, v->cname,
+                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(v));
+        else
+            out(E, "    %s *%s = %s(fixed + %zu); // %s\n", t, v->cname,
+                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(v));
+    }
+    out(E, "\n");
+    int errors = 0;
+    for (int i = 0; i < g->nops; i++) {
+        IrOp *op = g->ops[i];
+        if (op->dead)
+            continue;
+        if (i == g->nforward && g->nforward && g->nops > g->nforward)
+            out(E, "\n    /* ---- backward: generated at compile time, last layer first ---- */\n");
+        if (emit_op(E, g, op)) {
+            fprintf(E->ctx->err, "%s:%d: error: the code generator has no kernel call for '%s' yet\n",
+                    op->file ? op->file : "?", op->line, ir_kind_name(op->kind));
+            errors++;
+        }
+    }
+    out(E, "\n");
+    if (g->loss)
+        out(E, "    io->loss = %s[0];\n", ptr(E, g->loss));
+    for (int i = 0; i < g->nlogs; i++)
+        out(E, "    io->logs[%d] = %s[0]; // %s\n", i, ptr(E, g->logs[i].value), g->logs[i].name);
+    if (g->step == IR_STEP_PREDICT && g->output)
+        out(E, "    memcpy(io->outputs, %s, n * %zu * sizeof(float));\n", ptr(E, g->output),
+            numel(g->output));
+    out(E, "    return LG_OK;\n}\n\n");
+    return errors;
+}
+
+/* ---- tables ------------------------------------------------------------------------- */
+
+static void emit_param_enum(Emit *E) {
+    IrProgram *p = E->p;
+    E->param_names = calloc((size_t)p->nparams + 1, sizeof *E->param_names);
+    out(E, "/* Parameter block: every tensor's offset in floats, PyTorch's state_dict\n"
+           " * names and order (trainable tensors first). Gradients use the same\n"
+           " * offsets in the gradient block. */\n");
+    out(E, "enum {\n");
+    for (int i = 0; i < p->nparams; i++) {
+        const char *nm = c_ident(p->params[i].name, 1);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(E->param_names[j], nm))
+                nm = ir_fmt("%s_%d", nm, i);
+        E->param_names[i] = nm;
+        out(E, "    %s = %zu, // %s ", nm, p->params[i].offset, p->params[i].name);
+        out(E, "[");
+        for (int d = 0; d < p->params[i].ndim; d++)
+            out(E, "%s%d", d ? ", " : "", p->params[i].dim[d]);
+        out(E, "]\n");
+    }
+    out(E, "    %s_N_FLOATS = %zu,\n", E->prefix, p->param_floats);
+    out(E, "    %s_N_TRAIN = %zu,\n", E->prefix, p->grad_floats);
+    out(E, "};\n\n");
+}
+
+static void emit_step_names(Emit *E) {
+    static const char *fns[IR_STEP_COUNT] = {"train_step", "validation_step", "test_step", "predict_step"};
+    for (int i = 0; i < IR_STEP_COUNT; i++)
+        E->step_fn[i] = E->p->graphs[i].present ? ir_fmt("%s_%s", E->lower, fns[i]) : NULL;
+}
+
+int emit_c_file(Emit *E) {
+    IrProgram *p = E->p;
+    emit_step_names(E);
+    /* steps first into a buffer: they declare the dims structs */
+    char *steps = NULL;
+    size_t nsteps = 0;
+    FILE *main_f = E->f;
+    E->f = open_memstream(&steps, &nsteps);
+    int errors = 0;
+    for (int i = 0; i < IR_STEP_COUNT; i++)
+        if (E->step_fn[i])
+            errors += emit_step(E, &p->graphs[i], E->step_fn[i]);
+    fclose(E->f);
+    E->f = main_f;
+
+    emit_banner(E);
+    out(E, "#include <stdint.h>\n#include <string.h>\n\n");
+    out(E, "#include <lgen/data.h>\n#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n");
+    size_t fixed = 0, per_sample = 0;
+    for (int i = 0; i < IR_STEP_COUNT; i++) {
+        if (!p->graphs[i].present)
+            continue;
+        if (p->graphs[i].arena_fixed > fixed)
+            fixed = p->graphs[i].arena_fixed;
+        if (p->graphs[i].arena_per_sample > per_sample)
+            per_sample = p->graphs[i].arena_per_sample;
+    }
+    out(E, "/* The activation arena (lg_step_io.arena): scalars first, then the\n"
+           " * convolution workspace, then the activations and gradients of a step at\n"
+           " * the offsets the compile-time plan chose (per sample; times B). */\n");
+    out(E, "#define %s_FIXED_BYTES %zu\n", E->prefix, fixed * 4);
+    out(E, "#define %s_ACT_BYTES_PER_SAMPLE %zu\n\n", E->prefix, per_sample * 4);
+    emit_param_enum(E);
+    out(E, "/* Layer dimensions, fixed by the spec. */\n");
+    for (int i = 0; i < E->ndims; i++) {
+        out(E, "static const %s %s = %s;", E->dims[i].type, E->dims[i].name, E->dims[i].body);
+        if (E->dims[i].file)
+            out(E, " // %s:%d", E->dims[i].file, E->dims[i].line);
+        out(E, "\n");
+    }
+    out(E, "\n/* Convolution scratch per sample of a batch, from the kernels' own\n"
+           " * workspace functions (set once by main before the trainer starts). */\n");
+    out(E, "static size_t %s_ws_per_sample;\n\n", E->prefix);
+    fwrite(steps, 1, nsteps, E->f);
+    free(steps);
+    emit_tables(E);
+    /* main */
+    out(E, "int main(int argc, char **argv) {\n");
+    out(E, "    size_t ws = 0;\n");
+    int nconv = 0;
+    for (int i = 0; i < E->ndims; i++)
+        if (E->dims[i].is_conv) {
+            out(E, "    if (lg_conv2d_workspace(&%s, 1) > ws)\n        ws = lg_conv2d_workspace(&%s, 1);\n",
+                E->dims[i].name, E->dims[i].name);
+            nconv++;
+        }
+    out(E, "    %s_ws_per_sample = (ws + 63) / 64 * 64;\n", E->prefix);
+    out(E, "    %s_def.arena_per_sample = %s_ACT_BYTES_PER_SAMPLE + %s_ws_per_sample;\n", E->lower,
+        E->prefix, E->prefix);
+    out(E, "    return lg_main(argc, argv, &%s_def);\n}\n", E->lower);
+    (void)nconv;
+    return errors;
+}

@@ -1,0 +1,40 @@
+/* emit_internal.h — what the emitter's files share (emit.c drives,
+ * emit_c.c prints the steps, emit_tables.c prints the trainer and data
+ * tables). Not used outside compiler/emit*.c. */
+#ifndef LGEN_EMIT_INTERNAL_H
+#define LGEN_EMIT_INTERNAL_H
+
+#include <stdio.h>
+
+#include "ast.h"
+#include "ctx.h"
+#include "ir.h"
+
+/* One static const dims struct of the generated file. */
+typedef struct EmitDims {
+    const char *type, *name, *body, *file;
+    int line;
+    int is_conv;
+} EmitDims;
+
+typedef struct Emit {
+    Ctx *ctx;
+    Module *mod;
+    IrProgram *p;
+    FILE *f;
+    const char *lower;         /* "lenet": C prefix of functions and tables */
+    const char *prefix;        /* "LENET": prefix of constants */
+    const char *spec_hash;     /* hex sha256 of the spec source */
+    const char **param_names;  /* enum constant of each parameter offset */
+    const char *step_fn[IR_STEP_COUNT];
+    EmitDims *dims;
+    int ndims, capdims;
+} Emit;
+
+void emit_banner(Emit *E);
+int emit_c_file(Emit *E);
+int emit_tables(Emit *E);
+/* Hex sha256 of n bytes into hex[65]. */
+void emit_sha256_hex(const void *data, size_t n, char hex[65]);
+
+#endif
