@@ -314,12 +314,14 @@ typedef struct lg_voc_map_config {
 } lg_voc_map_config;
 
 typedef struct lg_voc_det {
+    size_t seq; /* order of arrival: the tie-break of equal scores */
     int image, label;
     float score;
     float box[4];
 } lg_voc_det;
 
 typedef struct lg_voc_gt {
+    size_t seq; /* order of arrival (the devkit takes the first best box) */
     int image, label, difficult;
     float box[4];
 } lg_voc_gt;

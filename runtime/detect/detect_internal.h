@@ -1,0 +1,47 @@
+/* detect_internal.h — helpers shared by the files of runtime/detect/ and not
+ * part of the public interface (lgen/detect.h). */
+#ifndef LGEN_DETECT_INTERNAL_H
+#define LGEN_DETECT_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lgen/detect.h"
+
+/* A score with the row it belongs to and a group (level or class). */
+typedef struct lg_det_scored {
+    float score;
+    int index;
+    int group;
+} lg_det_scored;
+
+/* splitmix64: the samplers' generator, a pure function of its state. */
+static inline uint64_t lg_det_splitmix(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Decodes one box (torchvision BoxCoder.decode_single, float32). */
+void lg_det_decode_one(const lg_box_coder *c, const float *d, const float *b, float *o);
+/* Sorts by decreasing score, ties by increasing index. */
+void lg_det_sort_scored(lg_det_scored *v, size_t n);
+
+/* Smooth L1 of one difference (torch's formula) and its derivative. */
+static inline double lg_det_smooth_l1(float diff, float beta) {
+    double n = fabs((double)diff);
+    return n < beta ? 0.5 * n * n / beta : n - 0.5 * beta;
+}
+
+static inline float lg_det_smooth_l1_grad(float diff, float beta) {
+    if (fabsf(diff) < beta)
+        return diff / beta;
+    return diff > 0 ? 1.0f : diff < 0 ? -1.0f : 0.0f;
+}
+
+/* Rounds a workspace offset up to 16 bytes. */
+static inline size_t lg_det_align(size_t n) { return (n + 15) & ~(size_t)15; }
+
+#endif

@@ -1,0 +1,585 @@
+/* roi.c — the RoI heads' plumbing (see lgen/detect.h): sampling RoIs from
+ * proposals, RoIAlign forward and backward on one or several (FPN) feature
+ * maps, the Fast R-CNN loss with its gradient, and post-processing of the
+ * box head's outputs into detections.
+ *
+ * Proposals come from rpn.c; the box head between RoIAlign and the loss is
+ * ordinary linear layers (lgen/kernels.h). The RoIAlign loops follow
+ * torchvision's CPU kernel (roi_align_kernel.cpp) term for term, so that
+ * forward values agree to float rounding; the backward is its adjoint.
+ */
+#include "lgen/detect.h"
+#include "detect_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- RoI sampling ---------------------------------------------------------------- */
+
+typedef struct sample_ws {
+    float *boxes, *iou;
+    int *matches, *labels;
+    void *match, *sample;
+} sample_ws;
+
+static size_t sample_layout(int num_proposals, int max_gt, char *base, sample_ws *ws) {
+    size_t g = (size_t)(max_gt > 0 ? max_gt : 1);
+    size_t t = (size_t)(num_proposals > 0 ? num_proposals : 0) + g;
+    size_t off = 0;
+#define TAKE(field, bytes)                                                                     \
+    do {                                                                                       \
+        if (base)                                                                              \
+            ws->field = (void *)(base + off);                                                  \
+        off += lg_det_align(bytes);                                                            \
+    } while (0)
+    TAKE(boxes, t * 4 * sizeof(float));
+    TAKE(iou, t * g * sizeof(float));
+    TAKE(matches, t * sizeof(int));
+    TAKE(labels, t * sizeof(int));
+    TAKE(match, lg_match_workspace((int)g));
+    TAKE(sample, lg_sample_workspace((int)t));
+#undef TAKE
+    return off;
+}
+
+size_t lg_roi_sample_workspace(int num_proposals, int max_gt) {
+    return sample_layout(num_proposals, max_gt, NULL, NULL);
+}
+
+lg_status lg_roi_sample(const lg_roi_sample_config *cfg, const float *proposals,
+                        int num_proposals, const float *gt_boxes, const int *gt_labels,
+                        int num_gt, uint64_t seed, void *workspace, float *rois, int *labels,
+                        float *box_targets, int *count, lg_error *err) {
+    if (!cfg || num_proposals < 0 || num_gt < 0 || !workspace || !rois || !labels ||
+        !box_targets || !count || (num_proposals && !proposals) ||
+        (num_gt && (!gt_boxes || !gt_labels)))
+        return lg_error_set(err, LG_ERR_ARG, "roi_sample: bad arguments");
+    int cap = cfg->batch_size_per_image;
+    if (cap < 1)
+        return lg_error_set(err, LG_ERR_ARG, "roi_sample: batch_size_per_image %d", cap);
+    sample_ws ws;
+    sample_layout(num_proposals, num_gt, workspace, &ws);
+    int total = num_proposals + num_gt;
+    memcpy(ws.boxes, proposals, sizeof(float) * 4 * (size_t)num_proposals);
+    memcpy(ws.boxes + 4 * (size_t)num_proposals, gt_boxes, sizeof(float) * 4 * (size_t)num_gt);
+    lg_status st = lg_box_iou(gt_boxes, num_gt, ws.boxes, total, ws.iou, err);
+    if (st)
+        return st;
+    lg_matcher m = {cfg->fg_iou_thresh, cfg->bg_iou_thresh, 0};
+    if ((st = lg_match(&m, ws.iou, num_gt, total, ws.match, ws.matches, err)))
+        return st;
+    for (int i = 0; i < total; i++) {
+        int mi = ws.matches[i];
+        ws.labels[i] = mi >= 0 ? gt_labels[mi] : mi == LG_MATCH_BELOW_LOW ? 0 : -1;
+        if (mi >= 0 && gt_labels[mi] < 1)
+            return lg_error_set(err, LG_ERR_ARG,
+                                "roi_sample: ground truth label %d (classes start at 1)",
+                                gt_labels[mi]);
+    }
+    lg_sampler s = {cap, cfg->positive_fraction};
+    if ((st = lg_sample_balanced(&s, ws.labels, total, seed, ws.sample, NULL, NULL, err)))
+        return st;
+    int n = 0;
+    for (int i = 0; i < total && n < cap; i++) {
+        if (ws.labels[i] < 0)
+            continue;
+        const float *b = ws.boxes + 4 * (size_t)i;
+        memcpy(rois + 4 * (size_t)n, b, 4 * sizeof(float));
+        labels[n] = ws.labels[i];
+        float *t = box_targets + 4 * (size_t)n;
+        if (ws.labels[i] > 0) {
+            if ((st = lg_box_encode(&cfg->coder, gt_boxes + 4 * (size_t)ws.matches[i], b, 1, t,
+                                    err)))
+                return st;
+        } else {
+            t[0] = t[1] = t[2] = t[3] = 0.0f;
+        }
+        n++;
+    }
+    memset(rois + 4 * (size_t)n, 0, sizeof(float) * 4 * (size_t)(cap - n));
+    memset(box_targets + 4 * (size_t)n, 0, sizeof(float) * 4 * (size_t)(cap - n));
+    for (int i = n; i < cap; i++)
+        labels[i] = -1;
+    *count = n;
+    return LG_OK;
+}
+
+/* ---- RoIAlign -------------------------------------------------------------------- */
+
+/* One sampling point's bilinear weights and the four pixels they touch;
+ * w == 0 and pos == -1 for a point outside the map. */
+typedef struct bilinear {
+    float w[4];
+    int pos[4];
+} bilinear;
+
+static void bilinear_at(int H, int W, float y, float x, bilinear *b) {
+    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) {
+        *b = (bilinear){{0, 0, 0, 0}, {-1, -1, -1, -1}};
+        return;
+    }
+    if (y <= 0)
+        y = 0;
+    if (x <= 0)
+        x = 0;
+    int y_low = (int)y, x_low = (int)x, y_high, x_high;
+    if (y_low >= H - 1) {
+        y_high = y_low = H - 1;
+        y = (float)y_low;
+    } else {
+        y_high = y_low + 1;
+    }
+    if (x_low >= W - 1) {
+        x_high = x_low = W - 1;
+        x = (float)x_low;
+    } else {
+        x_high = x_low + 1;
+    }
+    float ly = y - (float)y_low, lx = x - (float)x_low;
+    float hy = 1.0f - ly, hx = 1.0f - lx;
+    b->w[0] = hy * hx;
+    b->w[1] = hy * lx;
+    b->w[2] = ly * hx;
+    b->w[3] = ly * lx;
+    b->pos[0] = y_low * W + x_low;
+    b->pos[1] = y_low * W + x_high;
+    b->pos[2] = y_high * W + x_low;
+    b->pos[3] = y_high * W + x_high;
+}
+
+typedef struct roi_geom {
+    float start_h, start_w, bin_h, bin_w;
+    int grid_h, grid_w;
+    float count;
+} roi_geom;
+
+static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_ratio,
+                         int aligned, const float *roi, roi_geom *g) {
+    float offset = aligned ? 0.5f : 0.0f;
+    float sw = roi[1] * scale - offset, sh = roi[2] * scale - offset;
+    float ew = roi[3] * scale - offset, eh = roi[4] * scale - offset;
+    float rw = ew - sw, rh = eh - sh;
+    if (!aligned) {
+        rw = fmaxf(rw, 1.0f);
+        rh = fmaxf(rh, 1.0f);
+    }
+    g->start_h = sh;
+    g->start_w = sw;
+    g->bin_h = rh / (float)pooled_h;
+    g->bin_w = rw / (float)pooled_w;
+    g->grid_h = sampling_ratio > 0 ? sampling_ratio : (int)ceilf(rh / (float)pooled_h);
+    g->grid_w = sampling_ratio > 0 ? sampling_ratio : (int)ceilf(rw / (float)pooled_w);
+    int c = g->grid_h * g->grid_w;
+    g->count = (float)(c > 1 ? c : 1);
+}
+
+/* Pools one RoI of feature (C, H, W) into out (C, ph, pw). */
+static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_ratio,
+                          int aligned, const float *feat, int C, int H, int W,
+                          const float *roi, float *out) {
+    roi_geom g;
+    roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
+    size_t hw = (size_t)H * W, bins = (size_t)pooled_h * pooled_w;
+    for (int ph = 0; ph < pooled_h; ph++)
+        for (int pw = 0; pw < pooled_w; pw++) {
+            size_t bin = (size_t)ph * pooled_w + pw;
+            for (int c = 0; c < C; c++)
+                out[c * bins + bin] = 0.0f;
+            for (int iy = 0; iy < g.grid_h; iy++) {
+                float y = g.start_h + (float)ph * g.bin_h +
+                          (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
+                for (int ix = 0; ix < g.grid_w; ix++) {
+                    float x = g.start_w + (float)pw * g.bin_w +
+                              (float)(ix + .5f) * g.bin_w / (float)g.grid_w;
+                    bilinear b;
+                    bilinear_at(H, W, y, x, &b);
+                    if (b.pos[0] < 0)
+                        continue;
+                    const float *f = feat;
+                    for (int c = 0; c < C; c++, f += hw)
+                        out[c * bins + bin] += b.w[0] * f[b.pos[0]] + b.w[1] * f[b.pos[1]] +
+                                               b.w[2] * f[b.pos[2]] + b.w[3] * f[b.pos[3]];
+                }
+            }
+            for (int c = 0; c < C; c++)
+                out[c * bins + bin] /= g.count;
+        }
+}
+
+/* Adjoint of roi_align_one: accumulates into grad (C, H, W). */
+static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int sampling_ratio,
+                                   int aligned, const float *grad_out, int C, int H, int W,
+                                   const float *roi, float *grad) {
+    roi_geom g;
+    roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
+    float count = (float)(g.grid_h * g.grid_w);
+    size_t hw = (size_t)H * W, bins = (size_t)pooled_h * pooled_w;
+    for (int ph = 0; ph < pooled_h; ph++)
+        for (int pw = 0; pw < pooled_w; pw++) {
+            size_t bin = (size_t)ph * pooled_w + pw;
+            for (int iy = 0; iy < g.grid_h; iy++) {
+                float y = g.start_h + (float)ph * g.bin_h +
+                          (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
+                for (int ix = 0; ix < g.grid_w; ix++) {
+                    float x = g.start_w + (float)pw * g.bin_w +
+                              (float)(ix + .5f) * g.bin_w / (float)g.grid_w;
+                    bilinear b;
+                    bilinear_at(H, W, y, x, &b);
+                    if (b.pos[0] < 0)
+                        continue;
+                    float *gc = grad;
+                    for (int c = 0; c < C; c++, gc += hw) {
+                        float go = grad_out[c * bins + bin];
+                        gc[b.pos[0]] += go * b.w[0] / count;
+                        gc[b.pos[1]] += go * b.w[1] / count;
+                        gc[b.pos[2]] += go * b.w[2] / count;
+                        gc[b.pos[3]] += go * b.w[3] / count;
+                    }
+                }
+            }
+        }
+}
+
+static lg_status check_roi_align(const lg_roi_align_config *cfg, const void *in, int N, int C,
+                                 int H, int W, const float *rois, int K, const void *out,
+                                 lg_error *err) {
+    if (!cfg || N < 1 || C < 1 || H < 1 || W < 1 || K < 0 || !in || (K && (!rois || !out)))
+        return lg_error_set(err, LG_ERR_ARG, "roi_align: bad arguments (N %d, C %d, %dx%d, K %d)",
+                            N, C, H, W, K);
+    if (cfg->pooled_h < 1 || cfg->pooled_w < 1 || !(cfg->spatial_scale > 0))
+        return lg_error_set(err, LG_ERR_ARG, "roi_align: output %dx%d, spatial_scale %g",
+                            cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale);
+    for (int k = 0; k < K; k++)
+        if (rois[5 * (size_t)k] >= (float)N)
+            return lg_error_set(err, LG_ERR_ARG, "roi_align: RoI %d has batch index %g of %d",
+                                k, rois[5 * (size_t)k], N);
+    return LG_OK;
+}
+
+lg_status lg_roi_align_forward(const lg_roi_align_config *cfg, const float *input, int N, int C,
+                               int H, int W, const float *rois, int K, float *output,
+                               lg_error *err) {
+    lg_status st = check_roi_align(cfg, input, N, C, H, W, rois, K, output, err);
+    if (st)
+        return st;
+    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
+    for (int k = 0; k < K; k++) {
+        const float *roi = rois + 5 * (size_t)k;
+        float *out = output + per_roi * k;
+        int b = (int)roi[0];
+        if (roi[0] < 0) {
+            memset(out, 0, per_roi * sizeof(float));
+            continue;
+        }
+        roi_align_one(cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale, cfg->sampling_ratio,
+                      cfg->aligned, input + (size_t)b * C * H * W, C, H, W, roi, out);
+    }
+    return LG_OK;
+}
+
+lg_status lg_roi_align_backward(const lg_roi_align_config *cfg, const float *grad_output,
+                                int N, int C, int H, int W, const float *rois, int K,
+                                float *grad_input, lg_error *err) {
+    lg_status st = check_roi_align(cfg, grad_input, N, C, H, W, rois, K, grad_output, err);
+    if (st)
+        return st;
+    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
+    for (int k = 0; k < K; k++) {
+        const float *roi = rois + 5 * (size_t)k;
+        if (roi[0] < 0)
+            continue;
+        int b = (int)roi[0];
+        roi_align_one_backward(cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale,
+                               cfg->sampling_ratio, cfg->aligned, grad_output + per_roi * k, C,
+                               H, W, roi, grad_input + (size_t)b * C * H * W);
+    }
+    return LG_OK;
+}
+
+/* ---- multi-scale RoIAlign ------------------------------------------------------------ */
+
+static lg_status check_multiscale(const lg_multiscale_roi_align *cfg, const int *heights,
+                                  const int *widths, int N, int C, const float *rois, int K,
+                                  int *k_min, int *k_max, lg_error *err) {
+    if (!cfg || cfg->num_levels < 1 || cfg->num_levels > LG_DETECT_MAX_LEVELS || N < 1 ||
+        C < 1 || K < 0 || (K && !rois) || (heights && !widths))
+        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: bad arguments");
+    if (cfg->pooled_h < 1 || cfg->pooled_w < 1 || cfg->canonical_scale < 1)
+        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: output %dx%d",
+                            cfg->pooled_h, cfg->pooled_w);
+    for (int l = 0; l < cfg->num_levels; l++) {
+        if (!(cfg->scales[l] > 0 && cfg->scales[l] <= 1))
+            return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: level %d scale %g", l,
+                                cfg->scales[l]);
+        if (heights && (heights[l] < 1 || widths[l] < 1))
+            return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: level %d is %dx%d", l,
+                                heights[l], widths[l]);
+    }
+    *k_min = (int)(-log2f(cfg->scales[0]));
+    *k_max = (int)(-log2f(cfg->scales[cfg->num_levels - 1]));
+    if (*k_max - *k_min + 1 != cfg->num_levels)
+        return lg_error_set(err, LG_ERR_ARG,
+                            "multiscale_roi_align: scales must halve level by level (got %d "
+                            "levels spanning 2^-%d to 2^-%d)",
+                            cfg->num_levels, *k_min, *k_max);
+    for (int k = 0; k < K; k++)
+        if (rois[5 * (size_t)k] >= (float)N)
+            return lg_error_set(err, LG_ERR_ARG, "roi_align: RoI %d has batch index %g of %d",
+                                k, rois[5 * (size_t)k], N);
+    return LG_OK;
+}
+
+static int level_of(const lg_multiscale_roi_align *cfg, const float *roi, int k_min,
+                    int k_max) {
+    float area = (roi[3] - roi[1]) * (roi[4] - roi[2]);
+    float s = sqrtf(area);
+    float lvl = floorf((float)cfg->canonical_level + log2f(s / (float)cfg->canonical_scale) +
+                       1e-6f);
+    if (lvl < (float)k_min)
+        lvl = (float)k_min;
+    if (lvl > (float)k_max)
+        lvl = (float)k_max;
+    return (int)lvl - k_min;
+}
+
+lg_status lg_roi_levels(const lg_multiscale_roi_align *cfg, const float *rois, int K,
+                        int *levels, lg_error *err) {
+    int k_min, k_max;
+    lg_status st = check_multiscale(cfg, NULL, NULL, 1 << 30, 1, rois, K, &k_min, &k_max, err);
+    if (st)
+        return st;
+    for (int k = 0; k < K; k++)
+        levels[k] = level_of(cfg, rois + 5 * (size_t)k, k_min, k_max);
+    return LG_OK;
+}
+
+lg_status lg_multiscale_roi_align_forward(const lg_multiscale_roi_align *cfg,
+                                          const float *const *features, const int *heights,
+                                          const int *widths, int N, int C, const float *rois,
+                                          int K, float *output, lg_error *err) {
+    int k_min, k_max;
+    lg_status st = check_multiscale(cfg, heights, widths, N, C, rois, K, &k_min, &k_max, err);
+    if (st)
+        return st;
+    if (!features || (K && !output))
+        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: missing buffers");
+    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
+    for (int k = 0; k < K; k++) {
+        const float *roi = rois + 5 * (size_t)k;
+        float *out = output + per_roi * k;
+        if (roi[0] < 0) {
+            memset(out, 0, per_roi * sizeof(float));
+            continue;
+        }
+        int l = level_of(cfg, roi, k_min, k_max), b = (int)roi[0];
+        size_t plane = (size_t)heights[l] * widths[l];
+        roi_align_one(cfg->pooled_h, cfg->pooled_w, cfg->scales[l], cfg->sampling_ratio,
+                      cfg->aligned, features[l] + (size_t)b * C * plane, C, heights[l],
+                      widths[l], roi, out);
+    }
+    return LG_OK;
+}
+
+lg_status lg_multiscale_roi_align_backward(const lg_multiscale_roi_align *cfg,
+                                           const float *grad_output, const int *heights,
+                                           const int *widths, int N, int C, const float *rois,
+                                           int K, float *const *grad_features, lg_error *err) {
+    int k_min, k_max;
+    lg_status st = check_multiscale(cfg, heights, widths, N, C, rois, K, &k_min, &k_max, err);
+    if (st)
+        return st;
+    if (!grad_features || (K && !grad_output))
+        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: missing buffers");
+    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
+    for (int k = 0; k < K; k++) {
+        const float *roi = rois + 5 * (size_t)k;
+        if (roi[0] < 0)
+            continue;
+        int l = level_of(cfg, roi, k_min, k_max), b = (int)roi[0];
+        size_t plane = (size_t)heights[l] * widths[l];
+        roi_align_one_backward(cfg->pooled_h, cfg->pooled_w, cfg->scales[l], cfg->sampling_ratio,
+                               cfg->aligned, grad_output + per_roi * k, C, heights[l], widths[l],
+                               roi, grad_features[l] + (size_t)b * C * plane);
+    }
+    return LG_OK;
+}
+
+/* ---- Fast R-CNN loss ------------------------------------------------------------------ */
+
+static lg_status check_fastrcnn(const float *logits, const float *box, const int *labels,
+                                const float *targets, int R, int K, float beta, lg_error *err) {
+    if (R < 0 || K < 2 || !(beta >= 0))
+        return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: R %d, classes %d, beta %g", R, K,
+                            beta);
+    if (R && (!logits || !box || !labels || !targets))
+        return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: missing input");
+    for (int r = 0; r < R; r++)
+        if (labels[r] >= K)
+            return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: label %d of %d classes",
+                                labels[r], K);
+    return LG_OK;
+}
+
+lg_status lg_fastrcnn_loss_forward(const float *class_logits, const float *box_regression,
+                                   const int *labels, const float *box_targets, int R, int K,
+                                   float beta, float *loss_classifier, float *loss_box_reg,
+                                   lg_error *err) {
+    lg_status st = check_fastrcnn(class_logits, box_regression, labels, box_targets, R, K, beta,
+                                  err);
+    if (st)
+        return st;
+    double ce = 0, box = 0;
+    int n = 0;
+    for (int r = 0; r < R; r++) {
+        if (labels[r] < 0)
+            continue;
+        n++;
+        const float *z = class_logits + (size_t)r * K;
+        double mx = z[0], sum = 0;
+        for (int k = 1; k < K; k++)
+            mx = fmax(mx, z[k]);
+        for (int k = 0; k < K; k++)
+            sum += exp(z[k] - mx);
+        ce += mx + log(sum) - z[labels[r]];
+        if (labels[r] > 0) {
+            const float *d = box_regression + ((size_t)r * K + labels[r]) * 4;
+            for (int k = 0; k < 4; k++)
+                box += lg_det_smooth_l1(d[k] - box_targets[4 * (size_t)r + k], beta);
+        }
+    }
+    if (loss_classifier)
+        *loss_classifier = n ? (float)(ce / n) : 0.0f;
+    if (loss_box_reg)
+        *loss_box_reg = n ? (float)(box / n) : 0.0f;
+    return LG_OK;
+}
+
+lg_status lg_fastrcnn_loss_backward(const float *class_logits, const float *box_regression,
+                                    const int *labels, const float *box_targets, int R, int K,
+                                    float beta, float dloss_classifier, float dloss_box_reg,
+                                    float *grad_logits, float *grad_box, lg_error *err) {
+    lg_status st = check_fastrcnn(class_logits, box_regression, labels, box_targets, R, K, beta,
+                                  err);
+    if (st)
+        return st;
+    int n = 0;
+    for (int r = 0; r < R; r++)
+        n += labels[r] >= 0;
+    float sc = n ? dloss_classifier / (float)n : 0.0f, sb = n ? dloss_box_reg / (float)n : 0.0f;
+    for (int r = 0; r < R; r++) {
+        const float *z = class_logits + (size_t)r * K;
+        if (grad_logits) {
+            float *g = grad_logits + (size_t)r * K;
+            if (labels[r] < 0) {
+                memset(g, 0, sizeof(float) * (size_t)K);
+            } else {
+                float mx = z[0], sum = 0;
+                for (int k = 1; k < K; k++)
+                    mx = fmaxf(mx, z[k]);
+                for (int k = 0; k < K; k++)
+                    sum += expf(z[k] - mx);
+                for (int k = 0; k < K; k++)
+                    g[k] = (expf(z[k] - mx) / sum - (k == labels[r] ? 1.0f : 0.0f)) * sc;
+            }
+        }
+        if (grad_box) {
+            float *g = grad_box + (size_t)r * K * 4;
+            memset(g, 0, sizeof(float) * 4 * (size_t)K);
+            if (labels[r] > 0) {
+                const float *d = box_regression + ((size_t)r * K + labels[r]) * 4;
+                for (int k = 0; k < 4; k++)
+                    g[4 * labels[r] + k] =
+                        lg_det_smooth_l1_grad(d[k] - box_targets[4 * (size_t)r + k], beta) * sb;
+            }
+        }
+    }
+    return LG_OK;
+}
+
+/* ---- post-processing ---------------------------------------------------------------- */
+
+typedef struct detect_ws {
+    float *boxes, *scores, *prob;
+    int *labels, *keep;
+    void *nms;
+} detect_ws;
+
+static size_t detect_layout(int R, int K, char *base, detect_ws *ws) {
+    size_t n = (size_t)(R > 0 ? R : 1) * (size_t)(K > 1 ? K - 1 : 1);
+    size_t off = 0;
+#define TAKE(field, bytes)                                                                     \
+    do {                                                                                       \
+        if (base)                                                                              \
+            ws->field = (void *)(base + off);                                                  \
+        off += lg_det_align(bytes);                                                            \
+    } while (0)
+    TAKE(boxes, n * 4 * sizeof(float));
+    TAKE(scores, n * sizeof(float));
+    TAKE(prob, (size_t)(K > 0 ? K : 1) * sizeof(float));
+    TAKE(labels, n * sizeof(int));
+    TAKE(keep, n * sizeof(int));
+    TAKE(nms, lg_nms_workspace((int)n));
+#undef TAKE
+    return off;
+}
+
+size_t lg_detections_workspace(int R, int K) {
+    return detect_layout(R, K, NULL, NULL);
+}
+
+lg_status lg_detections(const lg_detect_config *cfg, const float *class_logits,
+                        const float *box_regression, const float *rois, int R, int K,
+                        int image_h, int image_w, void *workspace, float *boxes, float *scores,
+                        int *labels, int *count, lg_error *err) {
+    if (!cfg || R < 0 || K < 2 || image_h < 1 || image_w < 1 || !workspace || !boxes ||
+        !scores || !labels || !count || (R && (!class_logits || !box_regression || !rois)))
+        return lg_error_set(err, LG_ERR_ARG, "detections: bad arguments (R %d, classes %d)", R,
+                            K);
+    if (cfg->detections_per_img < 1)
+        return lg_error_set(err, LG_ERR_ARG, "detections: detections_per_img %d",
+                            cfg->detections_per_img);
+    detect_ws ws;
+    detect_layout(R, K, workspace, &ws);
+    int n = 0;
+    for (int r = 0; r < R; r++) {
+        const float *z = class_logits + (size_t)r * K;
+        float mx = z[0], sum = 0;
+        for (int k = 1; k < K; k++)
+            mx = fmaxf(mx, z[k]);
+        for (int k = 0; k < K; k++)
+            sum += (ws.prob[k] = expf(z[k] - mx));
+        for (int k = 1; k < K; k++) {
+            float p = ws.prob[k] / sum;
+            if (!(p > cfg->score_thresh))
+                continue;
+            float *b = ws.boxes + 4 * (size_t)n;
+            lg_det_decode_one(&cfg->coder, box_regression + ((size_t)r * K + k) * 4,
+                              rois + 4 * (size_t)r, b);
+            lg_boxes_clip(b, 1, image_h, image_w);
+            if (b[2] - b[0] < cfg->min_size || b[3] - b[1] < cfg->min_size)
+                continue;
+            ws.scores[n] = p;
+            ws.labels[n] = k;
+            n++;
+        }
+    }
+    int kept = 0;
+    lg_status st = lg_batched_nms(ws.boxes, ws.scores, ws.labels, n, cfg->nms_thresh, ws.nms,
+                                  ws.keep, &kept, err);
+    if (st)
+        return st;
+    int D = cfg->detections_per_img;
+    if (kept > D)
+        kept = D;
+    for (int i = 0; i < kept; i++) {
+        memcpy(boxes + 4 * (size_t)i, ws.boxes + 4 * (size_t)ws.keep[i], 4 * sizeof(float));
+        scores[i] = ws.scores[ws.keep[i]];
+        labels[i] = ws.labels[ws.keep[i]];
+    }
+    memset(boxes + 4 * (size_t)kept, 0, sizeof(float) * 4 * (size_t)(D - kept));
+    memset(scores + kept, 0, sizeof(float) * (size_t)(D - kept));
+    for (int i = kept; i < D; i++)
+        labels[i] = -1;
+    *count = kept;
+    return LG_OK;
+}
