@@ -32,7 +32,12 @@
 #define LGEN_SRCDIR "."
 #endif
 
+/* The link line of the runtime, from the top-level Makefile's RUNTIME_LIBS. */
+#ifdef LGEN_RUNTIME_LIBS
+#define RUNTIME_LIBS LGEN_RUNTIME_LIBS
+#else
 #define RUNTIME_LIBS "-lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm"
+#endif
 
 /* ---- sha256 (FIPS 180-4), for the spec hash checkpoints carry ----------- */
 

@@ -50,6 +50,15 @@ static char *c_ident(const char *s, int upper) {
     return k;
 }
 
+/* A float literal C accepts: 0.286f, 1e-05f, 0.0f. */
+static const char *flit(double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    if (!strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+    return ir_fmt("%sf", buf);
+}
+
 static const char *shape_comment(const IrValue *v) {
     char buf[128];
     size_t k = 0;
@@ -165,15 +174,15 @@ static const char *dims_name(Emit *E, IrOp *op) {
         for (int i = 1; i < x->ndim; i++)
             spatial *= (size_t)x->dim[i];
         type = "lg_batch_norm_dims";
-        snprintf(body, sizeof body, "{.c = %d, .spatial = %zu, .eps = %.9gf, .momentum = %.9gf, .affine = %d}",
-                 x->dim[0], spatial, f->a.eps, f->a.momentum, f->a.affine);
+        snprintf(body, sizeof body, "{.c = %d, .spatial = %zu, .eps = %s, .momentum = %s, .affine = %d}",
+                 x->dim[0], spatial, flit(f->a.eps), flit(f->a.momentum), f->a.affine);
         break;
     }
     case LG_OP_CROSS_ENTROPY:
         type = "lg_cross_entropy_dims";
         snprintf(body, sizeof body,
-                 "{.classes = %d, .label_smoothing = %.9gf, .ignore_index = %d, .reduction = %s}",
-                 x->dim[x->ndim - 1], f->a.label_smoothing, f->a.ignore_index,
+                 "{.classes = %d, .label_smoothing = %s, .ignore_index = %d, .reduction = %s}",
+                 x->dim[x->ndim - 1], flit(f->a.label_smoothing), f->a.ignore_index,
                  f->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
         break;
     default:
@@ -624,20 +633,26 @@ static int emit_step(Emit *E, IrGraph *g, const char *fn) {
 
 /* ---- tables ------------------------------------------------------------------------- */
 
-static void emit_param_enum(Emit *E) {
+static void name_params(Emit *E) {
     IrProgram *p = E->p;
     E->param_names = calloc((size_t)p->nparams + 1, sizeof *E->param_names);
-    out(E, "/* Parameter block: every tensor's offset in floats, PyTorch's state_dict\n"
-           " * names and order (trainable tensors first). Gradients use the same\n"
-           " * offsets in the gradient block. */\n");
-    out(E, "enum {\n");
     for (int i = 0; i < p->nparams; i++) {
         const char *nm = c_ident(p->params[i].name, 1);
         for (int j = 0; j < i; j++)
             if (!strcmp(E->param_names[j], nm))
                 nm = ir_fmt("%s_%d", nm, i);
         E->param_names[i] = nm;
-        out(E, "    %s = %zu, // %s ", nm, p->params[i].offset, p->params[i].name);
+    }
+}
+
+static void emit_param_enum(Emit *E) {
+    IrProgram *p = E->p;
+    out(E, "/* Parameter block: every tensor's offset in floats, PyTorch's state_dict\n"
+           " * names and order (trainable tensors first). Gradients use the same\n"
+           " * offsets in the gradient block. */\n");
+    out(E, "enum {\n");
+    for (int i = 0; i < p->nparams; i++) {
+        out(E, "    %s = %zu, // %s ", E->param_names[i], p->params[i].offset, p->params[i].name);
         out(E, "[");
         for (int d = 0; d < p->params[i].ndim; d++)
             out(E, "%s%d", d ? ", " : "", p->params[i].dim[d]);
@@ -657,6 +672,7 @@ static void emit_step_names(Emit *E) {
 int emit_c_file(Emit *E) {
     IrProgram *p = E->p;
     emit_step_names(E);
+    name_params(E);
     /* steps first into a buffer: they declare the dims structs */
     char *steps = NULL;
     size_t nsteps = 0;

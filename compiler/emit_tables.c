@@ -583,8 +583,11 @@ static int emit_data(Emit *E) {
             for (int t = 0; t < sp->ntransforms; t++) {
                 Transform *tf = &sp->transforms[t];
                 out(E, "    {%s, {", tf_enum(tf->kind));
-                for (int k = 0; k < 6; k++)
-                    out(E, "%s%.9gf", k ? ", " : "", tf->f[k]);
+                for (int k = 0; k < 6; k++) {
+                    char buf[64];
+                    snprintf(buf, sizeof buf, "%.9g", tf->f[k]);
+                    out(E, "%s%s%sf", k ? ", " : "", buf, strpbrk(buf, ".eEn") ? "" : ".0");
+                }
                 out(E, "}, {%d, %d, %d, %d}},\n", tf->i[0], tf->i[1], tf->i[2], tf->i[3]);
             }
             out(E, "};\n");

@@ -64,6 +64,9 @@ static void fuse(IrGraph *g) {
         if (count_uses(g, x) != 1)
             continue;
         prod->fused_relu = 1;
+        op->out[0]->name = x->name; /* the layer's name: "conv1", not "relu2" */
+        if (op->out[0]->grad)
+            op->out[0]->grad->name = ir_fmt("%s_grad", x->name);
         prod->out[0] = op->out[0];
         op->out[0]->def = prod;
         op->dead = 1;

@@ -1,3 +1,4 @@
 # tests/codegen.mk — code generation tests: IR/autodiff/plan unit tests and
 # the end-to-end scripts (compile a spec, build the trainer, train, compare).
 CHECK_PROGS += $(BUILD)/tests/check_codegen_ir
+CHECK_PROGS += $(BUILD)/tests/check_codegen_emit

@@ -1,0 +1,435 @@
+/* check_codegen_emit.c — the code generator on a hand-built checked module.
+ *
+ * Builds what sema and shapes produce for a LeNet-5 spec (the network graph
+ * with shapes, attributes and parameters; train/validate/predict step graphs
+ * that call it; hparams; a Fashion-MNIST dataset and data block; optimizer;
+ * trainer block) without the front end, runs emit_program into a temporary
+ * directory and checks: the C file and Makefile exist, contain the tables
+ * and kernel calls they must (names, offsets, spec lines), compile with
+ * -Wall -Wextra -Werror against the runtime headers, and are byte-identical
+ * across two runs. */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ast.h"
+#include "ctx.h"
+#include "emit.h"
+
+static Ctx ctx;
+
+#define CAP 64
+
+static Graph *graph_new(const char *name) {
+    Graph *g = arena_alloc(&ctx.arena, sizeof *g);
+    g->name = name;
+    g->nodes = arena_array(&ctx.arena, CAP, sizeof *g->nodes);
+    g->values = arena_array(&ctx.arena, CAP, sizeof *g->values);
+    g->inputs = arena_array(&ctx.arena, CAP, sizeof *g->inputs);
+    g->outputs = arena_array(&ctx.arena, CAP, sizeof *g->outputs);
+    g->params = arena_array(&ctx.arena, CAP, sizeof *g->params);
+    g->log_names = arena_array(&ctx.arena, CAP, sizeof *g->log_names);
+    g->log_values = arena_array(&ctx.arena, CAP, sizeof *g->log_values);
+    return g;
+}
+
+static GValue *val(Graph *g, const char *name, DType dt, bool batched, int rank, ...) {
+    GValue *v = arena_alloc(&ctx.arena, sizeof *v);
+    v->id = g->nvalues;
+    v->name = name;
+    v->dtype = dt;
+    v->shape.batched = batched;
+    v->shape.rank = rank;
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++)
+        v->shape.dim[i] = va_arg(ap, int);
+    va_end(ap);
+    g->values[g->nvalues++] = v;
+    return v;
+}
+
+static int nattrs_of(lg_op_id op) {
+    int k = 0;
+#define ATTR(ID, name, type, dflt, lo, hi, doc) k += op == LG_OP_##ID;
+#include "lgen/ops.def"
+    return k;
+}
+
+static int attr_slot(lg_op_id op, const char *name) {
+    int k = 0;
+#define ATTR(ID, aname, type, dflt, lo, hi, doc)                                                   \
+    if (op == LG_OP_##ID) {                                                                        \
+        if (!strcmp(aname, name))                                                                  \
+            return k;                                                                              \
+        k++;                                                                                       \
+    }
+#include "lgen/ops.def"
+    return -1;
+}
+
+static GNode *node(Graph *g, GNodeKind kind, lg_op_id op, const char *layer, int line, int nin, ...) {
+    GNode *n = arena_alloc(&ctx.arena, sizeof *n);
+    n->id = g->nnodes;
+    n->kind = kind;
+    n->op = op;
+    n->layer = layer;
+    n->inputs = arena_array(&ctx.arena, 8, sizeof *n->inputs);
+    n->outputs = arena_array(&ctx.arena, 4, sizeof *n->outputs);
+    n->params = arena_array(&ctx.arena, 8, sizeof *n->params);
+    va_list ap;
+    va_start(ap, nin);
+    for (int i = 0; i < nin; i++)
+        n->inputs[n->ninputs++] = va_arg(ap, GValue *);
+    va_end(ap);
+    if (kind == GN_OP) {
+        n->nattrs = nattrs_of(op);
+        n->attrs = arena_array(&ctx.arena, (size_t)n->nattrs + 1, sizeof *n->attrs);
+    }
+    /* line L of the fake spec starts at byte 10 * (L - 1) */
+    n->loc = (Loc){0, 10 * (line - 1), 10 * (line - 1) + 1};
+    g->nodes[g->nnodes++] = n;
+    return n;
+}
+
+static void out_of(GNode *n, GValue *v) {
+    n->outputs[n->noutputs++] = v;
+    v->producer = n;
+}
+
+static void set_int(GNode *n, const char *name, int v) {
+    AttrValue *a = &n->attrs[attr_slot(n->op, name)];
+    a->type = TY_INT;
+    a->i = v;
+    a->ints[0] = a->ints[1] = v;
+    a->n = 2;
+}
+
+static void set_bool(GNode *n, const char *name, int v) {
+    AttrValue *a = &n->attrs[attr_slot(n->op, name)];
+    a->type = TY_BOOL;
+    a->i = v;
+}
+
+static void add_param(Graph *g, GNode *n, const char *name, int rank, ...) {
+    GParam *p = arena_alloc(&ctx.arena, sizeof *p);
+    p->name = name;
+    p->trainable = true;
+    p->dtype = DT_F32;
+    p->shape.rank = rank;
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++)
+        p->shape.dim[i] = va_arg(ap, int);
+    va_end(ap);
+    p->node = n;
+    n->params[n->nparams++] = p;
+    g->params[g->nparams++] = p;
+}
+
+static GValue *op1(Graph *g, lg_op_id op, const char *layer, int line, GValue *x, GValue *y) {
+    GNode *n = node(g, GN_OP, op, layer, line, 1, x);
+    out_of(n, y);
+    return y;
+}
+
+static GValue *conv(Graph *g, const char *layer, int line, GValue *x, int cin, int cout, int k, int pad,
+                    int hw) {
+    GNode *n = node(g, GN_OP, LG_OP_CONV2D, layer, line, 1, x);
+    set_int(n, "out_channels", cout);
+    set_int(n, "kernel", k);
+    set_int(n, "stride", 1);
+    set_int(n, "padding", pad);
+    set_int(n, "dilation", 1);
+    set_int(n, "groups", 1);
+    set_bool(n, "bias", 1);
+    add_param(g, n, arena_printf(&ctx.arena, "%s.weight", layer), 4, cout, cin, k, k);
+    add_param(g, n, arena_printf(&ctx.arena, "%s.bias", layer), 1, cout);
+    GValue *y = val(g, layer, DT_F32, true, 3, cout, hw, hw);
+    out_of(n, y);
+    return y;
+}
+
+static GValue *linear(Graph *g, const char *layer, int line, GValue *x, int in, int outf) {
+    GNode *n = node(g, GN_OP, LG_OP_LINEAR, layer, line, 1, x);
+    set_int(n, "out_features", outf);
+    set_bool(n, "bias", 1);
+    add_param(g, n, arena_printf(&ctx.arena, "%s.weight", layer), 2, outf, in);
+    add_param(g, n, arena_printf(&ctx.arena, "%s.bias", layer), 1, outf);
+    GValue *y = val(g, layer, DT_F32, true, 1, outf);
+    out_of(n, y);
+    return y;
+}
+
+static GValue *pool(Graph *g, int line, GValue *x, int c, int hw) {
+    GNode *n = node(g, GN_OP, LG_OP_MAX_POOL2D, NULL, line, 1, x);
+    set_int(n, "kernel", 2);
+    set_int(n, "stride", 2);
+    set_int(n, "padding", 0);
+    set_bool(n, "ceil_mode", 0);
+    GValue *y = val(g, NULL, DT_F32, true, 3, c, hw, hw);
+    out_of(n, y);
+    return y;
+}
+
+static Network *lenet_network(void) {
+    Network *net = arena_alloc(&ctx.arena, sizeof *net);
+    net->name = "lenet";
+    Graph *g = graph_new("lenet");
+    net->graph = g;
+    GNode *in = node(g, GN_INPUT, 0, NULL, 12, 0);
+    GValue *x = val(g, "x", DT_F32, true, 3, 1, 28, 28);
+    out_of(in, x);
+    g->inputs[g->ninputs++] = x;
+    x = conv(g, "conv1", 13, x, 1, 6, 5, 2, 28);
+    x = op1(g, LG_OP_RELU, NULL, 13, x, val(g, NULL, DT_F32, true, 3, 6, 28, 28));
+    x = pool(g, 13, x, 6, 14);
+    x = conv(g, "conv2", 14, x, 6, 16, 5, 0, 10);
+    x = op1(g, LG_OP_RELU, NULL, 14, x, val(g, NULL, DT_F32, true, 3, 16, 10, 10));
+    x = pool(g, 14, x, 16, 5);
+    x = op1(g, LG_OP_FLATTEN, NULL, 15, x, val(g, NULL, DT_F32, true, 1, 400));
+    x = linear(g, "fc1", 15, x, 400, 120);
+    x = op1(g, LG_OP_RELU, NULL, 15, x, val(g, NULL, DT_F32, true, 1, 120));
+    x = linear(g, "fc2", 16, x, 120, 84);
+    x = op1(g, LG_OP_RELU, NULL, 16, x, val(g, NULL, DT_F32, true, 1, 84));
+    x = linear(g, "fc3", 17, x, 84, 10);
+    g->outputs[g->noutputs++] = x;
+    return net;
+}
+
+/* step NAME(b) { y = lenet(b.image); loss/acc ...; log ... } */
+static Step *step(Network *net, StepKind kind, const char *name, int line) {
+    Step *s = arena_alloc(&ctx.arena, sizeof *s);
+    s->kind = kind;
+    s->name = name;
+    s->loc = (Loc){0, 10 * (line - 1), 10 * (line - 1) + 1};
+    Graph *g = graph_new(name);
+    s->graph = g;
+    GNode *ni = node(g, GN_INPUT, 0, NULL, line, 0);
+    ni->field = "image";
+    GValue *img = val(g, "b.image", DT_F32, true, 3, 1, 28, 28);
+    out_of(ni, img);
+    g->inputs[g->ninputs++] = img;
+    GNode *call = node(g, GN_CALL, 0, NULL, line, 1, img);
+    call->callee = net;
+    GValue *y = val(g, "y", DT_F32, true, 1, 10);
+    out_of(call, y);
+    if (kind == STEP_PREDICT) {
+        GNode *sm = node(g, GN_OP, LG_OP_SOFTMAX, NULL, line, 1, y);
+        sm->attrs[attr_slot(LG_OP_SOFTMAX, "dim")].type = TY_INT;
+        sm->attrs[attr_slot(LG_OP_SOFTMAX, "dim")].i = -1;
+        GValue *p = val(g, "probs", DT_F32, true, 1, 10);
+        out_of(sm, p);
+        g->outputs[g->noutputs++] = p;
+        return s;
+    }
+    GNode *nl = node(g, GN_INPUT, 0, NULL, line, 0);
+    nl->field = "label";
+    GValue *lab = val(g, "b.label", DT_I32, true, 0);
+    out_of(nl, lab);
+    g->inputs[g->ninputs++] = lab;
+    GNode *ce = node(g, GN_OP, LG_OP_CROSS_ENTROPY, NULL, line + 1, 2, y, lab);
+    AttrValue *red = &ce->attrs[attr_slot(LG_OP_CROSS_ENTROPY, "reduction")];
+    red->type = TY_ENUM;
+    red->s = "mean";
+    ce->attrs[attr_slot(LG_OP_CROSS_ENTROPY, "ignore_index")].i = -100;
+    GValue *loss = val(g, "loss", DT_F32, false, 0);
+    out_of(ce, loss);
+    GNode *acc = node(g, GN_OP, LG_OP_ACCURACY, NULL, line + 2, 2, y, lab);
+    GValue *a = val(g, "acc", DT_F32, false, 0);
+    out_of(acc, a);
+    g->loss = kind == STEP_TRAIN ? loss : NULL;
+    const char *pre = kind == STEP_TRAIN ? "train" : kind == STEP_VALIDATE ? "val" : "test";
+    g->log_names[g->nlogs] = arena_printf(&ctx.arena, "%s_loss", pre);
+    g->log_values[g->nlogs++] = loss;
+    g->log_names[g->nlogs] = arena_printf(&ctx.arena, "%s_acc", pre);
+    g->log_values[g->nlogs++] = a;
+    if (kind == STEP_TRAIN)
+        g->outputs[g->noutputs++] = loss;
+    return s;
+}
+
+static Expr *num(double v, bool is_int) {
+    Expr *e = ast_expr(&ctx, is_int ? EX_INT : EX_FLOAT, LOC_NONE);
+    e->ival = (int64_t)v;
+    e->fval = v;
+    e->cv.type = is_int ? TY_INT : TY_FLOAT;
+    e->cv.i = (int64_t)v;
+    e->cv.f = v;
+    return e;
+}
+
+static Module *lenet_module(void) {
+    /* the fake spec: 40 lines of 9 characters + newline */
+    char text[401];
+    for (int i = 0; i < 40; i++)
+        memcpy(text + 10 * i, "# line...\n", 10);
+    text[400] = 0;
+    int file = diag_add_file(&ctx, "specs/lenet.lmod", text, 400);
+    Module *m = ast_module_new(&ctx, file);
+    m->path = "specs/lenet.lmod";
+    m->name = "lenet";
+    m->doc = "LeNet-5 for 28x28 \"grayscale\" images";
+    Hparam *hp = arena_array(&ctx.arena, 2, sizeof *hp);
+    hp[0] = (Hparam){.name = "lr", .type = TY_FLOAT, .doc = "SGD learning rate"};
+    hp[0].value = (CValue){.type = TY_FLOAT, .f = 0.05};
+    hp[0].lo = num(0, false);
+    hp[0].hi = num(10, false);
+    hp[0].lo_value = (CValue){.type = TY_FLOAT, .f = 0};
+    hp[0].hi_value = (CValue){.type = TY_FLOAT, .f = 10};
+    hp[0].lo_open = hp[0].hi_open = true;
+    hp[1] = (Hparam){.name = "batch_size", .type = TY_INT, .doc = "samples per batch"};
+    hp[1].value = (CValue){.type = TY_INT, .i = 64};
+    m->hparams = hp;
+    m->nhparams = 2;
+
+    Network *net = lenet_network();
+    m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
+    m->networks[0] = net;
+    m->nnetworks = 1;
+    m->steps = arena_array(&ctx.arena, 3, sizeof *m->steps);
+    m->steps[m->nsteps++] = step(net, STEP_TRAIN, "train", 20);
+    m->steps[m->nsteps++] = step(net, STEP_VALIDATE, "validate", 24);
+    m->steps[m->nsteps++] = step(net, STEP_PREDICT, "predict", 28);
+
+    Dataset *d = arena_alloc(&ctx.arena, sizeof *d);
+    d->name = "fashion";
+    static const char *mirrors[] = {"file:///usr/share/datasets/fashion-mnist/"};
+    d->mirrors = mirrors;
+    d->nmirrors = 1;
+    d->files = arena_array(&ctx.arena, 2, sizeof *d->files);
+    d->files[0] = (DataFile){.name = "train-images-idx3-ubyte.gz"};
+    d->files[1] = (DataFile){.name = "train-labels-idx1-ubyte.gz"};
+    d->nfiles = 2;
+    d->splits = arena_array(&ctx.arena, 1, sizeof *d->splits);
+    static const char *paths[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"};
+    d->splits[0] = (DatasetSplit){.name = "train", .paths = paths, .npaths = 2};
+    d->nsplits = 1;
+    d->format = FMT_IDX;
+    m->datasets = arena_array(&ctx.arena, 1, sizeof *m->datasets);
+    m->datasets[0] = d;
+    m->ndatasets = 1;
+    DataBlock *db = arena_alloc(&ctx.arena, sizeof *db);
+    db->splits = arena_array(&ctx.arena, 2, sizeof *db->splits);
+    Shape img = {.rank = 3, .dim = {1, 28, 28}};
+    db->splits[0] = (DataSplit){.name = "train", .dataset = d, .source = &d->splits[0], .lo = 0, .hi = 0.9,
+                                .seed = 42, .image_shape = img};
+    db->splits[1] = (DataSplit){.name = "val", .dataset = d, .source = &d->splits[0], .lo = 0.9, .hi = 1,
+                                .seed = 42, .image_shape = img};
+    Transform *tf = arena_alloc(&ctx.arena, sizeof *tf);
+    *tf = (Transform){.kind = TF_NORMALIZE, .f = {0.286f, 0, 0, 0.353f, 0, 0}, .i = {1}};
+    db->splits[0].transforms = db->splits[1].transforms = tf;
+    db->splits[0].ntransforms = db->splits[1].ntransforms = 1;
+    db->nsplits = 2;
+    Expr *bs = ast_expr(&ctx, EX_NAME, LOC_NONE);
+    bs->str = "batch_size";
+    bs->ref = REF_HPARAM;
+    bs->target = &hp[1];
+    bs->cv = hp[1].value;
+    db->batch_size = bs;
+    db->shuffle = num(1, true);
+    m->data = db;
+
+    Optimizer *o = arena_alloc(&ctx.arena, sizeof *o);
+    o->kind = OPTIM_SGD;
+    o->args = arena_array(&ctx.arena, 2, sizeof *o->args);
+    Expr *lr = ast_expr(&ctx, EX_NAME, LOC_NONE);
+    lr->str = "lr";
+    lr->ref = REF_HPARAM;
+    lr->target = &hp[0];
+    lr->cv = hp[0].value;
+    o->args[0] = (Arg){.key = "lr", .value = lr};
+    o->args[1] = (Arg){.key = "momentum", .value = num(0.9, false)};
+    o->nargs = 2;
+    m->optimizer = o;
+    Trainer *t = arena_alloc(&ctx.arena, sizeof *t);
+    t->settings = arena_array(&ctx.arena, 1, sizeof *t->settings);
+    t->settings[0] = (Setting){.key = "max_epochs", .value = num(2, true)};
+    t->nsettings = 1;
+    m->trainer = t;
+    return m;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t k = fread(b, 1, (size_t)n, f);
+    b[k] = 0;
+    fclose(f);
+    return b;
+}
+
+static const char *outdir(void) {
+    const char *b = getenv("BUILD");
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/tests/codegen_emit", b ? b : "build");
+    return dir;
+}
+
+START_TEST(test_emit_lenet) {
+    ctx_init(&ctx);
+    Module *m = lenet_module();
+    char path[600], cmd[2048];
+    ck_assert_int_eq(emit_program(&ctx, m, outdir()), 0);
+    snprintf(path, sizeof path, "%s/lenet.c", outdir());
+    char *c = slurp(path);
+    ck_assert_ptr_nonnull(c);
+    /* tables with PyTorch names and offsets */
+    ck_assert_ptr_nonnull(strstr(c, "CONV1_WEIGHT = 0, // conv1.weight [6, 1, 5, 5]"));
+    ck_assert_ptr_nonnull(strstr(c, "FC3_BIAS = 61696, // fc3.bias [10]"));
+    ck_assert_ptr_nonnull(strstr(c, "LENET_N_FLOATS = 61706"));
+    ck_assert_ptr_nonnull(strstr(c, "{\"lr\", LG_HP_FLOAT, \"0.050000000000000003\""));
+    ck_assert_ptr_nonnull(strstr(c, "out->args.arg[out->args.n].num = hp[LENET_HP_LR].f;"));
+    ck_assert_ptr_nonnull(strstr(c, "opt->batch_size = (int)(double)hp[LENET_HP_BATCH_SIZE].i;"));
+    ck_assert_ptr_nonnull(strstr(c, "{\"max_epochs\", \"2\"}"));
+    /* kernel calls with spec lines and shapes; backward generated */
+    ck_assert_ptr_nonnull(strstr(c, "// conv1 = conv2d(image) |> relu (lenet.lmod:13) -> (B, 6, 28, 28)"));
+    ck_assert_ptr_nonnull(strstr(c, "lg_conv2d_backward(ctx, &conv1_dims, n, b->image"));
+    ck_assert_ptr_nonnull(strstr(c, "lg_cross_entropy_backward"));
+    ck_assert_ptr_nonnull(strstr(c, "\"val_acc\", LG_LOG_EPOCH"));
+    ck_assert_ptr_nonnull(strstr(c, ".predict_probs = 1"));
+    /* the first conv's input gradient is not computed */
+    ck_assert_ptr_nonnull(strstr(c, "b->image, params + CONV1_WEIGHT, conv1_grad, NULL, grads + CONV1_WEIGHT"));
+    ck_assert_ptr_null(strstr(c, "b->image_grad"));
+    /* warning-free against the runtime headers */
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only %s",
+             getenv("CC") ? getenv("CC") : "cc", path);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/Makefile", outdir());
+    char *mk = slurp(path);
+    ck_assert_ptr_nonnull(mk);
+    ck_assert_ptr_nonnull(strstr(mk, "lenet: lenet.c $(LGEN_LIBDIR)/liblgen.a"));
+    ck_assert_ptr_null(strstr(mk, "@NAME@"));
+    /* same spec, same bytes */
+    ck_assert_int_eq(emit_program(&ctx, m, outdir()), 0);
+    snprintf(path, sizeof path, "%s/lenet.c", outdir());
+    char *c2 = slurp(path);
+    ck_assert_str_eq(c, c2);
+    free(c);
+    free(c2);
+    free(mk);
+    ctx_free(&ctx);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("codegen_emit");
+    TCase *tc = tcase_create("lenet");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_emit_lenet);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
