@@ -1,2 +1,3 @@
 # tests/data.mk: the data pipeline's Check suites (issue 5).
 CHECK_PROGS += build/tests/check_data
+CHECK_PROGS += build/tests/check_data_formats

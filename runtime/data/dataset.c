@@ -28,7 +28,11 @@ lg_status lg_dataset_open(lg_dataset **out, const lg_dataset_desc *d, const char
     if (st == LG_OK) {
         switch (d->format) {
         case LG_FORMAT_IDX: st = lg_idx_open(ds, err); break;
-        /* FORMATS */
+        case LG_FORMAT_CIFAR10:
+        case LG_FORMAT_CIFAR100: st = lg_cifar_open(ds, err); break;
+        case LG_FORMAT_IMAGE_FOLDER: st = lg_folder_open(ds, err); break;
+        case LG_FORMAT_CSV: st = lg_csv_open(ds, err); break;
+        case LG_FORMAT_VOC: st = lg_voc_open(ds, err); break;
         default:
             st = lg_error_set(err, LG_ERR_ARG, "dataset '%s': unknown format %d", d->name,
                               (int)d->format);

@@ -13,6 +13,9 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A relative path with no empty, `.`-only escape or `..` component. */
@@ -93,6 +96,9 @@ lg_status lg_extract(const char *archive, const char *dir, const lg_extract_limi
     lg_status st = lg_mkdirs(dir, err);
     if (st)
         return st;
+    char root[PATH_MAX];
+    if (!realpath(dir, root))
+        return lg_error_set(err, LG_ERR_IO, "cannot resolve '%s': %s", dir, strerror(errno));
 
     /* A plain .gz (not .tar.gz / .tgz) is one compressed file: the raw format. */
     int raw = ends_with(archive, ".gz") && !ends_with(archive, ".tar.gz");
@@ -108,9 +114,11 @@ lg_status lg_extract(const char *archive, const char *dir, const lg_extract_limi
         archive_read_support_format_raw(in);
     else
         archive_read_support_format_all(in);
+    /* Entries are written at <root>/<name>, an absolute path, so libarchive's
+     * NOABSOLUTEPATHS cannot be used; safe_relative() refuses absolute names
+     * before that, and root is canonical (realpath), so NODOTDOT holds. */
     archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                            ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT);
     archive_write_disk_set_standard_lookup(out);
     if (archive_read_open_filename(in, archive, 1 << 16) != ARCHIVE_OK) {
         st = lg_error_set(err, LG_ERR_FORMAT, "cannot open archive '%s': %s", archive,
@@ -155,12 +163,12 @@ lg_status lg_extract(const char *archive, const char *dir, const lg_extract_limi
                               archive, name, hl ? hl : sl, dir);
             goto done;
         }
-        if ((st = lg_path_join(full, sizeof full, dir, name, err)))
+        if ((st = lg_path_join(full, sizeof full, root, name, err)))
             goto done;
         archive_entry_set_pathname(e, full);
         if (hl) {
             char hfull[LG_PATH_MAX];
-            if ((st = lg_path_join(hfull, sizeof hfull, dir, hl, err)))
+            if ((st = lg_path_join(hfull, sizeof hfull, root, hl, err)))
                 goto done;
             archive_entry_set_hardlink(e, hfull);
         }

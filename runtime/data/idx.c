@@ -24,13 +24,14 @@ static uint32_t be32(const uint8_t *p) {
 
 static lg_status idx_get(lg_dataset *ds, int64_t i, lg_sample *s, lg_error *err) {
     idx_data *d = ds->impl;
+    const float *unit = lg_u8_to_unit();
     lg_status st = lg_sample_reserve(s, 1, d->rows, d->cols, err);
     if (st)
         return st;
     size_t n = (size_t)d->rows * d->cols;
     const uint8_t *p = d->images + 16 + (size_t)i * n;
     for (size_t k = 0; k < n; k++)
-        s->img[k] = p[k] * (1.0f / 255.0f);
+        s->img[k] = unit[p[k]];
     s->label = d->labels[8 + i];
     s->nbox = 0;
     return LG_OK;

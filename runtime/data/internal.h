@@ -29,6 +29,8 @@ typedef struct lg_sample {
     size_t tmp_cap;
     uint8_t *raw;    /* scratch for decoders (file bytes, 8-bit pixels) */
     size_t raw_cap;
+    uint8_t *file;   /* scratch for a file's bytes (image_folder, voc) */
+    size_t file_cap;
     int32_t label;
     int nbox, box_cap;
     float *boxes;
@@ -110,6 +112,14 @@ static inline uint64_t lg_rng_below(lg_rng *r, uint64_t n) {
 /* Applies a pipeline to s in place. */
 lg_status lg_transform_apply(const lg_transform_desc *tf, int n, lg_sample *s, lg_rng *rng,
                              lg_error *err);
+
+/* One deterministic colour adjustment, torchvision.transforms.functional's
+ * adjust_brightness (op 0), adjust_contrast (1), adjust_saturation (2) and
+ * adjust_hue (3, factor in turns, [-0.5, 0.5]). */
+lg_status lg_color_adjust(lg_sample *s, int op, float factor, lg_error *err);
+
+/* The table i -> i / 255.0f (bit-exact with torchvision's ToTensor). */
+const float *lg_u8_to_unit(void);
 
 /* Image decoding into s->img (float CHW in [0, 1]); channels 1 or 3 (0 = as stored,
  * gray or RGB). `name` is used in messages. */

@@ -148,8 +148,8 @@ static void vflip(lg_sample *s) {
 
 static float clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
-/* ITU-R 601-2 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale. */
-static float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
+/* torchvision's rgb_to_grayscale on tensors (ITU-R 601-2 with 0.2989). */
+static float luma(float r, float g, float b) { return 0.2989f * r + 0.587f * g + 0.114f * b; }
 
 static void blend(lg_sample *s, const float *other, float other_value, float f) {
     size_t plane = (size_t)s->h * s->w;
@@ -205,6 +205,39 @@ static void hue_shift(lg_sample *s, float shift) {
     }
 }
 
+lg_status lg_color_adjust(lg_sample *s, int op, float factor, lg_error *err) {
+    lg_status st;
+    size_t plane = (size_t)s->h * s->w;
+    switch (op) {
+    case 0: /* brightness */
+        blend(s, NULL, 0.0f, factor);
+        break;
+    case 1: { /* contrast: towards the mean of the grayscale image */
+        if ((st = gray_plane(s, err)))
+            return st;
+        double m = 0;
+        for (size_t i = 0; i < plane; i++)
+            m += s->tmp[i];
+        blend(s, NULL, (float)(m / plane), factor);
+        break;
+    }
+    case 2: /* saturation: towards the grayscale image */
+        if (s->c != 3)
+            break;
+        if ((st = gray_plane(s, err)))
+            return st;
+        blend(s, s->tmp, 0, factor);
+        break;
+    case 3: /* hue: a rotation in HSV space by factor turns */
+        if (s->c == 3)
+            hue_shift(s, factor);
+        break;
+    default:
+        return lg_error_set(err, LG_ERR_ARG, "unknown colour adjustment %d", op);
+    }
+    return LG_OK;
+}
+
 /* torchvision's ColorJitter: factors drawn uniformly, applied in a random order. */
 static lg_status color_jitter(lg_sample *s, const float *f, lg_rng *rng, lg_error *err) {
     int order[4] = {0, 1, 2, 3};
@@ -220,23 +253,10 @@ static lg_status color_jitter(lg_sample *s, const float *f, lg_rng *rng, lg_erro
     fac[3] = f[3] > 0 ? -f[3] + 2 * f[3] * (float)lg_rng_uniform(rng) : 0.0f;
     for (int k = 0; k < 4; k++) {
         int op = order[k];
-        lg_status st;
-        if (op == 0 && f[0] > 0) {
-            blend(s, NULL, 0.0f, fac[0]);
-        } else if (op == 1 && f[1] > 0) {
-            if ((st = gray_plane(s, err)))
+        if (f[op] > 0) {
+            lg_status st = lg_color_adjust(s, op, fac[op], err);
+            if (st)
                 return st;
-            double m = 0;
-            size_t plane = (size_t)s->h * s->w;
-            for (size_t i = 0; i < plane; i++)
-                m += s->tmp[i];
-            blend(s, NULL, (float)(m / plane), fac[1]);
-        } else if (op == 2 && f[2] > 0 && s->c == 3) {
-            if ((st = gray_plane(s, err)))
-                return st;
-            blend(s, s->tmp, 0, fac[2]);
-        } else if (op == 3 && f[3] > 0 && s->c == 3) {
-            hue_shift(s, fac[3]);
         }
     }
     return LG_OK;
@@ -347,7 +367,8 @@ lg_status lg_transform_apply(const lg_transform_desc *tf, int n, lg_sample *s, l
             break;
         case LG_TF_CENTER_CROP: {
             int h = t->i[0], w = t->i[1];
-            st = crop(s, (int)lround((s->h - h) / 2.0), (int)lround((s->w - w) / 2.0), h, w, err);
+            /* rint rounds half to even, as Python's round() in torchvision */
+            st = crop(s, (int)rint((s->h - h) / 2.0), (int)rint((s->w - w) / 2.0), h, w, err);
             break;
         }
         case LG_TF_RANDOM_CROP: {

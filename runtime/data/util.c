@@ -185,6 +185,7 @@ void lg_sample_free(lg_sample *s) {
     free(s->img);
     free(s->tmp);
     free(s->raw);
+    free(s->file);
     free(s->boxes);
     free(s->box_label);
     free(s->box_difficult);

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/data/transforms.txt: torch/torchvision reference
+outputs for the deterministic transforms of runtime/data/transform.c.
+
+Run by hand (needs torch + torchvision); `make check` only reads the output.
+The input is a 3x5x7 image with x[c, y, x] = ((c*35 + y*7 + x) * 37 % 255) / 255.
+Each block is "name C H W" followed by C*H*W floats.
+"""
+import os
+import torch
+import torchvision.transforms.functional as F
+
+def image():
+    x = torch.zeros(3, 5, 7)
+    for c in range(3):
+        for y in range(5):
+            for xx in range(7):
+                x[c, y, xx] = ((c * 35 + y * 7 + xx) * 37 % 255) / 255.0
+    return x
+
+def main():
+    x = image()
+    out = []
+    def add(name, t):
+        t = t.contiguous()
+        out.append(f"{name} {t.shape[0]} {t.shape[1]} {t.shape[2]}")
+        out.append(" ".join(f"{v:.8g}" for v in t.flatten().tolist()))
+    add("input", x)
+    r = torch.nn.functional.interpolate(x[None], size=(3, 4), mode="bilinear",
+                                        align_corners=False, antialias=False)[0]
+    add("resize_3_4", r)
+    r = torch.nn.functional.interpolate(x[None], size=(9, 11), mode="bilinear",
+                                        align_corners=False, antialias=False)[0]
+    add("resize_9_11", r)
+    add("center_crop_3_3", F.center_crop(x, [3, 3]))
+    add("grayscale_1", F.rgb_to_grayscale(x, 1))
+    add("brightness_1.3", F.adjust_brightness(x, 1.3))
+    add("contrast_0.5", F.adjust_contrast(x, 0.5))
+    add("saturation_1.5", F.adjust_saturation(x, 1.5))
+    add("hue_0.1", F.adjust_hue(x, 0.1))
+    add("hue_-0.3", F.adjust_hue(x, -0.3))
+    add("normalize", F.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+    path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "data", "transforms.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+if __name__ == "__main__":
+    main()
