@@ -104,7 +104,7 @@ typedef struct {
  * by the summed weights of the non-ignored targets (PyTorch). */
 typedef struct {
     int classes;
-    float label_smoothing;
+    double label_smoothing;
     int ignore_index;
     lg_reduction reduction;
 } lg_cross_entropy_dims;

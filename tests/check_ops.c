@@ -1,0 +1,245 @@
+/* check_ops.c — the CPU kernels (lgen/kernels.h) against PyTorch and against
+ * finite differences.
+ *
+ * Parity: tests/fixtures/ops/ops.bin (written by tests/fixtures/gen_ops.py
+ * with torch in float64) holds inputs, outputs and gradients for every op;
+ * the float32 kernels must match within 1e-5 (forward) and 1e-4
+ * (gradients), the float64 twins within 1e-9. "Within r" means
+ * |got - want| <= r * (|want| + mean |want|): relative, with the tensor's
+ * mean magnitude as the floor for values that cancel to near zero.
+ * Gradient checks: the float64 backward against central differences.
+ * Also: bad arguments give LG_ERR_ARG and a message naming the op; results
+ * do not depend on the thread count; dropout is seeded and deterministic.
+ */
+#include "lgen/kernels.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_ops_fixture.h"
+
+static fx_file fixture;
+static lg_error test_err;
+static lg_ctx test_ctx; /* one thread unless a test says otherwise */
+
+typedef struct {
+    const fx_file *fx;
+    const char *name;
+    const double *dims;
+    int ninputs;
+} case_ctx;
+
+static void expect_close(const char *op, const char *what, size_t elem, const void *got, const double *want,
+                         size_t n, double rtol) {
+    double mean = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += fabs(want[i]);
+    mean = n ? mean / (double)n : 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = elem == sizeof(float) ? ((const float *)got)[i] : ((const double *)got)[i];
+        ck_assert_msg(fabs(g - want[i]) <= rtol * (fabs(want[i]) + mean),
+                      "%s: %s[%zu] = %.9g, PyTorch %.9g (rtol %g)", op, what, i, g, want[i], rtol);
+    }
+}
+
+static void setup(void) {
+    ck_assert_msg(fx_load(&fixture, "tests/fixtures/ops/ops.bin") == 0,
+                  "cannot read tests/fixtures/ops/ops.bin (run from the top directory)");
+    memset(&test_err, 0, sizeof test_err);
+    memset(&test_ctx, 0, sizeof test_ctx);
+    test_ctx.threads = 1;
+    test_ctx.err = &test_err;
+}
+
+static void teardown(void) {
+    fx_free(&fixture);
+}
+
+#define T float
+#define R(x) x##_f32
+#define FN(x) x
+#include "check_ops_cases.inc"
+#undef T
+#undef R
+#undef FN
+#define T double
+#define R(x) x##_f64
+#define FN(x) x##_f64
+#include "check_ops_cases.inc"
+#undef T
+#undef R
+#undef FN
+
+#define NCASES ((int)(sizeof cases_f32 / sizeof cases_f32[0]))
+
+START_TEST(parity_f32) {
+    check_case_f32(_i, 1e-5, 1e-4, 0);
+}
+END_TEST
+
+START_TEST(parity_f64_and_gradcheck) {
+    check_case_f64(_i, 1e-9, 1e-9, 1);
+}
+END_TEST
+
+START_TEST(parity_f32_two_threads) {
+    /* the same cases on a 2-thread pool give the same bits as 1 thread */
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    const op_case_f32 *oc = &cases_f32[_i];
+    case_ctx c = {&fixture, oc->name, NULL, oc->ninputs};
+    const fx_tensor *dims = fx_find(&fixture, "%s/%s", oc->name, "dims");
+    c.dims = dims ? dims->data : NULL;
+    const char *const *names = input_names_f32[!strcmp(oc->name, "mul") || !strcmp(oc->name, "concat")];
+    float *in[3] = {0}, *d1[3] = {0}, *d2[3] = {0};
+    size_t nin[3] = {0};
+    for (int k = 0; k < oc->ninputs; k++) {
+        in[k] = load_f32(&c, names[k]);
+        nin[k] = get_f32(&c, names[k])->count;
+        d1[k] = calloc(nin[k], sizeof(float));
+        d2[k] = calloc(nin[k], sizeof(float));
+    }
+    size_t ny = get_f32(&c, "y")->count;
+    float *y1 = calloc(ny, sizeof(float)), *y2 = calloc(ny, sizeof(float)), *dy = load_f32(&c, "dy");
+    oc->run(&c, in, y1, oc->has_backward ? dy : NULL, d1);
+    lg_ctx one = test_ctx;
+    test_ctx = two;
+    oc->run(&c, in, y2, oc->has_backward ? dy : NULL, d2);
+    test_ctx = one;
+    ck_assert_msg(memcmp(y1, y2, ny * sizeof(float)) == 0, "%s: output differs between 1 and 2 threads", oc->name);
+    for (int k = 0; k < oc->ninputs; k++) {
+        ck_assert_msg(memcmp(d1[k], d2[k], nin[k] * sizeof(float)) == 0, "%s: d%s differs between 1 and 2 threads",
+                      oc->name, names[k]);
+        free(in[k]), free(d1[k]), free(d2[k]);
+    }
+    free(y1), free(y2), free(dy);
+    lg_ctx_free(&two);
+}
+END_TEST
+
+START_TEST(topk_accuracy) {
+    const fx_tensor *x = fx_find(&fixture, "%s/%s", "topk", "x"), *t = fx_find(&fixture, "%s/%s", "topk", "target");
+    ck_assert_ptr_nonnull(x);
+    float *xf = malloc(x->count * sizeof(float));
+    int32_t *ti = malloc(t->count * sizeof(int32_t));
+    for (size_t i = 0; i < x->count; i++)
+        xf[i] = (float)x->data[i];
+    for (size_t i = 0; i < t->count; i++)
+        ti[i] = (int32_t)t->data[i];
+    float acc;
+    ck_assert_int_eq(lg_accuracy(&test_ctx, 50, 6, xf, ti, &acc), LG_OK);
+    ck_assert_double_eq_tol(acc, fx_find(&fixture, "%s/%s", "topk", "acc1")->data[0], 1e-7);
+    ck_assert_int_eq(lg_topk_accuracy(&test_ctx, 50, 6, 3, xf, ti, &acc), LG_OK);
+    ck_assert_double_eq_tol(acc, fx_find(&fixture, "%s/%s", "topk", "acc3")->data[0], 1e-7);
+    ti[7] = 6;
+    ck_assert_int_eq(lg_accuracy(&test_ctx, 50, 6, xf, ti, &acc), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "accuracy: target 6 of sample 7 is out of range [0, 6)");
+    free(xf), free(ti);
+}
+END_TEST
+
+START_TEST(dropout_seeded) {
+    enum { N = 100000 };
+    float *x = malloc(N * sizeof(float)), *y1 = malloc(N * sizeof(float)), *y2 = malloc(N * sizeof(float));
+    uint8_t *m1 = malloc(N), *m2 = malloc(N);
+    for (int i = 0; i < N; i++)
+        x[i] = 1.0f + (float)(i % 7);
+    uint64_t seed = lg_dropout_seed(42, 3, 1);
+    ck_assert_int_eq(lg_dropout_forward(&test_ctx, N, 0.3, 1, seed, x, y1, m1), LG_OK);
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    ck_assert_int_eq(lg_dropout_forward(&two, N, 0.3, 1, seed, x, y2, m2), LG_OK);
+    lg_ctx_free(&two);
+    ck_assert_msg(memcmp(y1, y2, N * sizeof(float)) == 0 && memcmp(m1, m2, N) == 0,
+                  "dropout differs between 1 and 2 threads");
+    size_t kept = 0;
+    for (int i = 0; i < N; i++) {
+        kept += m1[i];
+        ck_assert_float_eq(y1[i], m1[i] ? x[i] * (float)(1.0 / 0.7) : 0.0f);
+    }
+    /* keep rate 0.7 within 5 standard deviations (sd 0.00145) */
+    ck_assert_msg(fabs((double)kept / N - 0.7) < 0.0073, "keep rate %g", (double)kept / N);
+    /* another step or another layer gives another mask */
+    ck_assert_int_eq(lg_dropout_forward(&test_ctx, N, 0.3, 1, lg_dropout_seed(42, 4, 1), x, y2, m2), LG_OK);
+    ck_assert_int_ne(memcmp(m1, m2, N), 0);
+    ck_assert_uint_ne(lg_dropout_seed(42, 3, 1), lg_dropout_seed(42, 3, 2));
+    /* backward uses the mask; eval is the identity */
+    ck_assert_int_eq(lg_dropout_backward(&test_ctx, N, 0.3, 1, m1, x, y2), LG_OK);
+    ck_assert_int_eq(memcmp(y1, y2, N * sizeof(float)), 0);
+    ck_assert_int_eq(lg_dropout_forward(&test_ctx, N, 0.3, 0, seed, x, y2, NULL), LG_OK);
+    ck_assert_int_eq(memcmp(x, y2, N * sizeof(float)), 0);
+    free(x), free(y1), free(y2), free(m1), free(m2);
+}
+END_TEST
+
+START_TEST(bad_arguments) {
+    float buf[64] = {0};
+    lg_conv2d_dims cd = {.c_in = 6, .h_in = 8, .w_in = 8, .c_out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                         .dh = 1, .dw = 1, .groups = 4};
+    ck_assert_int_eq(lg_conv2d_dims_init(&cd, &test_err), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "conv2d: in_channels 6 and out_channels 4 must be divisible by groups 4");
+    cd.groups = 2;
+    ck_assert_int_eq(lg_conv2d_dims_init(&cd, &test_err), LG_OK);
+    ck_assert_int_eq(cd.h_out, 6);
+    cd.h_out = 7;
+    ck_assert_int_eq(lg_conv2d_forward(&test_ctx, &cd, 1, buf, buf, NULL, buf, buf, sizeof buf), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg,
+                     "conv2d: output size (7, 6) does not match the input and attributes, which give (6, 6)");
+    cd.h_out = 6;
+    ck_assert_int_eq(lg_conv2d_forward(&test_ctx, &cd, 1, buf, buf, NULL, buf, buf, sizeof buf), LG_ERR_ARG);
+    ck_assert_msg(strstr(test_err.msg, "conv2d: workspace of 256 bytes is smaller than") == test_err.msg, "%s",
+                  test_err.msg);
+    cd.sh = 0;
+    ck_assert_int_eq(lg_conv2d_dims_init(&cd, &test_err), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "conv2d: kernel (3, 3), stride (0, 1), dilation (1, 1) must be >= 1 and padding (0, 0) >= 0");
+    lg_pool2d_dims pd = {.c = 1, .h_in = 4, .w_in = 4, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .ph = 2};
+    ck_assert_int_eq(lg_pool2d_dims_init(&pd, "max_pool2d", &test_err), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "max_pool2d: padding (2, 0) must be >= 0 and at most half the kernel (2, 2)");
+    lg_linear_dims ld = {0, 3, 1};
+    ck_assert_int_eq(lg_linear_forward(&test_ctx, &ld, 2, buf, buf, buf, buf), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "linear: in_features 0 and out_features 3 must be >= 1");
+    ld.in_features = 2;
+    ck_assert_int_eq(lg_linear_forward(&test_ctx, &ld, 2, buf, buf, NULL, buf), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "linear: bias is on but no bias buffer was given");
+    lg_cross_entropy_dims ce = {3, 0, -100, LG_REDUCE_MEAN};
+    int32_t target[2] = {1, 3};
+    ck_assert_int_eq(lg_cross_entropy_forward(&test_ctx, &ce, 2, buf, target, NULL, buf), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "cross_entropy: target 3 of sample 1 is out of range [0, 3)");
+    lg_batch_norm_dims bd = {2, 1, 1e-5f, 0.1f, 0};
+    ck_assert_int_eq(lg_batch_norm_forward(&test_ctx, &bd, 1, 1, buf, NULL, NULL, buf, buf, buf, buf, buf),
+                     LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg,
+                     "batch_norm: expected more than 1 value per channel when training, got batch 1 of spatial size 1");
+    ck_assert_int_eq(lg_dropout_forward(&test_ctx, 4, 1.5, 1, 0, buf, buf, NULL), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "dropout: p 1.5 is out of range [0, 1]");
+    ck_assert_int_eq(lg_upsample_nearest_forward(&test_ctx, 1, 1, 2, 2, 0, buf, buf), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "upsample_nearest: scale 0 is out of range [1, 64]");
+    /* a NULL context still fails cleanly */
+    ck_assert_int_eq(lg_relu_forward(NULL, 4, NULL, buf), LG_ERR_ARG);
+}
+END_TEST
+
+static Suite *ops_suite(void) {
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("parity");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, parity_f32, 0, NCASES);
+    tcase_add_loop_test(tc, parity_f64_and_gradcheck, 0, NCASES);
+    tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
+    tcase_add_test(tc, topk_accuracy);
+    tcase_add_test(tc, dropout_seeded);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(ops_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,4 @@
+# tests/ops.mk — the CPU kernels and optimizers against PyTorch fixtures and
+# finite differences (issue 3).
+CHECK_PROGS += $(BUILD)/tests/check_ops
+$(BUILD)/tests/check_ops: tests/check_ops_cases.inc tests/check_ops_fixture.h
