@@ -700,8 +700,8 @@ int emit_c_file(Emit *E) {
     out(E, "/* The activation arena (lg_step_io.arena): scalars first, then the\n"
            " * convolution workspace, then the activations and gradients of a step at\n"
            " * the offsets the compile-time plan chose (per sample; times B). */\n");
-    out(E, "#define %s_FIXED_BYTES %zu\n", E->prefix, fixed * 4);
-    out(E, "#define %s_ACT_BYTES_PER_SAMPLE %zu\n\n", E->prefix, per_sample * 4);
+    out(E, "#define %s_FIXED_BYTES (%zu * sizeof(float))\n", E->prefix, fixed);
+    out(E, "#define %s_ACT_BYTES_PER_SAMPLE (%zu * sizeof(float))\n\n", E->prefix, per_sample);
     emit_param_enum(E);
     out(E, "/* Layer dimensions, fixed by the spec. */\n");
     for (int i = 0; i < E->ndims; i++) {

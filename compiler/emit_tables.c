@@ -344,7 +344,8 @@ static void emit_metrics(Emit *E) {
         for (int i = 0; i < g->nlogs; i++) {
             out(E, "    {");
             out_str(E, g->logs[i].name);
-            out(E, ", %s | LG_LOG_PROG_BAR},\n", s == IR_STEP_TRAIN ? "LG_LOG_STEP" : "LG_LOG_EPOCH");
+            out(E, ", %s%s},\n", s == IR_STEP_TRAIN ? "LG_LOG_STEP" : "LG_LOG_EPOCH",
+                g->logs[i].prog_bar ? " | LG_LOG_PROG_BAR" : "");
         }
         out(E, "};\n");
     }

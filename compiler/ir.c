@@ -673,8 +673,15 @@ static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, i
         if (gr->loss)
             L->g->loss = env[gr->loss->id];
         for (int i = 0; i < gr->nlogs; i++)
-            if (env[gr->log_values[i]->id])
+            if (env[gr->log_values[i]->id]) {
                 ir_log(L->g, gr->log_names[i], env[gr->log_values[i]->id]);
+                Stmt *st = gr->log_stmts ? gr->log_stmts[i] : NULL;
+                for (int k = 0; st && k < st->nopts; k++)
+                    if (st->opts[k].key && !strcmp(st->opts[k].key, "prog_bar") && st->opts[k].value)
+                        L->g->logs[L->g->nlogs - 1].prog_bar =
+                            st->opts[k].value->kind == EX_BOOL ? (int)st->opts[k].value->ival
+                                                               : (int)st->opts[k].value->cv.i;
+            }
         if (gr->noutputs)
             L->g->output = env[gr->outputs[0]->id];
     }

@@ -2,3 +2,4 @@
 # the end-to-end scripts (compile a spec, build the trainer, train, compare).
 CHECK_PROGS += $(BUILD)/tests/check_codegen_ir
 CHECK_PROGS += $(BUILD)/tests/check_codegen_emit
+CHECK_SCRIPTS += tests/e2e/gradcheck.sh
