@@ -1,3 +1,4 @@
 # tests/data.mk: the data pipeline's Check suites (issue 5).
 CHECK_PROGS += build/tests/check_data
 CHECK_PROGS += build/tests/check_data_formats
+CHECK_PROGS += build/tests/check_data_net

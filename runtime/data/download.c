@@ -188,8 +188,17 @@ static lg_status fetch_once(const char *url, const char *part, const char *name,
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
     curl_easy_cleanup(c);
     int wbad = fclose(f.out) != 0;
-    if (!f.quiet && f.last > f.start - 1) {
-        printf("\n");
+    if (!f.quiet) {
+        /* The last word on this attempt: total bytes and the mean rate. */
+        curl_off_t got = 0;
+        double t = now_s() - f.start;
+        long size = file_size(part);
+        char done[32], r[32];
+        if (size > 0)
+            got = (curl_off_t)size - f.resumed;
+        human((double)(size > 0 ? size : 0), done, sizeof done);
+        human(got / (t > 1e-3 ? t : 1e-3), r, sizeof r);
+        printf("\r%s: %s  %s/s  %s\n", name, done, r, rc == CURLE_OK ? "done" : "interrupted");
         fflush(stdout);
     }
     if (rc == CURLE_OK && wbad)
