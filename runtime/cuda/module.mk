@@ -3,7 +3,65 @@
 # The kernels' per-thread bodies (runtime/cuda/body.h) are plain C as well as
 # CUDA, so `make check` always runs them on the CPU (build/tests/check_cuda_body).
 # The CUDA library itself, build/liblgen_cuda.a, is built only where nvcc is
-# found (on PATH, or as $(CUDA_HOME)/bin/nvcc); it is kept out of
-# RUNTIME_SRCS, which is C only.
+# found (on PATH, or as $(CUDA_HOME)/bin/nvcc): kernels.cu by nvcc, once,
+# for sm_80 and sm_90 (SASS only, warnings are errors), and cuda.c by $(CC)
+# against the toolkit's headers. It is kept out of RUNTIME_SRCS, which is C
+# only. `make check-gpu` runs tests/gpu/ (needs a device; SKIPs without one).
+
+CUDA_HOME ?= /usr/local/cuda
+ifeq ($(origin NVCC),undefined)
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x "$(CUDA_HOME)/bin/nvcc" && echo "$(CUDA_HOME)/bin/nvcc"; })
+endif
+
+# Host-side kernel tests: always.
 CHECK_PROGS += $(BUILD)/tests/check_cuda_body
 $(BUILD)/tests/check_cuda_body: runtime/cuda/body.h runtime/include/lgen/cuda.h
+# Link checks of the CUDA library; prints "SKIP: no nvcc" where there is none
+# (it reads the nvcc found here from LGEN_NVCC).
+CHECK_SCRIPTS += tests/cuda/check_link.sh
+export LGEN_NVCC := $(NVCC)
+
+.PHONY: cuda check-gpu
+all: cuda
+
+ifneq ($(NVCC),)
+CUDA_ARCHS   := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVCC_FLAGS   := -std=c++17 -O2 $(CUDA_ARCHS) -Werror all-warnings -Xcompiler -Wall,-Wextra \
+                -Iruntime/include
+CUDA_LDLIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+                -lcudnn -lcublasLt -lcublas -lcudart -lstdc++ -lpthread -ldl -lm
+LIBLGEN_CUDA := $(BUILD)/liblgen_cuda.a
+CUDA_OBJS    := $(BUILD)/obj/runtime/cuda/cuda.o $(BUILD)/obj/runtime/cuda/kernels.o
+CUDA_HDRS    := runtime/cuda/body.h runtime/cuda/internal.h runtime/include/lgen/cuda.h \
+                runtime/include/lgen/status.h
+
+$(info cuda: building $(LIBLGEN_CUDA) with $(NVCC) for sm_80 and sm_90)
+
+cuda: $(LIBLGEN_CUDA) $(BUILD)/tests/cuda/lg_cuda_probe
+
+$(BUILD)/obj/runtime/cuda/cuda.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include
+$(BUILD)/obj/runtime/cuda/cuda.o: $(CUDA_HDRS)
+
+$(BUILD)/obj/runtime/cuda/kernels.o: runtime/cuda/kernels.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(LIBLGEN_CUDA): $(CUDA_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/cuda/lg_cuda_probe: tests/cuda/probe.c $(LIBLGEN_CUDA) $(LIBLGEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(CUDA_LDLIBS)
+
+$(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(LIBLGEN) runtime/cuda/body.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(CUDA_LDLIBS) -lm
+
+check-gpu: cuda $(BUILD)/tests/gpu/gpu_kernels
+	./$(BUILD)/tests/gpu/gpu_kernels
+else
+$(info cuda: skipping liblgen_cuda.a (no nvcc on PATH or in CUDA_HOME=$(CUDA_HOME)))
+cuda:
+check-gpu:
+	@echo "SKIP: no nvcc (set CUDA_HOME or put nvcc on PATH)"
+endif

@@ -129,14 +129,23 @@ lg_status lg_cuda_download(lg_cuda *c, void *host, const void *dev, size_t bytes
 lg_status lg_cuda_memset(lg_cuda *c, void *dev, int value, size_t bytes, lg_error *err);
 
 /* ---- batch upload through pinned staging buffers -------------------------
- * The loader fills lg_cuda_staging(c, slot) (after lg_cuda_staging_wait says
- * the slot's previous copy is done), lg_cuda_upload_async copies it on the
- * copy stream, and lg_cuda_upload_wait makes the compute stream wait for
- * that copy only — so batch i+1 uploads while batch i trains. */
+ * Per batch, with slot = batch index % staging_slots and dev the arena's
+ * batch buffer for that slot:
+ *   lg_cuda_staging_wait(c, slot)     host waits until the slot's last copy
+ *                                     has left the pinned buffer
+ *   fill lg_cuda_staging(c, slot)     the loader writes the batch there
+ *   lg_cuda_upload_async(c, slot, dev, bytes)
+ *                                     copy stream: waits until the compute
+ *                                     stream released dev, then copies
+ *   lg_cuda_upload_wait(c, slot)      compute stream waits for that copy only
+ *   ... the step's launches ...
+ *   lg_cuda_upload_release(c, slot)   compute stream is done with dev
+ * so batch i+1 is copied while batch i trains. */
 void *lg_cuda_staging(lg_cuda *c, int slot);
 lg_status lg_cuda_staging_wait(lg_cuda *c, int slot, lg_error *err);
 lg_status lg_cuda_upload_async(lg_cuda *c, int slot, void *dev, size_t bytes, lg_error *err);
 lg_status lg_cuda_upload_wait(lg_cuda *c, int slot, lg_error *err);
+lg_status lg_cuda_upload_release(lg_cuda *c, int slot, lg_error *err);
 
 /* ---- linear layers: cuBLASLt forward, cuBLAS backward --------------------
  * y[N, out] = x[N, in] W[out, in]^T + b, in dtype (f32, or f16/bf16 with
@@ -159,6 +168,10 @@ lg_status lg_cuda_linear_forward(lg_cuda *c, const lg_cuda_linear_plan *p, const
 lg_status lg_cuda_linear_backward(lg_cuda *c, const lg_cuda_linear_plan *p, const void *x,
                                   const void *w, const void *dy, void *dx, void *dw, void *db,
                                   int accumulate, lg_error *err);
+
+/* db (+)= column sums of dy [N, out] (both dt); the linear backward uses it. */
+lg_status lg_cuda_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t out,
+                            void *db, int accumulate, lg_error *err);
 
 /* ---- cuDNN: convolution, pooling, batch norm -----------------------------
  * Plans choose algorithms with cuDNN's heuristics and size the shared

@@ -1,0 +1,393 @@
+/* runtime/cuda/kernels.cu — launchers for lgen's own CUDA kernels.
+ *
+ * Each kernel here maps its grid (grid-stride loops of 256 threads) onto
+ * the per-thread body of the same name in body.h and does nothing else;
+ * the bodies are what tests/check_cuda_body.c runs on the CPU. The few
+ * reductions (a loss's sum, accuracy's mean) are block reductions here, as
+ * they are a property of the launch rather than of one thread's work.
+ * Everything is enqueued on the context's compute stream; no launcher
+ * synchronises, allocates or reads back. Interface: lgen/cuda.h; the
+ * context: internal.h / cuda.c. Compiled once by nvcc for sm_80 and sm_90.
+ */
+/* lgen/status.h has no extern "C" block of its own; give it one here so
+ * lg_error_set links with C linkage. */
+extern "C" {
+#include "lgen/status.h"
+}
+#include "body.h"
+#include "internal.h"
+
+#define THREADS 256
+
+namespace {
+
+unsigned grid_for(size_t n) {
+    size_t b = (n + THREADS - 1) / THREADS;
+    if (b < 1)
+        b = 1;
+    return (unsigned)(b > (1u << 20) ? (1u << 20) : b);
+}
+
+#define GRID_LOOP(i, n)                                                                         \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (size_t)blockDim.x * gridDim.x)
+
+lg_status launched(const char *what, lg_error *err) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
+    return LG_OK;
+}
+
+/* The sum of v over the block (THREADS threads); valid in thread 0. */
+__device__ float block_sum(float v, float *shared) {
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = THREADS / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s)
+            shared[threadIdx.x] += shared[threadIdx.x + s];
+        __syncthreads();
+    }
+    return shared[0];
+}
+
+/* ---- elementwise ---------------------------------------------------------------- */
+
+__global__ void act_forward_kernel(int act, float alpha, int dt, const void *x, void *y, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_act_forward(act, lg_cuk_load(x, i, dt), alpha));
+}
+
+__global__ void act_backward_kernel(int act, float alpha, int dt, const void *x, const void *y,
+                                    const void *dy, void *dx, size_t n) {
+    GRID_LOOP(i, n) {
+        float g = lg_cuk_act_backward(act, lg_cuk_load(x, i, dt), lg_cuk_load(y, i, dt),
+                                      lg_cuk_load(dy, i, dt), alpha);
+        lg_cuk_store(dx, i, dt, g);
+    }
+}
+
+__global__ void convert_kernel(int to, void *dst, int from, const void *src, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(dst, i, to, lg_cuk_load(src, i, from));
+}
+
+__global__ void bias_grad_kernel(int dt, const void *dy, size_t N, size_t out, void *db, int acc) {
+    GRID_LOOP(j, out) lg_cuk_bias_grad(j, dt, dy, N, out, db, acc);
+}
+
+/* ---- cross entropy and accuracy ------------------------------------------------------ */
+
+/* Workspace layout (floats): row_loss[N], row_weight[N], lse[N], divisor. */
+__global__ void ce_row_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
+                              const float *weight, float *ws) {
+    size_t N = (size_t)d.N;
+    GRID_LOOP(i, N) lg_cuk_ce_row(i, &d, logits, labels, weight, ws, ws + N, ws + 2 * N);
+}
+
+__global__ void ce_reduce_kernel(lg_cuda_ce d, float *ws, float *loss) {
+    __shared__ float sh[THREADS];
+    size_t N = (size_t)d.N;
+    float l = 0.0f, w = 0.0f;
+    for (size_t i = threadIdx.x; i < N; i += THREADS) {
+        l += ws[i];
+        w += ws[N + i];
+    }
+    float ls = block_sum(l, sh);
+    __syncthreads();
+    float wsum = block_sum(w, sh);
+    if (threadIdx.x == 0)
+        lg_cuk_ce_finish(&d, ls, wsum, loss, ws + 3 * N);
+}
+
+__global__ void ce_backward_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
+                                   const float *weight, float weight_sum, const float *dloss,
+                                   const float *ws, float *dlogits) {
+    size_t N = (size_t)d.N;
+    float g = *dloss, divisor = ws[3 * N];
+    GRID_LOOP(idx, N * (size_t)d.C)
+    lg_cuk_ce_backward(idx, &d, logits, labels, weight, weight_sum, ws + 2 * N, g, divisor, dlogits);
+}
+
+__global__ void accuracy_row_kernel(const float *logits, const int32_t *labels, int N, int C,
+                                    float *ws) {
+    GRID_LOOP(i, (size_t)N) ws[i] = lg_cuk_accuracy_row(i, logits, labels, C);
+}
+
+__global__ void mean_kernel(const float *v, int n, float *out) {
+    __shared__ float sh[THREADS];
+    float s = 0.0f;
+    for (int i = (int)threadIdx.x; i < n; i += THREADS)
+        s += v[i];
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0)
+        *out = s / (float)n;
+}
+
+/* ---- optimizers and loss scaling ------------------------------------------------------ */
+
+__global__ void sgd_kernel(lg_cuda_sgd h, int first, float *p, const float *g, float *buf, size_t n,
+                           const int *skip) {
+    GRID_LOOP(i, n) lg_cuk_sgd_update(i, &h, first, p, g, buf, skip);
+}
+
+__global__ void adam_prepare_kernel(lg_cuda_adam h, lg_cuk_adam_step *st, const int *skip) {
+    lg_cuk_adam_prepare(&h, st, skip);
+}
+
+__global__ void adam_kernel(lg_cuda_adam h, const lg_cuk_adam_step *st, float *p, const float *g,
+                            float *m, float *v, float *vmax, size_t n, const int *skip) {
+    lg_cuk_adam_step s = *st;
+    GRID_LOOP(i, n) lg_cuk_adam_update(i, &h, &s, p, g, m, v, vmax, skip);
+}
+
+__global__ void scaler_seed_kernel(const lg_cuda_scaler *s, float *dloss) {
+    *dloss = s->scale;
+}
+
+__global__ void unscale_kernel(const lg_cuda_scaler *s, int dt, const void *grad, float *g32,
+                               size_t n, int *found) {
+    float inv = (float)(1.0 / (double)s->scale); /* GradScaler: double reciprocal */
+    GRID_LOOP(i, n) g32[i] = lg_cuk_unscale(lg_cuk_load(grad, i, dt), inv, found);
+}
+
+__global__ void scaler_update_kernel(lg_cuda_scaler *s, int *found) {
+    lg_cuk_scaler_update(s, *found);
+    *found = 0;
+}
+
+/* ---- NMS ----------------------------------------------------------------------------- */
+
+struct NmsWs {
+    uint64_t *mask, *removed;
+    int *order;
+    float *sorted;
+};
+
+NmsWs nms_layout(void *ws, size_t n) {
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    NmsWs w;
+    w.mask = (uint64_t *)ws;
+    w.removed = w.mask + n * blocks;
+    w.order = (int *)(w.removed + blocks);
+    w.sorted = (float *)(w.order + n);
+    return w;
+}
+
+__global__ void nms_rank_kernel(const float *scores, size_t n, int *order) {
+    GRID_LOOP(i, n) order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
+}
+
+__global__ void nms_gather_kernel(const float *boxes, const int *order, size_t n, float *sorted) {
+    GRID_LOOP(k, 4 * n) sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+}
+
+__global__ void nms_mask_kernel(const float *sorted, size_t n, float thresh, uint64_t *mask) {
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    GRID_LOOP(t, n * blocks) lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, thresh, mask);
+}
+
+__global__ void nms_reduce_kernel(size_t n, const uint64_t *mask, uint64_t *removed,
+                                  const int *order, int *keep, int *num_keep, int max_keep) {
+    lg_cuk_nms_reduce(n, mask, removed, order, keep, num_keep, max_keep);
+}
+
+/* ---- RoIAlign ----------------------------------------------------------------------------- */
+
+struct Levels {
+    const float *p[LG_CUDA_MAX_LEVELS];
+};
+struct GradLevels {
+    float *p[LG_CUDA_MAX_LEVELS];
+};
+
+__global__ void roi_align_forward_kernel(lg_cuda_roi_align d, Levels f, const float *rois,
+                                         size_t total, float *out) {
+    GRID_LOOP(i, total) lg_cuk_roi_align_forward(i, &d, f.p, rois, out);
+}
+
+__global__ void roi_align_backward_kernel(lg_cuda_roi_align d, GradLevels f, const float *rois,
+                                          size_t total, const float *dout) {
+    GRID_LOOP(i, total) lg_cuk_roi_align_backward(i, &d, f.p, rois, dout);
+}
+
+} /* namespace */
+
+/* ---- the C interface ---------------------------------------------------------------------- */
+
+extern "C" {
+
+lg_status lg_cuda_act_forward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
+                              const void *x, void *y, size_t n, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    act_forward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)act, alpha, (int)dt, x, y, n);
+    return launched("activation forward", err);
+}
+
+lg_status lg_cuda_act_backward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
+                               const void *x, const void *y, const void *dy, void *dx, size_t n,
+                               lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    act_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)act, alpha, (int)dt, x, y, dy,
+                                                                 dx, n);
+    return launched("activation backward", err);
+}
+
+lg_status lg_cuda_convert(lg_cuda *c, lg_cuda_dtype to, void *dst, lg_cuda_dtype from,
+                          const void *src, size_t n, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    convert_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)to, dst, (int)from, src, n);
+    return launched("dtype conversion", err);
+}
+
+lg_status lg_cuda_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t out,
+                            void *db, int accumulate, lg_error *err) {
+    bias_grad_kernel<<<grid_for(out), THREADS, 0, c->stream>>>((int)dt, dy, N, out, db, accumulate);
+    return launched("bias gradient", err);
+}
+
+size_t lg_cuda_cross_entropy_workspace(const lg_cuda_ce *d) {
+    return (3 * (size_t)d->N + 1) * sizeof(float);
+}
+
+lg_status lg_cuda_cross_entropy_forward(lg_cuda *c, const lg_cuda_ce *d, const float *logits,
+                                        const int32_t *labels, const float *weight, float *loss,
+                                        void *ws, lg_error *err) {
+    ce_row_kernel<<<grid_for((size_t)d->N), THREADS, 0, c->stream>>>(*d, logits, labels, weight,
+                                                                      (float *)ws);
+    lg_status st = launched("cross entropy rows", err);
+    if (st != LG_OK)
+        return st;
+    ce_reduce_kernel<<<1, THREADS, 0, c->stream>>>(*d, (float *)ws, loss);
+    return launched("cross entropy reduction", err);
+}
+
+lg_status lg_cuda_cross_entropy_backward(lg_cuda *c, const lg_cuda_ce *d, const float *logits,
+                                         const int32_t *labels, const float *weight,
+                                         float weight_sum, const float *dloss, const void *ws,
+                                         float *dlogits, lg_error *err) {
+    size_t n = (size_t)d->N * (size_t)d->C;
+    ce_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*d, logits, labels, weight, weight_sum,
+                                                               dloss, (const float *)ws, dlogits);
+    return launched("cross entropy backward", err);
+}
+
+lg_status lg_cuda_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N, int C,
+                           float *acc, void *ws, lg_error *err) {
+    accuracy_row_kernel<<<grid_for((size_t)N), THREADS, 0, c->stream>>>(logits, labels, N, C,
+                                                                         (float *)ws);
+    lg_status st = launched("accuracy rows", err);
+    if (st != LG_OK)
+        return st;
+    mean_kernel<<<1, THREADS, 0, c->stream>>>((const float *)ws, N, acc);
+    return launched("accuracy mean", err);
+}
+
+lg_status lg_cuda_sgd_update(lg_cuda *c, const lg_cuda_sgd *h, int first_step, float *param,
+                             const float *grad, float *momentum_buf, size_t n, const int *skip,
+                             lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    sgd_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*h, first_step, param, grad, momentum_buf, n,
+                                                        skip);
+    return launched("SGD update", err);
+}
+
+size_t lg_cuda_adam_state_bytes(void) {
+    return sizeof(lg_cuk_adam_step);
+}
+
+lg_status lg_cuda_adam_prepare(lg_cuda *c, const lg_cuda_adam *h, void *state, const int *skip,
+                               lg_error *err) {
+    adam_prepare_kernel<<<1, 1, 0, c->stream>>>(*h, (lg_cuk_adam_step *)state, skip);
+    return launched("Adam step scalars", err);
+}
+
+lg_status lg_cuda_adam_update(lg_cuda *c, const lg_cuda_adam *h, const void *state, float *param,
+                              const float *grad, float *exp_avg, float *exp_avg_sq,
+                              float *max_exp_avg_sq, size_t n, const int *skip, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    adam_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*h, (const lg_cuk_adam_step *)state, param,
+                                                         grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                                                         n, skip);
+    return launched("Adam update", err);
+}
+
+lg_status lg_cuda_scaler_seed(lg_cuda *c, const lg_cuda_scaler *scaler, float *dloss,
+                              lg_error *err) {
+    scaler_seed_kernel<<<1, 1, 0, c->stream>>>(scaler, dloss);
+    return launched("loss scale seed", err);
+}
+
+lg_status lg_cuda_unscale(lg_cuda *c, const lg_cuda_scaler *scaler, lg_cuda_dtype dt,
+                          const void *grad, float *grad32, size_t n, int *found_inf,
+                          lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    unscale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(scaler, (int)dt, grad, grad32, n,
+                                                            found_inf);
+    return launched("gradient unscale", err);
+}
+
+lg_status lg_cuda_scaler_update(lg_cuda *c, lg_cuda_scaler *scaler, int *found_inf,
+                                lg_error *err) {
+    scaler_update_kernel<<<1, 1, 0, c->stream>>>(scaler, found_inf);
+    return launched("loss scale update", err);
+}
+
+size_t lg_cuda_nms_workspace(size_t n) {
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    return (n * blocks + blocks) * sizeof(uint64_t) + n * sizeof(int) + 4 * n * sizeof(float);
+}
+
+lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_t n,
+                      float iou_thresh, int *keep, int *num_keep, int max_keep, void *ws,
+                      lg_error *err) {
+    if (n == 0) {
+        LG_CUDA_TRY(cudaMemsetAsync(num_keep, 0, sizeof(int), c->stream));
+        return LG_OK;
+    }
+    NmsWs w = nms_layout(ws, n);
+    size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
+    nms_rank_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(scores, n, w.order);
+    nms_gather_kernel<<<grid_for(4 * n), THREADS, 0, c->stream>>>(boxes, w.order, n, w.sorted);
+    nms_mask_kernel<<<grid_for(n * blocks), THREADS, 0, c->stream>>>(w.sorted, n, iou_thresh, w.mask);
+    nms_reduce_kernel<<<1, 1, 0, c->stream>>>(n, w.mask, w.removed, w.order, keep, num_keep, max_keep);
+    return launched("NMS", err);
+}
+
+lg_status lg_cuda_roi_align_forward(lg_cuda *c, const lg_cuda_roi_align *d,
+                                    const float *const *feat, const float *rois, size_t K,
+                                    float *out, lg_error *err) {
+    if (d->levels < 1 || d->levels > LG_CUDA_MAX_LEVELS)
+        return lg_error_set(err, LG_ERR_ARG, "roi_align: %d levels (1 to %d supported)", d->levels,
+                            LG_CUDA_MAX_LEVELS);
+    Levels f = {};
+    for (int l = 0; l < d->levels; l++)
+        f.p[l] = feat[l];
+    size_t total = K * (size_t)d->C * (size_t)d->PH * (size_t)d->PW;
+    if (total == 0)
+        return LG_OK;
+    roi_align_forward_kernel<<<grid_for(total), THREADS, 0, c->stream>>>(*d, f, rois, total, out);
+    return launched("RoIAlign forward", err);
+}
+
+lg_status lg_cuda_roi_align_backward(lg_cuda *c, const lg_cuda_roi_align *d, float *const *dfeat,
+                                     const float *rois, size_t K, const float *dout,
+                                     lg_error *err) {
+    if (d->levels < 1 || d->levels > LG_CUDA_MAX_LEVELS)
+        return lg_error_set(err, LG_ERR_ARG, "roi_align: %d levels (1 to %d supported)", d->levels,
+                            LG_CUDA_MAX_LEVELS);
+    GradLevels f = {};
+    for (int l = 0; l < d->levels; l++)
+        f.p[l] = dfeat[l];
+    size_t total = K * (size_t)d->C * (size_t)d->PH * (size_t)d->PW;
+    if (total == 0)
+        return LG_OK;
+    roi_align_backward_kernel<<<grid_for(total), THREADS, 0, c->stream>>>(*d, f, rois, total, dout);
+    return launched("RoIAlign backward", err);
+}
+
+} /* extern "C" */

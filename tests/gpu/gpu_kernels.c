@@ -1,0 +1,543 @@
+/* tests/gpu/gpu_kernels.c — every CUDA kernel against its CPU twin, on a device.
+ *
+ * `make check-gpu` runs it (it needs a GPU; without one it prints "SKIP: no
+ * CUDA device" and exits 0). The project's kernels run through their
+ * launchers (lgen/cuda.h) and are compared with the same bodies
+ * (runtime/cuda/body.h) run over the grid on the host; the cuBLAS(Lt) and
+ * cuDNN layers are compared with plain loops in double. Both fp32 and the
+ * f16/bf16 paths of mixed precision are covered. Each check prints one line;
+ * the exit status is the number of failed checks (0: all passed).
+ */
+#include "../../runtime/cuda/body.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static lg_cuda *cu;
+static lg_error err;
+static size_t arena_top;
+static int failures;
+
+#define TRY(call)                                                                              \
+    do {                                                                                       \
+        if ((call) != LG_OK) {                                                                 \
+            fprintf(stderr, "gpu_kernels: error: %s:%d: %s\n", __FILE__, __LINE__, err.msg);   \
+            exit(2);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+/* Device memory from the arena, 256-byte aligned; reset per check. */
+static void *dalloc(size_t bytes) {
+    void *p = lg_cuda_arena(cu, arena_top);
+    arena_top += (bytes + 255) & ~(size_t)255;
+    if (!p || arena_top > lg_cuda_arena_size(cu)) {
+        fprintf(stderr, "gpu_kernels: error: test arena too small\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void *dcopy(const void *host, size_t bytes) {
+    void *p = dalloc(bytes);
+    TRY(lg_cuda_upload(cu, p, host, bytes, &err));
+    return p;
+}
+
+static void fetch(void *host, const void *dev, size_t bytes) {
+    TRY(lg_cuda_download(cu, host, dev, bytes, &err));
+}
+
+static float *random_floats(size_t n, unsigned seed, float scale) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = scale * ((float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f);
+    }
+    return v;
+}
+
+static void report(const char *what, const float *got, const float *want, size_t n, double rtol,
+                   double atol) {
+    double worst = 0;
+    size_t at = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= atol + rtol * fabs((double)want[i]))) {
+            if (!bad || d > worst)
+                worst = d, at = i;
+            bad = 1;
+        }
+    }
+    if (bad) {
+        failures++;
+        printf("FAIL %-28s [%zu] got %.9g want %.9g\n", what, at, (double)got[at], (double)want[at]);
+    } else {
+        printf("ok   %-28s (%zu values)\n", what, n);
+    }
+}
+
+/* ---- own kernels vs their bodies on the host ---------------------------------- */
+
+static void check_activations(void) {
+    const size_t n = 100003;
+    float *x = random_floats(n, 1, 6.0f), *dy = random_floats(n, 2, 1.0f);
+    float *y = malloc(n * sizeof *y), *dx = malloc(n * sizeof *dx);
+    float *ry = malloc(n * sizeof *ry), *rdx = malloc(n * sizeof *rdx);
+    static const char *const names[] = {"relu", "leaky_relu", "sigmoid", "tanh",
+                                        "gelu", "gelu_tanh",  "silu"};
+    for (int a = LG_CUDA_ACT_RELU; a <= LG_CUDA_ACT_SILU; a++) {
+        arena_top = 0;
+        void *dX = dcopy(x, n * 4), *dDY = dcopy(dy, n * 4), *dY = dalloc(n * 4), *dDX = dalloc(n * 4);
+        TRY(lg_cuda_act_forward(cu, (lg_cuda_act)a, 0.1f, LG_CUDA_F32, dX, dY, n, &err));
+        TRY(lg_cuda_act_backward(cu, (lg_cuda_act)a, 0.1f, LG_CUDA_F32, dX, dY, dDY, dDX, n, &err));
+        fetch(y, dY, n * 4);
+        fetch(dx, dDX, n * 4);
+        for (size_t i = 0; i < n; i++) {
+            ry[i] = lg_cuk_act_forward(a, x[i], 0.1f);
+            rdx[i] = lg_cuk_act_backward(a, x[i], ry[i], dy[i], 0.1f);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s forward", names[a]);
+        report(what, y, ry, n, 1e-5, 1e-6);
+        snprintf(what, sizeof what, "%s backward", names[a]);
+        report(what, dx, rdx, n, 1e-5, 1e-6);
+    }
+    /* the half path: f16 in, f16 out */
+    arena_top = 0;
+    uint16_t *xh = malloc(n * 2), *yh = malloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        xh[i] = lg_cuk_f32_to_f16(x[i]);
+    void *dX = dcopy(xh, n * 2), *dY = dalloc(n * 2);
+    TRY(lg_cuda_act_forward(cu, LG_CUDA_ACT_GELU, 0, LG_CUDA_F16, dX, dY, n, &err));
+    fetch(yh, dY, n * 2);
+    for (size_t i = 0; i < n; i++) {
+        y[i] = lg_cuk_f16_to_f32(yh[i]);
+        ry[i] = lg_cuk_f16_to_f32(
+            lg_cuk_f32_to_f16(lg_cuk_act_forward(LG_CUDA_ACT_GELU, lg_cuk_f16_to_f32(xh[i]), 0)));
+    }
+    report("gelu forward f16", y, ry, n, 1e-3, 1e-4);
+    free(x), free(dy), free(y), free(dx), free(ry), free(rdx), free(xh), free(yh);
+}
+
+static void check_convert(void) {
+    const size_t n = 1 << 16;
+    arena_top = 0;
+    /* every f16 pattern to f32 and back; random f32 to f16 and bf16 */
+    uint16_t *h = malloc(n * 2), *back = malloc(n * 2), *b16 = malloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (uint16_t)i;
+    float *f = malloc(n * 4), *ref = malloc(n * 4), *r = random_floats(n, 9, 70000.0f);
+    void *dH = dcopy(h, n * 2), *dF = dalloc(n * 4), *dB = dalloc(n * 2), *dR = dcopy(r, n * 4);
+    TRY(lg_cuda_convert(cu, LG_CUDA_F32, dF, LG_CUDA_F16, dH, n, &err));
+    fetch(f, dF, n * 4);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float want = lg_cuk_f16_to_f32(h[i]);
+        if (memcmp(&want, &f[i], 4) != 0 && !(isnan(want) && isnan(f[i])))
+            bad++;
+    }
+    TRY(lg_cuda_convert(cu, LG_CUDA_F16, dB, LG_CUDA_F32, dR, n, &err));
+    fetch(back, dB, n * 2);
+    for (size_t i = 0; i < n; i++)
+        bad += back[i] != lg_cuk_f32_to_f16(r[i]);
+    TRY(lg_cuda_convert(cu, LG_CUDA_BF16, dB, LG_CUDA_F32, dR, n, &err));
+    fetch(b16, dB, n * 2);
+    for (size_t i = 0; i < n; i++)
+        bad += b16[i] != lg_cuk_f32_to_bf16(r[i]);
+    printf("%s %-28s (%d mismatches)\n", bad ? "FAIL" : "ok  ", "f16/bf16 conversions", bad);
+    failures += bad != 0;
+    free(h), free(back), free(b16), free(f), free(ref), free(r);
+}
+
+static void check_cross_entropy(void) {
+    const int N = 777, C = 37;
+    arena_top = 0;
+    float *logits = random_floats((size_t)N * C, 3, 4.0f), *w = random_floats((size_t)C, 4, 0.4f);
+    int32_t *labels = malloc((size_t)N * 4);
+    float wsum = 0;
+    for (int c = 0; c < C; c++)
+        w[c] += 1.0f, wsum += w[c];
+    for (int i = 0; i < N; i++)
+        labels[i] = i % 11 == 0 ? -100 : (i * 7) % C;
+    lg_cuda_ce d = {N, C, 0.1f, -100, 0};
+    void *dL = dcopy(logits, (size_t)N * C * 4), *dY = dcopy(labels, (size_t)N * 4);
+    void *dW = dcopy(w, (size_t)C * 4), *ws = dalloc(lg_cuda_cross_entropy_workspace(&d));
+    float *dloss = dalloc(4), *dgrad = dalloc((size_t)N * C * 4), *dacc = dalloc(4);
+    float two = 2.0f, *dscale = dcopy(&two, 4);
+    TRY(lg_cuda_cross_entropy_forward(cu, &d, dL, dY, dW, dloss, ws, &err));
+    TRY(lg_cuda_cross_entropy_backward(cu, &d, dL, dY, dW, wsum, dscale, ws, dgrad, &err));
+    TRY(lg_cuda_accuracy(cu, dL, dY, N, C, dacc, dalloc((size_t)N * 4), &err));
+    float loss, acc, *g = malloc((size_t)N * C * 4), *rg = malloc((size_t)N * C * 4);
+    fetch(&loss, dloss, 4);
+    fetch(&acc, dacc, 4);
+    fetch(g, dgrad, (size_t)N * C * 4);
+    float *rl = malloc((size_t)N * 4), *rw = malloc((size_t)N * 4), *lse = malloc((size_t)N * 4);
+    for (size_t i = 0; i < (size_t)N; i++)
+        lg_cuk_ce_row(i, &d, logits, labels, w, rl, rw, lse);
+    double ls = 0, wsd = 0, racc = 0;
+    for (int i = 0; i < N; i++)
+        ls += rl[i], wsd += rw[i], racc += lg_cuk_accuracy_row((size_t)i, logits, labels, C);
+    float rloss, div;
+    lg_cuk_ce_finish(&d, (float)ls, (float)wsd, &rloss, &div);
+    for (size_t idx = 0; idx < (size_t)N * C; idx++)
+        lg_cuk_ce_backward(idx, &d, logits, labels, w, wsum, lse, 2.0f, div, rg);
+    float raccf = (float)(racc / N);
+    report("cross entropy loss", &loss, &rloss, 1, 1e-5, 0);
+    report("cross entropy backward", g, rg, (size_t)N * C, 1e-4, 1e-7);
+    report("accuracy", &acc, &raccf, 1, 0, 1e-6);
+    free(logits), free(w), free(labels), free(g), free(rg), free(rl), free(rw), free(lse);
+}
+
+static void check_optimizers(void) {
+    const size_t n = 50001;
+    float *p0 = random_floats(n, 5, 1.0f), *g = random_floats(n, 6, 0.1f);
+    float *p = malloc(n * 4), *rp = malloc(n * 4), *rb = calloc(n, 4), *rm = calloc(n, 4),
+          *rv = calloc(n, 4), *rvm = calloc(n, 4);
+    lg_cuda_sgd sgd = {0.1f, 0.9f, 0.0f, 5e-4f, 1, 0};
+    arena_top = 0;
+    void *dP = dcopy(p0, n * 4), *dG = dcopy(g, n * 4), *dB = dalloc(n * 4);
+    memcpy(rp, p0, n * 4);
+    for (int s = 0; s < 3; s++) {
+        TRY(lg_cuda_sgd_update(cu, &sgd, s == 0, dP, dG, dB, n, NULL, &err));
+        for (size_t i = 0; i < n; i++)
+            lg_cuk_sgd_update(i, &sgd, s == 0, rp, g, rb, NULL);
+    }
+    fetch(p, dP, n * 4);
+    report("sgd nesterov, 3 steps", p, rp, n, 1e-6, 1e-7);
+
+    lg_cuda_adam adam = {1e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, 1, 1, 0};
+    arena_top = 0;
+    dP = dcopy(p0, n * 4), dG = dcopy(g, n * 4);
+    void *dM = dalloc(n * 4), *dV = dalloc(n * 4), *dVM = dalloc(n * 4);
+    void *st = dalloc(lg_cuda_adam_state_bytes());
+    int zero = 0, one = 1;
+    int *dskip = dcopy(&zero, 4);
+    TRY(lg_cuda_memset(cu, dM, 0, n * 4, &err));
+    TRY(lg_cuda_memset(cu, dV, 0, n * 4, &err));
+    TRY(lg_cuda_memset(cu, dVM, 0, n * 4, &err));
+    TRY(lg_cuda_memset(cu, st, 0, lg_cuda_adam_state_bytes(), &err));
+    memcpy(rp, p0, n * 4);
+    lg_cuk_adam_step rst = {0};
+    for (int s = 0; s < 4; s++) {
+        int skip = s == 2; /* one skipped (overflowed) step */
+        TRY(lg_cuda_upload(cu, dskip, skip ? &one : &zero, 4, &err));
+        TRY(lg_cuda_adam_prepare(cu, &adam, st, dskip, &err));
+        TRY(lg_cuda_adam_update(cu, &adam, st, dP, dG, dM, dV, dVM, n, dskip, &err));
+        lg_cuk_adam_prepare(&adam, &rst, &skip);
+        for (size_t i = 0; i < n; i++)
+            lg_cuk_adam_update(i, &adam, &rst, rp, g, rm, rv, rvm, &skip);
+    }
+    fetch(p, dP, n * 4);
+    report("adamw amsgrad, 1 of 4 skipped", p, rp, n, 1e-6, 1e-7);
+    free(p0), free(g), free(p), free(rp), free(rb), free(rm), free(rv), free(rvm);
+}
+
+static void check_loss_scaling(void) {
+    arena_top = 0;
+    lg_cuda_scaler s0 = LG_CUDA_SCALER_INIT, rs = LG_CUDA_SCALER_INIT;
+    s0.growth_interval = rs.growth_interval = 2;
+    lg_cuda_scaler *ds = dcopy(&s0, sizeof s0);
+    int zero = 0;
+    int *dfound = dcopy(&zero, 4);
+    const size_t n = 4096;
+    uint16_t *gh = malloc(n * 2);
+    float *g = random_floats(n, 8, 30000.0f), *out = malloc(n * 4), *ref = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        gh[i] = lg_cuk_f32_to_f16(g[i]);
+    void *dgh = dcopy(gh, n * 2);
+    float *dg = dalloc(n * 4), *dloss = dalloc(4);
+    int bad = 0;
+    for (int step = 0; step < 5; step++) {
+        int overflow = step == 3;
+        if (overflow) { /* an inf gradient this step */
+            uint16_t inf = 0x7c00;
+            TRY(lg_cuda_upload(cu, (uint16_t *)dgh + 17, &inf, 2, &err));
+        }
+        TRY(lg_cuda_scaler_seed(cu, ds, dloss, &err));
+        TRY(lg_cuda_unscale(cu, ds, LG_CUDA_F16, dgh, dg, n, dfound, &err));
+        int found;
+        float seed;
+        fetch(&found, dfound, 4);
+        fetch(&seed, dloss, 4);
+        fetch(out, dg, n * 4);
+        int rfound = 0;
+        float inv = (float)(1.0 / (double)rs.scale);
+        for (size_t i = 0; i < n; i++)
+            ref[i] = lg_cuk_unscale(lg_cuk_f16_to_f32(i == 17 && overflow ? 0x7c00 : gh[i]), inv, &rfound);
+        bad += found != rfound || seed != rs.scale;
+        for (size_t i = 0; i < n; i++)
+            bad += !(out[i] == ref[i] || (isinf(out[i]) && isinf(ref[i])));
+        TRY(lg_cuda_scaler_update(cu, ds, dfound, &err));
+        lg_cuk_scaler_update(&rs, rfound);
+        lg_cuda_scaler s;
+        fetch(&s, ds, sizeof s);
+        fetch(&found, dfound, 4);
+        bad += s.scale != rs.scale || s.growth_tracker != rs.growth_tracker || found != 0;
+        if (overflow)
+            TRY(lg_cuda_upload(cu, (uint16_t *)dgh + 17, gh + 17, 2, &err));
+    }
+    printf("%s %-28s (%d mismatches)\n", bad ? "FAIL" : "ok  ", "loss scaling, 5 steps", bad);
+    failures += bad != 0;
+    free(gh), free(g), free(out), free(ref);
+}
+
+static void check_nms(void) {
+    const size_t n = 1000;
+    float *r = random_floats(4 * n, 10, 1.0f), *scores = random_floats(n, 11, 1.0f);
+    float *boxes = malloc(4 * n * 4);
+    for (size_t i = 0; i < n; i++) {
+        float x = 100 + 100 * r[4 * i], y = 100 + 100 * r[4 * i + 1];
+        boxes[4 * i] = x, boxes[4 * i + 1] = y;
+        boxes[4 * i + 2] = x + 20 + 15 * r[4 * i + 2], boxes[4 * i + 3] = y + 20 + 15 * r[4 * i + 3];
+    }
+    arena_top = 0;
+    void *dB = dcopy(boxes, 4 * n * 4), *dS = dcopy(scores, n * 4);
+    int *dkeep = dalloc(n * 4), *dnum = dalloc(4);
+    TRY(lg_cuda_nms(cu, dB, dS, n, 0.5f, dkeep, dnum, (int)n, dalloc(lg_cuda_nms_workspace(n)), &err));
+    int num, *keep = malloc(n * 4);
+    fetch(&num, dnum, 4);
+    fetch(keep, dkeep, n * 4);
+    /* the host twin: the same bodies in launch order */
+    size_t blocks = (n + 63) / 64;
+    int *order = malloc(n * 4), *rkeep = malloc(n * 4), rnum;
+    float *sorted = malloc(4 * n * 4);
+    uint64_t *mask = malloc(n * blocks * 8), *removed = malloc(blocks * 8);
+    for (size_t i = 0; i < n; i++)
+        order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
+    for (size_t k = 0; k < 4 * n; k++)
+        sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+    for (size_t t = 0; t < n * blocks; t++)
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, 0.5f, mask);
+    lg_cuk_nms_reduce(n, mask, removed, order, rkeep, &rnum, (int)n);
+    int bad = num != rnum;
+    for (int i = 0; !bad && i < num; i++)
+        bad = keep[i] != rkeep[i];
+    printf("%s %-28s (%d of %zu kept)\n", bad ? "FAIL" : "ok  ", "nms", num, n);
+    failures += bad;
+    free(r), free(scores), free(boxes), free(keep), free(order), free(rkeep), free(sorted),
+        free(mask), free(removed);
+}
+
+static void check_roi_align(void) {
+    enum { N = 2, C = 8, H0 = 50, W0 = 60, H1 = 25, W1 = 30, K = 64 };
+    float *f0 = random_floats((size_t)N * C * H0 * W0, 12, 1.0f);
+    float *f1 = random_floats((size_t)N * C * H1 * W1, 13, 1.0f);
+    float *r = random_floats(4 * K, 14, 1.0f), rois[5 * K];
+    for (int k = 0; k < K; k++) {
+        float x = 120 + 110 * r[4 * k], y = 100 + 90 * r[4 * k + 1];
+        float s = 20 + 100 * fabsf(r[4 * k + 2]);
+        rois[5 * k] = (float)(k % N), rois[5 * k + 1] = x, rois[5 * k + 2] = y;
+        rois[5 * k + 3] = x + s, rois[5 * k + 4] = y + s * (1 + 0.5f * r[4 * k + 3]);
+    }
+    lg_cuda_roi_align d = {.C = C, .PH = 7, .PW = 7, .sampling_ratio = 2, .aligned = 1, .levels = 2,
+                           .k_min = 2};
+    d.H[0] = H0, d.W[0] = W0, d.spatial_scale[0] = 0.25f;
+    d.H[1] = H1, d.W[1] = W1, d.spatial_scale[1] = 0.125f;
+    size_t nout = (size_t)K * C * 49, n0 = (size_t)N * C * H0 * W0, n1 = (size_t)N * C * H1 * W1;
+    arena_top = 0;
+    const float *dfeat[2] = {dcopy(f0, n0 * 4), dcopy(f1, n1 * 4)};
+    float *dgrad[2] = {dalloc(n0 * 4), dalloc(n1 * 4)};
+    void *dR = dcopy(rois, sizeof rois);
+    float *dOut = dalloc(nout * 4), *dout = random_floats(nout, 15, 1.0f);
+    void *dDout = dcopy(dout, nout * 4);
+    TRY(lg_cuda_memset(cu, dgrad[0], 0, n0 * 4, &err));
+    TRY(lg_cuda_memset(cu, dgrad[1], 0, n1 * 4, &err));
+    TRY(lg_cuda_roi_align_forward(cu, &d, dfeat, dR, K, dOut, &err));
+    TRY(lg_cuda_roi_align_backward(cu, &d, dgrad, dR, K, dDout, &err));
+    float *out = malloc(nout * 4), *ref = malloc(nout * 4);
+    float *g0 = malloc(n0 * 4), *g1 = malloc(n1 * 4), *rg0 = calloc(n0, 4), *rg1 = calloc(n1, 4);
+    fetch(out, dOut, nout * 4);
+    fetch(g0, dgrad[0], n0 * 4);
+    fetch(g1, dgrad[1], n1 * 4);
+    const float *hf[2] = {f0, f1};
+    float *hg[2] = {rg0, rg1};
+    for (size_t i = 0; i < nout; i++)
+        lg_cuk_roi_align_forward(i, &d, hf, rois, ref);
+    for (size_t i = 0; i < nout; i++)
+        lg_cuk_roi_align_backward(i, &d, hg, rois, dout);
+    report("roi_align forward (2 levels)", out, ref, nout, 1e-5, 1e-6);
+    report("roi_align backward level 0", g0, rg0, n0, 1e-4, 1e-5);
+    report("roi_align backward level 1", g1, rg1, n1, 1e-4, 1e-5);
+    free(f0), free(f1), free(r), free(dout), free(out), free(ref), free(g0), free(g1), free(rg0),
+        free(rg1);
+}
+
+/* ---- cuBLAS(Lt) and cuDNN vs plain loops --------------------------------------- */
+
+static void check_linear(void) {
+    const int N = 33, IN = 70, OUT = 19;
+    float *x = random_floats((size_t)N * IN, 20, 1.0f), *w = random_floats((size_t)OUT * IN, 21, 0.2f);
+    float *b = random_floats((size_t)OUT, 22, 0.5f), *dy = random_floats((size_t)N * OUT, 23, 1.0f);
+    lg_cuda_linear d = {N, IN, OUT, 1, LG_CUDA_F32};
+    lg_cuda_linear_plan *p;
+    TRY(lg_cuda_linear_init(cu, &p, &d, &err));
+    arena_top = 0;
+    void *dX = dcopy(x, (size_t)N * IN * 4), *dW = dcopy(w, (size_t)OUT * IN * 4);
+    void *dB = dcopy(b, (size_t)OUT * 4), *dDY = dcopy(dy, (size_t)N * OUT * 4);
+    void *dY = dalloc((size_t)N * OUT * 4), *dDX = dalloc((size_t)N * IN * 4);
+    void *dDW = dalloc((size_t)OUT * IN * 4), *dDB = dalloc((size_t)OUT * 4);
+    TRY(lg_cuda_linear_forward(cu, p, dX, dW, dB, dY, &err));
+    TRY(lg_cuda_linear_backward(cu, p, dX, dW, dDY, dDX, dDW, dDB, 0, &err));
+    float *y = malloc((size_t)N * OUT * 4), *dx = malloc((size_t)N * IN * 4);
+    float *dw = malloc((size_t)OUT * IN * 4), *db = malloc((size_t)OUT * 4);
+    fetch(y, dY, (size_t)N * OUT * 4);
+    fetch(dx, dDX, (size_t)N * IN * 4);
+    fetch(dw, dDW, (size_t)OUT * IN * 4);
+    fetch(db, dDB, (size_t)OUT * 4);
+    float *ry = malloc((size_t)N * OUT * 4), *rdx = malloc((size_t)N * IN * 4);
+    float *rdw = malloc((size_t)OUT * IN * 4), *rdb = malloc((size_t)OUT * 4);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OUT; o++) {
+            double s = b[o];
+            for (int i = 0; i < IN; i++)
+                s += (double)x[n * IN + i] * w[o * IN + i];
+            ry[n * OUT + o] = (float)s;
+        }
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int o = 0; o < OUT; o++)
+                s += (double)dy[n * OUT + o] * w[o * IN + i];
+            rdx[n * IN + i] = (float)s;
+        }
+    for (int o = 0; o < OUT; o++) {
+        double sb = 0;
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int n = 0; n < N; n++)
+                s += (double)dy[n * OUT + o] * x[n * IN + i];
+            rdw[o * IN + i] = (float)s;
+        }
+        for (int n = 0; n < N; n++)
+            sb += dy[n * OUT + o];
+        rdb[o] = (float)sb;
+    }
+    report("linear forward (cuBLASLt)", y, ry, (size_t)N * OUT, 1e-4, 1e-5);
+    report("linear dx (cuBLAS)", dx, rdx, (size_t)N * IN, 1e-4, 1e-5);
+    report("linear dw (cuBLAS)", dw, rdw, (size_t)OUT * IN, 1e-4, 1e-5);
+    report("linear db", db, rdb, (size_t)OUT, 1e-4, 1e-5);
+    lg_cuda_linear_free(p);
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(ry), free(rdx),
+        free(rdw), free(rdb);
+}
+
+static void check_conv_pool_bn(void) {
+    const int N = 2, C = 3, H = 11, W = 9, K = 4, R = 3, S = 3, pad = 1, stride = 2;
+    lg_cuda_conv d = {N, C, H, W, K, R, S, pad, pad, stride, stride, 1, 1, 1, 1, LG_CUDA_F32};
+    lg_cuda_conv_plan *p;
+    TRY(lg_cuda_conv_init(cu, &p, &d, &err));
+    int P, Q;
+    lg_cuda_conv_out(p, &P, &Q);
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)K * C * R * S, ny = (size_t)N * K * P * Q;
+    float *x = random_floats(nx, 30, 1.0f), *w = random_floats(nw, 31, 0.3f);
+    float *b = random_floats((size_t)K, 32, 0.1f);
+    arena_top = 0;
+    void *dX = dcopy(x, nx * 4), *dW = dcopy(w, nw * 4), *dB = dcopy(b, (size_t)K * 4);
+    void *dY = dalloc(ny * 4);
+    TRY(lg_cuda_conv_forward(cu, p, dX, dW, dB, dY, &err));
+    float *y = malloc(ny * 4), *ry = malloc(ny * 4);
+    fetch(y, dY, ny * 4);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            for (int oh = 0; oh < P; oh++)
+                for (int ow = 0; ow < Q; ow++) {
+                    double s = b[k];
+                    for (int c = 0; c < C; c++)
+                        for (int r = 0; r < R; r++)
+                            for (int q = 0; q < S; q++) {
+                                int ih = oh * stride - pad + r, iw = ow * stride - pad + q;
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                    s += (double)x[((n * C + c) * H + ih) * W + iw] *
+                                         w[((k * C + c) * R + r) * S + q];
+                            }
+                    ry[((n * K + k) * P + oh) * Q + ow] = (float)s;
+                }
+    report("conv2d forward (cuDNN)", y, ry, ny, 2e-3, 1e-3); /* TF32 allowed, as PyTorch */
+    lg_cuda_conv_free(p);
+
+    /* max pooling 2x2 over the conv input */
+    lg_cuda_pool pd = {N, C, H, W, 2, 2, 2, 2, 0, 0, 1, 0, LG_CUDA_F32};
+    lg_cuda_pool_plan *pp;
+    TRY(lg_cuda_pool_init(cu, &pp, &pd, &err));
+    int PP, PQ;
+    lg_cuda_pool_out(pp, &PP, &PQ);
+    size_t np = (size_t)N * C * PP * PQ;
+    void *dP = dalloc(np * 4);
+    TRY(lg_cuda_pool_forward(cu, pp, dX, dP, &err));
+    float *pool = malloc(np * 4), *rpool = malloc(np * 4);
+    fetch(pool, dP, np * 4);
+    for (int nc = 0; nc < N * C; nc++)
+        for (int i = 0; i < PP; i++)
+            for (int j = 0; j < PQ; j++) {
+                float m = -INFINITY;
+                for (int a = 0; a < 2; a++)
+                    for (int e = 0; e < 2; e++)
+                        m = fmaxf(m, x[(nc * H + 2 * i + a) * W + 2 * j + e]);
+                rpool[(nc * PP + i) * PQ + j] = m;
+            }
+    report("max_pool2d forward (cuDNN)", pool, rpool, np, 0, 0);
+    lg_cuda_pool_free(pp);
+
+    /* batch norm (training) over the conv input */
+    lg_cuda_bn bd = {N, C, H, W, 1e-5, 0.1, LG_CUDA_F32};
+    lg_cuda_bn_plan *bp;
+    TRY(lg_cuda_bn_init(cu, &bp, &bd, &err));
+    float ones[3] = {1, 1, 1}, zeros[3] = {0, 0, 0};
+    float *dG = dcopy(ones, 12), *dBeta = dcopy(zeros, 12), *dRM = dcopy(zeros, 12);
+    float *dRV = dcopy(ones, 12), *dSM = dalloc(12), *dSI = dalloc(12);
+    void *dBN = dalloc(nx * 4);
+    TRY(lg_cuda_bn_forward_train(cu, bp, dX, dBN, dG, dBeta, dRM, dRV, dSM, dSI, &err));
+    float *bn = malloc(nx * 4), *rbn = malloc(nx * 4), rm[3], rrm[3];
+    fetch(bn, dBN, nx * 4);
+    fetch(rm, dRM, 12);
+    int HW = H * W;
+    for (int c = 0; c < C; c++) {
+        double s = 0, s2 = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++)
+                s += x[(n * C + c) * HW + i];
+        double mean = s / (N * HW);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                double v = x[(n * C + c) * HW + i] - mean;
+                s2 += v * v;
+            }
+        double var = s2 / (N * HW);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++)
+                rbn[(n * C + c) * HW + i] =
+                    (float)((x[(n * C + c) * HW + i] - mean) / sqrt(var + 1e-5));
+        rrm[c] = (float)(0.1 * mean);
+    }
+    report("batch_norm forward (cuDNN)", bn, rbn, nx, 1e-4, 1e-4);
+    report("batch_norm running_mean", rm, rrm, 3, 1e-4, 1e-6);
+    lg_cuda_bn_free(bp);
+    free(x), free(w), free(b), free(y), free(ry), free(pool), free(rpool), free(bn), free(rbn);
+}
+
+int main(void) {
+    int n = 0;
+    if (lg_cuda_device_count(&n, &err) != LG_OK) {
+        printf("SKIP: %s\n", err.msg);
+        return 0;
+    }
+    lg_cuda_config cfg = {.device = 0, .arena_bytes = (size_t)64 << 20, .staging_bytes = 1 << 20,
+                          .staging_slots = 2};
+    TRY(lg_cuda_init(&cu, &cfg, &err));
+    printf("device: %s\n", lg_cuda_describe(cu));
+    check_activations();
+    check_convert();
+    check_cross_entropy();
+    check_optimizers();
+    check_loss_scaling();
+    check_nms();
+    check_roi_align();
+    check_linear();
+    check_conv_pool_bn();
+    lg_cuda_free(cu);
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}
