@@ -2,3 +2,5 @@
 # finite differences (issue 3).
 CHECK_PROGS += $(BUILD)/tests/check_ops
 $(BUILD)/tests/check_ops: tests/check_ops_cases.inc tests/check_ops_fixture.h
+CHECK_PROGS += $(BUILD)/tests/check_optim
+$(BUILD)/tests/check_optim: tests/check_ops_fixture.h
