@@ -14,8 +14,11 @@ NVCC := $(shell command -v nvcc 2>/dev/null || { test -x "$(CUDA_HOME)/bin/nvcc"
 endif
 
 # Host-side kernel tests: always.
-CHECK_PROGS += $(BUILD)/tests/check_cuda_body
-$(BUILD)/tests/check_cuda_body: runtime/cuda/body.h runtime/include/lgen/cuda.h
+# check_cuda_body: bodies vs PyTorch fixtures; check_cuda_twins: bodies vs
+# the CPU kernels (lgen/kernels.h, lgen/optim.h) on the same inputs.
+CHECK_PROGS += $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins
+$(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins: runtime/cuda/body.h \
+    runtime/include/lgen/cuda.h
 # Link checks of the CUDA library; prints "SKIP: no nvcc" where there is none
 # (it reads the nvcc found here from LGEN_NVCC).
 CHECK_SCRIPTS += tests/cuda/check_link.sh

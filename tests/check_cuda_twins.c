@@ -1,0 +1,212 @@
+/* check_cuda_twins.c — the CUDA kernel bodies against the CPU runtime kernels.
+ *
+ * The CUDA backend and the CPU backend implement the same ops twice; a
+ * trainer must not change its numbers when it moves to a GPU beyond
+ * rounding. Here each per-thread body of runtime/cuda/body.h runs over its
+ * whole grid on the host, and the CPU kernel of lgen/kernels.h or
+ * lgen/optim.h runs on the same inputs: activations forward and backward,
+ * cross entropy (weights, label smoothing, ignore_index, both reductions)
+ * with its gradient, accuracy, and SGD / Adam / AdamW over several steps.
+ * (check_cuda_body.c compares the bodies with PyTorch; tests/gpu/ runs them
+ * on a device.)
+ */
+#include "../runtime/cuda/body.h"
+#include "lgen/kernels.h"
+#include "lgen/optim.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *random_floats(size_t n, unsigned seed, float scale) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = scale * ((float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f);
+    }
+    return v;
+}
+
+static void assert_close(const char *what, const float *a, const float *b, size_t n, double rtol,
+                         double atol) {
+    for (size_t i = 0; i < n; i++) {
+        double diff = fabs((double)a[i] - (double)b[i]);
+        ck_assert_msg(diff <= atol + rtol * fabs((double)b[i]), "%s[%zu]: body %.9g, CPU kernel %.9g",
+                      what, i, (double)a[i], (double)b[i]);
+    }
+}
+
+/* ---- activations ----------------------------------------------------------- */
+
+static lg_status cpu_act_forward(lg_cuda_act act, size_t n, const float *x, float *y) {
+    switch (act) {
+    case LG_CUDA_ACT_RELU: return lg_relu_forward(NULL, n, x, y);
+    case LG_CUDA_ACT_LEAKY_RELU: return lg_leaky_relu_forward(NULL, n, 0.1, x, y);
+    case LG_CUDA_ACT_SIGMOID: return lg_sigmoid_forward(NULL, n, x, y);
+    case LG_CUDA_ACT_TANH: return lg_tanh_forward(NULL, n, x, y);
+    case LG_CUDA_ACT_GELU: return lg_gelu_forward(NULL, n, 0, x, y);
+    case LG_CUDA_ACT_GELU_TANH: return lg_gelu_forward(NULL, n, 1, x, y);
+    case LG_CUDA_ACT_SILU: return lg_silu_forward(NULL, n, x, y);
+    }
+    return LG_ERR_ARG;
+}
+
+static lg_status cpu_act_backward(lg_cuda_act act, size_t n, const float *x, const float *y,
+                                  const float *dy, float *dx) {
+    switch (act) {
+    case LG_CUDA_ACT_RELU: return lg_relu_backward(NULL, n, x, y, dy, dx);
+    case LG_CUDA_ACT_LEAKY_RELU: return lg_leaky_relu_backward(NULL, n, 0.1, x, y, dy, dx);
+    case LG_CUDA_ACT_SIGMOID: return lg_sigmoid_backward(NULL, n, x, y, dy, dx);
+    case LG_CUDA_ACT_TANH: return lg_tanh_backward(NULL, n, x, y, dy, dx);
+    case LG_CUDA_ACT_GELU: return lg_gelu_backward(NULL, n, 0, x, y, dy, dx);
+    case LG_CUDA_ACT_GELU_TANH: return lg_gelu_backward(NULL, n, 1, x, y, dy, dx);
+    case LG_CUDA_ACT_SILU: return lg_silu_backward(NULL, n, x, y, dy, dx);
+    }
+    return LG_ERR_ARG;
+}
+
+START_TEST(test_activations_match_cpu) {
+    const size_t n = 4001;
+    float *x = random_floats(n, 1, 7.0f), *dy = random_floats(n, 2, 1.0f);
+    float *y = malloc(n * 4), *dx = malloc(n * 4), *cy = malloc(n * 4), *cdx = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        if (x[i] == 0.0f)
+            x[i] = 0.5f; /* the kink: subgradient conventions may differ */
+    for (int a = LG_CUDA_ACT_RELU; a <= LG_CUDA_ACT_SILU; a++) {
+        for (size_t i = 0; i < n; i++) {
+            y[i] = lg_cuk_act_forward(a, x[i], 0.1f);
+            dx[i] = lg_cuk_act_backward(a, x[i], y[i], dy[i], 0.1f);
+        }
+        ck_assert_int_eq(cpu_act_forward((lg_cuda_act)a, n, x, cy), LG_OK);
+        ck_assert_int_eq(cpu_act_backward((lg_cuda_act)a, n, x, cy, dy, cdx), LG_OK);
+        char what[32];
+        snprintf(what, sizeof what, "act %d forward", a);
+        assert_close(what, y, cy, n, 2e-6, 1e-6);
+        snprintf(what, sizeof what, "act %d backward", a);
+        assert_close(what, dx, cdx, n, 2e-6, 1e-6);
+    }
+    free(x), free(dy), free(y), free(dx), free(cy), free(cdx);
+}
+END_TEST
+
+/* ---- cross entropy and accuracy ---------------------------------------------- */
+
+START_TEST(test_cross_entropy_matches_cpu) {
+    const int N = 57, C = 13;
+    float *logits = random_floats((size_t)N * C, 3, 5.0f), *w = random_floats((size_t)C, 4, 0.5f);
+    int32_t labels[57];
+    float wsum = 0;
+    for (int c = 0; c < C; c++)
+        w[c] += 1.0f, wsum += w[c];
+    for (int i = 0; i < N; i++)
+        labels[i] = i % 9 == 4 ? -100 : (i * 5 + 3) % C;
+    float rl[57], rw[57], lse[57], g[57 * 13], cg[57 * 13];
+    for (int k = 0; k < 4; k++) {
+        int weighted = k & 1, sum = k >> 1;
+        float ls = k == 1 ? 0.0f : 0.15f;
+        lg_cuda_ce d = {N, C, ls, -100, sum};
+        lg_cross_entropy_dims cd = {C, ls, -100, sum ? LG_REDUCE_SUM : LG_REDUCE_MEAN};
+        const float *wp = weighted ? w : NULL;
+        for (size_t i = 0; i < (size_t)N; i++)
+            lg_cuk_ce_row(i, &d, logits, labels, wp, rl, rw, lse);
+        float lsum = 0, wts = 0, loss, div, closs, dloss = 3.0f;
+        for (int i = 0; i < N; i++)
+            lsum += rl[i], wts += rw[i];
+        lg_cuk_ce_finish(&d, lsum, wts, &loss, &div);
+        for (size_t idx = 0; idx < (size_t)N * C; idx++)
+            lg_cuk_ce_backward(idx, &d, logits, labels, wp, weighted ? wsum : (float)C, lse, dloss, div, g);
+        ck_assert_int_eq(lg_cross_entropy_forward(NULL, &cd, (size_t)N, logits, labels, wp, &closs),
+                         LG_OK);
+        ck_assert_int_eq(lg_cross_entropy_backward(NULL, &cd, (size_t)N, logits, labels, wp, &dloss, cg),
+                         LG_OK);
+        assert_close("cross entropy loss", &loss, &closs, 1, 1e-5, 1e-6);
+        assert_close("cross entropy dlogits", g, cg, (size_t)N * C, 1e-5, 1e-6);
+    }
+    /* accuracy takes labels in [0, C) (the CPU kernel rejects others) */
+    for (int i = 0; i < N; i++)
+        if (labels[i] < 0)
+            labels[i] = i % C;
+    float acc = 0, cacc;
+    for (size_t i = 0; i < (size_t)N; i++)
+        acc += lg_cuk_accuracy_row(i, logits, labels, C);
+    acc /= (float)N;
+    ck_assert(acc > 0.0f); /* a test that can see a mismatch */
+    ck_assert_int_eq(lg_accuracy(NULL, (size_t)N, C, logits, labels, &cacc), LG_OK);
+    assert_close("accuracy", &acc, &cacc, 1, 0, 1e-6);
+    free(logits), free(w);
+}
+END_TEST
+
+/* ---- optimizers ------------------------------------------------------------------ */
+
+/* Runs `steps` updates of the body and of lg_optim_step from the same start
+ * and gradients; returns nothing, asserts the parameters agree. */
+static void optim_twin(const char *what, const lg_optim_config *cfg, int steps) {
+    const size_t n = 301;
+    float *p0 = random_floats(n, 5, 1.0f), *grads = random_floats(n * (size_t)steps, 6, 0.3f);
+    float *p = malloc(n * 4), *cp = malloc(n * 4), *b = calloc(n, 4), *m = calloc(n, 4),
+          *v = calloc(n, 4), *vm = calloc(n, 4);
+    memcpy(p, p0, n * 4);
+    memcpy(cp, p0, n * 4);
+    lg_optim o;
+    lg_optim_param par = {0, n, 0};
+    lg_error err = {0};
+    ck_assert_msg(lg_optim_init(&o, cfg, 0, NULL, 1, &par, n, &err) == LG_OK, "%s", err.msg);
+    lg_cuda_sgd sgd = {(float)cfg->lr, (float)cfg->momentum, (float)cfg->dampening,
+                       (float)cfg->weight_decay, cfg->nesterov, cfg->maximize};
+    lg_cuda_adam adam = {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps,
+                         (float)cfg->weight_decay, cfg->kind == LG_OPTIM_ADAMW, cfg->amsgrad,
+                         cfg->maximize};
+    lg_cuk_adam_step st = {0};
+    for (int s = 0; s < steps; s++) {
+        const float *g = grads + (size_t)s * n;
+        if (cfg->kind == LG_OPTIM_SGD) {
+            for (size_t i = 0; i < n; i++)
+                lg_cuk_sgd_update(i, &sgd, s == 0, p, g, b, NULL);
+        } else {
+            lg_cuk_adam_prepare(&adam, &st, NULL);
+            for (size_t i = 0; i < n; i++)
+                lg_cuk_adam_update(i, &adam, &st, p, g, m, v, vm, NULL);
+        }
+        ck_assert_int_eq(lg_optim_step(&o, NULL, cp, g), LG_OK);
+    }
+    assert_close(what, p, cp, n, 1e-5, 1e-6);
+    lg_optim_free(&o);
+    free(p0), free(grads), free(p), free(cp), free(b), free(m), free(v), free(vm);
+}
+
+START_TEST(test_optimizers_match_cpu) {
+    lg_optim_config cfg;
+    lg_optim_config_default(&cfg, LG_OPTIM_SGD);
+    cfg.lr = 0.05, cfg.momentum = 0.9, cfg.weight_decay = 5e-4, cfg.nesterov = 1;
+    optim_twin("sgd nesterov", &cfg, 5);
+    cfg.nesterov = 0, cfg.dampening = 0.2, cfg.maximize = 1;
+    optim_twin("sgd dampening maximize", &cfg, 5);
+    lg_optim_config_default(&cfg, LG_OPTIM_ADAM);
+    cfg.lr = 0.01, cfg.weight_decay = 1e-2, cfg.amsgrad = 1;
+    optim_twin("adam amsgrad", &cfg, 6);
+    lg_optim_config_default(&cfg, LG_OPTIM_ADAMW);
+    cfg.lr = 0.003;
+    optim_twin("adamw", &cfg, 6);
+}
+END_TEST
+
+static Suite *cuda_twins_suite(void) {
+    Suite *s = suite_create("cuda_twins");
+    TCase *tc = tcase_create("cpu");
+    tcase_add_test(tc, test_activations_match_cpu);
+    tcase_add_test(tc, test_cross_entropy_matches_cpu);
+    tcase_add_test(tc, test_optimizers_match_cpu);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(cuda_twins_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
