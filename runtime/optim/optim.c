@@ -155,7 +155,8 @@ lg_status lg_optim_init(lg_optim *o, const lg_optim_config *cfg, int ngroups, co
     for (int g = 0; g < ngroups; g++)
         if (o->groups[g].initial_lr == 0)
             o->groups[g].initial_lr = o->groups[g].lr;
-    memcpy(o->params, params, (size_t)nparams * sizeof *params);
+    if (nparams > 0)
+        memcpy(o->params, params, (size_t)nparams * sizeof *params);
     o->ngroups = ngroups;
     o->nparams = nparams;
     o->total = total;
