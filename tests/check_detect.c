@@ -105,10 +105,8 @@ static void expect_close(const float *got, const float *want, size_t n, double r
 
 static void expect_ints(const int *got, const int32_t *want, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(got[i] == want[i], "%s[%zu]: got %d, expected %d", what, i, got[i],
-                      want[i]);
+        ck_assert_msg(got[i] == want[i], "%s[%zu]: got %d, expected %d", what, i, got[i], want[i]);
 }
-
 
 /* ---- anchors, coder, IoU, matcher, NMS ------------------------------------------ */
 
@@ -123,7 +121,7 @@ START_TEST(test_anchors_fpn) {
     ck_assert_int_eq(lg_anchors_count(lv, 5) * 4, (int)n);
     float *got = malloc(n * sizeof *got);
     int per[5];
-    ck_assert_int_eq(lg_anchors_generate(lv, 5, 128, 128, got, per, NULL), LG_OK);
+    ck_assert_int_eq(lg_anchors_generate(NULL, lv, 5, 128, 128, got, per), LG_OK);
     ck_assert_int_eq(per[0], 32 * 32 * 3);
     ck_assert_int_eq(per[4], 2 * 2 * 3);
     expect_close(got, want, n, 0, 0, "fpn anchors");
@@ -140,11 +138,12 @@ START_TEST(test_anchors_single_level) {
     const float *want = fx_f32(fx, "single", &n, NULL);
     ck_assert_int_eq(lg_anchors_count(&lv, 1) * 4, (int)n);
     float *got = malloc(n * sizeof *got);
-    ck_assert_int_eq(lg_anchors_generate(&lv, 1, 208, 272, got, NULL, NULL), LG_OK);
+    ck_assert_int_eq(lg_anchors_generate(NULL, &lv, 1, 208, 272, got, NULL), LG_OK);
     expect_close(got, want, n, 0, 0, "single-level anchors");
     lg_error err = {0};
+    lg_ctx ectx = {NULL, 1, &err};
     lv.feat_h = 300;
-    ck_assert_int_eq(lg_anchors_generate(&lv, 1, 208, 272, got, NULL, &err), LG_ERR_ARG);
+    ck_assert_int_eq(lg_anchors_generate(&ectx, &lv, 1, 208, 272, got, NULL), LG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "does not fit"));
     free(got);
     fx_close(fx);
@@ -162,17 +161,18 @@ START_TEST(test_box_coder) {
     for (int c = 0; c < 2; c++) {
         char key[64];
         snprintf(key, sizeof key, "%s_encoded", names[c]);
-        ck_assert_int_eq(lg_box_encode(&coders[c], gt, ref, rows, out, NULL), LG_OK);
+        ck_assert_int_eq(lg_box_encode(NULL, &coders[c], gt, ref, rows, out), LG_OK);
         expect_close(out, fx_f32(fx, key, NULL, NULL), n, 1e-5, 1e-6, key);
         snprintf(key, sizeof key, "%s_deltas", names[c]);
         const float *deltas = fx_f32(fx, key, NULL, NULL);
-        ck_assert_int_eq(lg_box_decode(&coders[c], deltas, ref, rows, out, NULL), LG_OK);
+        ck_assert_int_eq(lg_box_decode(NULL, &coders[c], deltas, ref, rows, out), LG_OK);
         snprintf(key, sizeof key, "%s_decoded", names[c]);
         expect_close(out, fx_f32(fx, key, NULL, NULL), n, 1e-5, 1e-4, key);
     }
     lg_box_coder bad = {0, 1, 1, 1, 1};
     lg_error err = {0};
-    ck_assert_int_eq(lg_box_encode(&bad, gt, ref, rows, out, &err), LG_ERR_ARG);
+    lg_ctx ectx = {NULL, 1, &err};
+    ck_assert_int_eq(lg_box_encode(&ectx, &bad, gt, ref, rows, out), LG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "weights"));
     fx_close(fx);
 }
@@ -184,7 +184,7 @@ START_TEST(test_iou_and_matcher) {
     const float *gt = fx_f32(fx, "gt", &ng, NULL), *pred = fx_f32(fx, "pred", &np, NULL);
     int G = (int)(ng / 4), P = (int)(np / 4);
     float *iou = malloc(sizeof(float) * G * P);
-    ck_assert_int_eq(lg_box_iou(gt, G, pred, P, iou, NULL), LG_OK);
+    ck_assert_int_eq(lg_box_iou(NULL, gt, G, pred, P, iou), LG_OK);
     expect_close(iou, fx_f32(fx, "iou", NULL, NULL), (size_t)G * P, 1e-6, 1e-7, "iou");
     /* The matcher runs on torchvision's own IoU so that ties are identical. */
     const float *ref_iou = fx_f32(fx, "iou", NULL, NULL);
@@ -198,16 +198,17 @@ START_TEST(test_iou_and_matcher) {
     char ws[256];
     ck_assert_uint_le(lg_match_workspace(G), sizeof ws);
     for (int c = 0; c < 3; c++) {
-        ck_assert_int_eq(lg_match(&cases[c].m, ref_iou, G, P, ws, matches, NULL), LG_OK);
+        ck_assert_int_eq(lg_match(NULL, &cases[c].m, ref_iou, G, P, ws, matches), LG_OK);
         expect_ints(matches, fx_i32(fx, cases[c].key, NULL, NULL), (size_t)P, cases[c].key);
     }
     /* No ground truth: everything is background. */
-    ck_assert_int_eq(lg_match(&cases[0].m, NULL, 0, P, ws, matches, NULL), LG_OK);
+    ck_assert_int_eq(lg_match(NULL, &cases[0].m, NULL, 0, P, ws, matches), LG_OK);
     for (int p = 0; p < P; p++)
         ck_assert_int_eq(matches[p], LG_MATCH_BELOW_LOW);
     lg_matcher bad = {0.3f, 0.7f, 0};
     lg_error err = {0};
-    ck_assert_int_eq(lg_match(&bad, ref_iou, G, P, ws, matches, &err), LG_ERR_ARG);
+    lg_ctx ectx = {NULL, 1, &err};
+    ck_assert_int_eq(lg_match(&ectx, &bad, ref_iou, G, P, ws, matches), LG_ERR_ARG);
     free(iou);
     fx_close(fx);
 }
@@ -226,14 +227,13 @@ START_TEST(test_nms) {
     } cases[2] = {{"keep_05", 0.5f}, {"keep_03", 0.3f}};
     for (int c = 0; c < 2; c++) {
         const int32_t *want = fx_i32(fx, cases[c].key, &nk, NULL);
-        ck_assert_int_eq(lg_nms(boxes, scores, N, cases[c].thresh, ws, keep, &count, NULL), LG_OK);
+        ck_assert_int_eq(lg_nms(NULL, boxes, scores, N, cases[c].thresh, ws, keep, &count), LG_OK);
         ck_assert_int_eq(count, (int)nk);
         expect_ints(keep, want, nk, cases[c].key);
     }
     const int32_t *want = fx_i32(fx, "keep_batched", &nk, NULL);
-    ck_assert_int_eq(lg_batched_nms(boxes, scores, (const int *)idxs, N, 0.5f, ws, keep, &count,
-                                    NULL),
-                     LG_OK);
+    ck_assert_int_eq(
+        lg_batched_nms(NULL, boxes, scores, (const int *)idxs, N, 0.5f, ws, keep, &count), LG_OK);
     ck_assert_int_eq(count, (int)nk);
     expect_ints(keep, want, nk, "keep_batched");
     free(ws);
@@ -251,7 +251,7 @@ START_TEST(test_sampler) {
     lg_sampler s = {256, 0.25f};
     int np, nn;
     memcpy(a, labels, sizeof a);
-    ck_assert_int_eq(lg_sample_balanced(&s, a, N, 42, ws, &np, &nn, NULL), LG_OK);
+    ck_assert_int_eq(lg_sample_balanced(NULL, &s, a, N, 42, ws, &np, &nn), LG_OK);
     ck_assert_int_eq(np, 64);
     ck_assert_int_eq(nn, 192);
     int cp = 0, cn = 0;
@@ -270,15 +270,15 @@ START_TEST(test_sampler) {
     ck_assert_int_eq(cn, 192);
     /* Same seed, same sample; another seed, another sample. */
     memcpy(b, labels, sizeof b);
-    lg_sample_balanced(&s, b, N, 42, ws, NULL, NULL, NULL);
+    lg_sample_balanced(NULL, &s, b, N, 42, ws, NULL, NULL);
     ck_assert_int_eq(memcmp(a, b, sizeof a), 0);
     memcpy(b, labels, sizeof b);
-    lg_sample_balanced(&s, b, N, lg_detect_seed(42, 1, 0), ws, NULL, NULL, NULL);
+    lg_sample_balanced(NULL, &s, b, N, lg_detect_seed(42, 1, 0), ws, NULL, NULL);
     ck_assert_int_ne(memcmp(a, b, sizeof a), 0);
     /* Few positives: the negatives fill the batch. */
     for (int i = 0; i < N; i++)
         a[i] = i < 5 ? 1 : 0;
-    lg_sample_balanced(&s, a, N, 7, ws, &np, &nn, NULL);
+    lg_sample_balanced(NULL, &s, a, N, 7, ws, &np, &nn);
     ck_assert_int_eq(np, 5);
     ck_assert_int_eq(nn, 251);
     /* The positives are spread: over many seeds each is picked about as often. */
@@ -287,7 +287,7 @@ START_TEST(test_sampler) {
         for (int i = 0; i < 100; i++)
             a[i] = 1;
         lg_sampler half = {20, 0.5f};
-        lg_sample_balanced(&half, a, 100, (uint64_t)seed, ws, NULL, NULL, NULL);
+        lg_sample_balanced(NULL, &half, a, 100, (uint64_t)seed, ws, NULL, NULL);
         for (int i = 0; i < 100; i++)
             hits[i] += a[i] == 1;
     }
@@ -306,7 +306,8 @@ START_TEST(test_proposals) {
     int A = (int)(na / 4);
     const int32_t *per = fx_i32(fx, "per_level", NULL, NULL);
     const int32_t *sizes = fx_i32(fx, "image_sizes", NULL, NULL);
-    const float *obj = fx_f32(fx, "objectness", NULL, NULL), *deltas = fx_f32(fx, "deltas", NULL, NULL);
+    const float *obj = fx_f32(fx, "objectness", NULL, NULL),
+                *deltas = fx_f32(fx, "deltas", NULL, NULL);
     lg_proposal_config cfg = {150, 100, 0.7f, 1e-3f, 0.0f};
     int per_level[5];
     for (int l = 0; l < 5; l++)
@@ -318,9 +319,9 @@ START_TEST(test_proposals) {
         char key[32];
         snprintf(key, sizeof key, "boxes%d", i);
         const float *want = fx_f32(fx, key, NULL, shape);
-        ck_assert_int_eq(lg_proposals(&cfg, obj + (size_t)i * A, deltas + (size_t)i * A * 4,
+        ck_assert_int_eq(lg_proposals(NULL, &cfg, obj + (size_t)i * A, deltas + (size_t)i * A * 4,
                                       anchors, per_level, 5, sizes[2 * i], sizes[2 * i + 1], ws,
-                                      boxes, scores, &count, NULL),
+                                      boxes, scores, &count),
                          LG_OK);
         ck_assert_int_eq(count, shape[0]);
         expect_close(boxes, want, (size_t)count * 4, 1e-5, 1e-4, key);
@@ -347,9 +348,9 @@ START_TEST(test_rpn_targets) {
         size_t ng;
         snprintf(key, sizeof key, "gt%d", i);
         const float *gt = fx_f32(fx, key, &ng, NULL);
-        ck_assert_int_eq(lg_rpn_targets(&cfg, anchors, A, gt, (int)(ng / 4), 5, ws, labels,
-                                        targets, NULL),
-                         LG_OK);
+        ck_assert_int_eq(
+            lg_rpn_targets(NULL, &cfg, anchors, A, gt, (int)(ng / 4), 5, ws, labels, targets),
+            LG_OK);
         snprintf(key, sizeof key, "labels%d", i);
         const int32_t *want = fx_i32(fx, key, NULL, NULL);
         expect_ints(labels, want, (size_t)A, key);
@@ -367,7 +368,7 @@ START_TEST(test_rpn_targets) {
     lg_rpn_config def = {0.7f, 0.3f, 256, 0.5f};
     size_t ng;
     const float *gt = fx_f32(fx, "gt0", &ng, NULL);
-    lg_rpn_targets(&def, anchors, A, gt, (int)(ng / 4), 5, ws, labels, targets, NULL);
+    lg_rpn_targets(NULL, &def, anchors, A, gt, (int)(ng / 4), 5, ws, labels, targets);
     int pos = 0, neg = 0;
     for (int a = 0; a < A; a++) {
         pos += labels[a] == 1;
@@ -391,14 +392,14 @@ START_TEST(test_rpn_loss) {
     const int32_t *labels = fx_i32(fx, "loss_labels", NULL, NULL);
     const float *targets = fx_f32(fx, "loss_targets", NULL, NULL);
     float lo, lb;
-    ck_assert_int_eq(lg_rpn_loss_forward(obj, deltas, (const int *)labels, targets, N, A,
-                                         1.0f / 9, &lo, &lb, NULL),
+    ck_assert_int_eq(lg_rpn_loss_forward(NULL, obj, deltas, (const int *)labels, targets, N, A,
+                                         1.0f / 9, &lo, &lb),
                      LG_OK);
     expect_close(&lo, fx_f32(fx, "loss_objectness", NULL, NULL), 1, 1e-5, 0, "loss_objectness");
     expect_close(&lb, fx_f32(fx, "loss_box", NULL, NULL), 1, 1e-5, 0, "loss_box");
     float *go = malloc(sizeof(float) * N * A), *gd = malloc(sizeof(float) * N * A * 4);
-    ck_assert_int_eq(lg_rpn_loss_backward(obj, deltas, (const int *)labels, targets, N, A,
-                                          1.0f / 9, 0.7f, 1.3f, go, gd, NULL),
+    ck_assert_int_eq(lg_rpn_loss_backward(NULL, obj, deltas, (const int *)labels, targets, N, A,
+                                          1.0f / 9, 0.7f, 1.3f, go, gd),
                      LG_OK);
     expect_close(go, fx_f32(fx, "grad_objectness", NULL, NULL), (size_t)N * A, 1e-4, 1e-9,
                  "grad_objectness");
@@ -423,9 +424,8 @@ START_TEST(test_rpn_permute) {
             for (int d = 0; d < D; d++)
                 for (int y = 0; y < H; y++)
                     for (int xx = 0; xx < W; xx++)
-                        ck_assert_float_eq(
-                            out[((n * TOTAL) + OFF + (y * W + xx) * A + a) * D + d],
-                            x[(((n * A + a) * D + d) * H + y) * W + xx]);
+                        ck_assert_float_eq(out[((n * TOTAL) + OFF + (y * W + xx) * A + a) * D + d],
+                                           x[(((n * A + a) * D + d) * H + y) * W + xx]);
     lg_rpn_permute_backward(out, N, A, D, H, W, TOTAL, OFF, back);
     ck_assert_int_eq(memcmp(back, x, sizeof x), 0);
 }
@@ -436,7 +436,7 @@ END_TEST
 /* sum(output * gout) in double, for the finite differences. */
 static double dot_output(const lg_roi_align_config *cfg, const float *input, int N, int C, int H,
                          int W, const float *rois, int K, const float *gout, float *out) {
-    lg_roi_align_forward(cfg, input, N, C, H, W, rois, K, out, NULL);
+    lg_roi_align_forward(NULL, cfg, input, N, C, H, W, rois, K, out);
     double s = 0;
     size_t n = (size_t)K * C * cfg->pooled_h * cfg->pooled_w;
     for (size_t i = 0; i < n; i++)
@@ -466,12 +466,12 @@ START_TEST(test_roi_align) {
         size_t on;
         snprintf(key, sizeof key, "%s_output", cases[c].name);
         const float *want = fx_f32(fx, key, &on, NULL);
-        ck_assert_int_eq(lg_roi_align_forward(cfg, input, N, C, H, W, rois, K, out, NULL), LG_OK);
+        ck_assert_int_eq(lg_roi_align_forward(NULL, cfg, input, N, C, H, W, rois, K, out), LG_OK);
         expect_close(out, want, on, 1e-5, 1e-6, key);
         snprintf(key, sizeof key, "%s_grad_output", cases[c].name);
         const float *gout = fx_f32(fx, key, NULL, NULL);
         memset(grad, 0, sizeof(float) * in_n);
-        ck_assert_int_eq(lg_roi_align_backward(cfg, gout, N, C, H, W, rois, K, grad, NULL), LG_OK);
+        ck_assert_int_eq(lg_roi_align_backward(NULL, cfg, gout, N, C, H, W, rois, K, grad), LG_OK);
         snprintf(key, sizeof key, "%s_grad_input", cases[c].name);
         expect_close(grad, fx_f32(fx, key, NULL, NULL), in_n, 1e-4, 1e-6, key);
         /* Central differences; RoIAlign is linear in its input, so a unit
@@ -486,21 +486,22 @@ START_TEST(test_roi_align) {
             x[i] = keep;
             double fd = (up - down) / 2.0;
             ck_assert_msg(fabs(fd - grad[i]) <= 1e-4 * (1 + fabs(fd)),
-                          "case %s: finite difference %.7g vs backward %.7g at %zu",
-                          cases[c].name, fd, grad[i], i);
+                          "case %s: finite difference %.7g vs backward %.7g at %zu", cases[c].name,
+                          fd, grad[i], i);
         }
     }
     /* A padding RoI (negative batch index) pools zeros and takes no gradient. */
     float pad[5] = {-1, 1, 1, 5, 5};
     float pout[3 * 49];
     memset(pout, 0x7f, sizeof pout);
-    ck_assert_int_eq(lg_roi_align_forward(&cases[0].cfg, input, N, C, H, W, pad, 1, pout, NULL),
+    ck_assert_int_eq(lg_roi_align_forward(NULL, &cases[0].cfg, input, N, C, H, W, pad, 1, pout),
                      LG_OK);
     for (int i = 0; i < 3 * 49; i++)
         ck_assert_float_eq(pout[i], 0.0f);
     float bad[5] = {2, 1, 1, 5, 5};
     lg_error err = {0};
-    ck_assert_int_eq(lg_roi_align_forward(&cases[0].cfg, input, N, C, H, W, bad, 1, pout, &err),
+    lg_ctx ectx = {NULL, 1, &err};
+    ck_assert_int_eq(lg_roi_align_forward(&ectx, &cases[0].cfg, input, N, C, H, W, bad, 1, pout),
                      LG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch index"));
     free(grad);
@@ -524,13 +525,13 @@ START_TEST(test_multiscale_roi_align) {
         feats[l] = fx_f32(fx, key, NULL, fshape[l]);
         heights[l] = fshape[l][2];
         widths[l] = fshape[l][3];
-        grads[l] = calloc((size_t)fshape[l][0] * fshape[l][1] * heights[l] * widths[l],
-                          sizeof(float));
+        grads[l] =
+            calloc((size_t)fshape[l][0] * fshape[l][1] * heights[l] * widths[l], sizeof(float));
     }
     int N = fshape[0][0], C = fshape[0][1];
     lg_multiscale_roi_align cfg = {4, {0.125f, 0.0625f, 0.03125f, 0.015625f}, 7, 7, 2, 0, 224, 4};
     int levels[64];
-    ck_assert_int_eq(lg_roi_levels(&cfg, rois, K, levels, NULL), LG_OK);
+    ck_assert_int_eq(lg_roi_levels(NULL, &cfg, rois, K, levels), LG_OK);
     expect_ints(levels, fx_i32(fx, "ms_levels", NULL, NULL), (size_t)K, "ms_levels");
     int used[4] = {0};
     for (int k = 0; k < K; k++)
@@ -540,28 +541,54 @@ START_TEST(test_multiscale_roi_align) {
     size_t on;
     const float *want = fx_f32(fx, "ms_output", &on, NULL);
     float *out = malloc(sizeof(float) * on);
-    ck_assert_int_eq(lg_multiscale_roi_align_forward(&cfg, feats, heights, widths, N, C, rois, K,
-                                                     out, NULL),
-                     LG_OK);
+    ck_assert_int_eq(
+        lg_multiscale_roi_align_forward(NULL, &cfg, feats, heights, widths, N, C, rois, K, out),
+        LG_OK);
     expect_close(out, want, on, 1e-5, 1e-6, "ms_output");
-    ck_assert_int_eq(lg_multiscale_roi_align_backward(&cfg, fx_f32(fx, "ms_grad_output", NULL, NULL),
-                                                      heights, widths, N, C, rois, K, grads, NULL),
+    ck_assert_int_eq(lg_multiscale_roi_align_backward(NULL, &cfg,
+                                                      fx_f32(fx, "ms_grad_output", NULL, NULL),
+                                                      heights, widths, N, C, rois, K, grads),
                      LG_OK);
+    /* On a pool of threads: the same bits. */
+    lg_ctx pool;
+    ck_assert_int_eq(lg_ctx_init(&pool, 2, NULL), LG_OK);
+    float *out2 = malloc(sizeof(float) * on), *g2[4];
+    for (int l = 0; l < 4; l++)
+        g2[l] = malloc(sizeof(float) * (size_t)N * C * heights[l] * widths[l]);
+    ck_assert_int_eq(
+        lg_multiscale_roi_align_forward(&pool, &cfg, feats, heights, widths, N, C, rois, K, out2),
+        LG_OK);
+    ck_assert_int_eq(memcmp(out, out2, sizeof(float) * on), 0);
+    ck_assert_int_eq(lg_multiscale_roi_align_backward(&pool, &cfg,
+                                                      fx_f32(fx, "ms_grad_output", NULL, NULL),
+                                                      heights, widths, N, C, rois, K, g2),
+                     LG_OK);
+    for (int l = 0; l < 4; l++) {
+        ck_assert_int_eq(
+            memcmp(grads[l], g2[l], sizeof(float) * (size_t)N * C * heights[l] * widths[l]), 0);
+        free(g2[l]);
+    }
+    free(out2);
+    lg_ctx_free(&pool);
     for (int l = 0; l < 4; l++) {
         char key[32];
         snprintf(key, sizeof key, "ms_grad%d", l);
-        expect_close(grads[l], fx_f32(fx, key, NULL, NULL),
-                     (size_t)N * C * heights[l] * widths[l], 1e-4, 1e-6, key);
+        expect_close(grads[l], fx_f32(fx, key, NULL, NULL), (size_t)N * C * heights[l] * widths[l],
+                     1e-4, 1e-6, key);
         free(grads[l]);
     }
     lg_multiscale_roi_align skip = cfg;
     skip.scales[1] = 0.03125f;
     lg_error err = {0};
-    ck_assert_int_eq(lg_roi_levels(&skip, rois, K, levels, &err), LG_OK);
-    skip.num_levels = 3;
-    skip.scales[2] = 0.0078125f;
-    ck_assert_int_eq(lg_roi_levels(&skip, rois, K, levels, &err), LG_ERR_ARG);
+    lg_ctx ectx = {NULL, 1, &err};
+    ck_assert_int_eq(lg_roi_levels(&ectx, &skip, rois, K, levels), LG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "halve"));
+    skip.num_levels = 3;
+    skip.scales[1] = 0.0625f;
+    skip.scales[2] = 0.0078125f;
+    ck_assert_int_eq(lg_roi_levels(&ectx, &skip, rois, K, levels), LG_ERR_ARG);
+    skip.scales[2] = 0.03125f;
+    ck_assert_int_eq(lg_roi_levels(&ectx, &skip, rois, K, levels), LG_OK);
     free(out);
     fx_close(fx);
 }
@@ -575,17 +602,18 @@ START_TEST(test_fastrcnn_loss) {
     const float *box = fx_f32(fx, "box", NULL, NULL), *targets = fx_f32(fx, "targets", NULL, NULL);
     const int *labels = (const int *)fx_i32(fx, "labels", NULL, NULL);
     float lc, lb;
-    ck_assert_int_eq(lg_fastrcnn_loss_forward(logits, box, labels, targets, R, K, 1.0f / 9, &lc,
-                                              &lb, NULL),
-                     LG_OK);
+    ck_assert_int_eq(
+        lg_fastrcnn_loss_forward(NULL, logits, box, labels, targets, R, K, 1.0f / 9, &lc, &lb),
+        LG_OK);
     expect_close(&lc, fx_f32(fx, "loss_classifier", NULL, NULL), 1, 1e-5, 0, "loss_classifier");
     expect_close(&lb, fx_f32(fx, "loss_box_reg", NULL, NULL), 1, 1e-5, 0, "loss_box_reg");
     float *gl = malloc(sizeof(float) * R * K), *gb = malloc(sizeof(float) * R * K * 4);
-    ck_assert_int_eq(lg_fastrcnn_loss_backward(logits, box, labels, targets, R, K, 1.0f / 9, 0.6f,
-                                               1.7f, gl, gb, NULL),
+    ck_assert_int_eq(lg_fastrcnn_loss_backward(NULL, logits, box, labels, targets, R, K, 1.0f / 9,
+                                               0.6f, 1.7f, gl, gb),
                      LG_OK);
     /* torchvision saw only the non-padding rows; padding rows get zero. */
-    const float *wl = fx_f32(fx, "grad_logits", NULL, NULL), *wb = fx_f32(fx, "grad_box", NULL, NULL);
+    const float *wl = fx_f32(fx, "grad_logits", NULL, NULL),
+                *wb = fx_f32(fx, "grad_box", NULL, NULL);
     for (int r = 0; r < R; r++) {
         if (labels[r] < 0)
             for (int k = 0; k < K; k++)
@@ -612,9 +640,8 @@ START_TEST(test_roi_sample) {
     void *ws = malloc(lg_roi_sample_workspace(P, G));
     float *rois = malloc(sizeof(float) * 4 * CAP), *tg = malloc(sizeof(float) * 4 * CAP);
     int *labels = malloc(sizeof(int) * CAP), count = -1;
-    ck_assert_int_eq(lg_roi_sample(&cfg, props, P, gt, gl, G, 1, ws, rois, labels, tg, &count,
-                                   NULL),
-                     LG_OK);
+    ck_assert_int_eq(
+        lg_roi_sample(NULL, &cfg, props, P, gt, gl, G, 1, ws, rois, labels, tg, &count), LG_OK);
     ck_assert_int_eq(count, (int)nl); /* 0.5/0.5: nothing is ignored */
     expect_ints(labels, want, nl, "roi labels");
     ck_assert_int_eq(labels[count], -1);
@@ -630,9 +657,8 @@ START_TEST(test_roi_sample) {
     ck_assert_int_ge(fg, G);
     /* Default sizes: 512 * 0.25 caps the foreground. */
     lg_roi_sample_config small = {0.5f, 0.5f, 16, 0.25f, LG_BOX_CODER_ROI};
-    ck_assert_int_eq(lg_roi_sample(&small, props, P, gt, gl, G, 3, ws, rois, labels, tg, &count,
-                                   NULL),
-                     LG_OK);
+    ck_assert_int_eq(
+        lg_roi_sample(NULL, &small, props, P, gt, gl, G, 3, ws, rois, labels, tg, &count), LG_OK);
     ck_assert_int_eq(count, 16);
     int pos = 0;
     for (int i = 0; i < 16; i++)
@@ -656,9 +682,9 @@ START_TEST(test_detections) {
     void *ws = malloc(lg_detections_workspace(R, K));
     float boxes[25 * 4], scores[25];
     int labels[25], count = -1;
-    ck_assert_int_eq(lg_detections(&cfg, logits, fx_f32(fx, "box", NULL, NULL),
+    ck_assert_int_eq(lg_detections(NULL, &cfg, logits, fx_f32(fx, "box", NULL, NULL),
                                    fx_f32(fx, "proposals", NULL, NULL), R, K, 110, 150, ws, boxes,
-                                   scores, labels, &count, NULL),
+                                   scores, labels, &count),
                      LG_OK);
     ck_assert_int_eq(count, dshape[0]);
     expect_close(boxes, want, (size_t)count * 4, 1e-5, 1e-4, "det boxes");
@@ -727,8 +753,8 @@ START_TEST(test_voc_map) {
                 ck_assert_msg(isnan(ap[k]), "%s class %d: got %g, expected NaN", key, k, ap[k]);
                 continue;
             }
-            ck_assert_msg(fabs(ap[k] - want[k]) < 1e-6, "%s class %d: got %.8f, expected %.8f",
-                          key, k, ap[k], want[k]);
+            ck_assert_msg(fabs(ap[k] - want[k]) < 1e-6, "%s class %d: got %.8f, expected %.8f", key,
+                          k, ap[k], want[k]);
         }
         snprintf(key, sizeof key, "map_%s", cases[c].key);
         double wm = fx_f64(fx, key, NULL, NULL)[0];

@@ -26,37 +26,38 @@ uint64_t lg_detect_seed(uint64_t seed, uint64_t step, uint64_t image) {
 int lg_anchors_count(const lg_anchor_level *levels, int num_levels) {
     long total = 0;
     for (int l = 0; l < num_levels; l++)
-        total += (long)levels[l].feat_h * levels[l].feat_w * levels[l].num_sizes *
-                 levels[l].num_ratios;
+        total +=
+            (long)levels[l].feat_h * levels[l].feat_w * levels[l].num_sizes * levels[l].num_ratios;
     return total > 0x7fffffff ? -1 : (int)total;
 }
 
-lg_status lg_anchors_generate(const lg_anchor_level *levels, int num_levels, int image_h,
-                              int image_w, float *anchors, int *anchors_per_level,
-                              lg_error *err) {
+lg_status lg_anchors_generate(lg_ctx *ctx, const lg_anchor_level *levels, int num_levels,
+                              int image_h, int image_w, float *anchors, int *anchors_per_level) {
     if (!levels || !anchors || num_levels < 1 || num_levels > LG_DETECT_MAX_LEVELS)
-        return lg_error_set(err, LG_ERR_ARG, "anchors: expected 1 to %d feature levels, got %d",
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                            "anchors: expected 1 to %d feature levels, got %d",
                             LG_DETECT_MAX_LEVELS, num_levels);
     if (image_h < 1 || image_w < 1)
-        return lg_error_set(err, LG_ERR_ARG, "anchors: image size %dx%d is not positive",
-                            image_h, image_w);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                            "anchors: image size %dx%d is not positive", image_h, image_w);
     size_t row = 0;
     for (int l = 0; l < num_levels; l++) {
         const lg_anchor_level *lv = &levels[l];
         if (lv->feat_h < 1 || lv->feat_w < 1 || lv->feat_h > image_h || lv->feat_w > image_w)
-            return lg_error_set(err, LG_ERR_ARG,
-                                "anchors: level %d feature map %dx%d does not fit image %dx%d",
-                                l, lv->feat_h, lv->feat_w, image_h, image_w);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "anchors: level %d feature map %dx%d does not fit image %dx%d", l,
+                                lv->feat_h, lv->feat_w, image_h, image_w);
         if (lv->num_sizes < 1 || lv->num_ratios < 1 || lv->num_sizes * lv->num_ratios > 64 ||
             !lv->sizes || !lv->aspect_ratios)
-            return lg_error_set(err, LG_ERR_ARG,
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                                 "anchors: level %d needs 1 to 64 sizes x aspect ratios", l);
         /* Cell anchors: ratio-major, then size, rounded half to even. */
         float cell[64][4];
         int a = 0;
         for (int r = 0; r < lv->num_ratios; r++) {
             if (!(lv->aspect_ratios[r] > 0))
-                return lg_error_set(err, LG_ERR_ARG, "anchors: aspect ratio %g is not positive",
+                return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                    "anchors: aspect ratio %g is not positive",
                                     lv->aspect_ratios[r]);
             float h_ratio = sqrtf(lv->aspect_ratios[r]);
             float w_ratio = 1.0f / h_ratio;
@@ -92,17 +93,18 @@ lg_status lg_anchors_generate(const lg_anchor_level *levels, int num_levels, int
 
 /* ---- box coder ----------------------------------------------------------- */
 
-static lg_status check_coder(const lg_box_coder *c, int n, const char *who, lg_error *err) {
+static lg_status check_coder(lg_ctx *ctx, const lg_box_coder *c, int n, const char *who) {
     if (!c || n < 0)
-        return lg_error_set(err, LG_ERR_ARG, "%s: bad coder or count %d", who, n);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "%s: bad coder or count %d", who, n);
     if (!(c->wx > 0 && c->wy > 0 && c->ww > 0 && c->wh > 0))
-        return lg_error_set(err, LG_ERR_ARG, "%s: box coder weights must be positive", who);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "%s: box coder weights must be positive",
+                            who);
     return LG_OK;
 }
 
-lg_status lg_box_encode(const lg_box_coder *coder, const float *gt, const float *ref, int n,
-                        float *deltas, lg_error *err) {
-    lg_status st = check_coder(coder, n, "box_encode", err);
+lg_status lg_box_encode(lg_ctx *ctx, const lg_box_coder *coder, const float *gt, const float *ref,
+                        int n, float *deltas) {
+    lg_status st = check_coder(ctx, coder, n, "box_encode");
     if (st)
         return st;
     for (int i = 0; i < n; i++) {
@@ -138,9 +140,9 @@ void lg_det_decode_one(const lg_box_coder *c, const float *d, const float *b, fl
     o[3] = pcy + hh;
 }
 
-lg_status lg_box_decode(const lg_box_coder *coder, const float *deltas, const float *ref, int n,
-                        float *out, lg_error *err) {
-    lg_status st = check_coder(coder, n, "box_decode", err);
+lg_status lg_box_decode(lg_ctx *ctx, const lg_box_coder *coder, const float *deltas,
+                        const float *ref, int n, float *out) {
+    lg_status st = check_coder(ctx, coder, n, "box_decode");
     if (st)
         return st;
     for (int i = 0; i < n; i++)
@@ -161,9 +163,10 @@ void lg_boxes_clip(float *boxes, int n, int image_h, int image_w) {
 
 /* ---- IoU ------------------------------------------------------------------ */
 
-lg_status lg_box_iou(const float *a, int na, const float *b, int nb, float *iou, lg_error *err) {
+lg_status lg_box_iou(lg_ctx *ctx, const float *a, int na, const float *b, int nb, float *iou) {
     if (na < 0 || nb < 0 || (na && !a) || (nb && !b) || (na && nb && !iou))
-        return lg_error_set(err, LG_ERR_ARG, "box_iou: bad arguments (%d x %d boxes)", na, nb);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "box_iou: bad arguments (%d x %d boxes)",
+                            na, nb);
     for (int i = 0; i < na; i++) {
         const float *p = a + 4 * i;
         float area_a = (p[2] - p[0]) * (p[3] - p[1]);
@@ -185,14 +188,15 @@ size_t lg_match_workspace(int num_gt) {
     return (size_t)(num_gt > 0 ? num_gt : 1) * sizeof(float);
 }
 
-lg_status lg_match(const lg_matcher *m, const float *iou, int num_gt, int num_pred,
-                   void *workspace, int *matches, lg_error *err) {
+lg_status lg_match(lg_ctx *ctx, const lg_matcher *m, const float *iou, int num_gt, int num_pred,
+                   void *workspace, int *matches) {
     if (!m || num_gt < 0 || num_pred < 0 || (num_pred && !matches) ||
         (num_gt && num_pred && (!iou || !workspace)))
-        return lg_error_set(err, LG_ERR_ARG, "match: bad arguments (%d x %d)", num_gt, num_pred);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "match: bad arguments (%d x %d)", num_gt,
+                            num_pred);
     if (!(m->low <= m->high))
-        return lg_error_set(err, LG_ERR_ARG, "match: low threshold %g above high %g", m->low,
-                            m->high);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "match: low threshold %g above high %g",
+                            m->low, m->high);
     if (num_gt == 0) {
         for (int p = 0; p < num_pred; p++)
             matches[p] = LG_MATCH_BELOW_LOW;
@@ -252,12 +256,13 @@ static void choose(int *idx, int n, int k, uint64_t *state) {
     }
 }
 
-lg_status lg_sample_balanced(const lg_sampler *s, int *labels, int n, uint64_t seed,
-                             void *workspace, int *num_pos, int *num_neg, lg_error *err) {
+lg_status lg_sample_balanced(lg_ctx *ctx, const lg_sampler *s, int *labels, int n, uint64_t seed,
+                             void *workspace, int *num_pos, int *num_neg) {
     if (!s || n < 0 || (n && (!labels || !workspace)))
-        return lg_error_set(err, LG_ERR_ARG, "sample_balanced: bad arguments (n %d)", n);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "sample_balanced: bad arguments (n %d)",
+                            n);
     if (s->batch_size_per_image < 1 || !(s->positive_fraction >= 0 && s->positive_fraction <= 1))
-        return lg_error_set(err, LG_ERR_ARG,
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                             "sample_balanced: batch_size_per_image %d, positive_fraction %g",
                             s->batch_size_per_image, s->positive_fraction);
     int *pos = workspace, *neg = pos + (n > 0 ? n : 1);
@@ -342,16 +347,15 @@ static int nms_sorted(const float *boxes, lg_det_scored *v, int n, float thresh,
     return kept;
 }
 
-lg_status lg_nms(const float *boxes, const float *scores, int n, float iou_thresh,
-                 void *workspace, int *keep, int *num_keep, lg_error *err) {
-    return lg_batched_nms(boxes, scores, NULL, n, iou_thresh, workspace, keep, num_keep, err);
+lg_status lg_nms(lg_ctx *ctx, const float *boxes, const float *scores, int n, float iou_thresh,
+                 void *workspace, int *keep, int *num_keep) {
+    return lg_batched_nms(ctx, boxes, scores, NULL, n, iou_thresh, workspace, keep, num_keep);
 }
 
-lg_status lg_batched_nms(const float *boxes, const float *scores, const int *idxs, int n,
-                         float iou_thresh, void *workspace, int *keep, int *num_keep,
-                         lg_error *err) {
+lg_status lg_batched_nms(lg_ctx *ctx, const float *boxes, const float *scores, const int *idxs,
+                         int n, float iou_thresh, void *workspace, int *keep, int *num_keep) {
     if (n < 0 || !num_keep || (n && (!boxes || !scores || !workspace || !keep)))
-        return lg_error_set(err, LG_ERR_ARG, "nms: bad arguments (n %d)", n);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "nms: bad arguments (n %d)", n);
     lg_det_scored *v = workspace;
     unsigned char *removed = (unsigned char *)(v + (n > 0 ? n : 1));
     for (int i = 0; i < n; i++)

@@ -9,6 +9,9 @@
 
 #include "lgen/detect.h"
 
+/* Where a function leaves its message: the context's error record. */
+#define LG_DET_ERR(ctx) ((ctx) ? (ctx)->err : NULL)
+
 /* A score with the row it belongs to and a group (level or class). */
 typedef struct lg_det_scored {
     float score;
@@ -42,6 +45,8 @@ static inline float lg_det_smooth_l1_grad(float diff, float beta) {
 }
 
 /* Rounds a workspace offset up to 16 bytes. */
-static inline size_t lg_det_align(size_t n) { return (n + 15) & ~(size_t)15; }
+static inline size_t lg_det_align(size_t n) {
+    return (n + 15) & ~(size_t)15;
+}
 
 #endif

@@ -26,11 +26,11 @@ static size_t sample_layout(int num_proposals, int max_gt, char *base, sample_ws
     size_t g = (size_t)(max_gt > 0 ? max_gt : 1);
     size_t t = (size_t)(num_proposals > 0 ? num_proposals : 0) + g;
     size_t off = 0;
-#define TAKE(field, bytes)                                                                     \
-    do {                                                                                       \
-        if (base)                                                                              \
-            ws->field = (void *)(base + off);                                                  \
-        off += lg_det_align(bytes);                                                            \
+#define TAKE(field, bytes)                                                                         \
+    do {                                                                                           \
+        if (base)                                                                                  \
+            ws->field = (void *)(base + off);                                                      \
+        off += lg_det_align(bytes);                                                                \
     } while (0)
     TAKE(boxes, t * 4 * sizeof(float));
     TAKE(iou, t * g * sizeof(float));
@@ -46,38 +46,38 @@ size_t lg_roi_sample_workspace(int num_proposals, int max_gt) {
     return sample_layout(num_proposals, max_gt, NULL, NULL);
 }
 
-lg_status lg_roi_sample(const lg_roi_sample_config *cfg, const float *proposals,
-                        int num_proposals, const float *gt_boxes, const int *gt_labels,
-                        int num_gt, uint64_t seed, void *workspace, float *rois, int *labels,
-                        float *box_targets, int *count, lg_error *err) {
-    if (!cfg || num_proposals < 0 || num_gt < 0 || !workspace || !rois || !labels ||
-        !box_targets || !count || (num_proposals && !proposals) ||
-        (num_gt && (!gt_boxes || !gt_labels)))
-        return lg_error_set(err, LG_ERR_ARG, "roi_sample: bad arguments");
+lg_status lg_roi_sample(lg_ctx *ctx, const lg_roi_sample_config *cfg, const float *proposals,
+                        int num_proposals, const float *gt_boxes, const int *gt_labels, int num_gt,
+                        uint64_t seed, void *workspace, float *rois, int *labels,
+                        float *box_targets, int *count) {
+    if (!cfg || num_proposals < 0 || num_gt < 0 || !workspace || !rois || !labels || !box_targets ||
+        !count || (num_proposals && !proposals) || (num_gt && (!gt_boxes || !gt_labels)))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "roi_sample: bad arguments");
     int cap = cfg->batch_size_per_image;
     if (cap < 1)
-        return lg_error_set(err, LG_ERR_ARG, "roi_sample: batch_size_per_image %d", cap);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "roi_sample: batch_size_per_image %d",
+                            cap);
     sample_ws ws;
     sample_layout(num_proposals, num_gt, workspace, &ws);
     int total = num_proposals + num_gt;
     memcpy(ws.boxes, proposals, sizeof(float) * 4 * (size_t)num_proposals);
     memcpy(ws.boxes + 4 * (size_t)num_proposals, gt_boxes, sizeof(float) * 4 * (size_t)num_gt);
-    lg_status st = lg_box_iou(gt_boxes, num_gt, ws.boxes, total, ws.iou, err);
+    lg_status st = lg_box_iou(ctx, gt_boxes, num_gt, ws.boxes, total, ws.iou);
     if (st)
         return st;
     lg_matcher m = {cfg->fg_iou_thresh, cfg->bg_iou_thresh, 0};
-    if ((st = lg_match(&m, ws.iou, num_gt, total, ws.match, ws.matches, err)))
+    if ((st = lg_match(ctx, &m, ws.iou, num_gt, total, ws.match, ws.matches)))
         return st;
     for (int i = 0; i < total; i++) {
         int mi = ws.matches[i];
         ws.labels[i] = mi >= 0 ? gt_labels[mi] : mi == LG_MATCH_BELOW_LOW ? 0 : -1;
         if (mi >= 0 && gt_labels[mi] < 1)
-            return lg_error_set(err, LG_ERR_ARG,
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                                 "roi_sample: ground truth label %d (classes start at 1)",
                                 gt_labels[mi]);
     }
     lg_sampler s = {cap, cfg->positive_fraction};
-    if ((st = lg_sample_balanced(&s, ws.labels, total, seed, ws.sample, NULL, NULL, err)))
+    if ((st = lg_sample_balanced(ctx, &s, ws.labels, total, seed, ws.sample, NULL, NULL)))
         return st;
     int n = 0;
     for (int i = 0; i < total && n < cap; i++) {
@@ -88,8 +88,8 @@ lg_status lg_roi_sample(const lg_roi_sample_config *cfg, const float *proposals,
         labels[n] = ws.labels[i];
         float *t = box_targets + 4 * (size_t)n;
         if (ws.labels[i] > 0) {
-            if ((st = lg_box_encode(&cfg->coder, gt_boxes + 4 * (size_t)ws.matches[i], b, 1, t,
-                                    err)))
+            if ((st = lg_box_encode(ctx, &cfg->coder, gt_boxes + 4 * (size_t)ws.matches[i], b, 1,
+                                    t)))
                 return st;
         } else {
             t[0] = t[1] = t[2] = t[3] = 0.0f;
@@ -153,8 +153,8 @@ typedef struct roi_geom {
     float count;
 } roi_geom;
 
-static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_ratio,
-                         int aligned, const float *roi, roi_geom *g) {
+static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_ratio, int aligned,
+                         const float *roi, roi_geom *g) {
     float offset = aligned ? 0.5f : 0.0f;
     float sw = roi[1] * scale - offset, sh = roi[2] * scale - offset;
     float ew = roi[3] * scale - offset, eh = roi[4] * scale - offset;
@@ -173,21 +173,22 @@ static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_r
     g->count = (float)(c > 1 ? c : 1);
 }
 
-/* Pools one RoI of feature (C, H, W) into out (C, ph, pw). */
-static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_ratio,
-                          int aligned, const float *feat, int C, int H, int W,
-                          const float *roi, float *out) {
+/* Pools one RoI of feature (C, H, W) into out (C, ph, pw), channels
+ * [c0, c1) only. */
+static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_ratio, int aligned,
+                          const float *feat, int c0, int c1, int H, int W, const float *roi,
+                          float *out) {
     roi_geom g;
     roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
     size_t hw = (size_t)H * W, bins = (size_t)pooled_h * pooled_w;
     for (int ph = 0; ph < pooled_h; ph++)
         for (int pw = 0; pw < pooled_w; pw++) {
             size_t bin = (size_t)ph * pooled_w + pw;
-            for (int c = 0; c < C; c++)
+            for (int c = c0; c < c1; c++)
                 out[c * bins + bin] = 0.0f;
             for (int iy = 0; iy < g.grid_h; iy++) {
-                float y = g.start_h + (float)ph * g.bin_h +
-                          (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
+                float y =
+                    g.start_h + (float)ph * g.bin_h + (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
                 for (int ix = 0; ix < g.grid_w; ix++) {
                     float x = g.start_w + (float)pw * g.bin_w +
                               (float)(ix + .5f) * g.bin_w / (float)g.grid_w;
@@ -195,20 +196,21 @@ static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_
                     bilinear_at(H, W, y, x, &b);
                     if (b.pos[0] < 0)
                         continue;
-                    const float *f = feat;
-                    for (int c = 0; c < C; c++, f += hw)
+                    const float *f = feat + (size_t)c0 * hw;
+                    for (int c = c0; c < c1; c++, f += hw)
                         out[c * bins + bin] += b.w[0] * f[b.pos[0]] + b.w[1] * f[b.pos[1]] +
                                                b.w[2] * f[b.pos[2]] + b.w[3] * f[b.pos[3]];
                 }
             }
-            for (int c = 0; c < C; c++)
+            for (int c = c0; c < c1; c++)
                 out[c * bins + bin] /= g.count;
         }
 }
 
-/* Adjoint of roi_align_one: accumulates into grad (C, H, W). */
+/* Adjoint of roi_align_one: accumulates into grad (C, H, W), channels
+ * [c0, c1). */
 static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int sampling_ratio,
-                                   int aligned, const float *grad_out, int C, int H, int W,
+                                   int aligned, const float *grad_out, int c0, int c1, int H, int W,
                                    const float *roi, float *grad) {
     roi_geom g;
     roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
@@ -218,8 +220,8 @@ static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int 
         for (int pw = 0; pw < pooled_w; pw++) {
             size_t bin = (size_t)ph * pooled_w + pw;
             for (int iy = 0; iy < g.grid_h; iy++) {
-                float y = g.start_h + (float)ph * g.bin_h +
-                          (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
+                float y =
+                    g.start_h + (float)ph * g.bin_h + (float)(iy + .5f) * g.bin_h / (float)g.grid_h;
                 for (int ix = 0; ix < g.grid_w; ix++) {
                     float x = g.start_w + (float)pw * g.bin_w +
                               (float)(ix + .5f) * g.bin_w / (float)g.grid_w;
@@ -227,8 +229,8 @@ static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int 
                     bilinear_at(H, W, y, x, &b);
                     if (b.pos[0] < 0)
                         continue;
-                    float *gc = grad;
-                    for (int c = 0; c < C; c++, gc += hw) {
+                    float *gc = grad + (size_t)c0 * hw;
+                    for (int c = c0; c < c1; c++, gc += hw) {
                         float go = grad_out[c * bins + bin];
                         gc[b.pos[0]] += go * b.w[0] / count;
                         gc[b.pos[1]] += go * b.w[1] / count;
@@ -240,101 +242,177 @@ static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int 
         }
 }
 
-static lg_status check_roi_align(const lg_roi_align_config *cfg, const void *in, int N, int C,
-                                 int H, int W, const float *rois, int K, const void *out,
-                                 lg_error *err) {
-    if (!cfg || N < 1 || C < 1 || H < 1 || W < 1 || K < 0 || !in || (K && (!rois || !out)))
-        return lg_error_set(err, LG_ERR_ARG, "roi_align: bad arguments (N %d, C %d, %dx%d, K %d)",
-                            N, C, H, W, K);
-    if (cfg->pooled_h < 1 || cfg->pooled_w < 1 || !(cfg->spatial_scale > 0))
-        return lg_error_set(err, LG_ERR_ARG, "roi_align: output %dx%d, spatial_scale %g",
-                            cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale);
-    for (int k = 0; k < K; k++)
-        if (rois[5 * (size_t)k] >= (float)N)
-            return lg_error_set(err, LG_ERR_ARG, "roi_align: RoI %d has batch index %g of %d",
-                                k, rois[5 * (size_t)k], N);
-    return LG_OK;
-}
+/* One RoIAlign call, single- or multi-level, cut into tasks for the pool:
+ * the forward by RoIs (each writes its own output), the backward by channel
+ * blocks (each owns its gradient planes and visits the RoIs in order), so
+ * the result does not depend on the thread count. */
+#define ROIS_PER_TASK 8
+#define CHANNELS_PER_TASK 16
 
-lg_status lg_roi_align_forward(const lg_roi_align_config *cfg, const float *input, int N, int C,
-                               int H, int W, const float *rois, int K, float *output,
-                               lg_error *err) {
-    lg_status st = check_roi_align(cfg, input, N, C, H, W, rois, K, output, err);
-    if (st)
-        return st;
-    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
-    for (int k = 0; k < K; k++) {
-        const float *roi = rois + 5 * (size_t)k;
-        float *out = output + per_roi * k;
-        int b = (int)roi[0];
+typedef struct roi_job {
+    int num_levels, k_min, k_max;
+    const lg_multiscale_roi_align *ms; /* NULL: one level */
+    float scales[LG_DETECT_MAX_LEVELS];
+    const float *const *features; /* forward: [level] (N, C, H, W) */
+    float *const *grads;          /* backward: [level] (N, C, H, W) */
+    int heights[LG_DETECT_MAX_LEVELS], widths[LG_DETECT_MAX_LEVELS];
+    int C, K, pooled_h, pooled_w, sampling_ratio, aligned;
+    const float *rois;
+    float *output;         /* forward */
+    const float *grad_out; /* backward */
+} roi_job;
+
+static int job_level(const roi_job *j, const float *roi);
+
+static void roi_forward_task(void *arg, size_t task) {
+    const roi_job *j = arg;
+    size_t per_roi = (size_t)j->C * j->pooled_h * j->pooled_w;
+    int k1 = (int)((task + 1) * ROIS_PER_TASK);
+    for (int k = (int)(task * ROIS_PER_TASK); k < k1 && k < j->K; k++) {
+        const float *roi = j->rois + 5 * (size_t)k;
+        float *out = j->output + per_roi * k;
         if (roi[0] < 0) {
             memset(out, 0, per_roi * sizeof(float));
             continue;
         }
-        roi_align_one(cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale, cfg->sampling_ratio,
-                      cfg->aligned, input + (size_t)b * C * H * W, C, H, W, roi, out);
+        int l = job_level(j, roi), b = (int)roi[0];
+        size_t plane = (size_t)j->heights[l] * j->widths[l];
+        roi_align_one(j->pooled_h, j->pooled_w, j->scales[l], j->sampling_ratio, j->aligned,
+                      j->features[l] + (size_t)b * j->C * plane, 0, j->C, j->heights[l],
+                      j->widths[l], roi, out);
     }
+}
+
+static void roi_backward_task(void *arg, size_t task) {
+    const roi_job *j = arg;
+    size_t per_roi = (size_t)j->C * j->pooled_h * j->pooled_w;
+    int c0 = (int)(task * CHANNELS_PER_TASK);
+    int c1 = c0 + CHANNELS_PER_TASK < j->C ? c0 + CHANNELS_PER_TASK : j->C;
+    for (int k = 0; k < j->K; k++) {
+        const float *roi = j->rois + 5 * (size_t)k;
+        if (roi[0] < 0)
+            continue;
+        int l = job_level(j, roi), b = (int)roi[0];
+        size_t plane = (size_t)j->heights[l] * j->widths[l];
+        roi_align_one_backward(j->pooled_h, j->pooled_w, j->scales[l], j->sampling_ratio,
+                               j->aligned, j->grad_out + per_roi * k, c0, c1, j->heights[l],
+                               j->widths[l], roi, j->grads[l] + (size_t)b * j->C * plane);
+    }
+}
+
+static void run_forward(lg_ctx *ctx, roi_job *j) {
+    lg_parallel_for(ctx, ((size_t)j->K + ROIS_PER_TASK - 1) / ROIS_PER_TASK, roi_forward_task, j);
+}
+
+static void run_backward(lg_ctx *ctx, roi_job *j, int N) {
+    for (int l = 0; l < j->num_levels; l++)
+        memset(j->grads[l], 0, sizeof(float) * (size_t)N * j->C * j->heights[l] * j->widths[l]);
+    lg_parallel_for(ctx, ((size_t)j->C + CHANNELS_PER_TASK - 1) / CHANNELS_PER_TASK,
+                    roi_backward_task, j);
+}
+
+static lg_status check_roi_align(lg_ctx *ctx, const lg_roi_align_config *cfg, const void *in, int N,
+                                 int C, int H, int W, const float *rois, int K, const void *out) {
+    if (!cfg || N < 1 || C < 1 || H < 1 || W < 1 || K < 0 || !in || (K && (!rois || !out)))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                            "roi_align: bad arguments (N %d, C %d, %dx%d, K %d)", N, C, H, W, K);
+    if (cfg->pooled_h < 1 || cfg->pooled_w < 1 || !(cfg->spatial_scale > 0))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                            "roi_align: output %dx%d, spatial_scale %g", cfg->pooled_h,
+                            cfg->pooled_w, cfg->spatial_scale);
+    for (int k = 0; k < K; k++)
+        if (rois[5 * (size_t)k] >= (float)N)
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "roi_align: RoI %d has batch index %g of %d", k,
+                                rois[5 * (size_t)k], N);
     return LG_OK;
 }
 
-lg_status lg_roi_align_backward(const lg_roi_align_config *cfg, const float *grad_output,
-                                int N, int C, int H, int W, const float *rois, int K,
-                                float *grad_input, lg_error *err) {
-    lg_status st = check_roi_align(cfg, grad_input, N, C, H, W, rois, K, grad_output, err);
+static roi_job single_job(const lg_roi_align_config *cfg, int C, int H, int W, const float *rois,
+                          int K) {
+    roi_job j = {.num_levels = 1,
+                 .C = C,
+                 .K = K,
+                 .pooled_h = cfg->pooled_h,
+                 .pooled_w = cfg->pooled_w,
+                 .sampling_ratio = cfg->sampling_ratio,
+                 .aligned = cfg->aligned,
+                 .rois = rois};
+    j.scales[0] = cfg->spatial_scale;
+    j.heights[0] = H;
+    j.widths[0] = W;
+    return j;
+}
+
+lg_status lg_roi_align_forward(lg_ctx *ctx, const lg_roi_align_config *cfg, const float *input,
+                               int N, int C, int H, int W, const float *rois, int K,
+                               float *output) {
+    lg_status st = check_roi_align(ctx, cfg, input, N, C, H, W, rois, K, output);
     if (st)
         return st;
-    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
-    for (int k = 0; k < K; k++) {
-        const float *roi = rois + 5 * (size_t)k;
-        if (roi[0] < 0)
-            continue;
-        int b = (int)roi[0];
-        roi_align_one_backward(cfg->pooled_h, cfg->pooled_w, cfg->spatial_scale,
-                               cfg->sampling_ratio, cfg->aligned, grad_output + per_roi * k, C,
-                               H, W, roi, grad_input + (size_t)b * C * H * W);
-    }
+    roi_job j = single_job(cfg, C, H, W, rois, K);
+    j.features = &input;
+    j.output = output;
+    run_forward(ctx, &j);
+    return LG_OK;
+}
+
+lg_status lg_roi_align_backward(lg_ctx *ctx, const lg_roi_align_config *cfg,
+                                const float *grad_output, int N, int C, int H, int W,
+                                const float *rois, int K, float *grad_input) {
+    lg_status st = check_roi_align(ctx, cfg, grad_input, N, C, H, W, rois, K, grad_output);
+    if (st)
+        return st;
+    roi_job j = single_job(cfg, C, H, W, rois, K);
+    j.grads = &grad_input;
+    j.grad_out = grad_output;
+    run_backward(ctx, &j, N);
     return LG_OK;
 }
 
 /* ---- multi-scale RoIAlign ------------------------------------------------------------ */
 
-static lg_status check_multiscale(const lg_multiscale_roi_align *cfg, const int *heights,
-                                  const int *widths, int N, int C, const float *rois, int K,
-                                  int *k_min, int *k_max, lg_error *err) {
-    if (!cfg || cfg->num_levels < 1 || cfg->num_levels > LG_DETECT_MAX_LEVELS || N < 1 ||
-        C < 1 || K < 0 || (K && !rois) || (heights && !widths))
-        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: bad arguments");
+static lg_status check_multiscale(lg_ctx *ctx, const lg_multiscale_roi_align *cfg,
+                                  const int *heights, const int *widths, int N, int C,
+                                  const float *rois, int K, int *k_min, int *k_max) {
+    if (!cfg || cfg->num_levels < 1 || cfg->num_levels > LG_DETECT_MAX_LEVELS || N < 1 || C < 1 ||
+        K < 0 || (K && !rois) || (heights && !widths))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "multiscale_roi_align: bad arguments");
     if (cfg->pooled_h < 1 || cfg->pooled_w < 1 || cfg->canonical_scale < 1)
-        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: output %dx%d",
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "multiscale_roi_align: output %dx%d",
                             cfg->pooled_h, cfg->pooled_w);
     for (int l = 0; l < cfg->num_levels; l++) {
         if (!(cfg->scales[l] > 0 && cfg->scales[l] <= 1))
-            return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: level %d scale %g", l,
-                                cfg->scales[l]);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "multiscale_roi_align: level %d scale %g", l, cfg->scales[l]);
         if (heights && (heights[l] < 1 || widths[l] < 1))
-            return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: level %d is %dx%d", l,
-                                heights[l], widths[l]);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "multiscale_roi_align: level %d is %dx%d", l, heights[l],
+                                widths[l]);
     }
-    *k_min = (int)(-log2f(cfg->scales[0]));
-    *k_max = (int)(-log2f(cfg->scales[cfg->num_levels - 1]));
-    if (*k_max - *k_min + 1 != cfg->num_levels)
-        return lg_error_set(err, LG_ERR_ARG,
+    *k_min = (int)lrintf(-log2f(cfg->scales[0]));
+    *k_max = (int)lrintf(-log2f(cfg->scales[cfg->num_levels - 1]));
+    int halving = *k_max - *k_min + 1 == cfg->num_levels;
+    for (int l = 0; l < cfg->num_levels && halving; l++)
+        halving = cfg->scales[l] == ldexpf(1.0f, -(*k_min + l));
+    if (!halving)
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                             "multiscale_roi_align: scales must halve level by level (got %d "
                             "levels spanning 2^-%d to 2^-%d)",
                             cfg->num_levels, *k_min, *k_max);
     for (int k = 0; k < K; k++)
         if (rois[5 * (size_t)k] >= (float)N)
-            return lg_error_set(err, LG_ERR_ARG, "roi_align: RoI %d has batch index %g of %d",
-                                k, rois[5 * (size_t)k], N);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "roi_align: RoI %d has batch index %g of %d", k,
+                                rois[5 * (size_t)k], N);
     return LG_OK;
 }
 
-static int level_of(const lg_multiscale_roi_align *cfg, const float *roi, int k_min,
-                    int k_max) {
+static int level_of(const lg_multiscale_roi_align *cfg, const float *roi, int k_min, int k_max) {
     float area = (roi[3] - roi[1]) * (roi[4] - roi[2]);
     float s = sqrtf(area);
-    float lvl = floorf((float)cfg->canonical_level + log2f(s / (float)cfg->canonical_scale) +
-                       1e-6f);
+    float lvl =
+        floorf((float)cfg->canonical_level + log2f(s / (float)cfg->canonical_scale) + 1e-6f);
     if (lvl < (float)k_min)
         lvl = (float)k_min;
     if (lvl > (float)k_max)
@@ -342,10 +420,14 @@ static int level_of(const lg_multiscale_roi_align *cfg, const float *roi, int k_
     return (int)lvl - k_min;
 }
 
-lg_status lg_roi_levels(const lg_multiscale_roi_align *cfg, const float *rois, int K,
-                        int *levels, lg_error *err) {
+static int job_level(const roi_job *j, const float *roi) {
+    return j->ms ? level_of(j->ms, roi, j->k_min, j->k_max) : 0;
+}
+
+lg_status lg_roi_levels(lg_ctx *ctx, const lg_multiscale_roi_align *cfg, const float *rois, int K,
+                        int *levels) {
     int k_min, k_max;
-    lg_status st = check_multiscale(cfg, NULL, NULL, 1 << 30, 1, rois, K, &k_min, &k_max, err);
+    lg_status st = check_multiscale(ctx, cfg, NULL, NULL, 1 << 30, 1, rois, K, &k_min, &k_max);
     if (st)
         return st;
     for (int k = 0; k < K; k++)
@@ -353,79 +435,84 @@ lg_status lg_roi_levels(const lg_multiscale_roi_align *cfg, const float *rois, i
     return LG_OK;
 }
 
-lg_status lg_multiscale_roi_align_forward(const lg_multiscale_roi_align *cfg,
+static roi_job multiscale_job(const lg_multiscale_roi_align *cfg, int k_min, int k_max,
+                              const int *heights, const int *widths, int C, const float *rois,
+                              int K) {
+    roi_job j = {.num_levels = cfg->num_levels,
+                 .k_min = k_min,
+                 .k_max = k_max,
+                 .ms = cfg,
+                 .C = C,
+                 .K = K,
+                 .pooled_h = cfg->pooled_h,
+                 .pooled_w = cfg->pooled_w,
+                 .sampling_ratio = cfg->sampling_ratio,
+                 .aligned = cfg->aligned,
+                 .rois = rois};
+    for (int l = 0; l < cfg->num_levels; l++) {
+        j.scales[l] = cfg->scales[l];
+        j.heights[l] = heights[l];
+        j.widths[l] = widths[l];
+    }
+    return j;
+}
+
+lg_status lg_multiscale_roi_align_forward(lg_ctx *ctx, const lg_multiscale_roi_align *cfg,
                                           const float *const *features, const int *heights,
-                                          const int *widths, int N, int C, const float *rois,
-                                          int K, float *output, lg_error *err) {
+                                          const int *widths, int N, int C, const float *rois, int K,
+                                          float *output) {
     int k_min, k_max;
-    lg_status st = check_multiscale(cfg, heights, widths, N, C, rois, K, &k_min, &k_max, err);
+    lg_status st = check_multiscale(ctx, cfg, heights, widths, N, C, rois, K, &k_min, &k_max);
     if (st)
         return st;
-    if (!features || (K && !output))
-        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: missing buffers");
-    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
-    for (int k = 0; k < K; k++) {
-        const float *roi = rois + 5 * (size_t)k;
-        float *out = output + per_roi * k;
-        if (roi[0] < 0) {
-            memset(out, 0, per_roi * sizeof(float));
-            continue;
-        }
-        int l = level_of(cfg, roi, k_min, k_max), b = (int)roi[0];
-        size_t plane = (size_t)heights[l] * widths[l];
-        roi_align_one(cfg->pooled_h, cfg->pooled_w, cfg->scales[l], cfg->sampling_ratio,
-                      cfg->aligned, features[l] + (size_t)b * C * plane, C, heights[l],
-                      widths[l], roi, out);
-    }
+    if (!features || !heights || (K && !output))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "multiscale_roi_align: missing buffers");
+    roi_job j = multiscale_job(cfg, k_min, k_max, heights, widths, C, rois, K);
+    j.features = features;
+    j.output = output;
+    run_forward(ctx, &j);
     return LG_OK;
 }
 
-lg_status lg_multiscale_roi_align_backward(const lg_multiscale_roi_align *cfg,
+lg_status lg_multiscale_roi_align_backward(lg_ctx *ctx, const lg_multiscale_roi_align *cfg,
                                            const float *grad_output, const int *heights,
                                            const int *widths, int N, int C, const float *rois,
-                                           int K, float *const *grad_features, lg_error *err) {
+                                           int K, float *const *grad_features) {
     int k_min, k_max;
-    lg_status st = check_multiscale(cfg, heights, widths, N, C, rois, K, &k_min, &k_max, err);
+    lg_status st = check_multiscale(ctx, cfg, heights, widths, N, C, rois, K, &k_min, &k_max);
     if (st)
         return st;
-    if (!grad_features || (K && !grad_output))
-        return lg_error_set(err, LG_ERR_ARG, "multiscale_roi_align: missing buffers");
-    size_t per_roi = (size_t)C * cfg->pooled_h * cfg->pooled_w;
-    for (int k = 0; k < K; k++) {
-        const float *roi = rois + 5 * (size_t)k;
-        if (roi[0] < 0)
-            continue;
-        int l = level_of(cfg, roi, k_min, k_max), b = (int)roi[0];
-        size_t plane = (size_t)heights[l] * widths[l];
-        roi_align_one_backward(cfg->pooled_h, cfg->pooled_w, cfg->scales[l], cfg->sampling_ratio,
-                               cfg->aligned, grad_output + per_roi * k, C, heights[l], widths[l],
-                               roi, grad_features[l] + (size_t)b * C * plane);
-    }
+    if (!grad_features || !heights || (K && !grad_output))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "multiscale_roi_align: missing buffers");
+    roi_job j = multiscale_job(cfg, k_min, k_max, heights, widths, C, rois, K);
+    j.grads = grad_features;
+    j.grad_out = grad_output;
+    run_backward(ctx, &j, N);
     return LG_OK;
 }
 
 /* ---- Fast R-CNN loss ------------------------------------------------------------------ */
 
-static lg_status check_fastrcnn(const float *logits, const float *box, const int *labels,
-                                const float *targets, int R, int K, float beta, lg_error *err) {
+static lg_status check_fastrcnn(lg_ctx *ctx, const float *logits, const float *box,
+                                const int *labels, const float *targets, int R, int K, float beta) {
     if (R < 0 || K < 2 || !(beta >= 0))
-        return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: R %d, classes %d, beta %g", R, K,
-                            beta);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "fastrcnn_loss: R %d, classes %d, beta %g",
+                            R, K, beta);
     if (R && (!logits || !box || !labels || !targets))
-        return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: missing input");
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "fastrcnn_loss: missing input");
     for (int r = 0; r < R; r++)
         if (labels[r] >= K)
-            return lg_error_set(err, LG_ERR_ARG, "fastrcnn_loss: label %d of %d classes",
-                                labels[r], K);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                                "fastrcnn_loss: label %d of %d classes", labels[r], K);
     return LG_OK;
 }
 
-lg_status lg_fastrcnn_loss_forward(const float *class_logits, const float *box_regression,
-                                   const int *labels, const float *box_targets, int R, int K,
-                                   float beta, float *loss_classifier, float *loss_box_reg,
-                                   lg_error *err) {
-    lg_status st = check_fastrcnn(class_logits, box_regression, labels, box_targets, R, K, beta,
-                                  err);
+lg_status lg_fastrcnn_loss_forward(lg_ctx *ctx, const float *class_logits,
+                                   const float *box_regression, const int *labels,
+                                   const float *box_targets, int R, int K, float beta,
+                                   float *loss_classifier, float *loss_box_reg) {
+    lg_status st =
+        check_fastrcnn(ctx, class_logits, box_regression, labels, box_targets, R, K, beta);
     if (st)
         return st;
     double ce = 0, box = 0;
@@ -454,12 +541,13 @@ lg_status lg_fastrcnn_loss_forward(const float *class_logits, const float *box_r
     return LG_OK;
 }
 
-lg_status lg_fastrcnn_loss_backward(const float *class_logits, const float *box_regression,
-                                    const int *labels, const float *box_targets, int R, int K,
-                                    float beta, float dloss_classifier, float dloss_box_reg,
-                                    float *grad_logits, float *grad_box, lg_error *err) {
-    lg_status st = check_fastrcnn(class_logits, box_regression, labels, box_targets, R, K, beta,
-                                  err);
+lg_status lg_fastrcnn_loss_backward(lg_ctx *ctx, const float *class_logits,
+                                    const float *box_regression, const int *labels,
+                                    const float *box_targets, int R, int K, float beta,
+                                    float dloss_classifier, float dloss_box_reg, float *grad_logits,
+                                    float *grad_box) {
+    lg_status st =
+        check_fastrcnn(ctx, class_logits, box_regression, labels, box_targets, R, K, beta);
     if (st)
         return st;
     int n = 0;
@@ -507,11 +595,11 @@ typedef struct detect_ws {
 static size_t detect_layout(int R, int K, char *base, detect_ws *ws) {
     size_t n = (size_t)(R > 0 ? R : 1) * (size_t)(K > 1 ? K - 1 : 1);
     size_t off = 0;
-#define TAKE(field, bytes)                                                                     \
-    do {                                                                                       \
-        if (base)                                                                              \
-            ws->field = (void *)(base + off);                                                  \
-        off += lg_det_align(bytes);                                                            \
+#define TAKE(field, bytes)                                                                         \
+    do {                                                                                           \
+        if (base)                                                                                  \
+            ws->field = (void *)(base + off);                                                      \
+        off += lg_det_align(bytes);                                                                \
     } while (0)
     TAKE(boxes, n * 4 * sizeof(float));
     TAKE(scores, n * sizeof(float));
@@ -527,16 +615,16 @@ size_t lg_detections_workspace(int R, int K) {
     return detect_layout(R, K, NULL, NULL);
 }
 
-lg_status lg_detections(const lg_detect_config *cfg, const float *class_logits,
-                        const float *box_regression, const float *rois, int R, int K,
-                        int image_h, int image_w, void *workspace, float *boxes, float *scores,
-                        int *labels, int *count, lg_error *err) {
-    if (!cfg || R < 0 || K < 2 || image_h < 1 || image_w < 1 || !workspace || !boxes ||
-        !scores || !labels || !count || (R && (!class_logits || !box_regression || !rois)))
-        return lg_error_set(err, LG_ERR_ARG, "detections: bad arguments (R %d, classes %d)", R,
-                            K);
+lg_status lg_detections(lg_ctx *ctx, const lg_detect_config *cfg, const float *class_logits,
+                        const float *box_regression, const float *rois, int R, int K, int image_h,
+                        int image_w, void *workspace, float *boxes, float *scores, int *labels,
+                        int *count) {
+    if (!cfg || R < 0 || K < 2 || image_h < 1 || image_w < 1 || !workspace || !boxes || !scores ||
+        !labels || !count || (R && (!class_logits || !box_regression || !rois)))
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
+                            "detections: bad arguments (R %d, classes %d)", R, K);
     if (cfg->detections_per_img < 1)
-        return lg_error_set(err, LG_ERR_ARG, "detections: detections_per_img %d",
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "detections: detections_per_img %d",
                             cfg->detections_per_img);
     detect_ws ws;
     detect_layout(R, K, workspace, &ws);
@@ -564,8 +652,8 @@ lg_status lg_detections(const lg_detect_config *cfg, const float *class_logits,
         }
     }
     int kept = 0;
-    lg_status st = lg_batched_nms(ws.boxes, ws.scores, ws.labels, n, cfg->nms_thresh, ws.nms,
-                                  ws.keep, &kept, err);
+    lg_status st = lg_batched_nms(ctx, ws.boxes, ws.scores, ws.labels, n, cfg->nms_thresh, ws.nms,
+                                  ws.keep, &kept);
     if (st)
         return st;
     int D = cfg->detections_per_img;

@@ -55,8 +55,8 @@ typedef struct proposal_ws {
     void *nms;
 } proposal_ws;
 
-static size_t proposal_layout(const lg_proposal_config *cfg, const int *per_level,
-                              int num_levels, char *base, proposal_ws *ws) {
+static size_t proposal_layout(const lg_proposal_config *cfg, const int *per_level, int num_levels,
+                              char *base, proposal_ws *ws) {
     size_t max_level = 1, cand = 0;
     for (int l = 0; l < num_levels; l++) {
         size_t n = per_level[l] > 0 ? (size_t)per_level[l] : 0;
@@ -67,11 +67,11 @@ static size_t proposal_layout(const lg_proposal_config *cfg, const int *per_leve
     if (cand == 0)
         cand = 1;
     size_t off = 0;
-#define TAKE(field, bytes)                                                                     \
-    do {                                                                                       \
-        if (base)                                                                              \
-            ws->field = (void *)(base + off);                                                  \
-        off += lg_det_align(bytes);                                                            \
+#define TAKE(field, bytes)                                                                         \
+    do {                                                                                           \
+        if (base)                                                                                  \
+            ws->field = (void *)(base + off);                                                      \
+        off += lg_det_align(bytes);                                                                \
     } while (0)
     TAKE(sort, max_level * sizeof(lg_det_scored));
     TAKE(boxes, cand * 4 * sizeof(float));
@@ -90,15 +90,15 @@ size_t lg_proposals_workspace(const lg_proposal_config *cfg, const int *anchors_
     return proposal_layout(cfg, anchors_per_level, num_levels, NULL, NULL);
 }
 
-lg_status lg_proposals(const lg_proposal_config *cfg, const float *objectness,
+lg_status lg_proposals(lg_ctx *ctx, const lg_proposal_config *cfg, const float *objectness,
                        const float *deltas, const float *anchors, const int *anchors_per_level,
                        int num_levels, int image_h, int image_w, void *workspace, float *boxes,
-                       float *scores, int *count, lg_error *err) {
-    if (!cfg || !objectness || !deltas || !anchors || !anchors_per_level || !workspace ||
-        !boxes || !scores || !count || num_levels < 1 || num_levels > LG_DETECT_MAX_LEVELS)
-        return lg_error_set(err, LG_ERR_ARG, "proposals: bad arguments");
+                       float *scores, int *count) {
+    if (!cfg || !objectness || !deltas || !anchors || !anchors_per_level || !workspace || !boxes ||
+        !scores || !count || num_levels < 1 || num_levels > LG_DETECT_MAX_LEVELS)
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "proposals: bad arguments");
     if (cfg->pre_nms_top_n < 1 || cfg->post_nms_top_n < 1 || image_h < 1 || image_w < 1)
-        return lg_error_set(err, LG_ERR_ARG,
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                             "proposals: pre_nms_top_n %d, post_nms_top_n %d, image %dx%d",
                             cfg->pre_nms_top_n, cfg->post_nms_top_n, image_h, image_w);
     proposal_ws ws;
@@ -109,7 +109,8 @@ lg_status lg_proposals(const lg_proposal_config *cfg, const float *objectness,
     for (int l = 0; l < num_levels; l++) {
         int na = anchors_per_level[l];
         if (na < 0)
-            return lg_error_set(err, LG_ERR_ARG, "proposals: level %d has %d anchors", l, na);
+            return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "proposals: level %d has %d anchors",
+                                l, na);
         for (int i = 0; i < na; i++)
             ws.sort[i] = (lg_det_scored){objectness[first + i], (int)(first + i), l};
         lg_det_sort_scored(ws.sort, (size_t)na);
@@ -131,8 +132,8 @@ lg_status lg_proposals(const lg_proposal_config *cfg, const float *objectness,
         first += (size_t)na;
     }
     int kept = 0;
-    lg_status st = lg_batched_nms(ws.boxes, ws.scores, ws.levels, n, cfg->nms_thresh, ws.nms,
-                                  ws.keep, &kept, err);
+    lg_status st = lg_batched_nms(ctx, ws.boxes, ws.scores, ws.levels, n, cfg->nms_thresh, ws.nms,
+                                  ws.keep, &kept);
     if (st)
         return st;
     if (kept > cfg->post_nms_top_n)
@@ -156,12 +157,12 @@ size_t lg_rpn_targets_workspace(int num_anchors, int max_gt) {
            lg_det_align(lg_match_workspace((int)g)) + lg_det_align(lg_sample_workspace((int)a));
 }
 
-lg_status lg_rpn_targets(const lg_rpn_config *cfg, const float *anchors, int num_anchors,
-                         const float *gt_boxes, int num_gt, uint64_t seed, void *workspace,
-                         int *labels, float *box_targets, lg_error *err) {
+lg_status lg_rpn_targets(lg_ctx *ctx, const lg_rpn_config *cfg, const float *anchors,
+                         int num_anchors, const float *gt_boxes, int num_gt, uint64_t seed,
+                         void *workspace, int *labels, float *box_targets) {
     if (!cfg || num_anchors < 0 || num_gt < 0 || !workspace ||
         (num_anchors && (!anchors || !labels || !box_targets)) || (num_gt && !gt_boxes))
-        return lg_error_set(err, LG_ERR_ARG, "rpn_targets: bad arguments");
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "rpn_targets: bad arguments");
     size_t a = (size_t)(num_anchors > 0 ? num_anchors : 1);
     size_t g = (size_t)(num_gt > 0 ? num_gt : 1);
     char *base = workspace;
@@ -169,23 +170,23 @@ lg_status lg_rpn_targets(const lg_rpn_config *cfg, const float *anchors, int num
     int *matches = (int *)(base + lg_det_align(a * g * sizeof(float)));
     char *match_ws = (char *)matches + lg_det_align(a * sizeof(int));
     char *sample_ws = match_ws + lg_det_align(lg_match_workspace((int)g));
-    lg_status st = lg_box_iou(gt_boxes, num_gt, anchors, num_anchors, iou, err);
+    lg_status st = lg_box_iou(ctx, gt_boxes, num_gt, anchors, num_anchors, iou);
     if (st)
         return st;
     lg_matcher m = {cfg->fg_iou_thresh, cfg->bg_iou_thresh, 1};
-    if ((st = lg_match(&m, iou, num_gt, num_anchors, match_ws, matches, err)))
+    if ((st = lg_match(ctx, &m, iou, num_gt, num_anchors, match_ws, matches)))
         return st;
     for (int i = 0; i < num_anchors; i++)
         labels[i] = matches[i] >= 0 ? 1 : matches[i] == LG_MATCH_BELOW_LOW ? 0 : -1;
     lg_sampler s = {cfg->batch_size_per_image, cfg->positive_fraction};
-    if ((st = lg_sample_balanced(&s, labels, num_anchors, seed, sample_ws, NULL, NULL, err)))
+    if ((st = lg_sample_balanced(ctx, &s, labels, num_anchors, seed, sample_ws, NULL, NULL)))
         return st;
     lg_box_coder coder = LG_BOX_CODER_RPN;
     for (int i = 0; i < num_anchors; i++) {
         float *t = box_targets + 4 * (size_t)i;
         if (labels[i] == 1)
-            lg_box_encode(&coder, gt_boxes + 4 * (size_t)matches[i], anchors + 4 * (size_t)i, 1,
-                          t, NULL);
+            lg_box_encode(NULL, &coder, gt_boxes + 4 * (size_t)matches[i], anchors + 4 * (size_t)i,
+                          1, t);
         else
             t[0] = t[1] = t[2] = t[3] = 0.0f;
     }
@@ -194,12 +195,13 @@ lg_status lg_rpn_targets(const lg_rpn_config *cfg, const float *anchors, int num
 
 /* ---- losses -------------------------------------------------------------------- */
 
-static lg_status check_rpn(const float *objectness, const float *deltas, const int *labels,
-                           const float *box_targets, int N, int A, float beta, lg_error *err) {
+static lg_status check_rpn(lg_ctx *ctx, const float *objectness, const float *deltas,
+                           const int *labels, const float *box_targets, int N, int A, float beta) {
     if (N < 0 || A < 0 || !(beta >= 0))
-        return lg_error_set(err, LG_ERR_ARG, "rpn_loss: N %d, A %d, beta %g", N, A, beta);
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "rpn_loss: N %d, A %d, beta %g", N, A,
+                            beta);
     if (N > 0 && A > 0 && (!objectness || !deltas || !labels || !box_targets))
-        return lg_error_set(err, LG_ERR_ARG, "rpn_loss: missing input");
+        return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "rpn_loss: missing input");
     return LG_OK;
 }
 
@@ -210,10 +212,10 @@ static size_t count_sampled(const int *labels, size_t n) {
     return s;
 }
 
-lg_status lg_rpn_loss_forward(const float *objectness, const float *deltas, const int *labels,
-                              const float *box_targets, int N, int A, float beta,
-                              float *loss_objectness, float *loss_box, lg_error *err) {
-    lg_status st = check_rpn(objectness, deltas, labels, box_targets, N, A, beta, err);
+lg_status lg_rpn_loss_forward(lg_ctx *ctx, const float *objectness, const float *deltas,
+                              const int *labels, const float *box_targets, int N, int A, float beta,
+                              float *loss_objectness, float *loss_box) {
+    lg_status st = check_rpn(ctx, objectness, deltas, labels, box_targets, N, A, beta);
     if (st)
         return st;
     size_t total = (size_t)N * A, sampled = count_sampled(labels, total);
@@ -234,11 +236,11 @@ lg_status lg_rpn_loss_forward(const float *objectness, const float *deltas, cons
     return LG_OK;
 }
 
-lg_status lg_rpn_loss_backward(const float *objectness, const float *deltas, const int *labels,
-                               const float *box_targets, int N, int A, float beta,
-                               float dloss_objectness, float dloss_box, float *grad_objectness,
-                               float *grad_deltas, lg_error *err) {
-    lg_status st = check_rpn(objectness, deltas, labels, box_targets, N, A, beta, err);
+lg_status lg_rpn_loss_backward(lg_ctx *ctx, const float *objectness, const float *deltas,
+                               const int *labels, const float *box_targets, int N, int A,
+                               float beta, float dloss_objectness, float dloss_box,
+                               float *grad_objectness, float *grad_deltas) {
+    lg_status st = check_rpn(ctx, objectness, deltas, labels, box_targets, N, A, beta);
     if (st)
         return st;
     size_t total = (size_t)N * A, sampled = count_sampled(labels, total);
@@ -256,9 +258,10 @@ lg_status lg_rpn_loss_backward(const float *objectness, const float *deltas, con
         if (grad_deltas)
             for (int k = 0; k < 4; k++)
                 grad_deltas[4 * i + k] =
-                    labels[i] > 0 ? lg_det_smooth_l1_grad(deltas[4 * i + k] - box_targets[4 * i + k],
-                                                   beta) * sb
-                                  : 0.0f;
+                    labels[i] > 0
+                        ? lg_det_smooth_l1_grad(deltas[4 * i + k] - box_targets[4 * i + k], beta) *
+                              sb
+                        : 0.0f;
     }
     return LG_OK;
 }

@@ -53,24 +53,28 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes, const float *det_scores,
-                          const int *det_labels, int num_det, const float *gt_boxes,
-                          const int *gt_labels, const int *gt_difficult, int num_gt,
-                          lg_error *err) {
-    if (!ev || num_det < 0 || num_gt < 0 || (num_det && (!det_boxes || !det_scores || !det_labels)) ||
+lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes,
+                          const float *det_scores, const int *det_labels, int num_det,
+                          const float *gt_boxes, const int *gt_labels, const int *gt_difficult,
+                          int num_gt, lg_error *err) {
+    if (!ev || num_det < 0 || num_gt < 0 ||
+        (num_det && (!det_boxes || !det_scores || !det_labels)) ||
         (num_gt && (!gt_boxes || !gt_labels)))
         return lg_error_set(err, LG_ERR_ARG, "voc_eval: bad arguments");
     for (int i = 0; i < num_det; i++)
         if (det_labels[i] < 0 || det_labels[i] >= ev->num_classes)
-            return lg_error_set(err, LG_ERR_ARG, "voc_eval: detection label %d of %d classes",
-                                det_labels[i], ev->num_classes);
+            return lg_error_set(err, LG_ERR_ARG,
+                                "voc_eval: detection label %d of %d classes", det_labels[i],
+                                ev->num_classes);
     for (int i = 0; i < num_gt; i++)
         if (gt_labels[i] < 0 || gt_labels[i] >= ev->num_classes)
-            return lg_error_set(err, LG_ERR_ARG, "voc_eval: ground truth label %d of %d classes",
-                                gt_labels[i], ev->num_classes);
+            return lg_error_set(err, LG_ERR_ARG,
+                                "voc_eval: ground truth label %d of %d classes", gt_labels[i],
+                                ev->num_classes);
     if (grow((void **)&ev->dets, &ev->cap_dets, ev->num_dets + (size_t)num_det, sizeof *ev->dets) ||
         grow((void **)&ev->gts, &ev->cap_gts, ev->num_gts + (size_t)num_gt, sizeof *ev->gts))
-        return lg_error_set(err, LG_ERR_NOMEM, "voc_eval: cannot grow to %zu detections",
+        return lg_error_set(err, LG_ERR_NOMEM,
+                            "voc_eval: cannot grow to %zu detections",
                             ev->num_dets + (size_t)num_det);
     int image = ev->num_images++;
     for (int i = 0; i < num_det; i++) {
@@ -152,7 +156,8 @@ lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, flo
         free(taken);
         free(rec);
         free(prec);
-        return lg_error_set(err, LG_ERR_NOMEM, "voc_eval: cannot allocate for %zu detections", nd);
+        return lg_error_set(err, LG_ERR_NOMEM,
+                            "voc_eval: cannot allocate for %zu detections", nd);
     }
     double off = cfg->pixel_offset ? 1.0 : 0.0, sum = 0;
     int classes_with_gt = 0;

@@ -15,8 +15,11 @@
  * -1. Functions never allocate (except the VOC evaluator, an init/free
  * object that grows as images are added); those needing scratch space have a
  * `_workspace` function giving its size in bytes, allocated once by the
- * caller. Bad arguments return LG_ERR_ARG with a message in err (may be
- * NULL). Defaults are torchvision's. Randomness (the samplers) is a pure
+ * caller. As in lgen/kernels.h, the first argument is the compute context
+ * (NULL: run on the calling thread, drop messages); bad arguments return
+ * LG_ERR_ARG with a message in ctx->err; backward functions WRITE (=) their
+ * input gradients. RoIAlign runs on ctx's pool, with results identical for
+ * any thread count. Defaults are torchvision's. Randomness (the samplers) is a pure
  * function of the seed passed in, so runs are reproducible; see
  * lg_detect_seed to mix a spec's seed with the step and image.
  */
@@ -26,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lgen/parallel.h"
 #include "lgen/status.h"
 
 #define LG_DETECT_MAX_LEVELS 8
@@ -60,9 +64,8 @@ int lg_anchors_count(const lg_anchor_level *levels, int num_levels);
  * then row y, column x, then aspect ratio, then size; cell anchors are
  * rounded (half to even) before the shift. anchors_per_level[num_levels]
  * (may be NULL) receives each level's count. */
-lg_status lg_anchors_generate(const lg_anchor_level *levels, int num_levels,
-                              int image_h, int image_w, float *anchors,
-                              int *anchors_per_level, lg_error *err);
+lg_status lg_anchors_generate(lg_ctx *ctx, const lg_anchor_level *levels, int num_levels,
+                              int image_h, int image_w, float *anchors, int *anchors_per_level);
 
 /* ---- box coder, IoU ------------------------------------------------------ */
 
@@ -77,16 +80,16 @@ typedef struct lg_box_coder {
 #define LG_BOX_CODER_ROI ((lg_box_coder){10.0f, 10.0f, 5.0f, 5.0f, LG_BBOX_XFORM_CLIP})
 
 /* deltas[n][4] that take reference boxes ref[n] to target boxes gt[n]. */
-lg_status lg_box_encode(const lg_box_coder *coder, const float *gt, const float *ref,
-                        int n, float *deltas, lg_error *err);
+lg_status lg_box_encode(lg_ctx *ctx, const lg_box_coder *coder, const float *gt, const float *ref,
+                        int n, float *deltas);
 /* out[n][4] = ref[n] moved by deltas[n]; dw, dh clamped at coder->clip. */
-lg_status lg_box_decode(const lg_box_coder *coder, const float *deltas, const float *ref,
-                        int n, float *out, lg_error *err);
+lg_status lg_box_decode(lg_ctx *ctx, const lg_box_coder *coder, const float *deltas,
+                        const float *ref, int n, float *out);
 /* Clamps boxes[n] into [0, image_w] x [0, image_h] in place. */
 void lg_boxes_clip(float *boxes, int n, int image_h, int image_w);
 
 /* iou[na][nb] between boxes a[na] and b[nb] (torchvision box_iou). */
-lg_status lg_box_iou(const float *a, int na, const float *b, int nb, float *iou, lg_error *err);
+lg_status lg_box_iou(lg_ctx *ctx, const float *a, int na, const float *b, int nb, float *iou);
 
 /* ---- matcher and sampler ------------------------------------------------- */
 
@@ -102,8 +105,8 @@ typedef struct lg_matcher {
 } lg_matcher;
 
 size_t lg_match_workspace(int num_gt);
-lg_status lg_match(const lg_matcher *m, const float *iou, int num_gt, int num_pred,
-                   void *workspace, int *matches, lg_error *err);
+lg_status lg_match(lg_ctx *ctx, const lg_matcher *m, const float *iou, int num_gt, int num_pred,
+                   void *workspace, int *matches);
 
 /* BalancedPositiveNegativeSampler. labels[n]: >= 1 positive (a class id),
  * 0 negative, -1 ignored. Keeps at most batch_size_per_image *
@@ -116,8 +119,8 @@ typedef struct lg_sampler {
 } lg_sampler;
 
 size_t lg_sample_workspace(int n);
-lg_status lg_sample_balanced(const lg_sampler *s, int *labels, int n, uint64_t seed,
-                             void *workspace, int *num_pos, int *num_neg, lg_error *err);
+lg_status lg_sample_balanced(lg_ctx *ctx, const lg_sampler *s, int *labels, int n, uint64_t seed,
+                             void *workspace, int *num_pos, int *num_neg);
 
 /* ---- NMS ------------------------------------------------------------------ */
 
@@ -126,11 +129,10 @@ lg_status lg_sample_balanced(const lg_sampler *s, int *labels, int n, uint64_t s
  * iou_thresh. lg_batched_nms only compares boxes with the same idxs[i]
  * (class or level), and merges the results by decreasing score. */
 size_t lg_nms_workspace(int n);
-lg_status lg_nms(const float *boxes, const float *scores, int n, float iou_thresh,
-                 void *workspace, int *keep, int *num_keep, lg_error *err);
-lg_status lg_batched_nms(const float *boxes, const float *scores, const int *idxs, int n,
-                         float iou_thresh, void *workspace, int *keep, int *num_keep,
-                         lg_error *err);
+lg_status lg_nms(lg_ctx *ctx, const float *boxes, const float *scores, int n, float iou_thresh,
+                 void *workspace, int *keep, int *num_keep);
+lg_status lg_batched_nms(lg_ctx *ctx, const float *boxes, const float *scores, const int *idxs,
+                         int n, float iou_thresh, void *workspace, int *keep, int *num_keep);
 
 /* ---- RPN ------------------------------------------------------------------ */
 
@@ -138,10 +140,10 @@ lg_status lg_batched_nms(const float *boxes, const float *scores, const int *idx
  * 4 (deltas), into anchor order rows out[N][total][D] starting at row
  * `offset` (torchvision's permute_and_flatten). Backward is the inverse
  * permutation, written (not accumulated) into grad_x. */
-void lg_rpn_permute_forward(const float *x, int N, int A, int D, int H, int W,
-                            float *out, int total, int offset);
-void lg_rpn_permute_backward(const float *grad_out, int N, int A, int D, int H, int W,
-                             int total, int offset, float *grad_x);
+void lg_rpn_permute_forward(const float *x, int N, int A, int D, int H, int W, float *out,
+                            int total, int offset);
+void lg_rpn_permute_backward(const float *grad_out, int N, int A, int D, int H, int W, int total,
+                             int offset, float *grad_x);
 
 /* Proposal filtering for one image (torchvision RegionProposalNetwork
  * filter_proposals): per level the pre_nms_top_n highest logits, decoded on
@@ -150,20 +152,19 @@ void lg_rpn_permute_backward(const float *grad_out, int N, int A, int D, int H, 
  * level, then the post_nms_top_n best by score. boxes[post_nms_top_n][4]
  * and scores[post_nms_top_n] (probabilities) by decreasing score. */
 typedef struct lg_proposal_config {
-    int pre_nms_top_n;   /* 2000 training, 1000 testing */
-    int post_nms_top_n;  /* 2000 training, 1000 testing */
-    float nms_thresh;    /* 0.7 */
-    float min_size;      /* 1e-3 */
-    float score_thresh;  /* 0.0 */
+    int pre_nms_top_n;  /* 2000 training, 1000 testing */
+    int post_nms_top_n; /* 2000 training, 1000 testing */
+    float nms_thresh;   /* 0.7 */
+    float min_size;     /* 1e-3 */
+    float score_thresh; /* 0.0 */
 } lg_proposal_config;
 
 size_t lg_proposals_workspace(const lg_proposal_config *cfg, const int *anchors_per_level,
                               int num_levels);
-lg_status lg_proposals(const lg_proposal_config *cfg, const float *objectness,
-                       const float *deltas, const float *anchors,
-                       const int *anchors_per_level, int num_levels, int image_h,
-                       int image_w, void *workspace, float *boxes, float *scores,
-                       int *count, lg_error *err);
+lg_status lg_proposals(lg_ctx *ctx, const lg_proposal_config *cfg, const float *objectness,
+                       const float *deltas, const float *anchors, const int *anchors_per_level,
+                       int num_levels, int image_h, int image_w, void *workspace, float *boxes,
+                       float *scores, int *count);
 
 /* RPN training targets for one image: match anchors[A] to gt_boxes[num_gt]
  * (fg_iou 0.7, bg_iou 0.3, low-quality matches allowed), sample, encode.
@@ -177,23 +178,24 @@ typedef struct lg_rpn_config {
 } lg_rpn_config;
 
 size_t lg_rpn_targets_workspace(int num_anchors, int max_gt);
-lg_status lg_rpn_targets(const lg_rpn_config *cfg, const float *anchors, int num_anchors,
-                         const float *gt_boxes, int num_gt, uint64_t seed, void *workspace,
-                         int *labels, float *box_targets, lg_error *err);
+lg_status lg_rpn_targets(lg_ctx *ctx, const lg_rpn_config *cfg, const float *anchors,
+                         int num_anchors, const float *gt_boxes, int num_gt, uint64_t seed,
+                         void *workspace, int *labels, float *box_targets);
 
 /* RPN loss over a batch of N images with A anchors each (torchvision
  * RegionProposalNetwork.compute_loss): objectness BCE-with-logits averaged
  * over the sampled anchors (labels >= 0) of all images, and smooth L1 (beta,
  * 1/9) summed over positives (labels == 1) divided by the number sampled.
  * Backward writes grad_objectness[N][A] = dloss_objectness * d/dobjectness
- * and grad_deltas[N][A][4] = dloss_box * d/ddeltas (either may be NULL). */
-lg_status lg_rpn_loss_forward(const float *objectness, const float *deltas, const int *labels,
-                              const float *box_targets, int N, int A, float beta,
-                              float *loss_objectness, float *loss_box, lg_error *err);
-lg_status lg_rpn_loss_backward(const float *objectness, const float *deltas, const int *labels,
-                               const float *box_targets, int N, int A, float beta,
-                               float dloss_objectness, float dloss_box,
-                               float *grad_objectness, float *grad_deltas, lg_error *err);
+ * and grad_deltas[N][A][4] = dloss_box * d/ddeltas (either may be NULL).
+ * With no anchor sampled both losses are 0 (torchvision would give NaN). */
+lg_status lg_rpn_loss_forward(lg_ctx *ctx, const float *objectness, const float *deltas,
+                              const int *labels, const float *box_targets, int N, int A, float beta,
+                              float *loss_objectness, float *loss_box);
+lg_status lg_rpn_loss_backward(lg_ctx *ctx, const float *objectness, const float *deltas,
+                               const int *labels, const float *box_targets, int N, int A,
+                               float beta, float dloss_objectness, float dloss_box,
+                               float *grad_objectness, float *grad_deltas);
 
 /* ---- RoI heads -------------------------------------------------------------- */
 
@@ -212,16 +214,16 @@ typedef struct lg_roi_sample_config {
 } lg_roi_sample_config;
 
 size_t lg_roi_sample_workspace(int num_proposals, int max_gt);
-lg_status lg_roi_sample(const lg_roi_sample_config *cfg, const float *proposals,
-                        int num_proposals, const float *gt_boxes, const int *gt_labels,
-                        int num_gt, uint64_t seed, void *workspace, float *rois, int *labels,
-                        float *box_targets, int *count, lg_error *err);
+lg_status lg_roi_sample(lg_ctx *ctx, const lg_roi_sample_config *cfg, const float *proposals,
+                        int num_proposals, const float *gt_boxes, const int *gt_labels, int num_gt,
+                        uint64_t seed, void *workspace, float *rois, int *labels,
+                        float *box_targets, int *count);
 
 /* RoIAlign (torchvision.ops.roi_align) of rois[K][5] = (batch index, x1,
  * y1, x2, y2) on input[N][C][H][W] into output[K][C][pooled_h][pooled_w].
  * sampling_ratio <= 0 is adaptive (ceil(roi size / pooled size)). A RoI
  * whose batch index is negative is padding: zero output, no gradient.
- * Backward ACCUMULATES into grad_input (zero it first). */
+ * Backward writes grad_input (all of it: zero where no RoI samples). */
 typedef struct lg_roi_align_config {
     int pooled_h, pooled_w; /* 7, 7 */
     float spatial_scale;    /* 1 / feature stride */
@@ -229,12 +231,11 @@ typedef struct lg_roi_align_config {
     int aligned;            /* 0: torchvision's default, 1: half-pixel offset */
 } lg_roi_align_config;
 
-lg_status lg_roi_align_forward(const lg_roi_align_config *cfg, const float *input, int N, int C,
-                               int H, int W, const float *rois, int K, float *output,
-                               lg_error *err);
-lg_status lg_roi_align_backward(const lg_roi_align_config *cfg, const float *grad_output,
-                                int N, int C, int H, int W, const float *rois, int K,
-                                float *grad_input, lg_error *err);
+lg_status lg_roi_align_forward(lg_ctx *ctx, const lg_roi_align_config *cfg, const float *input,
+                               int N, int C, int H, int W, const float *rois, int K, float *output);
+lg_status lg_roi_align_backward(lg_ctx *ctx, const lg_roi_align_config *cfg,
+                                const float *grad_output, int N, int C, int H, int W,
+                                const float *rois, int K, float *grad_input);
 
 /* MultiScaleRoIAlign over FPN levels: each RoI is pooled from the level
  * torchvision's LevelMapper picks, floor(4 + log2(sqrt(area) / 224) + 1e-6)
@@ -251,17 +252,18 @@ typedef struct lg_multiscale_roi_align {
 } lg_multiscale_roi_align;
 
 /* levels[K] (0-based into scales) for rois[K][5]. */
-lg_status lg_roi_levels(const lg_multiscale_roi_align *cfg, const float *rois, int K,
-                        int *levels, lg_error *err);
-/* features[l] is (N, C, heights[l], widths[l]); grads likewise, accumulated. */
-lg_status lg_multiscale_roi_align_forward(const lg_multiscale_roi_align *cfg,
+lg_status lg_roi_levels(lg_ctx *ctx, const lg_multiscale_roi_align *cfg, const float *rois, int K,
+                        int *levels);
+/* features[l] is (N, C, heights[l], widths[l]); grad_features likewise,
+ * written (every level, zero where no RoI samples). */
+lg_status lg_multiscale_roi_align_forward(lg_ctx *ctx, const lg_multiscale_roi_align *cfg,
                                           const float *const *features, const int *heights,
-                                          const int *widths, int N, int C, const float *rois,
-                                          int K, float *output, lg_error *err);
-lg_status lg_multiscale_roi_align_backward(const lg_multiscale_roi_align *cfg,
+                                          const int *widths, int N, int C, const float *rois, int K,
+                                          float *output);
+lg_status lg_multiscale_roi_align_backward(lg_ctx *ctx, const lg_multiscale_roi_align *cfg,
                                            const float *grad_output, const int *heights,
                                            const int *widths, int N, int C, const float *rois,
-                                           int K, float *const *grad_features, lg_error *err);
+                                           int K, float *const *grad_features);
 
 /* Fast R-CNN loss (torchvision fastrcnn_loss) over R rows:
  * class_logits[R][K], box_regression[R][K*4], labels[R] (-1 rows are
@@ -269,14 +271,15 @@ lg_status lg_multiscale_roi_align_backward(const lg_multiscale_roi_align *cfg,
  * cross entropy averaged over the non-padding rows; loss_box_reg is smooth
  * L1 (beta) of the labelled class's deltas over foreground rows, summed and
  * divided by the non-padding count. Backward as for the RPN loss. */
-lg_status lg_fastrcnn_loss_forward(const float *class_logits, const float *box_regression,
-                                   const int *labels, const float *box_targets, int R, int K,
-                                   float beta, float *loss_classifier, float *loss_box_reg,
-                                   lg_error *err);
-lg_status lg_fastrcnn_loss_backward(const float *class_logits, const float *box_regression,
-                                    const int *labels, const float *box_targets, int R, int K,
-                                    float beta, float dloss_classifier, float dloss_box_reg,
-                                    float *grad_logits, float *grad_box, lg_error *err);
+lg_status lg_fastrcnn_loss_forward(lg_ctx *ctx, const float *class_logits,
+                                   const float *box_regression, const int *labels,
+                                   const float *box_targets, int R, int K, float beta,
+                                   float *loss_classifier, float *loss_box_reg);
+lg_status lg_fastrcnn_loss_backward(lg_ctx *ctx, const float *class_logits,
+                                    const float *box_regression, const int *labels,
+                                    const float *box_targets, int R, int K, float beta,
+                                    float dloss_classifier, float dloss_box_reg, float *grad_logits,
+                                    float *grad_box);
 
 /* Post-processing for one image (torchvision RoIHeads.postprocess_detections):
  * softmax, decode every class's box on rois[R] (RoI coder), clip, drop the
@@ -292,10 +295,10 @@ typedef struct lg_detect_config {
 } lg_detect_config;
 
 size_t lg_detections_workspace(int R, int K);
-lg_status lg_detections(const lg_detect_config *cfg, const float *class_logits,
-                        const float *box_regression, const float *rois, int R, int K,
-                        int image_h, int image_w, void *workspace, float *boxes, float *scores,
-                        int *labels, int *count, lg_error *err);
+lg_status lg_detections(lg_ctx *ctx, const lg_detect_config *cfg, const float *class_logits,
+                        const float *box_regression, const float *rois, int R, int K, int image_h,
+                        int image_w, void *workspace, float *boxes, float *scores, int *labels,
+                        int *count);
 
 /* ---- VOC evaluation -------------------------------------------------------- */
 
@@ -340,10 +343,10 @@ lg_status lg_voc_eval_init(lg_voc_eval *ev, int num_classes, lg_error *err);
 /* Adds one image: det_boxes[num_det][4], det_scores, det_labels; gt_boxes
  * [num_gt][4], gt_labels, gt_difficult (may be NULL: none difficult).
  * Labels outside [0, num_classes) are an error. */
-lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes, const float *det_scores,
-                          const int *det_labels, int num_det, const float *gt_boxes,
-                          const int *gt_labels, const int *gt_difficult, int num_gt,
-                          lg_error *err);
+lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes,
+                          const float *det_scores, const int *det_labels, int num_det,
+                          const float *gt_boxes, const int *gt_labels, const int *gt_difficult,
+                          int num_gt, lg_error *err);
 /* ap[num_classes]: each class's AP, NAN for a class without (non-difficult)
  * ground truth; *map: the mean over the other classes (NAN if none). */
 lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap,
