@@ -1,0 +1,105 @@
+/* internal.h — what the files of runtime/trainer/ share (not installed).
+ *
+ * flags.c turns argv, the spec's trainer defaults and --config JSON into an
+ * lg_tconfig; main.c (lg_main) checks it and calls loop.c, which runs the
+ * subcommand with the callbacks (callbacks.c), the CSV/YAML logger
+ * (logger.c), checkpoints (lgen/checkpoint.h, checkpoint.c) and the progress
+ * bar (progress.c). Tests include this header to reach the pieces.
+ */
+#ifndef LG_TRAINER_INTERNAL_H
+#define LG_TRAINER_INTERNAL_H
+
+#include <stdio.h>
+
+#include "lgen/trainer.h"
+
+typedef enum { LG_CMD_FIT, LG_CMD_VALIDATE, LG_CMD_TEST, LG_CMD_PREDICT, LG_CMD_COUNT } lg_cmd;
+
+/* A batch limit as Lightning takes it: an int counts batches, a float in
+ * [0, 1] is a fraction of the loader. */
+typedef struct lg_limit {
+    int is_frac;
+    double frac;
+    int64_t n;
+} lg_limit;
+
+/* Every trainer option after defaults, spec, --config and argv. */
+typedef struct lg_tconfig {
+    lg_cmd cmd;
+    int64_t max_epochs, min_epochs, max_steps;
+    lg_limit limit_train_batches, limit_val_batches, limit_test_batches,
+        limit_predict_batches, overfit_batches, val_check_interval;
+    int64_t check_val_every_n_epoch; /* 0: None (val_check_interval counts all batches) */
+    int64_t num_sanity_val_steps;
+    int64_t fast_dev_run;
+    int64_t accumulate_grad_batches;
+    double gradient_clip_val;        /* 0: no clipping */
+    char *gradient_clip_algorithm;   /* "norm" | "value" */
+    char *precision;                 /* normalised: "32-true", "16-mixed", ... */
+    char *accelerator;               /* cpu | gpu | auto */
+    char *devices;                   /* "auto" or a count */
+    int deterministic;
+    int64_t seed;
+    int64_t log_every_n_steps;
+    int enable_progress_bar;
+    int enable_checkpointing;
+    int logger;
+    char *default_root_dir;
+    char *ckpt_path;                 /* PATH | URL | last | best | "" */
+    char *data_dir, *mirror;
+    int64_t num_workers, batch_size, num_threads;
+    char *predict_output;            /* file name under the version dir */
+    /* ModelCheckpoint */
+    char *ck_monitor, *ck_mode, *ck_filename;
+    int64_t ck_save_top_k, ck_every_n_epochs, ck_every_n_train_steps;
+    int ck_save_last;
+    /* EarlyStopping */
+    char *es_monitor, *es_mode;
+    int64_t es_patience;
+    double es_min_delta;
+    int es_check_finite;
+    int print_config;
+    char *config_path;
+    /* hparams, in the def's order */
+    int n_hp;
+    lg_value *hp;
+} lg_tconfig;
+
+/* Fills cfg from the runtime defaults, def->defaults, --config and argv
+ * (argv[0] is the program, argv[1] the subcommand). On a usage error returns
+ * LG_ERR_ARG with the message (and a suggestion) in err; --help and
+ * --version are reported through *exit_now (0 = go on) after printing. */
+lg_status lg_tconfig_parse(lg_tconfig *cfg, const lg_model_def *def, int argc, char **argv,
+                           int *exit_now, lg_error *err);
+void lg_tconfig_free(lg_tconfig *cfg);
+/* The effective configuration as a JSON text (caller frees), the same
+ * layout --config reads. */
+char *lg_tconfig_dump(const lg_tconfig *cfg, const lg_model_def *def);
+const char *lg_cmd_name(lg_cmd c);
+/* hparam i's value in flag syntax (for hparams.yaml); buf of size n. */
+void lg_hparam_format(const lg_model_def *def, const lg_tconfig *cfg, int i, char *buf, size_t n);
+/* The closest name to s among names (edit distance), or NULL. */
+const char *lg_suggest(const char *s, const char *const *names, int n);
+
+/* ---- the loop ------------------------------------------------------------ */
+
+/* Runs cfg->cmd. Returns 0 ok, 1 error (message in err), 130/143 on a signal. */
+int lg_run(const lg_model_def *def, lg_tconfig *cfg, lg_error *err);
+
+/* ---- progress ------------------------------------------------------------ */
+
+typedef struct lg_progress {
+    int enabled, tty;
+    double t0, last_draw;
+    const char *desc;
+    int64_t total, done;
+    char extra[512];
+    int64_t v_num;
+} lg_progress;
+
+double lg_now(void);
+void lg_progress_begin(lg_progress *p, const char *desc, int64_t total);
+void lg_progress_update(lg_progress *p, int64_t done, const char *extra, int force);
+void lg_progress_end(lg_progress *p);
+
+#endif

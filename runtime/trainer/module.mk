@@ -1,0 +1,4 @@
+# runtime/trainer: flags, config, the fit/validate/test/predict loops,
+# callbacks, loggers, checkpoints (safetensors), progress bar.
+RUNTIME_SRCS += runtime/trainer/checkpoint.c runtime/trainer/flags.c runtime/trainer/loop.c \
+                runtime/trainer/main.c runtime/trainer/progress.c runtime/trainer/rng.c
