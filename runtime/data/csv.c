@@ -3,8 +3,9 @@
  * The whole file is parsed at open into a float matrix (rows x features) and
  * a label vector; every field is checked (strtof with end pointer, labels
  * whole numbers >= 0, the same column count on each line) and an error names
- * file:line:column. A sample is the feature vector as an F x 1 x 1 "image",
- * so split specs give channels = F, height = width = 1. Blank lines are
+ * file:line:column. A sample is the feature vector as a 1 x 1 x F "image"
+ * (the emitter's layout for a rank-1 shape f32[F]: channels = height = 1,
+ * width = F). Blank lines are
  * skipped; quoted fields are not supported and say so.
  */
 #include "internal.h"
@@ -22,7 +23,7 @@ typedef struct csv_data {
 
 static lg_status csv_get(lg_dataset *ds, int64_t i, lg_sample *s, lg_error *err) {
     csv_data *d = ds->impl;
-    lg_status st = lg_sample_reserve(s, d->features, 1, 1, err);
+    lg_status st = lg_sample_reserve(s, 1, 1, d->features, err);
     if (st)
         return st;
     memcpy(s->img, d->x + (size_t)i * d->features, (size_t)d->features * sizeof(float));

@@ -45,7 +45,8 @@ typedef enum {
     LG_FORMAT_CIFAR100,     /* paths: binary files, coarse + fine label bytes; args.cifar_coarse picks */
     LG_FORMAT_IMAGE_FOLDER, /* paths: {root}; root/<class>/<image>.png|.jpg, classes sorted by name
                              * unless classes[] is given */
-    LG_FORMAT_CSV,          /* paths: {file.csv}; numeric feature columns + one integer label column */
+    LG_FORMAT_CSV,          /* paths: {file.csv}; numeric feature columns + one integer label
+                             * column; a sample is 1 x 1 x F (C x H x W) */
     LG_FORMAT_VOC,          /* paths: {root} (VOCdevkit/VOC2007); set = ImageSets/Main/<set>.txt;
                              * classes[] = object names in label order (required) */
 } lg_data_format;
@@ -133,7 +134,8 @@ typedef struct lg_transform_desc {
 /* One loader of the data module (train, val, test, predict): which samples
  * and what happens to them. A random split takes the samples at positions
  * [round(lo * n), round(hi * n)) of a permutation of the source split drawn
- * from split_seed; lo = 0, hi = 1 with split_seed 0 takes the split as is. */
+ * from split_seed; lo = 0, hi = 1 with split_seed 0 takes the split as is
+ * (lo = hi = 0 means the same). */
 typedef struct lg_split_spec {
     const char *name;                /* "train", "val", "test", "predict" */
     const lg_dataset_desc *dataset;
