@@ -62,6 +62,14 @@ $(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(LIBLGE
 
 check-gpu: cuda $(BUILD)/tests/gpu/gpu_kernels
 	./$(BUILD)/tests/gpu/gpu_kernels
+
+# `make install` also installs the CUDA library (lgen/cuda.h goes with the
+# other headers).
+.PHONY: install-cuda
+install: install-cuda
+install-cuda: $(LIBLGEN_CUDA)
+	install -d $(DESTDIR)$(PREFIX)/lib
+	install -m 644 $(LIBLGEN_CUDA) $(DESTDIR)$(PREFIX)/lib/liblgen_cuda.a
 else
 $(info cuda: skipping liblgen_cuda.a (no nvcc on PATH or in CUDA_HOME=$(CUDA_HOME)))
 cuda:

@@ -24,6 +24,7 @@ fi
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 lib=$BUILD/liblgen_cuda.a
 probe=$BUILD/tests/cuda/lg_cuda_probe
 [ -f "$lib" ] || bad "$lib was not built"
@@ -33,7 +34,7 @@ probe=$BUILD/tests/cuda/lg_cuda_probe
 # device code for both architectures, compiled once into the archive
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && ar x "$OLDPWD/$lib" kernels.o) || bad "no kernels.o in $lib"
+(cd "$tmp" && ar x "$lib" kernels.o) || bad "no kernels.o in $lib"
 objcopy -O binary --only-section=.nv_fatbin "$tmp/kernels.o" "$tmp/fatbin" 2>/dev/null ||
     bad "kernels.o has no .nv_fatbin section"
 for arch in sm_80 sm_90; do
