@@ -9,7 +9,7 @@
  *
  * Finding the runtime: lgen records where it lives. Run from the source tree
  * (build/lgen), the generated Makefile points at <src>/runtime/include and the
- * build directory's liblgen.a; installed (PREFIX/bin/lgen next to
+ * liblgen.a of the build directory lgen was built in; installed (PREFIX/bin/lgen next to
  * PREFIX/share/lgen/templates), at PREFIX/include and PREFIX/lib. So `make -C
  * DIR` works without arguments either way; LGEN_INCLUDE, LGEN_LIBDIR or
  * LGEN_PREFIX on the make command line override it.
@@ -30,6 +30,9 @@
 
 #ifndef LGEN_SRCDIR
 #define LGEN_SRCDIR "."
+#endif
+#ifndef LGEN_BUILDDIR
+#define LGEN_BUILDDIR LGEN_SRCDIR "/build"
 #endif
 
 /* The link line of the runtime, from the top-level Makefile's RUNTIME_LIBS. */
@@ -186,7 +189,7 @@ static void find_paths(char *templates, char *include, char *libdir, size_t size
     } else {
         snprintf(templates, size, "%s/templates", LGEN_SRCDIR);
         snprintf(include, size, "%s/runtime/include", LGEN_SRCDIR);
-        snprintf(libdir, size, "%s", k > 0 ? exe : LGEN_SRCDIR "/build");
+        snprintf(libdir, size, "%s", LGEN_BUILDDIR);
     }
     if (env && *env)
         snprintf(templates, size, "%s", env);
@@ -242,6 +245,9 @@ static int prepare(Ctx *ctx, Module *mod, IrProgram *p) {
     int errors = ir_lower(ctx, mod, p);
     if (errors)
         return errors;
+    for (int i = 0; i < IR_STEP_COUNT; i++)
+        if (p->graphs[i].present)
+            plan_rewrite(&p->graphs[i]);
     errors = ad_backward(p, ctx->err);
     ctx->nerrors += errors;
     if (errors)

@@ -246,8 +246,13 @@ const char *ir_kind_name(IrKind k) {
         [IR_COPY - IR_KIND_BASE] = "copy",
         [IR_SEED - IR_KIND_BASE] = "seed",
     };
+    /* from ops.def directly: lgen does not link the runtime's lg_op_name */
+    static const char *ops[] = {
+#define OP(ID, name, kind, min_in, max_in, grad, doc) [LG_OP_##ID] = name,
+#include "lgen/ops.def"
+    };
     if (k >= 0 && k < LG_OP_COUNT)
-        return lg_op_name((lg_op_id)k);
+        return ops[k];
     if (k > IR_KIND_BASE && k < IR_KIND_END && extra[k - IR_KIND_BASE])
         return extra[k - IR_KIND_BASE];
     return "?";
@@ -475,7 +480,7 @@ static const char *value_name(const GNode *n, const GValue *v, int k) {
         return k ? ir_fmt("%s_%d", n->layer, k) : n->layer;
     if (v->name)
         return v->name;
-    return ir_fmt("%s%d", lg_op_name(n->op), v->id);
+    return ir_fmt("%s%d", ir_kind_name((IrKind)n->op), v->id);
 }
 
 static void lower_attrs(const GNode *n, IrAttrs *a) {

@@ -59,10 +59,19 @@ static void fuse(IrGraph *g) {
         IrOp *prod = x->def;
         if (!prod || prod->dead || prod->fused_relu || prod->out[0] != x || !is_arena(x))
             continue;
-        if (prod->kind != LG_OP_LINEAR && prod->kind != LG_OP_CONV2D && prod->kind != LG_OP_BATCH_NORM)
-            continue;
         if (count_uses(g, x) != 1)
             continue;
+        if (prod->kind != LG_OP_LINEAR && prod->kind != LG_OP_CONV2D && prod->kind != LG_OP_BATCH_NORM) {
+            /* any other producer: the relu overwrites its input in place */
+            IrValue *y = op->out[0];
+            if (is_arena(y) && y->batched == x->batched) {
+                y->storage = IR_ST_VIEW;
+                y->base = x;
+                op->in_place = 1;
+                g->ninplace++;
+            }
+            continue;
+        }
         prod->fused_relu = 1;
         op->out[0]->name = x->name; /* the layer's name: "conv1", not "relu2" */
         if (op->out[0]->grad)
@@ -173,6 +182,47 @@ static void release(Block *live, int *nlive, size_t off) {
             (*nlive)--;
             return;
         }
+}
+
+/* relu then max_pool2d computes the same as max_pool2d then relu (relu is
+ * monotone, so it commutes with max), and the gradients agree: where the
+ * window's maximum is negative both give zero. Pooling first runs the relu
+ * on a tensor kh * kw times smaller. Rewrites forward ops only, before
+ * autodiff, when the relu's output has no other reader. */
+void plan_rewrite(IrGraph *g) {
+    for (int i = 0; i + 1 < g->nops; i++) {
+        IrOp *r = g->ops[i];
+        if (r->dead || r->kind != LG_OP_RELU || r->backward)
+            continue;
+        IrValue *x = r->in[0], *rv = r->out[0];
+        if (!is_arena(rv) || count_uses(g, rv) != 1)
+            continue;
+        int j = i + 1;
+        while (j < g->nops && !(g->ops[j]->nin && g->ops[j]->in[0] == rv))
+            j++;
+        if (j == g->nops)
+            continue;
+        IrOp *pool = g->ops[j];
+        if (pool->kind != LG_OP_MAX_POOL2D || pool->a.ph || pool->a.pw || !is_arena(pool->out[0]))
+            continue;
+        IrValue *y = pool->out[0];
+        IrValue *pre = ir_value(g, ir_fmt("%s_pre", y->name), IR_F32, y->batched, y->ndim, y->dim);
+        pre->requires_grad = x->requires_grad;
+        pre->def = pool;
+        pool->in[0] = x;
+        pool->out[0] = pre;
+        r->in[0] = pre;
+        r->out[0] = y;
+        y->def = r;
+        rv->def = NULL;
+        r->file = pool->file;
+        r->line = pool->line;
+        /* move the relu to just after the pool */
+        memmove(&g->ops[i], &g->ops[i + 1], (size_t)(j - i) * sizeof *g->ops);
+        g->ops[j] = r;
+        for (int k = i; k <= j; k++)
+            g->ops[k]->index = k;
+    }
 }
 
 void plan_graph(IrGraph *g) {

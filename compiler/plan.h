@@ -19,6 +19,11 @@
 
 #include "ir.h"
 
+/* Algebraic rewrites of a forward graph, before autodiff: relu followed by
+ * max_pool2d becomes max_pool2d followed by relu (the same values and
+ * gradients, on a smaller tensor). */
+void plan_rewrite(IrGraph *g);
+
 /* Plans one graph (fusion, in-place, offsets). */
 void plan_graph(IrGraph *g);
 /* Plans every present graph of p. */

@@ -391,7 +391,9 @@ START_TEST(test_emit_lenet) {
     ck_assert_ptr_nonnull(strstr(c, "opt->batch_size = (int)(double)hp[LENET_HP_BATCH_SIZE].i;"));
     ck_assert_ptr_nonnull(strstr(c, "{\"max_epochs\", \"2\"}"));
     /* kernel calls with spec lines and shapes; backward generated */
-    ck_assert_ptr_nonnull(strstr(c, "// conv1 = conv2d(image) |> relu (lenet.lmod:13) -> (B, 6, 28, 28)"));
+    ck_assert_ptr_nonnull(strstr(c, "// conv1 = conv2d(image) (lenet.lmod:13) -> (B, 6, 28, 28)"));
+    /* relu moved after the pool, in place on its output */
+    ck_assert_ptr_nonnull(strstr(c, "// max_pool2d3 = relu(max_pool2d3_pre) (lenet.lmod:13) -> (B, 6, 14, 14)"));
     ck_assert_ptr_nonnull(strstr(c, "lg_conv2d_backward(ctx, &conv1_dims, n, b->image"));
     ck_assert_ptr_nonnull(strstr(c, "lg_cross_entropy_backward"));
     ck_assert_ptr_nonnull(strstr(c, "{\"val_acc\", LG_LOG_EPOCH},"));

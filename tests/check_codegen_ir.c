@@ -167,6 +167,36 @@ START_TEST(test_lenet_plan) {
 }
 END_TEST
 
+/* relu before max_pool2d is moved after it (4x fewer elements), runs in
+ * place on the pool's output; the linear layers' relus stay fused. */
+START_TEST(test_relu_pool_swap) {
+    IrProgram p;
+    build_lenet(&p);
+    IrGraph *g = &p.graphs[IR_STEP_TRAIN];
+    plan_rewrite(g);
+    for (int i = 0; i < g->nops; i++)
+        if (g->ops[i]->kind == LG_OP_RELU && g->ops[i]->in[0]->def->kind == LG_OP_CONV2D)
+            ck_abort_msg("relu still reads a conv output");
+    int after_pool = 0;
+    for (int i = 0; i + 1 < g->nops; i++)
+        if (g->ops[i]->kind == LG_OP_MAX_POOL2D && g->ops[i + 1]->kind == LG_OP_RELU &&
+            g->ops[i + 1]->in[0] == g->ops[i]->out[0])
+            after_pool++;
+    ck_assert_int_eq(after_pool, 2);
+    for (int i = 0; i < g->nops; i++)
+        ck_assert_int_eq(g->ops[i]->index, i);
+    ck_assert_int_eq(ad_backward(&p, stderr), 0);
+    plan_graph(g);
+    ck_assert_int_eq(g->nfused, 2);
+    int relu_in_place = 0;
+    for (int i = 0; i < g->nops; i++)
+        relu_in_place += g->ops[i]->kind == LG_OP_RELU && g->ops[i]->in_place;
+    ck_assert_int_eq(relu_in_place, 2);
+    assert_no_overlap(g);
+    ir_program_free(&p);
+}
+END_TEST
+
 /* y = relu(x) used twice (two heads added): the gradient of the shared value
  * is the sum of the two, and metrics get no gradient. */
 START_TEST(test_fan_out_sum) {
@@ -221,6 +251,7 @@ int main(void) {
     tcase_add_test(tc, test_lenet_backward);
     tcase_add_test(tc, test_lenet_plan);
     tcase_add_test(tc, test_fan_out_sum);
+    tcase_add_test(tc, test_relu_pool_swap);
     tcase_add_test(tc, test_no_rule_is_an_error);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
