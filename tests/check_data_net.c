@@ -301,6 +301,126 @@ START_TEST(test_one_process_downloads) {
 }
 END_TEST
 
+
+/* The detection data path end to end: tools/vocgen's tar served over HTTP
+ * (interrupted once and resumed), verified, extracted, parsed, decoded,
+ * letterboxed with the boxes, batched the same for 0 and 2 workers. */
+static const char *const vg_classes[] = {"circle", "square", "triangle", "diamond", "cross"};
+static const char *const vg_paths[] = {"VOCdevkit/VOC2007"};
+static const lg_split_desc vg_splits[] = {{"train", vg_paths, 1, "trainval"}};
+
+static void load_all(lg_dataset *ds, const lg_split_spec *sp, int workers, float *img,
+                     float *boxes, int32_t *counts, int32_t *labels) {
+    lg_loader_options opt = {.batch_size = 3, .num_workers = workers, .shuffle = 1};
+    lg_loader l;
+    lg_error err = {0};
+    ck_assert_msg(lg_loader_init(&l, sp, ds, &opt, 9, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(lg_loader_start(&l, 1, 0, &err), LG_OK);
+    const lg_batch *b;
+    int row = 0;
+    size_t per = (size_t)sp->channels * sp->height * sp->width, B = (size_t)sp->max_boxes;
+    while (lg_loader_next(&l, &b, &err) == LG_OK && b) {
+        memcpy(img + row * per, b->image, (size_t)b->n * per * sizeof(float));
+        memcpy(boxes + row * B * 4, b->boxes, (size_t)b->n * B * 4 * sizeof(float));
+        memcpy(labels + row * B, b->box_label, (size_t)b->n * B * sizeof(int32_t));
+        memcpy(counts + row, b->box_count, (size_t)b->n * sizeof(int32_t));
+        row += b->n;
+    }
+    ck_assert_msg(err.code == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(row, (int)l.n_samples);
+    lg_loader_free(&l);
+}
+
+START_TEST(test_vocgen_over_http_end_to_end) {
+    if (access("build/vocgen", X_OK) != 0) {
+        printf("SKIP: build/vocgen missing (make build/vocgen)\n");
+        return;
+    }
+    start_server();
+    char tar[1024], cmd[2048], sha[65] = "";
+    tpath(tar, sizeof tar, "www/voc.tar");
+    snprintf(cmd, sizeof cmd, "build/vocgen --seed 3 --images 8 --size 96 --out '%s'", tar);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(fscanf(p, "%64s", sha), 1);
+    ck_assert_int_eq(pclose(p), 0);
+    char m[256];
+    mirror(m, sizeof m, "cut");
+    const char *mirrors[] = {m};
+    lg_file_desc files[] = {{"voc.tar", sha, 1}};
+    lg_dataset_desc d = {.name = "vocgen", .mirrors = mirrors, .n_mirrors = 1, .files = files,
+                         .n_files = 1, .format = LG_FORMAT_VOC, .classes = vg_classes,
+                         .n_classes = 5, .splits = vg_splits, .n_splits = 1};
+    lg_data_config cfg = config();
+    lg_error err = {0};
+    ck_assert_msg(lg_data_prepare(&d, &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(count_requests("GET /cut/voc.tar", "bytes="), 1);
+    ck_assert(exists("cache/vocgen/.voc.tar.extracted"));
+    ck_assert(exists("cache/vocgen/VOCdevkit/VOC2007/Annotations/000001.xml"));
+    lg_dataset *ds;
+    ck_assert_msg(lg_dataset_open(&ds, &d, "train", &cfg, &err) == LG_OK, "%s", err.msg);
+    int64_t n = lg_dataset_size(ds);
+    ck_assert_int_gt(n, 2);
+    /* Raw boxes (no transforms) vs letterboxed 96 -> 64: scale 2/3, no padding. */
+    static const lg_transform_desc none[] = {{.kind = LG_TF_TO_TENSOR}};
+    static const lg_transform_desc lb[] = {{.kind = LG_TF_LETTERBOX, .i = {64, 64}},
+                                           {.kind = LG_TF_NORMALIZE, .f = {0.5f, 0, 0, 0.5f}}};
+    lg_split_spec raw = {.name = "train", .dataset = &d, .source = "train", .transforms = none,
+                         .n_transforms = 1, .channels = 3, .height = 96, .width = 96,
+                         .max_boxes = 6};
+    lg_split_spec sp = raw;
+    sp.transforms = lb;
+    sp.n_transforms = 2;
+    sp.height = sp.width = 64;
+    size_t per = 3 * 64 * 64;
+    float *img0 = calloc((size_t)n * per, sizeof(float)), *img2 = calloc((size_t)n * per, sizeof(float));
+    float *rimg = calloc((size_t)n * 3 * 96 * 96, sizeof(float));
+    float *bx0 = calloc((size_t)n * 24, sizeof(float)), *bx2 = calloc((size_t)n * 24, sizeof(float));
+    float *rbx = calloc((size_t)n * 24, sizeof(float));
+    int32_t c0[64], c2[64], rc[64], l0[64 * 6], l2[64 * 6], rl[64 * 6];
+    ck_assert_int_le(n, 64);
+    load_all(ds, &raw, 0, rimg, rbx, rc, rl);
+    load_all(ds, &sp, 0, img0, bx0, c0, l0);
+    load_all(ds, &sp, 2, img2, bx2, c2, l2);
+    ck_assert_mem_eq(img0, img2, (size_t)n * per * sizeof(float));
+    ck_assert_mem_eq(bx0, bx2, (size_t)n * 24 * sizeof(float));
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(c0[i], rc[i]);
+        ck_assert_int_ge(rc[i], 1);
+        total += rc[i];
+        for (int k = 0; k < rc[i]; k++) {
+            ck_assert_int_eq(l0[i * 6 + k], rl[i * 6 + k]);
+            ck_assert(rl[i * 6 + k] >= 0 && rl[i * 6 + k] < 5);
+            for (int q = 0; q < 4; q++) {
+                float r = rbx[(i * 6 + k) * 4 + q];
+                ck_assert(r >= 0 && r <= 96);
+                ck_assert_float_eq_tol(bx0[(i * 6 + k) * 4 + q], r * 2 / 3.0f, 1e-4);
+            }
+        }
+    }
+    ck_assert_int_gt(total, (int)n);
+    free(img0); free(img2); free(rimg); free(bx0); free(bx2); free(rbx);
+    lg_dataset_close(ds);
+    /* A half-done extraction (no marker, a damaged file) is redone. */
+    char ann[1024], marker[1024];
+    tpath(ann, sizeof ann, "cache/vocgen/VOCdevkit/VOC2007/Annotations/000001.xml");
+    tpath(marker, sizeof marker, "cache/vocgen/.voc.tar.extracted");
+    FILE *f = fopen(ann, "w");
+    fputs("<annotation><obj", f);
+    fclose(f);
+    unlink(marker);
+    kill(server, SIGTERM); /* and offline: the verified tar is in the cache */
+    waitpid(server, NULL, 0);
+    server = -1;
+    ck_assert_msg(lg_data_prepare(&d, &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert(exists("cache/vocgen/.voc.tar.extracted"));
+    ck_assert_msg(lg_dataset_open(&ds, &d, "train", &cfg, &err) == LG_OK, "%s", err.msg);
+    lg_dataset_close(ds);
+    stop_server();
+}
+END_TEST
+
 static Suite *net_suite(void) {
     Suite *s = suite_create("data_net");
     TCase *tc = tcase_create("http");
@@ -311,6 +431,7 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_http_mirrors_in_order);
     tcase_add_test(tc, test_http_stall_timeout);
     tcase_add_test(tc, test_one_process_downloads);
+    tcase_add_test(tc, test_vocgen_over_http_end_to_end);
     suite_add_tcase(s, tc);
     return s;
 }
