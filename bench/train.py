@@ -62,7 +62,7 @@ def lgen_side(args, name, work):
     exe = os.path.join(gen, name)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
     common = ["--limit_val_batches", "0", "--num_sanity_val_steps", "0", "--enable_progress_bar", "false",
-              "--default_root_dir", work, "--threads", str(args.threads)]
+              "--default_root_dir", work, "--num_threads", str(args.threads)]
     def fit(steps):
         return run_rss([exe, "fit", "--max_steps", str(steps)] + common, env=env, cwd=work)
     fit(1)  # warm the data cache (first run copies and verifies the files)
@@ -87,7 +87,7 @@ def torch_side(args, name, work):
             if ob:
                 env["OPENBLAS_NUM_THREADS"] = ob
             cmd = [sys.executable, os.path.join(HERE, "train_torch.py"), "--model", name,
-                   "--steps", str(args.torch_steps), "--threads", str(args.threads)]
+                   "--steps", str(args.torch_steps), "--num_threads", str(args.threads)]
             wall, rss, out, start = run_rss(cmd, env=env, cwd=work)
             r = json.loads(out.strip().splitlines()[-1])
             r["first_step_s"] = r["first_step_end"] - start

@@ -44,9 +44,21 @@ static void out_str(Emit *E, const char *s) {
     fputc('"', E->f);
 }
 
+/* The shortest %g form that reads back as exactly v (0.05, not
+ * 0.050000000000000003). */
+static const char *short_g(double v) {
+    char buf[64];
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return ir_strdup(buf);
+}
+
 static const char *num_str(double v) {
     char buf[64];
-    snprintf(buf, sizeof buf, "%.17g", v);
+    snprintf(buf, sizeof buf, "%s", short_g(v));
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
     return ir_strdup(buf);
@@ -184,18 +196,15 @@ static const char *expr_setting(const Expr *e) {
         return ir_fmt("%lld", (long long)cv->i);
     case TY_BOOL:
         return cv->i ? "true" : "false";
-    case TY_FLOAT: {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%.17g", cv->f);
-        return ir_strdup(buf);
-    }
+    case TY_FLOAT:
+        return short_g(cv->f);
     default:
         break;
     }
     if (e->kind == EX_INT)
         return ir_fmt("%lld", (long long)e->ival);
     if (e->kind == EX_FLOAT)
-        return ir_fmt("%.17g", e->fval);
+        return short_g(e->fval);
     if (e->kind == EX_BOOL)
         return e->ival ? "true" : "false";
     return "";
@@ -209,11 +218,8 @@ static const char *cvalue_flag(const CValue *cv) {
         return ir_fmt("%lld", (long long)cv->i);
     case TY_BOOL:
         return cv->i ? "true" : "false";
-    case TY_FLOAT: {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%.17g", cv->f);
-        return ir_strdup(buf);
-    }
+    case TY_FLOAT:
+        return short_g(cv->f);
     case TY_STRING:
     case TY_ENUM:
         return cv->s;
@@ -611,7 +617,7 @@ static int emit_data(Emit *E) {
             sp->dataset ? ir_fmt("&%s_dataset", ds_ident(E, sp->dataset)) : "NULL");
         out(E, "    .source = ");
         out_str(E, sp->source ? sp->source->name : sp->name);
-        out(E, ",\n    .lo = %.17g,\n    .hi = %.17g,\n    .split_seed = %lluu,\n", sp->lo, sp->hi,
+        out(E, ",\n    .lo = %s,\n    .hi = %s,\n    .split_seed = %lluu,\n", short_g(sp->lo), short_g(sp->hi),
             (unsigned long long)sp->seed);
         if (sp->ntransforms)
             out(E, "    .transforms = %s_transforms,\n    .n_transforms = %d,\n", id, sp->ntransforms);

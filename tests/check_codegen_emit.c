@@ -386,7 +386,7 @@ START_TEST(test_emit_lenet) {
     ck_assert_ptr_nonnull(strstr(c, "CONV1_WEIGHT = 0, // conv1.weight [6, 1, 5, 5]"));
     ck_assert_ptr_nonnull(strstr(c, "FC3_BIAS = 61696, // fc3.bias [10]"));
     ck_assert_ptr_nonnull(strstr(c, "LENET_N_FLOATS = 61706"));
-    ck_assert_ptr_nonnull(strstr(c, "{\"lr\", LG_HP_FLOAT, \"0.050000000000000003\""));
+    ck_assert_ptr_nonnull(strstr(c, "{\"lr\", LG_HP_FLOAT, \"0.05\""));
     ck_assert_ptr_nonnull(strstr(c, "out->args.arg[out->args.n].num = hp[LENET_HP_LR].f;"));
     ck_assert_ptr_nonnull(strstr(c, "opt->batch_size = (int)(double)hp[LENET_HP_BATCH_SIZE].i;"));
     ck_assert_ptr_nonnull(strstr(c, "{\"max_epochs\", \"2\"}"));
