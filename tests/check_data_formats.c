@@ -818,6 +818,38 @@ START_TEST(test_extract_hostile) {
 }
 END_TEST
 
+
+START_TEST(test_prepare_refuses_hostile_archive) {
+    make_tmp();
+    entry dotdot[] = {{"ok.txt", "fine", NULL, 0}, {"../../evil.txt", "pwned", NULL, 0}};
+    mkdirs("www");
+    write_archive("www/evil.tar.gz", ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP, dotdot, 2);
+    char a[1024], hex[65], url[1100], cache[1024];
+    tpath(a, sizeof a, "www/evil.tar.gz");
+    ck_assert_int_eq(lg_sha256_file(a, hex, NULL), LG_OK);
+    tpath(cache, sizeof cache, "cache");
+    snprintf(url, sizeof url, "file://%s/www", tmpdir);
+    const char *mirrors[] = {url};
+    lg_file_desc files[] = {{"evil.tar.gz", hex, 1}};
+    lg_dataset_desc d = {.name = "evil", .mirrors = mirrors, .n_mirrors = 1, .files = files,
+                         .n_files = 1};
+    lg_data_config cfg = {.data_dir = cache, .quiet = 1};
+    lg_error err = {0};
+    for (int k = 0; k < 2; k++) { /* no marker: refused again, not trusted */
+        ck_assert_int_eq(lg_data_prepare(&d, &cfg, &err), LG_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(err.msg, "'../../evil.txt' would be written outside"));
+        char p[1024];
+        tpath(p, sizeof p, "cache/evil/.evil.tar.gz.extracted");
+        ck_assert(access(p, F_OK) != 0);
+        tpath(p, sizeof p, "evil.txt");
+        ck_assert(access(p, F_OK) != 0);
+        tpath(p, sizeof p, "cache/evil.txt");
+        ck_assert(access(p, F_OK) != 0);
+    }
+    rm_tmp();
+}
+END_TEST
+
 static Suite *formats_suite(void) {
     Suite *s = suite_create("data_formats");
     TCase *tc = tcase_create("formats");
@@ -834,6 +866,7 @@ static Suite *formats_suite(void) {
     tcase_add_test(tc, test_voc_xml_attacks);
     tcase_add_test(tc, test_extract_formats);
     tcase_add_test(tc, test_extract_hostile);
+    tcase_add_test(tc, test_prepare_refuses_hostile_archive);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -34,9 +34,18 @@ static void write_payload(const char *rel, size_t n) {
     fclose(f);
 }
 
-static void start_server(void) {
+/* cert/key: NULL for HTTP, or PEM files for HTTPS. */
+static void start_server_tls(const char *cert, const char *key);
+static void start_server(void) { start_server_tls(NULL, NULL); }
+
+static void make_tmpdir(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lgen_check_net_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void start_server_tls(const char *cert, const char *key) {
+    if (!tmpdir[0])
+        make_tmpdir();
     char root[512], portfile[512];
     tpath(root, sizeof root, "www");
     mkdir(root, 0777);
@@ -49,8 +58,8 @@ static void start_server(void) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(1);
-        execlp("python3", "python3", "tests/data/http_server.py", root, portfile, logpath,
-               (char *)NULL);
+        execlp("python3", "python3", "tests/data/http_server.py", root, portfile, logpath, cert,
+               key, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200; i++) {
@@ -58,7 +67,7 @@ static void start_server(void) {
         int port;
         if (f && fscanf(f, "%d", &port) == 1) {
             fclose(f);
-            snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+            snprintf(base, sizeof base, "%s://127.0.0.1:%d", cert ? "https" : "http", port);
             return;
         }
         if (f)
@@ -79,6 +88,7 @@ static void stop_server(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", tmpdir);
+    tmpdir[0] = '\0';
 }
 
 /* Lines of the request log containing every one of the given strings. */
@@ -421,6 +431,40 @@ START_TEST(test_vocgen_over_http_end_to_end) {
 }
 END_TEST
 
+
+START_TEST(test_https_verifies_certificates) {
+    make_tmpdir();
+    char cert[1024], key[1024], cmd[4096];
+    tpath(cert, sizeof cert, "cert.pem");
+    tpath(key, sizeof key, "key.pem");
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' -days 1 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) {
+        printf("SKIP: no openssl command to make a test certificate\n");
+        stop_server();
+        return;
+    }
+    start_server_tls(cert, key);
+    setup_payload(1000);
+    char m[256];
+    mirror(m, sizeof m, "files");
+    const char *mirrors[] = {m};
+    lg_file_desc files[] = {{"data.bin", payload_hex, 0}};
+    lg_dataset_desc d = {.name = "ds", .mirrors = mirrors, .n_mirrors = 1, .files = files,
+                         .n_files = 1};
+    lg_data_config cfg = config();
+    lg_error err = {0};
+    /* A self-signed certificate is refused (TLS verification is on), once. */
+    ck_assert_int_eq(lg_data_prepare(&d, &cfg, &err), LG_ERR_NET);
+    ck_assert_msg(strstr(err.msg, "certificate") || strstr(err.msg, "SSL"), "%s", err.msg);
+    ck_assert(!exists("cache/ds/data.bin"));
+    ck_assert_int_eq(count_requests("GET /files/data.bin", NULL), 0);
+    stop_server();
+}
+END_TEST
+
 static Suite *net_suite(void) {
     Suite *s = suite_create("data_net");
     TCase *tc = tcase_create("http");
@@ -432,6 +476,7 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_http_stall_timeout);
     tcase_add_test(tc, test_one_process_downloads);
     tcase_add_test(tc, test_vocgen_over_http_end_to_end);
+    tcase_add_test(tc, test_https_verifies_certificates);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A loopback HTTP server for the data pipeline's download tests.
 
-Usage: http_server.py ROOT PORTFILE LOGFILE
+Usage: http_server.py ROOT PORTFILE LOGFILE [CERT KEY]
+
+With CERT and KEY it speaks HTTPS (a self-signed certificate in the tests,
+which a verifying client must refuse).
 
 Binds 127.0.0.1 on a free port, writes the port to PORTFILE and serves files
 under ROOT with Range support. The first path component picks a behaviour:
@@ -86,6 +89,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) > 5:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     tmp = PORTFILE + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))
