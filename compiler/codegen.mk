@@ -7,4 +7,5 @@ LGEN_SRCS += compiler/ir.c compiler/autodiff.c compiler/plan.c compiler/emit.c c
 # lgen records its source tree, so generated Makefiles find the runtime
 # headers and liblgen.a when lgen runs from build/ (see compiler/emit.c).
 $(BUILD)/obj/compiler/emit.o: ALL_CFLAGS += -DLGEN_SRCDIR='"$(CURDIR)"' \
+    -DLGEN_BUILDDIR='"$(abspath $(BUILD))"' \
     -DLGEN_RUNTIME_LIBS='"$(RUNTIME_LIBS)"'

@@ -290,30 +290,35 @@ static Module *lenet_module(void) {
     m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
     m->networks[0] = net;
     m->nnetworks = 1;
-    m->steps = arena_array(&ctx.arena, 3, sizeof *m->steps);
+    m->steps = arena_array(&ctx.arena, 4, sizeof *m->steps);
     m->steps[m->nsteps++] = step(net, STEP_TRAIN, "train", 20);
     m->steps[m->nsteps++] = step(net, STEP_VALIDATE, "validate", 24);
     m->steps[m->nsteps++] = step(net, STEP_PREDICT, "predict", 28);
+    m->steps[m->nsteps++] = step(net, STEP_TEST, "test", 32);
 
     Dataset *d = arena_alloc(&ctx.arena, sizeof *d);
     d->name = "fashion";
     static const char *mirrors[] = {"file:///usr/share/datasets/fashion-mnist/"};
     d->mirrors = mirrors;
     d->nmirrors = 1;
-    d->files = arena_array(&ctx.arena, 2, sizeof *d->files);
+    d->files = arena_array(&ctx.arena, 4, sizeof *d->files);
     d->files[0] = (DataFile){.name = "train-images-idx3-ubyte.gz"};
     d->files[1] = (DataFile){.name = "train-labels-idx1-ubyte.gz"};
-    d->nfiles = 2;
-    d->splits = arena_array(&ctx.arena, 1, sizeof *d->splits);
+    d->files[2] = (DataFile){.name = "t10k-images-idx3-ubyte.gz"};
+    d->files[3] = (DataFile){.name = "t10k-labels-idx1-ubyte.gz"};
+    d->nfiles = 4;
+    d->splits = arena_array(&ctx.arena, 2, sizeof *d->splits);
     static const char *paths[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"};
+    static const char *tpaths[] = {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
     d->splits[0] = (DatasetSplit){.name = "train", .paths = paths, .npaths = 2};
-    d->nsplits = 1;
+    d->splits[1] = (DatasetSplit){.name = "test", .paths = tpaths, .npaths = 2};
+    d->nsplits = 2;
     d->format = FMT_IDX;
     m->datasets = arena_array(&ctx.arena, 1, sizeof *m->datasets);
     m->datasets[0] = d;
     m->ndatasets = 1;
     DataBlock *db = arena_alloc(&ctx.arena, sizeof *db);
-    db->splits = arena_array(&ctx.arena, 2, sizeof *db->splits);
+    db->splits = arena_array(&ctx.arena, 3, sizeof *db->splits);
     Shape img = {.rank = 3, .dim = {1, 28, 28}};
     db->splits[0] = (DataSplit){.name = "train", .dataset = d, .source = &d->splits[0], .lo = 0, .hi = 0.9,
                                 .seed = 42, .image_shape = img};
@@ -321,9 +326,11 @@ static Module *lenet_module(void) {
                                 .seed = 42, .image_shape = img};
     Transform *tf = arena_alloc(&ctx.arena, sizeof *tf);
     *tf = (Transform){.kind = TF_NORMALIZE, .f = {0.286f, 0, 0, 0.353f, 0, 0}, .i = {1}};
-    db->splits[0].transforms = db->splits[1].transforms = tf;
-    db->splits[0].ntransforms = db->splits[1].ntransforms = 1;
-    db->nsplits = 2;
+    db->splits[2] = (DataSplit){.name = "test", .dataset = d, .source = &d->splits[1], .lo = 0, .hi = 1,
+                                .image_shape = img};
+    db->splits[0].transforms = db->splits[1].transforms = db->splits[2].transforms = tf;
+    db->splits[0].ntransforms = db->splits[1].ntransforms = db->splits[2].ntransforms = 1;
+    db->nsplits = 3;
     Expr *bs = ast_expr(&ctx, EX_NAME, LOC_NONE);
     bs->str = "batch_size";
     bs->ref = REF_HPARAM;

@@ -3,3 +3,4 @@
 CHECK_PROGS += $(BUILD)/tests/check_codegen_ir
 CHECK_PROGS += $(BUILD)/tests/check_codegen_emit
 CHECK_SCRIPTS += tests/e2e/gradcheck.sh
+CHECK_SCRIPTS += tests/e2e/emitted.sh tests/e2e/lenet.sh
