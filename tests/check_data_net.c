@@ -188,6 +188,15 @@ START_TEST(test_http_resume_after_interruption) {
     tpath(p, sizeof p, "cache/ds/data.bin");
     ck_assert_int_eq(lg_sha256_file(p, hex, &err), LG_OK);
     ck_assert_str_eq(hex, payload_hex);
+    /* Killed after the last byte, before the rename: the complete .part is
+     * verified and kept without another request. */
+    char part[1024];
+    tpath(part, sizeof part, "cache/ds/data.bin.part");
+    ck_assert_int_eq(rename(p, part), 0);
+    ck_assert_msg(lg_data_prepare(&d, &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(count_requests("GET /cut/data.bin", NULL), 2);
+    ck_assert(exists("cache/ds/data.bin"));
+    ck_assert(!exists("cache/ds/data.bin.part"));
     stop_server();
 }
 END_TEST
