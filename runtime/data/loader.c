@@ -126,6 +126,8 @@ static lg_status fill_row(struct lg_loader_state *s, lg_batch *b, int j, int64_t
     if (st) {
         if (s->ds->desc->args.skip_bad && (st == LG_ERR_FORMAT || st == LG_ERR_IO)) {
             atomic_fetch_add(&s->ds->skipped, 1);
+            fprintf(stderr, "warning: split '%s': skipping sample %lld: %s\n", sp->name,
+                    (long long)idx, err ? err->msg : "unreadable");
             clear_row(b, j);
             return LG_OK;
         }

@@ -173,8 +173,12 @@ typedef struct lg_loader_options {
 
 /* A batch with static shapes. N = batch_size, C/H/W = the split spec's shape,
  * B = max_boxes. Rows past n are zero (labels -1, masks 0). Boxes are x1, y1,
- * x2, y2 in pixels of the transformed image. Owned by the loader, valid until
- * the next lg_loader_next or lg_loader_start. */
+ * x2, y2 in pixels of the transformed image (VOC's 1-based xmin/ymin become
+ * xmin - 1, ymin - 1). A sample skipped as unreadable (args.skip_bad; warned on
+ * stderr, counted by lg_dataset_skipped) keeps its row inside n but looks
+ * like padding: zero image, label -1, index -1, no boxes; losses should
+ * ignore label -1. Owned by the loader, valid until the next lg_loader_next
+ * or lg_loader_start. */
 typedef struct lg_batch {
     int n;                 /* valid samples (short last batch unless drop_last) */
     int batch_size, channels, height, width, max_boxes;
