@@ -686,6 +686,56 @@ START_TEST(test_test_and_predict) {
 }
 END_TEST
 
+/* The real loader (lgen/data.h) under the Trainer: --mirror and --data_dir
+ * reach it, worker threads feed it, and resume is still exact. */
+START_TEST(test_real_loader) {
+    make_root();
+    FILE *f = fopen(path("fake.csv"), "w");
+    fputs("f0,f1,f2,f3,label\n", f);
+    lg_prng r;
+    lg_prng_seed(&r, 99);
+    for (int i = 0; i < 120; i++) {
+        float x[4];
+        for (int d = 0; d < 4; d++)
+            x[d] = lg_prng_uniform(&r, -1, 1);
+        float s0 = x[0] - x[1] + 0.5f * x[2], s1 = -0.5f * x[0] + x[1] + x[2] - x[3],
+              s2 = 0.5f * x[1] - x[2] + x[3];
+        int y = s0 >= s1 && s0 >= s2 ? 0 : s1 >= s2 ? 1 : 2;
+        fprintf(f, "%.6f,%.6f,%.6f,%.6f,%d\n", x[0], x[1], x[2], x[3], y);
+    }
+    fclose(f);
+    char mirror[400], cache[400];
+    snprintf(mirror, sizeof mirror, "file://%s/", root);
+    snprintf(cache, sizeof cache, "%s/cache", root);
+#define CSV "--mirror", mirror, "--data_dir", cache, "--num_workers", "2", "--max_epochs", "3", \
+            "--checkpoint.every_n_train_steps", "4", "--checkpoint.save_top_k", "-1"
+    ck_assert_msg(run_def(&fake_csv_def, "fit", CSV, NULL) == 0, "%s", err);
+    ck_assert_msg(exists("cache/fakecsv/fake.csv"), "the file was not fetched into --data_dir");
+    /* 90 training rows, batch 16: 6 steps per epoch; step 4 is mid-epoch 0 */
+    ck_assert_str_eq(meta(path("lightning_logs/version_0/checkpoints/last.ckpt"), "global_step"), "18");
+    ck_assert_int_eq(run_def(&fake_csv_def, "fit", CSV, "--ckpt_path",
+                             path("lightning_logs/version_0/checkpoints/epoch=0-step=4.ckpt"), NULL),
+                     0);
+    ck_assert_int_eq(run_def(&fake_csv_def, "fit", CSV, "--num_workers", "0", "--ckpt_path",
+                             path("lightning_logs/version_0/checkpoints/epoch=1-step=8.ckpt"), NULL),
+                     0);
+    assert_same_tensors(path("lightning_logs/version_0/checkpoints/last.ckpt"),
+                        path("lightning_logs/version_1/checkpoints/last.ckpt"));
+    assert_same_tensors(path("lightning_logs/version_0/checkpoints/last.ckpt"),
+                        path("lightning_logs/version_2/checkpoints/last.ckpt"));
+    /* a checkpoint URL goes through libcurl */
+    char url[600];
+    snprintf(url, sizeof url, "file://%s", path("lightning_logs/version_0/checkpoints/epoch=2-step=16.ckpt"));
+    ck_assert_int_eq(run_def(&fake_csv_def, "fit", CSV, "--ckpt_path", url, NULL), 0);
+    assert_same_tensors(path("lightning_logs/version_0/checkpoints/last.ckpt"),
+                        path("lightning_logs/version_3/checkpoints/last.ckpt"));
+    snprintf(url, sizeof url, "file://%s", path("no/such.ckpt"));
+    ck_assert_int_eq(run_def(&fake_csv_def, "fit", CSV, "--ckpt_path", url, NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot download checkpoint"));
+#undef CSV
+}
+END_TEST
+
 static Suite *trainer_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *flags = tcase_create("flags");
@@ -708,6 +758,7 @@ static Suite *trainer_suite(void) {
     tcase_set_timeout(resume, 60);
     tcase_add_test(resume, test_resume_epoch_end);
     tcase_add_test(resume, test_resume_mid_epoch);
+    tcase_add_test(resume, test_real_loader);
     tcase_add_checked_fixture(resume, NULL, remove_root);
     suite_add_tcase(s, resume);
     TCase *faults = tcase_create("faults");

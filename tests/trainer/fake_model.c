@@ -236,19 +236,39 @@ static lg_status configure_optimizers(const lg_value *hp, const lg_fit_info *fit
 
 static const char *const class_names[K] = {"a", "b", "c"};
 
-#define FAKE_DEF(HASH)                                                                           \
+/* The same model fed by the real pipeline: a CSV file (4 features and a
+ * label per row) that the test writes and serves with --mirror file://. */
+static const lg_file_desc csv_files[] = {{"fake.csv", NULL, 0}};
+static const char *const csv_paths[] = {"fake.csv"};
+static const lg_split_desc csv_splits[] = {{"all", csv_paths, 1, NULL}};
+static const char *const csv_mirrors[] = {"file:///nonexistent-lgen-mirror/"};
+static const lg_dataset_desc csv_dataset = {
+    "fakecsv", csv_mirrors, 1, csv_files, 1, LG_FORMAT_CSV,
+    {.csv_header = 1, .csv_label_column = -1}, NULL, 0, csv_splits, 1};
+static const lg_split_spec csv_train = {"train", &csv_dataset, "all", 0, 0.75, 42, NULL, 0, 1, 1, D, 0};
+static const lg_split_spec csv_val = {"val", &csv_dataset, "all", 0.75, 1, 42, NULL, 0, 1, 1, D, 0};
+static const lg_data_def csv_data = {
+    {&csv_train, &csv_val, &csv_val, NULL},
+    {16, 0, 1, 0, 0},
+    NULL,
+    NULL,
+};
+
+#define FAKE_DEF(HASH, DATA)                                                                     \
     {                                                                                            \
         .name = "fake", .doc = "a linear classifier for the trainer tests", .version = "test",   \
         .spec_path = "tests/trainer/fake.lmod", .spec_hash = HASH, .hparams = hparams,           \
         .n_hparams = HP_COUNT, .params = params, .n_params = 4, .n_floats = 20, .n_train = 15,   \
         .logs = {train_logs, val_logs, test_logs, NULL}, .n_logs = {2, 2, 2, 0},                 \
         .defaults = defaults, .n_defaults = 3, .configure_optimizers = configure_optimizers,     \
-        .data = &data, .train_step = train_step,                                                 \
+        .data = DATA, .train_step = train_step,                                                 \
         .eval_step = {NULL, eval_step, eval_step, NULL}, .predict_step = predict_step,           \
         .predict_width = K, .class_names = class_names,                                          \
     }
 
 const lg_model_def fake_def =
-    FAKE_DEF("f00d000000000000000000000000000000000000000000000000000000000001");
+    FAKE_DEF("f00d000000000000000000000000000000000000000000000000000000000001", &data);
 const lg_model_def fake_other_def =
-    FAKE_DEF("beef000000000000000000000000000000000000000000000000000000000002");
+    FAKE_DEF("beef000000000000000000000000000000000000000000000000000000000002", &data);
+const lg_model_def fake_csv_def =
+    FAKE_DEF("c5v0000000000000000000000000000000000000000000000000000000000003", &csv_data);

@@ -10,5 +10,6 @@
 
 extern const lg_model_def fake_def;       /* "fake", spec hash "f00d..." */
 extern const lg_model_def fake_other_def; /* the same model, another spec hash */
+extern const lg_model_def fake_csv_def;   /* fed by the data pipeline from fake.csv */
 
 #endif
