@@ -6,7 +6,10 @@
  * whole grid on the host, and the CPU kernel of lgen/kernels.h or
  * lgen/optim.h runs on the same inputs: activations forward and backward,
  * cross entropy (weights, label smoothing, ignore_index, both reductions)
- * with its gradient, accuracy, and SGD / Adam / AdamW over several steps.
+ * with its gradient, accuracy, SGD / Adam / AdamW over several steps,
+ * add/mul/scale, dropout (the same elements dropped), softmax and
+ * log_softmax, global average pooling, the elementwise losses, mean/sum and
+ * gradient clipping.
  * (check_cuda_body.c compares the bodies with PyTorch; tests/gpu/ runs them
  * on a device.)
  */
@@ -193,12 +196,203 @@ START_TEST(test_optimizers_match_cpu) {
 }
 END_TEST
 
+/* ---- elementwise, dropout, softmax, pooling ----------------------------------------- */
+
+START_TEST(test_elementwise_match_cpu) {
+    const size_t n = 1001;
+    float *a = random_floats(n, 7, 3.0f), *b = random_floats(n, 8, 2.0f), *dy = random_floats(n, 9, 1.0f);
+    float *y = malloc(n * 4), *cy = malloc(n * 4), *da = malloc(n * 4), *db = malloc(n * 4),
+          *cda = malloc(n * 4), *cdb = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        y[i] = lg_cuk_add(a[i], b[i]);
+    ck_assert_int_eq(lg_add_forward(NULL, n, a, b, cy), LG_OK);
+    assert_close("add", y, cy, n, 0, 0);
+    for (size_t i = 0; i < n; i++)
+        y[i] = lg_cuk_mul(a[i], b[i]), da[i] = lg_cuk_mul(dy[i], b[i]), db[i] = lg_cuk_mul(dy[i], a[i]);
+    ck_assert_int_eq(lg_mul_forward(NULL, n, a, b, cy), LG_OK);
+    ck_assert_int_eq(lg_mul_backward(NULL, n, a, b, dy, cda, cdb), LG_OK);
+    assert_close("mul", y, cy, n, 0, 0);
+    assert_close("mul da", da, cda, n, 0, 0);
+    assert_close("mul db", db, cdb, n, 0, 0);
+    for (size_t i = 0; i < n; i++)
+        y[i] = lg_cuk_mul(a[i], -0.75f);
+    ck_assert_int_eq(lg_scale_forward(NULL, n, -0.75, a, cy), LG_OK);
+    assert_close("scale", y, cy, n, 0, 0);
+    free(a), free(b), free(dy), free(y), free(cy), free(da), free(db), free(cda), free(cdb);
+}
+END_TEST
+
+/* The same elements dropped as on the CPU, bit for bit, for several p. */
+START_TEST(test_dropout_matches_cpu) {
+    const size_t n = 20000;
+    float *x = random_floats(n, 10, 1.0f), *y = malloc(n * 4), *cy = malloc(n * 4);
+    float *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    uint8_t *mask = malloc(n), *cmask = malloc(n);
+    const double ps[] = {0.1, 0.5, 0.9};
+    for (int k = 0; k < 3; k++) {
+        double p = ps[k];
+        uint64_t seed = lg_dropout_seed(42, (uint64_t)k + 7, 3);
+        uint64_t thresh = (uint64_t)(p * 9007199254740992.0);
+        float scale = (float)(1.0 / (1.0 - p));
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            y[i] = lg_cuk_dropout(i, seed, thresh, scale, x[i], mask);
+            kept += mask[i];
+            dx[i] = mask[i] ? x[i] * scale : 0.0f; /* the backward launcher's body */
+        }
+        ck_assert_int_eq(lg_dropout_forward(NULL, n, p, 1, seed, x, cy, cmask), LG_OK);
+        ck_assert_int_eq(lg_dropout_backward(NULL, n, p, 1, cmask, x, cdx), LG_OK);
+        ck_assert_mem_eq(mask, cmask, n);
+        assert_close("dropout", y, cy, n, 0, 0);
+        assert_close("dropout backward", dx, cdx, n, 0, 0);
+        double frac = (double)kept / (double)n;
+        ck_assert_msg(fabs(frac - (1 - p)) < 0.02, "p %g kept %g", p, frac);
+    }
+    free(x), free(y), free(cy), free(dx), free(cdx), free(mask), free(cmask);
+}
+END_TEST
+
+START_TEST(test_softmax_matches_cpu) {
+    const size_t outer = 3, dim = 17, inner = 5, n = outer * dim * inner;
+    float *x = random_floats(n, 11, 6.0f), *dy = random_floats(n, 12, 1.0f);
+    float *y = malloc(n * 4), *cy = malloc(n * 4), *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    lg_axis_dims d = {outer, dim, inner};
+    for (int lg = 0; lg < 2; lg++) {
+        for (size_t t = 0; t < outer * inner; t++)
+            lg_cuk_softmax_forward(t, dim, inner, lg, x, y);
+        for (size_t t = 0; t < outer * inner; t++)
+            lg_cuk_softmax_backward(t, dim, inner, lg, y, dy, dx);
+        if (lg) {
+            ck_assert_int_eq(lg_log_softmax_forward(NULL, &d, x, cy), LG_OK);
+            ck_assert_int_eq(lg_log_softmax_backward(NULL, &d, cy, dy, cdx), LG_OK);
+        } else {
+            ck_assert_int_eq(lg_softmax_forward(NULL, &d, x, cy), LG_OK);
+            ck_assert_int_eq(lg_softmax_backward(NULL, &d, cy, dy, cdx), LG_OK);
+        }
+        assert_close(lg ? "log_softmax" : "softmax", y, cy, n, 1e-5, 1e-6);
+        assert_close(lg ? "log_softmax backward" : "softmax backward", dx, cdx, n, 1e-5, 1e-6);
+    }
+    free(x), free(dy), free(y), free(cy), free(dx), free(cdx);
+}
+END_TEST
+
+START_TEST(test_global_avg_pool_matches_cpu) {
+    const size_t N = 2, C = 5, hw = 49, n = N * C * hw;
+    float *x = random_floats(n, 13, 2.0f), *dy = random_floats(N * C, 14, 1.0f);
+    float y[10], cy[10], *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    for (size_t p = 0; p < N * C; p++)
+        lg_cuk_global_avg_pool_forward(p, hw, x, y);
+    for (size_t i = 0; i < n; i++)
+        dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
+    ck_assert_int_eq(lg_global_avg_pool_forward(NULL, N, C, hw, x, cy), LG_OK);
+    ck_assert_int_eq(lg_global_avg_pool_backward(NULL, N, C, hw, dy, cdx), LG_OK);
+    assert_close("global_avg_pool", y, cy, N * C, 1e-6, 1e-7);
+    assert_close("global_avg_pool backward", dx, cdx, n, 1e-6, 0);
+    free(x), free(dy), free(dx), free(cdx);
+}
+END_TEST
+
+/* ---- losses, reductions, clipping ----------------------------------------------------------- */
+
+/* What lg_cuda_reduce computes, serially. */
+static float host_reduce(int kind, int mean, float beta, const float *x, const float *t, size_t n) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += lg_cuk_reduce_term(kind, x[i], t ? t[i] : 0.0f, beta);
+    return mean ? (float)((double)s / (double)n) : s;
+}
+
+START_TEST(test_losses_match_cpu) {
+    const size_t n = 777;
+    float *x = random_floats(n, 15, 3.0f), *t = random_floats(n, 16, 2.0f);
+    float *dx = malloc(n * 4), *cdx = malloc(n * 4), dloss = 1.5f;
+    for (size_t i = 0; i < n; i++)
+        if (i % 3 == 0)
+            t[i] = t[i] > 0 ? 1.0f : 0.0f; /* BCE targets are probabilities */
+    for (int kind = LG_CUDA_LOSS_BCE_WITH_LOGITS; kind <= LG_CUDA_LOSS_SMOOTH_L1; kind++) {
+        for (int mean = 0; mean < 2; mean++) {
+            float beta = 0.7f, loss = host_reduce(kind, mean, beta, x, t, n), closs = 0;
+            float g = mean ? (float)((double)dloss / (double)n) : dloss;
+            for (size_t i = 0; i < n; i++)
+                dx[i] = g * lg_cuk_loss_grad(kind, x[i], t[i], beta);
+            lg_reduction red = mean ? LG_REDUCE_MEAN : LG_REDUCE_SUM;
+            lg_status a, b;
+            switch (kind) {
+            case LG_CUDA_LOSS_BCE_WITH_LOGITS:
+                a = lg_bce_with_logits_forward(NULL, n, red, x, t, &closs);
+                b = lg_bce_with_logits_backward(NULL, n, red, x, t, &dloss, cdx);
+                break;
+            case LG_CUDA_LOSS_MSE:
+                a = lg_mse_loss_forward(NULL, n, red, x, t, &closs);
+                b = lg_mse_loss_backward(NULL, n, red, x, t, &dloss, cdx);
+                break;
+            case LG_CUDA_LOSS_L1:
+                a = lg_l1_loss_forward(NULL, n, red, x, t, &closs);
+                b = lg_l1_loss_backward(NULL, n, red, x, t, &dloss, cdx);
+                break;
+            default:
+                a = lg_smooth_l1_loss_forward(NULL, n, red, beta, x, t, &closs);
+                b = lg_smooth_l1_loss_backward(NULL, n, red, beta, x, t, &dloss, cdx);
+                break;
+            }
+            ck_assert_int_eq(a, LG_OK);
+            ck_assert_int_eq(b, LG_OK);
+            char what[48];
+            snprintf(what, sizeof what, "loss %d mean %d", kind, mean);
+            assert_close(what, &loss, &closs, 1, 2e-5, 1e-6);
+            assert_close(what, dx, cdx, n, 1e-5, 1e-7);
+        }
+    }
+    /* mean and sum of a tensor */
+    float m = host_reduce(LG_CUDA_REDUCE_SUM, 1, 0, x, NULL, n), cm, su, csu;
+    su = host_reduce(LG_CUDA_REDUCE_SUM, 0, 0, x, NULL, n);
+    ck_assert_int_eq(lg_mean_forward(NULL, n, x, &cm), LG_OK);
+    ck_assert_int_eq(lg_sum_forward(NULL, n, x, &csu), LG_OK);
+    assert_close("mean", &m, &cm, 1, 1e-5, 1e-6);
+    assert_close("sum", &su, &csu, 1, 1e-5, 1e-5);
+    free(x), free(t), free(dx), free(cdx);
+}
+END_TEST
+
+START_TEST(test_clipping_matches_cpu) {
+    const size_t n = 5000;
+    float *g = random_floats(n, 17, 0.5f), *cg = malloc(n * 4);
+    const double max_norms[] = {1.0, 1e6}; /* clips; does not */
+    for (int k = 0; k < 2; k++) {
+        float *h = malloc(n * 4);
+        memcpy(h, g, n * 4);
+        memcpy(cg, g, n * 4);
+        float norm, coef = lg_cuk_clip_coef((double)host_reduce(LG_CUDA_REDUCE_SQUARES, 0, 0, h, NULL, n),
+                                            max_norms[k], &norm);
+        for (size_t i = 0; i < n; i++)
+            h[i] *= coef;
+        double cnorm;
+        ck_assert_int_eq(lg_clip_grad_norm(NULL, cg, n, max_norms[k], 2.0, &cnorm), LG_OK);
+        ck_assert_double_eq_tol(norm, cnorm, 1e-4 * cnorm);
+        assert_close("clip_grad_norm", h, cg, n, 1e-5, 1e-7);
+        ck_assert(k == 1 || coef < 0.1f); /* the first case really clips */
+        free(h);
+    }
+    memcpy(cg, g, n * 4);
+    ck_assert_int_eq(lg_clip_grad_value(NULL, cg, n, 0.2), LG_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(lg_cuk_clip_value(g[i], 0.2f) == cg[i]);
+    free(g), free(cg);
+}
+END_TEST
+
 static Suite *cuda_twins_suite(void) {
     Suite *s = suite_create("cuda_twins");
     TCase *tc = tcase_create("cpu");
     tcase_add_test(tc, test_activations_match_cpu);
     tcase_add_test(tc, test_cross_entropy_matches_cpu);
     tcase_add_test(tc, test_optimizers_match_cpu);
+    tcase_add_test(tc, test_elementwise_match_cpu);
+    tcase_add_test(tc, test_dropout_matches_cpu);
+    tcase_add_test(tc, test_softmax_matches_cpu);
+    tcase_add_test(tc, test_global_avg_pool_matches_cpu);
+    tcase_add_test(tc, test_losses_match_cpu);
+    tcase_add_test(tc, test_clipping_matches_cpu);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -209,6 +209,131 @@ LG_BODY float lg_cuk_act_backward(int act, float x, float y, float dy, float alp
     return dy;
 }
 
+/* ---- elementwise arithmetic ----------------------------------------------- */
+
+LG_BODY float lg_cuk_add(float a, float b) {
+    return a + b;
+}
+
+LG_BODY float lg_cuk_mul(float a, float b) {
+    return a * b;
+}
+
+/* ---- dropout ----------------------------------------------------------------- */
+/* The CPU kernel's counter-based generator (runtime/ops/pointwise.inc): an
+ * element is kept when the splitmix64 hash of (seed, index) is at or above
+ * p * 2^53, so the GPU drops exactly the elements the CPU drops, for any
+ * grid. seed comes from lg_dropout_seed(seed, step, layer); keep_thresh is
+ * (uint64_t)(p * 2^53) and scale (float)(1 / (1 - p)), both computed on the
+ * host in double as the CPU kernel does. */
+
+LG_BODY uint64_t lg_cuk_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+LG_BODY float lg_cuk_dropout(size_t i, uint64_t seed, uint64_t keep_thresh, float scale, float x,
+                             uint8_t *mask) {
+    uint8_t keep = (lg_cuk_mix64(seed ^ (uint64_t)i * 0xd1342543de82ef95ULL) >> 11) >= keep_thresh;
+    mask[i] = keep;
+    return keep ? x * scale : 0.0f;
+}
+
+/* ---- softmax / log_softmax over x viewed as [outer, dim, inner] --------------- */
+/* One thread per (outer, inner) pair walks the dim axis (stride inner). */
+
+LG_BODY void lg_cuk_softmax_forward(size_t t, size_t dim, size_t inner, int log_, const float *x,
+                                    float *y) {
+    size_t o = t / inner, in = t % inner;
+    const float *xs = x + o * dim * inner + in;
+    float *ys = y + o * dim * inner + in;
+    float m = -INFINITY;
+    for (size_t k = 0; k < dim; k++)
+        m = fmaxf(m, xs[k * inner]);
+    float s = 0.0f;
+    for (size_t k = 0; k < dim; k++)
+        s += expf(xs[k * inner] - m);
+    if (log_) {
+        float ls = logf(s);
+        for (size_t k = 0; k < dim; k++)
+            ys[k * inner] = xs[k * inner] - m - ls;
+    } else {
+        for (size_t k = 0; k < dim; k++)
+            ys[k * inner] = expf(xs[k * inner] - m) / s;
+    }
+}
+
+/* dx from the forward output y and dy. */
+LG_BODY void lg_cuk_softmax_backward(size_t t, size_t dim, size_t inner, int log_, const float *y,
+                                     const float *dy, float *dx) {
+    size_t o = t / inner, in = t % inner, base = o * dim * inner + in;
+    float s = 0.0f;
+    for (size_t k = 0; k < dim; k++)
+        s += log_ ? dy[base + k * inner] : dy[base + k * inner] * y[base + k * inner];
+    for (size_t k = 0; k < dim; k++) {
+        size_t i = base + k * inner;
+        dx[i] = log_ ? dy[i] - expf(y[i]) * s : y[i] * (dy[i] - s);
+    }
+}
+
+/* ---- global average pooling: x [N*C, hw] -> y [N*C] ----------------------------- */
+
+LG_BODY void lg_cuk_global_avg_pool_forward(size_t p, size_t hw, const float *x, float *y) {
+    float s = 0.0f;
+    for (size_t i = 0; i < hw; i++)
+        s += x[p * hw + i];
+    y[p] = s / (float)hw;
+}
+
+LG_BODY float lg_cuk_global_avg_pool_backward(size_t i, size_t hw, const float *dy) {
+    return dy[i / hw] / (float)hw;
+}
+
+/* ---- elementwise losses and reductions ---------------------------------------- */
+/* One element's term of a sum (the launcher reduces and scales by 1/count
+ * for "mean") and one element's gradient factor (times dloss * scale). */
+
+LG_BODY float lg_cuk_reduce_term(int kind, float x, float t, float beta) {
+    float d = x - t, a = fabsf(d);
+    switch (kind) {
+    case LG_CUDA_LOSS_BCE_WITH_LOGITS: return fmaxf(x, 0.0f) - x * t + log1pf(expf(-fabsf(x)));
+    case LG_CUDA_LOSS_MSE: return d * d;
+    case LG_CUDA_LOSS_L1: return a;
+    case LG_CUDA_LOSS_SMOOTH_L1: return a < beta ? 0.5f * d * d / beta : a - 0.5f * beta;
+    case LG_CUDA_REDUCE_SUM: return x;
+    case LG_CUDA_REDUCE_SQUARES: return x * x;
+    }
+    return 0.0f;
+}
+
+LG_BODY float lg_cuk_loss_grad(int kind, float x, float t, float beta) {
+    float d = x - t, sg = (float)((d > 0.0f) - (d < 0.0f));
+    switch (kind) {
+    case LG_CUDA_LOSS_BCE_WITH_LOGITS: return 1.0f / (1.0f + expf(-x)) - t;
+    case LG_CUDA_LOSS_MSE: return 2.0f * d;
+    case LG_CUDA_LOSS_L1: return sg;
+    case LG_CUDA_LOSS_SMOOTH_L1: return fabsf(d) < beta ? d / beta : sg;
+    }
+    return 0.0f;
+}
+
+/* ---- gradient clipping (torch.nn.utils.clip_grad_norm_, 2-norm) ---------------- */
+
+/* The factor the gradients are multiplied by, from the sum of squares:
+ * max_norm / (norm + 1e-6) when that is below 1 (or NaN), else 1. */
+LG_BODY float lg_cuk_clip_coef(double sum_squares, double max_norm, float *norm) {
+    double total = sqrt(sum_squares);
+    double coef = max_norm / (total + 1e-6);
+    *norm = (float)total;
+    return (coef < 1.0 || coef != coef) ? (float)coef : 1.0f;
+}
+
+LG_BODY float lg_cuk_clip_value(float g, float v) {
+    return g > v ? v : g < -v ? -v : g;
+}
+
 /* ---- linear bias gradient ----------------------------------------------- */
 
 /* db[j] (+)= sum over n of dy[n, j], dy and db in dtype dt, summed in

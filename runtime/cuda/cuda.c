@@ -118,6 +118,8 @@ static lg_status context_setup(lg_cuda *c, const lg_cuda_config *cfg, lg_error *
                             p.name);
     }
 
+    LG_CUDA_TRY(cudaMalloc((void **)&c->reduce, LG_CUDA_REDUCE_SCRATCH * sizeof(float)));
+
     if (cfg->staging_slots < 0 || cfg->staging_slots > LG_CUDA_MAX_SLOTS)
         return lg_error_set(err, LG_ERR_ARG, "staging_slots %d is outside [0, %d]",
                             cfg->staging_slots, LG_CUDA_MAX_SLOTS);
@@ -170,6 +172,8 @@ void lg_cuda_free(lg_cuda *c) {
         (void)cudaFree(c->ws);
     if (c->arena)
         (void)cudaFree(c->arena);
+    if (c->reduce)
+        (void)cudaFree(c->reduce);
     if (c->dnn)
         (void)cudnnDestroy(c->dnn);
     if (c->lt)

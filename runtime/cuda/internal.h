@@ -31,6 +31,7 @@ struct lg_cuda {
     cudnnHandle_t dnn;
     char *arena;
     size_t arena_bytes;
+    float *reduce; /* LG_CUDA_REDUCE_SCRATCH floats for two-pass reductions */
     void *ws; /* shared cuDNN / cuBLASLt workspace, sized by the plans */
     size_t ws_bytes;
     int slots;
@@ -41,6 +42,11 @@ struct lg_cuda {
 };
 
 #define LG_CUDA_MAX_SLOTS 8
+
+/* Partial sums of a reduction: one per block of the first pass (at most
+ * LG_CUDA_REDUCE_BLOCKS), then a few scalars. */
+#define LG_CUDA_REDUCE_BLOCKS 1024
+#define LG_CUDA_REDUCE_SCRATCH (LG_CUDA_REDUCE_BLOCKS + 4)
 
 /* Returns from the calling function with an lg_status when a CUDA runtime
  * call fails; the function must have an `lg_error *err` in scope. */

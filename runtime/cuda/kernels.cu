@@ -154,6 +154,115 @@ __global__ void scaler_update_kernel(lg_cuda_scaler *s, int *found) {
     *found = 0;
 }
 
+/* ---- elementwise arithmetic, dropout ---------------------------------------------- */
+
+__global__ void add_kernel(const float *a, const float *b, float *y, size_t n) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_add(a[i], b[i]);
+}
+
+__global__ void mul_kernel(const float *a, const float *b, float *y, size_t n) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_mul(a[i], b[i]);
+}
+
+__global__ void mul_backward_kernel(const float *a, const float *b, const float *dy, float *da,
+                                    float *db, size_t n) {
+    GRID_LOOP(i, n) {
+        float g = dy[i];
+        if (da)
+            da[i] = lg_cuk_mul(g, b[i]);
+        if (db)
+            db[i] = lg_cuk_mul(g, a[i]);
+    }
+}
+
+__global__ void scale_kernel(float by, const float *x, float *y, size_t n) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_mul(x[i], by);
+}
+
+__global__ void accumulate_kernel(const float *x, float *y, size_t n) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_add(y[i], x[i]);
+}
+
+__global__ void dropout_kernel(uint64_t seed, uint64_t thresh, float scale, const float *x, float *y,
+                               uint8_t *mask, size_t n) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_dropout(i, seed, thresh, scale, x[i], mask);
+}
+
+__global__ void dropout_backward_kernel(float scale, const uint8_t *mask, const float *dy,
+                                        float *dx, size_t n) {
+    GRID_LOOP(i, n) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+}
+
+/* ---- softmax, global average pooling -------------------------------------------------- */
+
+__global__ void softmax_kernel(int log_, size_t rows, size_t dim, size_t inner, const float *x,
+                               float *y) {
+    GRID_LOOP(t, rows) lg_cuk_softmax_forward(t, dim, inner, log_, x, y);
+}
+
+__global__ void softmax_backward_kernel(int log_, size_t rows, size_t dim, size_t inner,
+                                        const float *y, const float *dy, float *dx) {
+    GRID_LOOP(t, rows) lg_cuk_softmax_backward(t, dim, inner, log_, y, dy, dx);
+}
+
+__global__ void gap_kernel(size_t planes, size_t hw, const float *x, float *y) {
+    GRID_LOOP(p, planes) lg_cuk_global_avg_pool_forward(p, hw, x, y);
+}
+
+__global__ void gap_backward_kernel(size_t n, size_t hw, const float *dy, float *dx) {
+    GRID_LOOP(i, n) dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
+}
+
+/* ---- reductions (two passes, fixed order: deterministic) ------------------------------- */
+
+__global__ void reduce_partial_kernel(int kind, float beta, const float *x, const float *t,
+                                      size_t n, float *partial) {
+    __shared__ float sh[THREADS];
+    float s = 0.0f;
+    GRID_LOOP(i, n) s += lg_cuk_reduce_term(kind, x[i], t ? t[i] : 0.0f, beta);
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s;
+}
+
+/* mode 0: *out = sum (/ n when mean); mode 1: clipping — partial[B] gets
+ * the clip factor and *out (if any) the norm. */
+__global__ void reduce_final_kernel(const float *partial, unsigned blocks, size_t n, int mean,
+                                    int mode, double max_norm, float *coef, float *out) {
+    __shared__ float sh[THREADS];
+    float s = 0.0f;
+    for (unsigned b = threadIdx.x; b < blocks; b += THREADS)
+        s += partial[b];
+    s = block_sum(s, sh);
+    if (threadIdx.x != 0)
+        return;
+    if (mode == 0) {
+        *out = mean ? (float)((double)s / (double)n) : s;
+    } else {
+        float norm;
+        *coef = lg_cuk_clip_coef((double)s, max_norm, &norm);
+        if (out)
+            *out = norm;
+    }
+}
+
+__global__ void loss_backward_kernel(int kind, int mean, float beta, const float *x, const float *t,
+                                     const float *dloss, float *dx, size_t n) {
+    float g = mean ? (float)((double)*dloss / (double)n) : *dloss;
+    GRID_LOOP(i, n) dx[i] = kind == LG_CUDA_REDUCE_SUM
+                                ? g
+                                : g * lg_cuk_loss_grad(kind, x[i], t[i], beta);
+}
+
+__global__ void clip_scale_kernel(const float *coef, float *g, size_t n) {
+    float k = *coef;
+    GRID_LOOP(i, n) g[i] *= k;
+}
+
+__global__ void clip_value_kernel(float v, float *g, size_t n) {
+    GRID_LOOP(i, n) g[i] = lg_cuk_clip_value(g[i], v);
+}
+
 /* ---- NMS ----------------------------------------------------------------------------- */
 
 struct NmsWs {
@@ -335,6 +444,168 @@ lg_status lg_cuda_scaler_update(lg_cuda *c, lg_cuda_scaler *scaler, int *found_i
                                 lg_error *err) {
     scaler_update_kernel<<<1, 1, 0, c->stream>>>(scaler, found_inf);
     return launched("loss scale update", err);
+}
+
+lg_status lg_cuda_add(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+                      lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    add_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, y, n);
+    return launched("add", err);
+}
+
+lg_status lg_cuda_mul(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+                      lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    mul_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, y, n);
+    return launched("mul", err);
+}
+
+lg_status lg_cuda_mul_backward(lg_cuda *c, const float *a, const float *b, const float *dy,
+                               float *da, float *db, size_t n, lg_error *err) {
+    if (n == 0 || (!da && !db))
+        return LG_OK;
+    mul_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, dy, da, db, n);
+    return launched("mul backward", err);
+}
+
+lg_status lg_cuda_scale(lg_cuda *c, float by, const float *x, float *y, size_t n, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    scale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(by, x, y, n);
+    return launched("scale", err);
+}
+
+lg_status lg_cuda_accumulate(lg_cuda *c, const float *x, float *y, size_t n, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    accumulate_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(x, y, n);
+    return launched("accumulate", err);
+}
+
+lg_status lg_cuda_copy(lg_cuda *c, void *dst, const void *src, size_t bytes, lg_error *err) {
+    if (bytes == 0 || dst == src)
+        return LG_OK;
+    LG_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    return LG_OK;
+}
+
+lg_status lg_cuda_dropout_forward(lg_cuda *c, double p, uint64_t seed, const float *x, float *y,
+                                  uint8_t *mask, size_t n, lg_error *err) {
+    if (!(p >= 0.0 && p <= 1.0))
+        return lg_error_set(err, LG_ERR_ARG, "dropout: p %g is out of range [0, 1]", p);
+    if (n == 0)
+        return LG_OK;
+    uint64_t thresh = (uint64_t)(p * 9007199254740992.0); /* p * 2^53, as the CPU kernel */
+    float scale = (float)(p < 1.0 ? 1.0 / (1.0 - p) : 0.0);
+    dropout_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(seed, thresh, scale, x, y, mask, n);
+    return launched("dropout", err);
+}
+
+lg_status lg_cuda_dropout_backward(lg_cuda *c, double p, const uint8_t *mask, const float *dy,
+                                   float *dx, size_t n, lg_error *err) {
+    if (!(p >= 0.0 && p <= 1.0))
+        return lg_error_set(err, LG_ERR_ARG, "dropout: p %g is out of range [0, 1]", p);
+    if (n == 0)
+        return LG_OK;
+    float scale = (float)(p < 1.0 ? 1.0 / (1.0 - p) : 0.0);
+    dropout_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(scale, mask, dy, dx, n);
+    return launched("dropout backward", err);
+}
+
+lg_status lg_cuda_softmax_forward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
+                                  size_t inner, const float *x, float *y, lg_error *err) {
+    size_t rows = outer * inner;
+    if (rows == 0 || dim == 0)
+        return LG_OK;
+    softmax_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(log_softmax, rows, dim, inner, x, y);
+    return launched("softmax", err);
+}
+
+lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
+                                   size_t inner, const float *y, const float *dy, float *dx,
+                                   lg_error *err) {
+    size_t rows = outer * inner;
+    if (rows == 0 || dim == 0)
+        return LG_OK;
+    softmax_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(log_softmax, rows, dim, inner,
+                                                                       y, dy, dx);
+    return launched("softmax backward", err);
+}
+
+lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, size_t planes, size_t hw, const float *x,
+                                          float *y, lg_error *err) {
+    if (planes == 0 || hw == 0)
+        return LG_OK;
+    gap_kernel<<<grid_for(planes), THREADS, 0, c->stream>>>(planes, hw, x, y);
+    return launched("global_avg_pool", err);
+}
+
+lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, size_t planes, size_t hw, const float *dy,
+                                           float *dx, lg_error *err) {
+    size_t n = planes * hw;
+    if (n == 0)
+        return LG_OK;
+    gap_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, hw, dy, dx);
+    return launched("global_avg_pool backward", err);
+}
+
+static unsigned reduce_blocks(size_t n) {
+    unsigned b = grid_for(n);
+    return b > LG_CUDA_REDUCE_BLOCKS ? LG_CUDA_REDUCE_BLOCKS : b;
+}
+
+lg_status lg_cuda_reduce(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
+                         const float *x, const float *target, size_t n, float *out,
+                         lg_error *err) {
+    if (n == 0 && mean)
+        return lg_error_set(err, LG_ERR_ARG, "mean of zero elements is undefined");
+    if (kind < LG_CUDA_REDUCE_SUM && !target)
+        return lg_error_set(err, LG_ERR_ARG, "loss: missing target");
+    unsigned blocks = reduce_blocks(n);
+    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)kind, beta, x, target, n, c->reduce);
+    reduce_final_kernel<<<1, THREADS, 0, c->stream>>>(c->reduce, blocks, n, mean, 0, 0.0, NULL, out);
+    return launched("reduction", err);
+}
+
+lg_status lg_cuda_loss_backward(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
+                                const float *x, const float *target, const float *dloss,
+                                float *dx, size_t n, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    if (kind == LG_CUDA_REDUCE_SQUARES)
+        return lg_error_set(err, LG_ERR_UNSUPPORTED, "no backward for a sum of squares");
+    if (kind < LG_CUDA_REDUCE_SUM && !target)
+        return lg_error_set(err, LG_ERR_ARG, "loss: missing target");
+    loss_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)kind, mean, beta, x, target,
+                                                                 dloss, dx, n);
+    return launched("loss backward", err);
+}
+
+lg_status lg_cuda_clip_grad_norm(lg_cuda *c, float *grads, size_t n, double max_norm, float *norm,
+                                 lg_error *err) {
+    if (!(max_norm >= 0.0))
+        return lg_error_set(err, LG_ERR_ARG, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
+    unsigned blocks = reduce_blocks(n);
+    float *coef = c->reduce + LG_CUDA_REDUCE_BLOCKS;
+    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)LG_CUDA_REDUCE_SQUARES, 0.0f, grads,
+                                                             NULL, n, c->reduce);
+    reduce_final_kernel<<<1, THREADS, 0, c->stream>>>(c->reduce, blocks, n, 0, 1, max_norm, coef, norm);
+    if (n)
+        clip_scale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(coef, grads, n);
+    return launched("clip_grad_norm", err);
+}
+
+lg_status lg_cuda_clip_grad_value(lg_cuda *c, float *grads, size_t n, float clip_value,
+                                  lg_error *err) {
+    if (!(clip_value >= 0.0f))
+        return lg_error_set(err, LG_ERR_ARG, "clip_grad_value: clip_value %g must be >= 0",
+                            (double)clip_value);
+    if (n == 0)
+        return LG_OK;
+    clip_value_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(clip_value, grads, n);
+    return launched("clip_grad_value", err);
 }
 
 size_t lg_cuda_nms_workspace(size_t n) {

@@ -365,6 +365,69 @@ static void check_roi_align(void) {
         free(rg1);
 }
 
+static void check_more_pointwise(void) {
+    const size_t n = 70001;
+    float *a = random_floats(n, 40, 3.0f), *b = random_floats(n, 41, 2.0f);
+    float *y = malloc(n * 4), *ry = malloc(n * 4);
+    uint8_t *mask = malloc(n), *rmask = malloc(n);
+    arena_top = 0;
+    float *dA = dcopy(a, n * 4), *dB = dcopy(b, n * 4), *dY = dalloc(n * 4);
+    uint8_t *dM = dalloc(n);
+    TRY(lg_cuda_mul(cu, dA, dB, dY, n, &err));
+    TRY(lg_cuda_accumulate(cu, dA, dY, n, &err));
+    fetch(y, dY, n * 4);
+    for (size_t i = 0; i < n; i++)
+        ry[i] = lg_cuk_add(lg_cuk_mul(a[i], b[i]), a[i]);
+    report("mul + accumulate", y, ry, n, 0, 0);
+
+    uint64_t seed = 0x1234abcdULL;
+    TRY(lg_cuda_dropout_forward(cu, 0.3, seed, dA, dY, dM, n, &err));
+    fetch(y, dY, n * 4);
+    fetch(mask, dM, n);
+    for (size_t i = 0; i < n; i++)
+        ry[i] = lg_cuk_dropout(i, seed, (uint64_t)(0.3 * 9007199254740992.0), (float)(1.0 / 0.7), a[i], rmask);
+    report("dropout", y, ry, n, 0, 0);
+    int bad = memcmp(mask, rmask, n) != 0;
+    printf("%s %-28s\n", bad ? "FAIL" : "ok  ", "dropout mask");
+    failures += bad;
+
+    const size_t outer = 64, dim = 1000, inner = 1;
+    TRY(lg_cuda_softmax_forward(cu, 1, outer, dim, inner, dA, dY, &err));
+    fetch(y, dY, outer * dim * 4);
+    for (size_t t = 0; t < outer * inner; t++)
+        lg_cuk_softmax_forward(t, dim, inner, 1, a, ry);
+    report("log_softmax 64x1000", y, ry, outer * dim, 1e-5, 1e-5);
+
+    float loss, rloss, *dloss = dalloc(4), one = 1.0f;
+    TRY(lg_cuda_reduce(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, dA, dB, n, dloss, &err));
+    fetch(&loss, dloss, 4);
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += lg_cuk_reduce_term(LG_CUDA_LOSS_SMOOTH_L1, a[i], b[i], 0.5f);
+    rloss = (float)(s / (double)n);
+    report("smooth_l1 loss (reduction)", &loss, &rloss, 1, 1e-5, 0);
+    TRY(lg_cuda_upload(cu, dloss, &one, 4, &err));
+    TRY(lg_cuda_loss_backward(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, dA, dB, dloss, dY, n, &err));
+    fetch(y, dY, n * 4);
+    for (size_t i = 0; i < n; i++)
+        ry[i] = (float)(1.0 / (double)n) * lg_cuk_loss_grad(LG_CUDA_LOSS_SMOOTH_L1, a[i], b[i], 0.5f);
+    report("smooth_l1 backward", y, ry, n, 1e-6, 0);
+
+    float norm, rnorm, *dnorm = dalloc(4);
+    TRY(lg_cuda_clip_grad_norm(cu, dA, n, 1.0, dnorm, &err));
+    fetch(y, dA, n * 4);
+    fetch(&norm, dnorm, 4);
+    s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * a[i];
+    float coef = lg_cuk_clip_coef(s, 1.0, &rnorm);
+    for (size_t i = 0; i < n; i++)
+        ry[i] = a[i] * coef;
+    report("clip_grad_norm norm", &norm, &rnorm, 1, 1e-5, 0);
+    report("clip_grad_norm grads", y, ry, n, 1e-5, 1e-9);
+    free(a), free(b), free(y), free(ry), free(mask), free(rmask);
+}
+
 /* ---- cuBLAS(Lt) and cuDNN vs plain loops --------------------------------------- */
 
 static void check_linear(void) {
@@ -535,6 +598,7 @@ int main(void) {
     check_loss_scaling();
     check_nms();
     check_roi_align();
+    check_more_pointwise();
     check_linear();
     check_conv_pool_bn();
     lg_cuda_free(cu);

@@ -48,6 +48,16 @@ typedef enum {
     LG_CUDA_ACT_SILU,
 } lg_cuda_act;
 
+/* What lg_cuda_loss_* and lg_cuda_reduce compute per element. */
+typedef enum {
+    LG_CUDA_LOSS_BCE_WITH_LOGITS,
+    LG_CUDA_LOSS_MSE,
+    LG_CUDA_LOSS_L1,
+    LG_CUDA_LOSS_SMOOTH_L1,
+    LG_CUDA_REDUCE_SUM,     /* sum (or mean) of x */
+    LG_CUDA_REDUCE_SQUARES, /* sum of x^2 */
+} lg_cuda_reduce_kind;
+
 /* F.cross_entropy over logits [N, C] and int32 labels [N]. */
 typedef struct lg_cuda_ce {
     int N, C;
@@ -249,6 +259,64 @@ lg_status lg_cuda_act_forward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_
 lg_status lg_cuda_act_backward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
                                const void *x, const void *y, const void *dy, void *dx, size_t n,
                                lg_error *err);
+
+/* Elementwise arithmetic over n float32 elements: y = a + b, y = a * b
+ * (backward: da = dy * b, db = dy * a, either may be NULL), y = by * x,
+ * y += x (summing the gradients of a value used twice). The backward of add
+ * is a copy: lg_cuda_copy. */
+lg_status lg_cuda_add(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+                      lg_error *err);
+lg_status lg_cuda_mul(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+                      lg_error *err);
+lg_status lg_cuda_mul_backward(lg_cuda *c, const float *a, const float *b, const float *dy,
+                               float *da, float *db, size_t n, lg_error *err);
+lg_status lg_cuda_scale(lg_cuda *c, float by, const float *x, float *y, size_t n, lg_error *err);
+lg_status lg_cuda_accumulate(lg_cuda *c, const float *x, float *y, size_t n, lg_error *err);
+/* Device-to-device copy on the compute stream. */
+lg_status lg_cuda_copy(lg_cuda *c, void *dst, const void *src, size_t bytes, lg_error *err);
+
+/* Dropout in training, as the CPU kernel lg_dropout_forward (the same
+ * elements are dropped for the same seed, from lg_dropout_seed); mask [n]
+ * is saved for the backward pass. */
+lg_status lg_cuda_dropout_forward(lg_cuda *c, double p, uint64_t seed, const float *x, float *y,
+                                  uint8_t *mask, size_t n, lg_error *err);
+lg_status lg_cuda_dropout_backward(lg_cuda *c, double p, const uint8_t *mask, const float *dy,
+                                   float *dx, size_t n, lg_error *err);
+
+/* softmax / log_softmax of x viewed as [outer, dim, inner] along dim;
+ * backward from the forward output y. */
+lg_status lg_cuda_softmax_forward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
+                                  size_t inner, const float *x, float *y, lg_error *err);
+lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
+                                   size_t inner, const float *y, const float *dy, float *dx,
+                                   lg_error *err);
+
+/* global_avg_pool: x [N, C, hw] -> y [N, C]. */
+lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, size_t planes, size_t hw, const float *x,
+                                          float *y, lg_error *err);
+lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, size_t planes, size_t hw, const float *dy,
+                                           float *dx, lg_error *err);
+
+/* *out (device) = the sum over n elements of the kind's term (target may be
+ * NULL for REDUCE_SUM and REDUCE_SQUARES), divided by n when mean is set.
+ * Deterministic (a fixed two-pass reduction). mean/sum over a tensor are
+ * REDUCE_SUM; the elementwise losses are the LOSS_ kinds (beta: smooth L1). */
+lg_status lg_cuda_reduce(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
+                         const float *x, const float *target, size_t n, float *out,
+                         lg_error *err);
+/* dx[i] = dloss[0] * (1/n if mean) * the loss's derivative at x[i]; for
+ * REDUCE_SUM it is the plain spread of dloss (mean/sum backward). */
+lg_status lg_cuda_loss_backward(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
+                                const float *x, const float *target, const float *dloss,
+                                float *dx, size_t n, lg_error *err);
+
+/* Gradient clipping over a float32 gradient block, on the device:
+ * clip_grad_norm_ (2-norm; *norm (device, may be NULL) gets the norm before
+ * clipping) and clip_grad_value_. */
+lg_status lg_cuda_clip_grad_norm(lg_cuda *c, float *grads, size_t n, double max_norm, float *norm,
+                                 lg_error *err);
+lg_status lg_cuda_clip_grad_value(lg_cuda *c, float *grads, size_t n, float clip_value,
+                                  lg_error *err);
 
 /* dst[i] = src[i] converted (round to nearest even); f32 master weights to
  * their f16/bf16 copies and gradients back. */
