@@ -695,6 +695,226 @@ START_TEST(test_detections) {
 }
 END_TEST
 
+/* ---- whole batches ----------------------------------------------------------------------- */
+
+START_TEST(test_proposals_batch) {
+    fixture *fx = fx_open("rpn");
+    size_t na;
+    const float *anchors = fx_f32(fx, "anchors", &na, NULL);
+    ck_assert_uint_eq(na, 1023 * 4);
+    const int32_t *per = fx_i32(fx, "per_level", NULL, NULL);
+    const int32_t *sizes = fx_i32(fx, "image_sizes", NULL, NULL);
+    const float *obj = fx_f32(fx, "objectness", NULL, NULL);
+    const float *deltas = fx_f32(fx, "deltas", NULL, NULL);
+    lg_proposal_config cfg = {150, 100, 0.7f, 1e-3f, 0.0f};
+    int per_level[5];
+    for (int l = 0; l < 5; l++)
+        per_level[l] = per[l];
+    void *ws = malloc(lg_proposals_batch_workspace(&cfg, per_level, 5, 2));
+    float boxes[2][100 * 4], scores[2][100], boxes2[2][100 * 4], scores2[2][100];
+    int count[2], count2[2];
+    /* Each image clipped to its own size: torchvision's numbers. */
+    ck_assert_int_eq(lg_proposals_batch(NULL, &cfg, obj, deltas, anchors, per_level, 5, 2, 64, 64,
+                                        sizes, ws, &boxes[0][0], &scores[0][0], count),
+                     LG_OK);
+    for (int i = 0; i < 2; i++) {
+        char key[32];
+        int shape[2];
+        snprintf(key, sizeof key, "boxes%d", i);
+        const float *want = fx_f32(fx, key, NULL, shape);
+        ck_assert_int_eq(count[i], shape[0]);
+        expect_close(boxes[i], want, (size_t)count[i] * 4, 1e-5, 1e-4, key);
+        snprintf(key, sizeof key, "scores%d", i);
+        expect_close(scores[i], fx_f32(fx, key, NULL, NULL), (size_t)count[i], 1e-5, 1e-7, key);
+    }
+    /* On two threads: the same bits. */
+    lg_ctx pool;
+    ck_assert_int_eq(lg_ctx_init(&pool, 2, NULL), LG_OK);
+    ck_assert_int_eq(lg_proposals_batch(&pool, &cfg, obj, deltas, anchors, per_level, 5, 2, 64, 64,
+                                        sizes, ws, &boxes2[0][0], &scores2[0][0], count2),
+                     LG_OK);
+    ck_assert_int_eq(memcmp(boxes, boxes2, sizeof boxes), 0);
+    ck_assert_int_eq(memcmp(scores, scores2, sizeof scores), 0);
+    ck_assert_int_eq(memcmp(count, count2, sizeof count), 0);
+    lg_ctx_free(&pool);
+    /* RoI rows: (image, box), padding -1 after each image's real rows. */
+    count[1] = 3;
+    float *rois = malloc(sizeof(float) * 2 * 100 * 5);
+    lg_rois_from_proposals(&boxes[0][0], count, 2, 100, rois);
+    ck_assert_float_eq(rois[0], 0.0f);
+    ck_assert_float_eq(rois[1], boxes[0][0]);
+    ck_assert_float_eq(rois[(100 + 2) * 5], 1.0f);
+    ck_assert_float_eq(rois[(100 + 2) * 5 + 4], boxes[1][2 * 4 + 3]);
+    ck_assert_float_eq(rois[(100 + 3) * 5], -1.0f);
+    free(rois);
+    free(ws);
+    fx_close(fx);
+}
+END_TEST
+
+START_TEST(test_rpn_loss_batch) {
+    fixture *fx = fx_open("rpn");
+    size_t na, n0, n1;
+    const float *anchors = fx_f32(fx, "anchors", &na, NULL);
+    int A = (int)(na / 4);
+    const float *obj = fx_f32(fx, "objectness", NULL, NULL);
+    const float *deltas = fx_f32(fx, "deltas", NULL, NULL);
+    const float *gt0 = fx_f32(fx, "gt0", &n0, NULL), *gt1 = fx_f32(fx, "gt1", &n1, NULL);
+    enum { B = 6 };
+    float gt[2 * B * 4] = {0};
+    int32_t gl[2 * B], gc[2] = {(int32_t)(n0 / 4), (int32_t)(n1 / 4)};
+    memcpy(gt, gt0, n0 * sizeof(float));
+    memcpy(gt + B * 4, gt1, n1 * sizeof(float));
+    for (int i = 0; i < 2 * B; i++)
+        gl[i] = i % B < gc[i / B] ? 0 : -1;
+    lg_det_targets t = {B, gt, gl, NULL, gc, 1};
+    lg_rpn_loss_config cfg = {{0.7f, 0.3f, 256, 0.5f}, 1.0f / 9, 77};
+    void *ws = malloc(lg_rpn_loss_batch_workspace(A, B));
+    int *labels = malloc(sizeof(int) * 2 * A), *ref = malloc(sizeof(int) * 2 * A);
+    float *tg = malloc(sizeof(float) * 8 * A), *rtg = malloc(sizeof(float) * 8 * A);
+    float lo, lb, ro, rb;
+    ck_assert_int_eq(lg_rpn_loss_batch_forward(NULL, &cfg, obj, deltas, anchors, A, 2, &t, 5, ws,
+                                               labels, tg, &lo, &lb),
+                     LG_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(lg_rpn_targets(NULL, &cfg.rpn, anchors, A, gt + i * B * 4, gc[i],
+                                        lg_detect_seed(77, 5, (uint64_t)i), ws, ref + i * A,
+                                        rtg + (size_t)i * A * 4),
+                         LG_OK);
+    ck_assert_int_eq(memcmp(labels, ref, sizeof(int) * 2 * A), 0);
+    ck_assert_int_eq(memcmp(tg, rtg, sizeof(float) * 8 * A), 0);
+    lg_rpn_loss_forward(NULL, obj, deltas, ref, rtg, 2, A, 1.0f / 9, &ro, &rb);
+    ck_assert_float_eq(lo, ro);
+    ck_assert_float_eq(lb, rb);
+    ck_assert(lo > 0 && lb > 0);
+    /* Another step, another sample. */
+    lg_rpn_loss_batch_forward(NULL, &cfg, obj, deltas, anchors, A, 2, &t, 6, ws, labels, tg, &lo,
+                              &lb);
+    ck_assert_int_ne(memcmp(labels, ref, sizeof(int) * 2 * A), 0);
+    gc[1] = B + 1;
+    lg_error err = {0};
+    lg_ctx ectx = {NULL, 1, &err};
+    ck_assert_int_eq(lg_rpn_loss_batch_forward(&ectx, &cfg, obj, deltas, anchors, A, 2, &t, 6, ws,
+                                               labels, tg, &lo, &lb),
+                     LG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "image 1 has 7 boxes"));
+    free(ws);
+    free(labels);
+    free(ref);
+    free(tg);
+    free(rtg);
+    fx_close(fx);
+}
+END_TEST
+
+START_TEST(test_roi_sample_batch) {
+    fixture *fx = fx_open("roi_sample");
+    size_t np, ng;
+    const float *props = fx_f32(fx, "proposals", &np, NULL), *gt = fx_f32(fx, "gt", &ng, NULL);
+    const int32_t *gl = fx_i32(fx, "gt_labels", NULL, NULL);
+    int P = (int)(np / 4), G = (int)(ng / 4);
+    enum { B = 8, R = 32 };
+    /* Two images: the fixture, and the same with its last proposals cut. */
+    float *pb = malloc(sizeof(float) * 2 * P * 4), gtb[2 * B * 4] = {0};
+    memcpy(pb, props, np * sizeof(float));
+    memcpy(pb + P * 4, props, np * sizeof(float));
+    int pc[2] = {P, P / 2};
+    int32_t glb[2 * B], gc[2] = {G, G};
+    for (int i = 0; i < 2 * B; i++)
+        glb[i] = i % B < G ? gl[i % B] - 1 : -1; /* 0-based, as lg_batch has them */
+    memcpy(gtb, gt, ng * sizeof(float));
+    memcpy(gtb + B * 4, gt, ng * sizeof(float));
+    lg_det_targets t = {B, gtb, glb, NULL, gc, 1};
+    lg_roi_sample_config cfg = {0.5f, 0.5f, R, 0.25f, LG_BOX_CODER_ROI};
+    void *ws = malloc(lg_roi_sample_batch_workspace(&cfg, P, B));
+    float rois[2 * R * 5], tg[2 * R * 4], r4[R * 4], rt[R * 4];
+    int labels[2 * R], rl[R], count;
+    ck_assert_int_eq(lg_roi_sample_batch(NULL, &cfg, pb, pc, P, 2, &t, 9, 3, ws, rois, labels, tg),
+                     LG_OK);
+    void *ws1 = malloc(lg_roi_sample_workspace(P, G));
+    for (int n = 0; n < 2; n++) {
+        ck_assert_int_eq(lg_roi_sample(NULL, &cfg, props, pc[n], gt, (const int *)gl, G,
+                                       lg_detect_seed(9, 3, (uint64_t)n), ws1, r4, rl, rt, &count),
+                         LG_OK);
+        for (int r = 0; r < R; r++) {
+            const float *row = rois + (n * R + r) * 5;
+            ck_assert_float_eq(row[0], r < count ? (float)n : -1.0f);
+            ck_assert_int_eq(memcmp(row + 1, r4 + 4 * r, 4 * sizeof(float)), 0);
+            ck_assert_int_eq(labels[n * R + r], rl[r]);
+        }
+        ck_assert_int_eq(memcmp(tg + n * R * 4, rt, sizeof rt), 0);
+    }
+    free(ws1);
+    free(ws);
+    free(pb);
+    fx_close(fx);
+}
+END_TEST
+
+START_TEST(test_detections_batch) {
+    fixture *fx = fx_open("detections");
+    int shape[2], dshape[2];
+    const float *logits = fx_f32(fx, "logits", NULL, shape);
+    int R0 = shape[0], K = shape[1], R = R0 + 8; /* 8 padding rows per image */
+    const float *box = fx_f32(fx, "box", NULL, NULL), *props = fx_f32(fx, "proposals", NULL, NULL);
+    const float *want = fx_f32(fx, "boxes", NULL, dshape);
+    float *lb = calloc((size_t)2 * R * K, sizeof(float));
+    float *bb = calloc((size_t)2 * R * K * 4, sizeof(float));
+    float *rois = calloc((size_t)2 * R * 5, sizeof(float));
+    for (int n = 0; n < 2; n++) {
+        memcpy(lb + (size_t)n * R * K, logits, sizeof(float) * R0 * K);
+        memcpy(bb + (size_t)n * R * K * 4, box, sizeof(float) * R0 * K * 4);
+        for (int r = 0; r < R; r++) {
+            float *row = rois + (n * R + r) * 5;
+            row[0] = r < R0 ? (float)n : -1.0f;
+            if (r < R0)
+                memcpy(row + 1, props + 4 * r, 4 * sizeof(float));
+            else
+                lb[((size_t)n * R + r) * K + 1] = 50.0f; /* would be detected if not padding */
+        }
+    }
+    lg_detect_config cfg = {0.05f, 0.5f, 25, 1e-2f, LG_BOX_CODER_ROI};
+    void *ws = malloc(lg_detections_batch_workspace(R, K, 2));
+    float boxes[2 * 25 * 4], scores[2 * 25];
+    int labels[2 * 25], count[2];
+    lg_ctx pool;
+    ck_assert_int_eq(lg_ctx_init(&pool, 2, NULL), LG_OK);
+    ck_assert_int_eq(lg_detections_batch(&pool, &cfg, lb, bb, rois, 2, R, K, 110, 150, NULL, ws,
+                                         boxes, scores, labels, count),
+                     LG_OK);
+    lg_ctx_free(&pool);
+    for (int n = 0; n < 2; n++) {
+        ck_assert_int_eq(count[n], dshape[0]);
+        expect_close(boxes + n * 100, want, (size_t)count[n] * 4, 1e-5, 1e-4, "batch boxes");
+        expect_close(scores + n * 25, fx_f32(fx, "scores", NULL, NULL), (size_t)count[n], 1e-5,
+                     1e-7, "batch scores");
+        expect_ints(labels + n * 25, fx_i32(fx, "labels", NULL, NULL), (size_t)count[n],
+                    "batch labels");
+    }
+    /* Evaluated against its own boxes as ground truth (class - 1, 0-based):
+     * every class present scores AP 1. */
+    int32_t gl[2 * 25], gc[2] = {count[0], count[1]};
+    for (int i = 0; i < 50; i++)
+        gl[i] = labels[i] - 1;
+    lg_det_targets t = {25, boxes, gl, NULL, gc, 1};
+    lg_voc_eval ev;
+    lg_voc_eval_init(&ev, K, NULL);
+    ck_assert_int_eq(lg_voc_eval_add_batch(&ev, boxes, scores, labels, count, 2, 25, &t, NULL),
+                     LG_OK);
+    float ap[8], map;
+    lg_voc_map_config vc = {0.5f, 0, 0};
+    ck_assert_int_eq(lg_voc_eval_compute(&ev, &vc, ap, &map, NULL), LG_OK);
+    ck_assert(isnan(ap[0]));
+    ck_assert_float_eq_tol(map, 1.0f, 1e-6f);
+    lg_voc_eval_free(&ev);
+    free(ws);
+    free(lb);
+    free(bb);
+    free(rois);
+    fx_close(fx);
+}
+END_TEST
+
 /* ---- VOC mAP ------------------------------------------------------------------------ */
 
 /* Feeds the reference case to an evaluator, image by image. */
@@ -703,7 +923,12 @@ static void feed_voc(fixture *fx, lg_voc_eval *ev) {
     const int32_t *di = fx_i32(fx, "det_image", &nd, NULL), *gi = fx_i32(fx, "gt_image", &ng, NULL);
     const int *dl = (const int *)fx_i32(fx, "det_label", NULL, NULL);
     const int *gl = (const int *)fx_i32(fx, "gt_label", NULL, NULL);
-    const int *gd = (const int *)fx_i32(fx, "gt_difficult", NULL, NULL);
+    size_t ndiff;
+    const int32_t *gd32 = fx_i32(fx, "gt_difficult", &ndiff, NULL);
+    uint8_t gd[256];
+    ck_assert_uint_le(ndiff, sizeof gd);
+    for (size_t i = 0; i < ndiff; i++)
+        gd[i] = (uint8_t)gd32[i];
     const float *ds = fx_f32(fx, "det_score", NULL, NULL), *db = fx_f32(fx, "det_box", NULL, NULL);
     const float *gb = fx_f32(fx, "gt_box", NULL, NULL);
     int images = 0;
@@ -776,7 +1001,8 @@ START_TEST(test_voc_map_small_cases) {
     lg_voc_eval ev;
     lg_voc_eval_init(&ev, 2, NULL);
     float gt[12] = {0, 0, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50};
-    int gl[3] = {1, 1, 1}, gd[3] = {0, 0, 1};
+    int gl[3] = {1, 1, 1};
+    uint8_t gd[3] = {0, 0, 1};
     /* d0 hits gt0 (tp), d1 hits the difficult box (ignored), d2 duplicate of
      * gt0 (fp), d3 hits gt1 (tp). Precision/recall after each: (1, .5)
      * (1, .5) (1/2, .5) (2/3, 1) -> AUC = .5 * 1 + .5 * 2/3 = .8333;
@@ -821,6 +1047,12 @@ static Suite *detect_suite(void) {
     tcase_add_test(roi, test_roi_sample);
     tcase_add_test(roi, test_detections);
     suite_add_tcase(s, roi);
+    TCase *batch = tcase_create("batch");
+    tcase_add_test(batch, test_proposals_batch);
+    tcase_add_test(batch, test_rpn_loss_batch);
+    tcase_add_test(batch, test_roi_sample_batch);
+    tcase_add_test(batch, test_detections_batch);
+    suite_add_tcase(s, batch);
     TCase *voc = tcase_create("voc_map");
     tcase_add_test(voc, test_voc_map);
     tcase_add_test(voc, test_voc_map_small_cases);

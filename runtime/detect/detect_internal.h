@@ -29,6 +29,13 @@ static inline uint64_t lg_det_splitmix(uint64_t *state) {
 
 /* Decodes one box (torchvision BoxCoder.decode_single, float32). */
 void lg_det_decode_one(const lg_box_coder *c, const float *d, const float *b, float *o);
+/* lg_detections with RoIs every roi_stride floats (5 for [K, 5] rows,
+ * pointing at x1). */
+lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
+                                    const float *class_logits, const float *box_regression,
+                                    const float *rois, int roi_stride, int R, int K, int image_h,
+                                    int image_w, void *workspace, float *boxes, float *scores,
+                                    int *labels, int *count);
 /* Sorts by decreasing score, ties by increasing index. */
 void lg_det_sort_scored(lg_det_scored *v, size_t n);
 

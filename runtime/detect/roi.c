@@ -619,6 +619,15 @@ lg_status lg_detections(lg_ctx *ctx, const lg_detect_config *cfg, const float *c
                         const float *box_regression, const float *rois, int R, int K, int image_h,
                         int image_w, void *workspace, float *boxes, float *scores, int *labels,
                         int *count) {
+    return lg_det_detections_strided(ctx, cfg, class_logits, box_regression, rois, 4, R, K, image_h,
+                                     image_w, workspace, boxes, scores, labels, count);
+}
+
+lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
+                                    const float *class_logits, const float *box_regression,
+                                    const float *rois, int roi_stride, int R, int K, int image_h,
+                                    int image_w, void *workspace, float *boxes, float *scores,
+                                    int *labels, int *count) {
     if (!cfg || R < 0 || K < 2 || image_h < 1 || image_w < 1 || !workspace || !boxes || !scores ||
         !labels || !count || (R && (!class_logits || !box_regression || !rois)))
         return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
@@ -642,7 +651,7 @@ lg_status lg_detections(lg_ctx *ctx, const lg_detect_config *cfg, const float *c
                 continue;
             float *b = ws.boxes + 4 * (size_t)n;
             lg_det_decode_one(&cfg->coder, box_regression + ((size_t)r * K + k) * 4,
-                              rois + 4 * (size_t)r, b);
+                              rois + (size_t)roi_stride * r, b);
             lg_boxes_clip(b, 1, image_h, image_w);
             if (b[2] - b[0] < cfg->min_size || b[3] - b[1] < cfg->min_size)
                 continue;

@@ -10,6 +10,7 @@
 #include "lgen/detect.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,28 +54,25 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes,
-                          const float *det_scores, const int *det_labels, int num_det,
-                          const float *gt_boxes, const int *gt_labels, const int *gt_difficult,
-                          int num_gt, lg_error *err) {
+lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes, const float *det_scores,
+                          const int *det_labels, int num_det, const float *gt_boxes,
+                          const int *gt_labels, const uint8_t *gt_difficult, int num_gt,
+                          lg_error *err) {
     if (!ev || num_det < 0 || num_gt < 0 ||
         (num_det && (!det_boxes || !det_scores || !det_labels)) ||
         (num_gt && (!gt_boxes || !gt_labels)))
         return lg_error_set(err, LG_ERR_ARG, "voc_eval: bad arguments");
     for (int i = 0; i < num_det; i++)
         if (det_labels[i] < 0 || det_labels[i] >= ev->num_classes)
-            return lg_error_set(err, LG_ERR_ARG,
-                                "voc_eval: detection label %d of %d classes", det_labels[i],
-                                ev->num_classes);
+            return lg_error_set(err, LG_ERR_ARG, "voc_eval: detection label %d of %d classes",
+                                det_labels[i], ev->num_classes);
     for (int i = 0; i < num_gt; i++)
         if (gt_labels[i] < 0 || gt_labels[i] >= ev->num_classes)
-            return lg_error_set(err, LG_ERR_ARG,
-                                "voc_eval: ground truth label %d of %d classes", gt_labels[i],
-                                ev->num_classes);
+            return lg_error_set(err, LG_ERR_ARG, "voc_eval: ground truth label %d of %d classes",
+                                gt_labels[i], ev->num_classes);
     if (grow((void **)&ev->dets, &ev->cap_dets, ev->num_dets + (size_t)num_det, sizeof *ev->dets) ||
         grow((void **)&ev->gts, &ev->cap_gts, ev->num_gts + (size_t)num_gt, sizeof *ev->gts))
-        return lg_error_set(err, LG_ERR_NOMEM,
-                            "voc_eval: cannot grow to %zu detections",
+        return lg_error_set(err, LG_ERR_NOMEM, "voc_eval: cannot grow to %zu detections",
                             ev->num_dets + (size_t)num_det);
     int image = ev->num_images++;
     for (int i = 0; i < num_det; i++) {
@@ -142,8 +140,8 @@ static double voc_ap(const double *rec, double *prec, size_t n, int use_07) {
     return ap;
 }
 
-lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap,
-                              float *map, lg_error *err) {
+lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap, float *map,
+                              lg_error *err) {
     if (!ev || !cfg || !ap || !map)
         return lg_error_set(err, LG_ERR_ARG, "voc_eval: bad arguments");
     qsort(ev->dets, ev->num_dets, sizeof *ev->dets, cmp_det);
@@ -156,8 +154,7 @@ lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, flo
         free(taken);
         free(rec);
         free(prec);
-        return lg_error_set(err, LG_ERR_NOMEM,
-                            "voc_eval: cannot allocate for %zu detections", nd);
+        return lg_error_set(err, LG_ERR_NOMEM, "voc_eval: cannot allocate for %zu detections", nd);
     }
     double off = cfg->pixel_offset ? 1.0 : 0.0, sum = 0;
     int classes_with_gt = 0;
@@ -232,5 +229,48 @@ lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, flo
     free(taken);
     free(rec);
     free(prec);
+    return LG_OK;
+}
+
+lg_status lg_voc_eval_add_batch(lg_voc_eval *ev, const float *boxes, const float *scores,
+                                const int *labels, const int *count, int N, int D,
+                                const lg_det_targets *targets, lg_error *err) {
+    if (!ev || N < 0 || D < 0 || !count || !targets || (N && !targets->count) ||
+        targets->max_boxes < 0)
+        return lg_error_set(err, LG_ERR_ARG, "voc_eval: bad arguments");
+    int B = targets->max_boxes;
+    for (int n = 0; n < N; n++) {
+        int nd = count[n], ng = targets->count[n];
+        if (nd < 0 || nd > D || ng < 0 || ng > B)
+            return lg_error_set(err, LG_ERR_ARG,
+                                "voc_eval: image %d has %d detections of %d, %d boxes of %d", n, nd,
+                                D, ng, B);
+        size_t g0 = ev->num_gts;
+        /* The ground truth first, with no labels (added shifted below). */
+        lg_status st = lg_voc_eval_add(ev, boxes + (size_t)n * D * 4, scores + (size_t)n * D,
+                                       labels + (size_t)n * D, nd, NULL, NULL, NULL, 0, err);
+        if (st)
+            return st;
+        int image = ev->num_images - 1;
+        if (grow((void **)&ev->gts, &ev->cap_gts, ev->num_gts + (size_t)ng, sizeof *ev->gts))
+            return lg_error_set(err, LG_ERR_NOMEM, "voc_eval: cannot grow to %zu boxes",
+                                ev->num_gts + (size_t)ng);
+        for (int i = 0; i < ng; i++) {
+            size_t k = (size_t)n * B + i;
+            int label = targets->labels[k] + targets->label_offset;
+            if (label < 0 || label >= ev->num_classes) {
+                ev->num_gts = g0;
+                return lg_error_set(err, LG_ERR_ARG,
+                                    "voc_eval: ground truth label %d of %d classes", label,
+                                    ev->num_classes);
+            }
+            lg_voc_gt *g = &ev->gts[ev->num_gts];
+            g->seq = ev->num_gts++;
+            g->image = image;
+            g->label = label;
+            g->difficult = targets->difficult ? targets->difficult[k] != 0 : 0;
+            memcpy(g->box, targets->boxes + 4 * k, sizeof g->box);
+        }
+    }
     return LG_OK;
 }

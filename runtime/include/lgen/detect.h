@@ -300,6 +300,82 @@ lg_status lg_detections(lg_ctx *ctx, const lg_detect_config *cfg, const float *c
                         int image_w, void *workspace, float *boxes, float *scores, int *labels,
                         int *count);
 
+/* ---- whole batches ---------------------------------------------------------------- */
+
+/* The functions above work on one image; these run a batch of N images the
+ * way the generated step functions need (the ops.def rows), with the ground
+ * truth as lg_batch (lgen/data.h) holds it. Detection class ids start at 1
+ * (0 is background): label_offset is added to the batch's labels, 1 for a
+ * data set whose classes are numbered from 0 (VOC), 0 when the class list
+ * already starts with a background entry. A RoI batch is rois[N * R][5] =
+ * (image, x1, y1, x2, y2), image R rows per image, padding rows with image
+ * -1 after each image's real ones: RoIAlign and the box head take it as is.
+ * Images run in parallel on ctx's pool where that pays (proposals,
+ * detections); results do not depend on the thread count. */
+typedef struct lg_det_targets {
+    int max_boxes;            /* B */
+    const float *boxes;       /* [N, B, 4] */
+    const int32_t *labels;    /* [N, B] (-1 padding) */
+    const uint8_t *difficult; /* [N, B], or NULL */
+    const int32_t *count;     /* [N] real boxes per image */
+    int label_offset;         /* added to labels: 1 for 0-based class lists */
+} lg_det_targets;
+
+/* RPN training loss of a batch: per image, targets from anchors[A] and the
+ * ground truth (sampled with lg_detect_seed(seed, step, image)), then
+ * lg_rpn_loss_forward. labels[N][A] and box_targets[N][A][4] are kept for
+ * lg_rpn_loss_backward. */
+typedef struct lg_rpn_loss_config {
+    lg_rpn_config rpn;
+    float beta;    /* 1/9 */
+    uint64_t seed; /* the spec's seed */
+} lg_rpn_loss_config;
+
+size_t lg_rpn_loss_batch_workspace(int num_anchors, int max_boxes);
+lg_status lg_rpn_loss_batch_forward(lg_ctx *ctx, const lg_rpn_loss_config *cfg,
+                                    const float *objectness, const float *deltas,
+                                    const float *anchors, int A, int N,
+                                    const lg_det_targets *targets, uint64_t step, void *workspace,
+                                    int *labels, float *box_targets, float *loss_objectness,
+                                    float *loss_box);
+
+/* Proposals of N images: boxes[N][P][4], scores[N][P], count[N] with
+ * P = cfg->post_nms_top_n (the caller picks the training or test config).
+ * Boxes are clipped to image_sizes[n] = (h, w) of each image before padding,
+ * or to image_h x image_w when image_sizes is NULL. */
+size_t lg_proposals_batch_workspace(const lg_proposal_config *cfg, const int *anchors_per_level,
+                                    int num_levels, int N);
+lg_status lg_proposals_batch(lg_ctx *ctx, const lg_proposal_config *cfg, const float *objectness,
+                             const float *deltas, const float *anchors,
+                             const int *anchors_per_level, int num_levels, int N, int image_h,
+                             int image_w, const int32_t *image_sizes, void *workspace, float *boxes,
+                             float *scores, int *count);
+
+/* RoI batch from proposals (evaluation): rois[N * P][5] from boxes[N][P][4]
+ * and count[N]. */
+void lg_rois_from_proposals(const float *boxes, const int *count, int N, int P, float *rois);
+
+/* RoI sampling of N images (training): from proposals boxes[N][P][4] and
+ * count[N], seeded with lg_detect_seed(seed, step, image); writes the RoI
+ * batch rois[N * R][5], labels[N * R] (-1 padding) and box_targets[N * R][4]
+ * with R = cfg->batch_size_per_image. */
+size_t lg_roi_sample_batch_workspace(const lg_roi_sample_config *cfg, int P, int max_boxes);
+lg_status lg_roi_sample_batch(lg_ctx *ctx, const lg_roi_sample_config *cfg, const float *proposals,
+                              const int *proposal_count, int P, int N,
+                              const lg_det_targets *targets, uint64_t seed, uint64_t step,
+                              void *workspace, float *rois, int *labels, float *box_targets);
+
+/* Detections of N images from the box head's outputs on a RoI batch of R
+ * rows per image: class_logits[N * R][K], box_regression[N * R][K * 4];
+ * boxes[N][D][4], scores[N][D], labels[N][D] (class ids >= 1, -1 padding),
+ * count[N] with D = cfg->detections_per_img; clipping as for
+ * lg_proposals_batch. */
+size_t lg_detections_batch_workspace(int R, int K, int N);
+lg_status lg_detections_batch(lg_ctx *ctx, const lg_detect_config *cfg, const float *class_logits,
+                              const float *box_regression, const float *rois, int N, int R, int K,
+                              int image_h, int image_w, const int32_t *image_sizes, void *workspace,
+                              float *boxes, float *scores, int *labels, int *count);
+
 /* ---- VOC evaluation -------------------------------------------------------- */
 
 /* The PASCAL VOC devkit's AP (voc_eval.py): per class, detections of all
@@ -341,16 +417,22 @@ typedef struct lg_voc_eval {
 
 lg_status lg_voc_eval_init(lg_voc_eval *ev, int num_classes, lg_error *err);
 /* Adds one image: det_boxes[num_det][4], det_scores, det_labels; gt_boxes
- * [num_gt][4], gt_labels, gt_difficult (may be NULL: none difficult).
+ * [num_gt][4], gt_labels, gt_difficult (lg_batch.box_difficult; may be
+ * NULL: none difficult).
  * Labels outside [0, num_classes) are an error. */
-lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes,
-                          const float *det_scores, const int *det_labels, int num_det,
-                          const float *gt_boxes, const int *gt_labels, const int *gt_difficult,
-                          int num_gt, lg_error *err);
+lg_status lg_voc_eval_add(lg_voc_eval *ev, const float *det_boxes, const float *det_scores,
+                          const int *det_labels, int num_det, const float *gt_boxes,
+                          const int *gt_labels, const uint8_t *gt_difficult, int num_gt,
+                          lg_error *err);
 /* ap[num_classes]: each class's AP, NAN for a class without (non-difficult)
  * ground truth; *map: the mean over the other classes (NAN if none). */
-lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap,
-                              float *map, lg_error *err);
+lg_status lg_voc_eval_compute(lg_voc_eval *ev, const lg_voc_map_config *cfg, float *ap, float *map,
+                              lg_error *err);
+/* Adds N images: detections as lg_detections_batch writes them (D per
+ * image) and the batch's ground truth (labels shifted by label_offset). */
+lg_status lg_voc_eval_add_batch(lg_voc_eval *ev, const float *boxes, const float *scores,
+                                const int *labels, const int *count, int N, int D,
+                                const lg_det_targets *targets, lg_error *err);
 void lg_voc_eval_reset(lg_voc_eval *ev);
 void lg_voc_eval_free(lg_voc_eval *ev);
 
