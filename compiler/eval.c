@@ -26,6 +26,10 @@ static void cv_print(char *buf, size_t size, const CValue *v) {
     switch (v->type) {
     case TY_INT: snprintf(buf, size, "%lld", (long long)v->i); break;
     case TY_FLOAT: {
+        if (v->f == (double)(int64_t)v->f && fabs(v->f) < 1e15) {
+            snprintf(buf, size, "%.1f", v->f);
+            break;
+        }
         snprintf(buf, size, "%.17g", v->f);
         /* shortest form that reads back the same */
         for (int p = 1; p <= 17; p++) {

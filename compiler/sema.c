@@ -1598,7 +1598,7 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
         diag_error(ctx, (Loc){mod->file, 0, 0}, "an imported file holds only blocks, networks and hparams");
     if (mod->trainer)
         sema_trainer(ctx, mod, mod->trainer);
-    if (mod->data && ctx->nerrors == before)
+    if (mod->data)
         sema_data(ctx, mod);
     else if (!mod->data && !library)
         diag_error(ctx, mod->name ? mod->name_loc : (Loc){mod->file, 0, 0}, "model '%s' has no data block",
@@ -1620,7 +1620,7 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
         sema_optimizer(ctx, mod, mod->optimizer);
     if (mod->scheduler)
         sema_scheduler(ctx, mod, mod->scheduler);
-    if (!library)
+    if (!library && ctx->nerrors == before)
         for (int i = 0; i < mod->nhparams; i++)
             if (!mod->hparams[i].used)
                 diag_warning(ctx, mod->hparams[i].loc, "hparam '%s' is never used", mod->hparams[i].name);

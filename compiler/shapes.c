@@ -175,7 +175,7 @@ typedef struct FrameScope {
 static bool frame_lookup(EvalScope *sc, const char *name, CValue *out) {
     Frame *f = ((FrameScope *)sc)->f;
     Binding *b = lookup(f, name);
-    if (b && b->v.kind == VK_SCALAR) {
+    if (b && (b->v.kind == VK_SCALAR || b->v.kind == VK_NONE)) { /* VK_NONE: an error already reported */
         *out = b->v.cv;
         return true;
     }
@@ -1151,8 +1151,12 @@ static Val run_stmt(El *el, Frame *f, Stmt *s, bool *returned) {
         f->stmt_base = s->names[0];
         Val v = eval_val(el, f, s->value);
         f->stmt_base = NULL;
-        if (v.kind == VK_NONE)
+        if (v.kind == VK_NONE) {
+            /* Bind the names anyway (to nothing) so later uses stay quiet. */
+            for (int i = 0; i < s->nnames; i++)
+                bind(el, f, s->names[i], v);
             break;
+        }
         if (s->nnames > 1) {
             if (v.kind != VK_MULTI || v.nts != s->nnames) {
                 diag_error(el->ctx, s->loc, "%d names for %d value%s", s->nnames, v.kind == VK_MULTI ? v.nts : 1,
