@@ -157,9 +157,11 @@ static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
         return 0;
     case LG_OP_MUL:
         for (int i = 0; i < 2; i++) {
-            IrValue *in[2] = {dy, op->in[1 - i]};
-            if (needs_grad(op->in[i]))
-                emit_rule(g, IR_MUL_BWD, op, op->in[i], 2, in);
+            IrValue *in[3] = {dy, op->in[0], op->in[1]};
+            if (needs_grad(op->in[i])) {
+                IrOp *b = emit_rule(g, IR_MUL_BWD, op, op->in[i], 3, in);
+                b->a.k = i; /* which input's gradient */
+            }
         }
         return 0;
     case LG_OP_SCALE: {

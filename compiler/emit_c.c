@@ -84,6 +84,8 @@ static void name_values(Emit *E, IrGraph *g) {
     (void)E;
     for (int i = 0; i < g->nvalues; i++) {
         IrValue *v = g->values[i];
+        if (v->storage == IR_ST_ARENA && v->first < 0)
+            continue; /* never declared: absorbed by fusion or unused */
         const char *base = c_ident(v->name, 0);
         int dup = 0;
         for (int j = 0; j < i; j++)
@@ -274,7 +276,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
             training ? ptr(E, op->out[1]) : "NULL", training ? ptr(E, op->out[2]) : "NULL");
         call_end(E);
         if (training && op->nin > 5)
-            out(E, "    %s[0] += 1.0f; // num_batches_tracked\n", ptr(E, op->in[5]));
+            out(E, "    (%s)[0] += 1.0f; // num_batches_tracked\n", ptr(E, op->in[5]));
         break;
     case LG_OP_RELU:
     case LG_OP_SIGMOID:
@@ -512,10 +514,11 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         break;
     }
     case IR_MUL_BWD: {
-        /* d a = dy * b: mul_backward with only da */
-        where(E, op, "d mul");
-        out(E, "    st = lg_mul_backward(ctx, %s, NULL, %s, %s, %s, NULL);\n", count_expr(op->in[0]),
-            ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+        /* one side's gradient per op: da = dy * b or db = dy * a */
+        where(E, op, op->a.k ? "d mul, second input" : "d mul, first input");
+        out(E, "    st = lg_mul_backward(ctx, %s, %s, %s, %s, %s, %s);\n", count_expr(op->in[0]),
+            ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[0]), op->a.k ? "NULL" : ptr(E, y),
+            op->a.k ? ptr(E, y) : "NULL");
         call_end(E);
         break;
     }

@@ -328,6 +328,8 @@ static void emit_params(Emit *E) {
         out(E, ", %d, {", q->ndim);
         for (int d = 0; d < q->ndim; d++)
             out(E, "%s%d", d ? ", " : "", q->dim[d]);
+        if (!q->ndim)
+            out(E, "0");
         out(E, "}, %zu, %s, %s, %d, %s, %d, %d},\n", q->numel, E->param_names[i],
             q->role == IR_TRAIN ? "LG_PARAM_TRAIN" : "LG_PARAM_BUFFER",
             q->role == IR_TRAIN ? param_group(E, q->name) : 0, init_kind(q), q->fan_in,

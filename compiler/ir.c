@@ -440,7 +440,7 @@ static void collect_params(Lower *L) {
                 int k = ir_add_param(L->p, name, gp->trainable ? IR_TRAIN : IR_BUFFER, ndim, dim);
                 IrParam *q = &L->p->params[k];
                 q->owner = gp->node ? (IrKind)gp->node->op : -1;
-                if (gp->node && gp->node->ninputs > 0) {
+                if (gp->trainable && gp->node && gp->node->ninputs > 0) {
                     /* fan_in = in_features, or in_channels / groups * kh * kw */
                     size_t fan = 1;
                     for (int d = 1; d < q->ndim; d++)
@@ -456,7 +456,7 @@ static void collect_params(Lower *L) {
     for (int i = 0; i < L->p->nparams; i++) {
         IrParam *q = &L->p->params[i];
         GParam *gp = L->gparams[i];
-        if (q->ndim == 1 && gp->node && gp->node->nparams > 0) {
+        if (q->ndim == 1 && q->role == IR_TRAIN && gp->node && gp->node->nparams > 0) {
             int w = param_index(L, gp->node->params[0]);
             if (w >= 0 && w != i)
                 q->fan_in = L->p->params[w].fan_in;
@@ -672,7 +672,7 @@ static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, i
     for (int i = 0; i < gr->nnodes && !errors; i++)
         errors += lower_node(L, gr->nodes[i], env, depth);
     for (int i = 0; i < gr->noutputs && i < IR_MAX_OUTPUTS && !errors; i++)
-        results[i] = env[gr->outputs[i]->id];
+        results[i] = gr->outputs[i] ? env[gr->outputs[i]->id] : NULL;
     if (!errors && L->g->step != IR_STEP_COUNT && depth == 0) {
         /* a step: its loss, logs and outputs */
         if (gr->loss)
@@ -687,7 +687,7 @@ static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, i
                             st->opts[k].value->kind == EX_BOOL ? (int)st->opts[k].value->ival
                                                                : (int)st->opts[k].value->cv.i;
             }
-        if (gr->noutputs)
+        if (gr->noutputs && gr->outputs[0])
             L->g->output = env[gr->outputs[0]->id];
     }
     free(env);

@@ -45,7 +45,7 @@ typedef enum {
     IR_BATCH_NORM_BWD,  /* (dy, x, W) -> dx; accumulates dW, db; uses saved stats */
     IR_SOFTMAX_BWD,     /* (dy, y) -> dx */
     IR_LOG_SOFTMAX_BWD, /* (dy, y) -> dx */
-    IR_MUL_BWD,         /* (dy, other) -> dx for one side */
+    IR_MUL_BWD,         /* (dy, a, b) -> da (a.k = 0) or db (a.k = 1) */
     IR_CROSS_ENTROPY_BWD, /* (dloss, logits, labels) -> dlogits */
     IR_MSE_LOSS_BWD,    /* (dloss, x, target) -> dx */
     IR_L1_LOSS_BWD,     /* (dloss, x, target) -> dx */

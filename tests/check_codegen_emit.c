@@ -175,6 +175,87 @@ static GValue *pool(Graph *g, int line, GValue *x, int c, int hw) {
     return y;
 }
 
+static GValue *opn(Graph *g, lg_op_id op, int line, GValue *a, GValue *b, GValue *y) {
+    GNode *n = b ? node(g, GN_OP, op, NULL, line, 2, a, b) : node(g, GN_OP, op, NULL, line, 1, a);
+    out_of(n, y);
+    return y;
+}
+
+static void set_float(GNode *n, const char *name, double v) {
+    AttrValue *a = &n->attrs[attr_slot(n->op, name)];
+    a->type = TY_FLOAT;
+    a->f = v;
+}
+
+/* A network of most trainable ops: batch_norm (+relu fusion), a residual
+ * add (a gradient sum), tanh, avg_pool2d, a strided conv, silu, leaky_relu,
+ * global_avg_pool, gelu * sigmoid (mul, another fan-out), dropout. */
+static Network *zoo_network(void) {
+    Network *net = arena_alloc(&ctx.arena, sizeof *net);
+    net->name = "zoo";
+    Graph *g = graph_new("zoo");
+    net->graph = g;
+    GNode *in = node(g, GN_INPUT, 0, NULL, 2, 0);
+    GValue *x = val(g, "x", DT_F32, true, 3, 1, 28, 28);
+    out_of(in, x);
+    g->inputs[g->ninputs++] = x;
+    GValue *c1 = conv(g, "conv1", 3, x, 1, 4, 3, 1, 28);
+    GNode *bn = node(g, GN_OP, LG_OP_BATCH_NORM, "bn1", 4, 1, c1);
+    set_float(bn, "eps", 1e-5);
+    set_float(bn, "momentum", 0.1);
+    set_bool(bn, "affine", 1);
+    add_param(g, bn, "bn1.weight", 1, 4);
+    add_param(g, bn, "bn1.bias", 1, 4);
+    add_param(g, bn, "bn1.running_mean", 1, 4);
+    add_param(g, bn, "bn1.running_var", 1, 4);
+    add_param(g, bn, "bn1.num_batches_tracked", 0);
+    for (int i = 2; i < 5; i++)
+        bn->params[i]->trainable = false;
+    bn->params[4]->dtype = DT_I64;
+    GValue *b1 = val(g, "bn1", DT_F32, true, 3, 4, 28, 28);
+    out_of(bn, b1);
+    GValue *r1 = opn(g, LG_OP_RELU, 4, b1, NULL, val(g, "r1", DT_F32, true, 3, 4, 28, 28));
+    GValue *c2 = conv(g, "conv2", 5, r1, 4, 4, 3, 1, 28);
+    GValue *t2 = opn(g, LG_OP_TANH, 5, c2, NULL, val(g, "t2", DT_F32, true, 3, 4, 28, 28));
+    GValue *sum = opn(g, LG_OP_ADD, 6, r1, t2, val(g, "res", DT_F32, true, 3, 4, 28, 28));
+    GNode *ap = node(g, GN_OP, LG_OP_AVG_POOL2D, NULL, 7, 1, sum);
+    set_int(ap, "kernel", 2);
+    set_int(ap, "stride", 2);
+    set_int(ap, "padding", 0);
+    set_bool(ap, "count_include_pad", 1);
+    GValue *p = val(g, "pool", DT_F32, true, 3, 4, 14, 14);
+    out_of(ap, p);
+    GNode *cn = node(g, GN_OP, LG_OP_CONV2D, "conv3", 8, 1, p);
+    set_int(cn, "out_channels", 8);
+    set_int(cn, "kernel", 3);
+    set_int(cn, "stride", 2);
+    set_int(cn, "padding", 1);
+    set_int(cn, "dilation", 1);
+    set_int(cn, "groups", 1);
+    set_bool(cn, "bias", 1);
+    add_param(g, cn, "conv3.weight", 4, 8, 4, 3, 3);
+    add_param(g, cn, "conv3.bias", 1, 8);
+    GValue *c3 = val(g, "conv3", DT_F32, true, 3, 8, 7, 7);
+    out_of(cn, c3);
+    GValue *a3 = opn(g, LG_OP_SILU, 8, c3, NULL, val(g, "a3", DT_F32, true, 3, 8, 7, 7));
+    GNode *lk = node(g, GN_OP, LG_OP_LEAKY_RELU, NULL, 9, 1, a3);
+    set_float(lk, "negative_slope", 0.1);
+    GValue *l3 = val(g, "l3", DT_F32, true, 3, 8, 7, 7);
+    out_of(lk, l3);
+    GValue *gp = opn(g, LG_OP_GLOBAL_AVG_POOL, 10, l3, NULL, val(g, "gap", DT_F32, true, 1, 8));
+    GValue *f1 = linear(g, "fc1", 11, gp, 8, 16);
+    GValue *ge = opn(g, LG_OP_GELU, 12, f1, NULL, val(g, "ge", DT_F32, true, 1, 16));
+    GValue *sg = opn(g, LG_OP_SIGMOID, 12, f1, NULL, val(g, "sg", DT_F32, true, 1, 16));
+    GValue *m = opn(g, LG_OP_MUL, 12, ge, sg, val(g, "gated", DT_F32, true, 1, 16));
+    GNode *dn = node(g, GN_OP, LG_OP_DROPOUT, NULL, 13, 1, m);
+    set_float(dn, "p", 0.3);
+    GValue *d = val(g, "drop", DT_F32, true, 1, 16);
+    out_of(dn, d);
+    GValue *f2 = linear(g, "fc2", 14, d, 16, 10);
+    g->outputs[g->noutputs++] = f2;
+    return net;
+}
+
 static Network *lenet_network(void) {
     Network *net = arena_alloc(&ctx.arena, sizeof *net);
     net->name = "lenet";
@@ -260,6 +341,25 @@ static Expr *num(double v, bool is_int) {
     e->cv.i = (int64_t)v;
     e->cv.f = v;
     return e;
+}
+
+static Module *zoo_module(void) {
+    char text[401];
+    for (int i = 0; i < 40; i++)
+        memcpy(text + 10 * i, "# line...\n", 10);
+    text[400] = 0;
+    int file = diag_add_file(&ctx, "tests/zoo.lmod", text, 400);
+    Module *m = ast_module_new(&ctx, file);
+    m->path = "tests/zoo.lmod";
+    m->name = "zoo";
+    Network *net = zoo_network();
+    m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
+    m->networks[0] = net;
+    m->nnetworks = 1;
+    m->steps = arena_array(&ctx.arena, 2, sizeof *m->steps);
+    m->steps[m->nsteps++] = step(net, STEP_TRAIN, "train", 20);
+    m->steps[m->nsteps++] = step(net, STEP_VALIDATE, "validate", 24);
+    return m;
 }
 
 static Module *lenet_module(void) {
@@ -374,12 +474,45 @@ static char *slurp(const char *path) {
     return b;
 }
 
-static const char *outdir(void) {
+static const char *outdir_of(const char *what) {
     const char *b = getenv("BUILD");
     static char dir[512];
-    snprintf(dir, sizeof dir, "%s/tests/codegen_emit", b ? b : "build");
+    snprintf(dir, sizeof dir, "%s/tests/%s", b ? b : "build", what);
     return dir;
 }
+
+static const char *outdir(void) {
+    return outdir_of("codegen_emit");
+}
+
+/* Every op kind of the zoo lowers, differentiates and emits; the result
+ * compiles warning-free (tests/e2e/gradcheck.sh checks its gradients). */
+START_TEST(test_emit_zoo) {
+    ctx_init(&ctx);
+    Module *m = zoo_module();
+    char path[600], cmd[2048];
+    const char *dir = outdir_of("codegen_zoo");
+    ck_assert_int_eq(emit_program(&ctx, m, dir), 0);
+    snprintf(path, sizeof path, "%s/zoo.c", dir);
+    char *c = slurp(path);
+    ck_assert_ptr_nonnull(c);
+    static const char *calls[] = {"lg_batch_norm_backward", "lg_accumulate", "lg_tanh_backward",
+                                  "lg_avg_pool2d_backward", "lg_silu_backward", "lg_leaky_relu_backward",
+                                  "lg_global_avg_pool_backward", "lg_gelu_backward", "lg_sigmoid_backward",
+                                  "lg_mul_backward", "lg_dropout_backward", "num_batches_tracked"};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
+        if (!strstr(c, calls[i]))
+            ck_abort_msg("zoo.c has no %s", calls[i]);
+    ck_assert_ptr_nonnull(strstr(c, "{\"bn1.running_var\", 1, {4}, 4, BN1_RUNNING_VAR, LG_PARAM_BUFFER, 0, LG_INIT_ONES"));
+    ck_assert_ptr_nonnull(strstr(c, "{\"bn1.num_batches_tracked\", 0, {0}, 1, BN1_NUM_BATCHES_TRACKED, LG_PARAM_BUFFER, 0, LG_INIT_ZEROS, 0, 1}"));
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only %s",
+             getenv("CC") ? getenv("CC") : "cc", path);
+    ck_assert_int_eq(system(cmd), 0);
+    free(c);
+    ctx_free(&ctx);
+}
+END_TEST
 
 START_TEST(test_emit_lenet) {
     ctx_init(&ctx);
@@ -435,6 +568,7 @@ int main(void) {
     TCase *tc = tcase_create("lenet");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_emit_lenet);
+    tcase_add_test(tc, test_emit_zoo);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

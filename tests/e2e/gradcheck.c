@@ -54,13 +54,13 @@ int main(void) {
     b.image = (float *)(void *)image;
     b.label = label;
     double logs[16];
-    lg_step_io io = {.ctx = NULL, .params = (float *)(void *)params, .grads = (float *)(void *)grads,
+    lg_error err = {0};
+    lg_ctx kctx = {.pool = NULL, .threads = 1, .err = &err};
+    lg_step_io io = {.ctx = &kctx, .params = (float *)(void *)params, .grads = (float *)(void *)grads,
                      .arena = arena, .training = 1, .logs = (float *)(void *)logs};
     memset(grads, 0, def->n_floats * sizeof(double));
-    lg_error err = {0};
-    (void)err;
     if (def->train_step(&io, &b)) {
-        fprintf(stderr, "gradcheck: train step failed\n");
+        fprintf(stderr, "gradcheck: train step failed: %s\n", err.msg);
         return 1;
     }
     double *analytic = malloc(def->n_floats * sizeof(double));

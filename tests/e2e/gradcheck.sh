@@ -34,6 +34,7 @@ fi
 gen=$BUILD/tests/codegen_emit/lenet.c
 [ -f "$gen" ] || { echo "gradcheck: $gen missing (run build/tests/check_codegen_emit first)"; exit 1; }
 check "$gen" lenet
+check "$BUILD/tests/codegen_zoo/zoo.c" zoo
 for spec in specs/mlp.lmod specs/lenet.lmod; do
     [ -f "$spec" ] || continue
     name=$(basename "$spec" .lmod)
