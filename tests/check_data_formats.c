@@ -180,8 +180,11 @@ START_TEST(test_transforms_match_torchvision) {
         lg_transform_desc t;
         const char *name;
     } cases[] = {
-        {{.kind = LG_TF_RESIZE, .i = {3, 4}}, "resize_3_4"},
-        {{.kind = LG_TF_RESIZE, .i = {9, 11}}, "resize_9_11"},
+        {{.kind = LG_TF_RESIZE, .i = {3, 4, 1}}, "resize_3_4"},
+        {{.kind = LG_TF_RESIZE, .i = {9, 11, 1}}, "resize_9_11"},
+        {{.kind = LG_TF_RESIZE, .i = {3, 4}}, "resize_aa_3_4"},
+        {{.kind = LG_TF_RESIZE, .i = {9, 11}}, "resize_aa_9_11"},
+        {{.kind = LG_TF_RESIZE, .i = {2, 9}}, "resize_aa_2_9"},
         {{.kind = LG_TF_CENTER_CROP, .i = {3, 3}}, "center_crop_3_3"},
         {{.kind = LG_TF_GRAYSCALE, .i = {1}}, "grayscale_1"},
         {{.kind = LG_TF_NORMALIZE, .f = {0.485f, 0.456f, 0.406f, 0.229f, 0.224f, 0.225f},

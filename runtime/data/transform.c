@@ -82,13 +82,101 @@ static lg_status crop(lg_sample *s, int top, int left, int h, int w, lg_error *e
     return LG_OK;
 }
 
+/* Taps of an antialiased bilinear resize along one axis (n_in -> n_out):
+ * a triangle filter stretched by the downscale factor, normalised, exactly
+ * torch's _upsample_bilinear2d_aa (and PIL's BILINEAR). first[i], count[i]
+ * and weights[i * taps ...] describe output i. */
+static int aa_taps(int n_in, int n_out, int *first, int *count, float *weights, int taps) {
+    double scale = (double)n_in / n_out;
+    double support = scale >= 1 ? scale : 1.0;
+    double inv = scale >= 1 ? 1.0 / scale : 1.0;
+    for (int i = 0; i < n_out; i++) {
+        double center = scale * (i + 0.5);
+        int lo = (int)(center - support + 0.5);
+        if (lo < 0)
+            lo = 0;
+        int hi = (int)(center + support + 0.5);
+        if (hi > n_in)
+            hi = n_in;
+        int n = hi - lo;
+        if (n > taps)
+            n = taps;
+        double total = 0, w[64];
+        for (int j = 0; j < n; j++) {
+            double x = (j + lo - center + 0.5) * inv;
+            w[j] = x < 0 ? (x > -1 ? 1 + x : 0) : (x < 1 ? 1 - x : 0);
+            total += w[j];
+        }
+        for (int j = 0; j < n; j++)
+            weights[i * taps + j] = (float)(total > 0 ? w[j] / total : 0);
+        first[i] = lo;
+        count[i] = n;
+    }
+    return 0;
+}
+
+/* Antialiased bilinear, as torchvision's Resize (antialias=True, its
+ * default): width pass into tmp, height pass back into img. */
+static lg_status resize_aa(lg_sample *s, int oh, int ow, lg_error *err) {
+    int tx = (int)ceil(2.0 * ((double)s->w / ow > 1 ? (double)s->w / ow : 1)) + 2;
+    int ty = (int)ceil(2.0 * ((double)s->h / oh > 1 ? (double)s->h / oh : 1)) + 2;
+    if (tx > 64 || ty > 64)
+        return lg_error_set(err, LG_ERR_ARG,
+                            "resize from %dx%d to %dx%d shrinks more than 30 times; resize in "
+                            "steps", s->h, s->w, oh, ow);
+    size_t mid = (size_t)s->c * s->h * ow, out = (size_t)s->c * oh * ow;
+    size_t meta = (size_t)(ow + oh) * 2 * sizeof(int) + ((size_t)ow * tx + (size_t)oh * ty) * sizeof(float);
+    lg_status st = lg_sample_reserve_tmp(s, mid + out + meta / sizeof(float) + 1, err);
+    if (st)
+        return st;
+    float *m = s->tmp, *o = s->tmp + mid;
+    float *wx = o + out, *wy = wx + (size_t)ow * tx;
+    int *fx = (int *)(wy + (size_t)oh * ty), *cx = fx + ow, *fy = cx + ow, *cy = fy + oh;
+    aa_taps(s->w, ow, fx, cx, wx, tx);
+    aa_taps(s->h, oh, fy, cy, wy, ty);
+    for (int c = 0; c < s->c; c++)
+        for (int y = 0; y < s->h; y++) {
+            const float *row = s->img + ((size_t)c * s->h + y) * s->w;
+            float *dst = m + ((size_t)c * s->h + y) * ow;
+            for (int x = 0; x < ow; x++) {
+                const float *w = wx + (size_t)x * tx;
+                float acc = 0;
+                for (int k = 0; k < cx[x]; k++)
+                    acc += row[fx[x] + k] * w[k];
+                dst[x] = acc;
+            }
+        }
+    for (int c = 0; c < s->c; c++)
+        for (int y = 0; y < oh; y++) {
+            const float *w = wy + (size_t)y * ty;
+            float *dst = o + ((size_t)c * oh + y) * ow;
+            for (int x = 0; x < ow; x++)
+                dst[x] = 0;
+            for (int k = 0; k < cy[y]; k++) {
+                const float *src = m + ((size_t)c * s->h + fy[y] + k) * ow;
+                for (int x = 0; x < ow; x++)
+                    dst[x] += src[x] * w[k];
+            }
+        }
+    float sx = (float)ow / s->w, sy = (float)oh / s->h;
+    int c = s->c;
+    if ((st = lg_sample_reserve(s, c, oh, ow, err)))
+        return st;
+    memcpy(s->img, o, out * sizeof(float));
+    boxes_affine(s, sx, 0, sy, 0, ow, oh);
+    return LG_OK;
+}
+
 /* Bilinear with half-pixel centres (align_corners=False), as torch's
- * interpolate(mode="bilinear", antialias=False). */
-static lg_status resize(lg_sample *s, int oh, int ow, lg_error *err) {
+ * interpolate(mode="bilinear", antialias=False); with antialias, as
+ * torchvision's Resize default (differs only when shrinking). */
+static lg_status resize(lg_sample *s, int oh, int ow, int antialias, lg_error *err) {
     if (oh <= 0 || ow <= 0)
         return lg_error_set(err, LG_ERR_ARG, "resize to %dx%d", oh, ow);
     if (oh == s->h && ow == s->w)
         return LG_OK;
+    if (antialias && (oh < s->h || ow < s->w))
+        return resize_aa(s, oh, ow, err);
     lg_status st = lg_sample_reserve_tmp(s, (size_t)s->c * oh * ow, err);
     if (st)
         return st;
@@ -307,17 +395,18 @@ static lg_status random_resized_crop(lg_sample *s, const lg_transform_desc *t, l
         left = (W - cw) / 2;
     }
     lg_status st = crop(s, top, left, ch, cw, err);
-    return st ? st : resize(s, t->i[0], t->i[1], err);
+    return st ? st : resize(s, t->i[0], t->i[1], !t->i[2], err);
 }
 
-static lg_status letterbox(lg_sample *s, int oh, int ow, float fill, lg_error *err) {
+static lg_status letterbox(lg_sample *s, int oh, int ow, float fill, int antialias,
+                           lg_error *err) {
     if (oh <= 0 || ow <= 0)
         return lg_error_set(err, LG_ERR_ARG, "letterbox to %dx%d", oh, ow);
     double sc = fmin((double)oh / s->h, (double)ow / s->w);
     int nh = (int)lround(s->h * sc), nw = (int)lround(s->w * sc);
     if (nh < 1) nh = 1;
     if (nw < 1) nw = 1;
-    lg_status st = resize(s, nh, nw, err);
+    lg_status st = resize(s, nh, nw, antialias, err);
     if (st)
         return st;
     int top = (oh - nh) / 2, left = (ow - nw) / 2;
@@ -363,7 +452,7 @@ lg_status lg_transform_apply(const lg_transform_desc *tf, int n, lg_sample *s, l
             break;
         }
         case LG_TF_RESIZE:
-            st = resize(s, t->i[0], t->i[1], err);
+            st = resize(s, t->i[0], t->i[1], !t->i[2], err);
             break;
         case LG_TF_CENTER_CROP: {
             int h = t->i[0], w = t->i[1];
@@ -401,7 +490,7 @@ lg_status lg_transform_apply(const lg_transform_desc *tf, int n, lg_sample *s, l
             st = grayscale(s, t->i[0] ? t->i[0] : 1, err);
             break;
         case LG_TF_LETTERBOX:
-            st = letterbox(s, t->i[0], t->i[1], t->f[0], err);
+            st = letterbox(s, t->i[0], t->i[1], t->f[0], !t->i[2], err);
             break;
         default:
             return lg_error_set(err, LG_ERR_ARG, "unknown transform %d", (int)t->kind);

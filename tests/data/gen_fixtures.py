@@ -32,6 +32,9 @@ def main():
     r = torch.nn.functional.interpolate(x[None], size=(9, 11), mode="bilinear",
                                         align_corners=False, antialias=False)[0]
     add("resize_9_11", r)
+    add("resize_aa_3_4", F.resize(x, [3, 4], antialias=True))
+    add("resize_aa_9_11", F.resize(x, [9, 11], antialias=True))
+    add("resize_aa_2_9", F.resize(x, [2, 9], antialias=True))
     add("center_crop_3_3", F.center_crop(x, [3, 3]))
     add("grayscale_1", F.rgb_to_grayscale(x, 1))
     add("brightness_1.3", F.adjust_brightness(x, 1.3))

@@ -100,16 +100,20 @@ typedef struct lg_dataset_desc {
  *   TO_TENSOR               -
  *   NORMALIZE               f[0..2] mean per channel, f[3..5] std (a single
  *                           mean/std is repeated: i[0] = number given, 1 or 3)
- *   RESIZE                  i[0] = h, i[1] = w (bilinear, align_corners false)
+ *   RESIZE                  i[0] = h, i[1] = w; bilinear with antialiasing when
+ *                           shrinking, as torchvision's Resize; i[2] = 1: no
+ *                           antialiasing (antialias=False)
  *   CENTER_CROP             i[0] = h, i[1] = w
  *   RANDOM_CROP             i[0] = h, i[1] = w, i[2] = padding (zero fill)
- *   RANDOM_RESIZED_CROP     i[0] = h, i[1] = w; f[0..1] scale range (0.08, 1),
- *                           f[2..3] aspect ratio range (3/4, 4/3)
+ *   RANDOM_RESIZED_CROP     i[0] = h, i[1] = w, i[2] as RESIZE; f[0..1] scale
+ *                           range (0 = 0.08, 1), f[2..3] aspect ratio range
+ *                           (0 = 3/4, 4/3)
  *   RANDOM_HFLIP, RANDOM_VFLIP  f[0] = p (probability)
  *   COLOR_JITTER            f[0] brightness, f[1] contrast, f[2] saturation, f[3] hue
  *                           (torchvision's factors; 0 = unchanged)
  *   GRAYSCALE               i[0] = output channels (1 or 3)
- *   LETTERBOX               i[0] = h, i[1] = w; resize keeping aspect, pad with f[0]
+ *   LETTERBOX               i[0] = h, i[1] = w, i[2] as RESIZE; resize keeping the
+ *                           aspect ratio, centre, pad with f[0]
  */
 typedef enum {
     LG_TF_TO_TENSOR,
