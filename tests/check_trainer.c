@@ -177,6 +177,8 @@ START_TEST(test_help_version) {
     ck_assert_int_eq(run("raw", "test", "--help"), 0);
     ck_assert_ptr_nonnull(strstr(out, "--limit_test_batches"));
     ck_assert_ptr_null(strstr(out, "--limit_train_batches"));
+    ck_assert_ptr_nonnull(strstr(out, "--seed INT"));
+    ck_assert_ptr_nonnull(strstr(out, "--trainer.seed INT"));
     ck_assert_int_eq(run("raw", "--version"), 0);
     ck_assert_ptr_nonnull(strstr(out, "f00d000000000000000000000000000000000000000000000000000000000001"));
 }
@@ -233,10 +235,11 @@ END_TEST
 START_TEST(test_config) {
     make_root();
     FILE *f = fopen(path("run.json"), "w");
-    fputs("{\"trainer\": {\"max_epochs\": 5, \"limit_train_batches\": 0.5, \"gradient_clip_val\": null},"
+    fputs("{\"trainer\": {\"max_epochs\": 5, \"limit_train_batches\": 0.5, \"gradient_clip_val\": null,"
+          " \"seed\": 7},"
           " \"model\": {\"lr\": 0.2, \"optimizer\": \"adam\"},"
           " \"checkpoint\": {\"monitor\": \"val_acc\", \"mode\": \"max\"},"
-          " \"seed\": 7}", f);
+          " \"seed\": 8}", f);
     fclose(f);
     ck_assert_int_eq(run("fit", "--config", path("run.json"), "--max_epochs", "1", "--print_config"), 0);
     ck_assert_ptr_nonnull(strstr(out, "\"max_epochs\": 1,"));      /* the command line wins */
@@ -244,7 +247,9 @@ START_TEST(test_config) {
     ck_assert_ptr_nonnull(strstr(out, "\"lr\": 0.2"));
     ck_assert_ptr_nonnull(strstr(out, "\"optimizer\": \"adam\""));
     ck_assert_ptr_nonnull(strstr(out, "\"monitor\": \"val_acc\""));
+    /* "seed" is both an hparam and a trainer flag: sections tell them apart */
     ck_assert_ptr_nonnull(strstr(out, "\"seed\": 7"));
+    ck_assert_ptr_nonnull(strstr(out, "\"seed\": 8,"));
     ck_assert(!exists("lightning_logs")); /* print_config runs nothing */
     /* the printed config reads back to the same config */
     f = fopen(path("printed.json"), "w");
@@ -293,7 +298,7 @@ START_TEST(test_fit_files) {
     char buf[8192];
     slurp(path("lightning_logs/version_0/hparams.yaml"), buf, sizeof buf);
     ck_assert_str_eq(buf, "lr: 0.1\nmomentum: 0.9\nnan_at: -1\nnote: 'hello: world'\n"
-                          "optimizer: sgd\nsleep_ms: 0\n");
+                          "optimizer: sgd\nseed: 0\nsleep_ms: 0\n");
     slurp(path("lightning_logs/version_0/metrics.csv"), buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "epoch,lr-SGD,step,train_acc,train_loss,val_acc,val_loss\n", 56) == 0,
                   "%s", buf);
@@ -305,7 +310,7 @@ START_TEST(test_fit_files) {
     ck_assert_ptr_nonnull(strstr(buf, "\n0,,6,,,0."));
     ck_assert_ptr_nonnull(strstr(buf, "\n1,,13,,,0."));
     /* the next run gets the next version */
-    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--seed", "3"), 0);
+    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--seed_everything", "3"), 0);
     ck_assert(exists("lightning_logs/version_1/checkpoints/epoch=0-step=7.ckpt"));
     const char *m = meta(path("lightning_logs/version_1/checkpoints/last.ckpt"), "rng");
     ck_assert_ptr_nonnull(strstr(m, "\"seed\":3"));
@@ -387,7 +392,7 @@ START_TEST(test_resume_mid_epoch) {
         assert_same_tensors(path("lightning_logs/version_0/checkpoints/last.ckpt"), path(last));
     }
     /* a different run (another seed) does differ: the comparison can fail */
-    ck_assert_int_eq(run("fit", MID, "--seed", "5", "--max_epochs", "4"), 0);
+    ck_assert_int_eq(run("fit", MID, "--trainer.seed", "5", "--max_epochs", "4"), 0);
     lg_st_file a, b;
     lg_error e;
     ck_assert_int_eq(lg_st_open(&a, path("lightning_logs/version_0/checkpoints/last.ckpt"), &e), LG_OK);

@@ -473,17 +473,20 @@ static int hparam_index(const lg_model_def *def, const char *name) {
     return -1;
 }
 
-/* Data flags an hparam of the same name replaces. */
-static int flag_hidden(const lg_model_def *def, const flag *f) {
-    return strcmp(f->section, "data") == 0 && hparam_index(def, f->name) >= 0;
+/* A trainer flag that an hparam of the same name shadows on the command
+ * line: `--seed` sets the hparam, `--trainer.seed` (or an alias such as
+ * --seed_everything, or the config's "trainer" section) the trainer's. */
+static int shadowed(const lg_model_def *def, const flag *f) {
+    return hparam_index(def, f->name) >= 0;
 }
 
 static const flag *find_flag(const lg_model_def *def, const char *name) {
+    (void)def;
     for (size_t a = 0; a < sizeof aliases / sizeof aliases[0]; a++)
         if (strcmp(name, aliases[a].from) == 0)
             name = aliases[a].to;
     for (int k = 0; k < N_FLAGS; k++)
-        if (strcmp(flags[k].name, name) == 0 && !flag_hidden(def, &flags[k]))
+        if (strcmp(flags[k].name, name) == 0)
             return &flags[k];
     return NULL;
 }
@@ -506,6 +509,8 @@ static int all_names(const lg_model_def *def, const char **names, int cap) {
 /* Sets `name` to v (a flag, an alias or an hparam). */
 static lg_status set_named(lg_tconfig *cfg, const lg_model_def *def, const char *name,
                            const char *v, const origin *o, lg_error *err) {
+    if (strncmp(name, "trainer.", 8) == 0 && hparam_index(def, name + 8) < 0)
+        name += 8; /* --trainer.gpus */
     if (strcmp(name, "gpus") == 0) { /* 1.x: --gpus N = accelerator gpu, devices N */
         int64_t n;
         if (!parse_int(v, &n) || n < -1)
@@ -522,10 +527,13 @@ static lg_status set_named(lg_tconfig *cfg, const lg_model_def *def, const char 
         cfg->enable_progress_bar = n > 0;
         return LG_OK;
     }
-    int k = hparam_index(def, name);
+    int only_hp = strncmp(name, "model.", 6) == 0;
+    int only_flag = strncmp(name, "trainer.", 8) == 0 || strncmp(name, "data.", 5) == 0;
+    const char *bare = only_hp ? name + 6 : only_flag ? strchr(name, '.') + 1 : name;
+    int k = only_flag ? -1 : hparam_index(def, bare);
     if (k >= 0)
         return set_hparam(cfg, def, k, v, o, err);
-    const flag *f = find_flag(def, name);
+    const flag *f = only_hp ? NULL : find_flag(def, bare);
     if (f)
         return set_flag(cfg, f, v, o, err);
     const char *names[256];
@@ -539,6 +547,12 @@ static lg_status set_named(lg_tconfig *cfg, const lg_model_def *def, const char 
 
 /* Whether flag `name` takes no value when the next word is not a bool. */
 static int takes_optional_bool(const lg_model_def *def, const char *name) {
+    if (strncmp(name, "trainer.", 8) == 0 || strncmp(name, "data.", 5) == 0) {
+        const flag *f = find_flag(def, strchr(name, '.') + 1);
+        return f && (f->type == T_BOOL || f->type == T_FDR || f->type == T_DETERMINISTIC);
+    }
+    if (strncmp(name, "model.", 6) == 0)
+        name += 6;
     int k = hparam_index(def, name);
     if (k >= 0)
         return def->hparams[k].type == LG_HP_BOOL;
@@ -584,11 +598,13 @@ static lg_status config_object(lg_tconfig *cfg, const lg_model_def *def, json_t 
         lg_status st;
         if (json_is_object(v)) {
             char sub[sizeof name + 2];
-            /* trainer / model / data group flags without a prefix (LightningCLI's
-             * layout); checkpoint / early_stopping prefix their keys. */
-            if (!*prefix && (strcmp(key, "trainer") == 0 || strcmp(key, "model") == 0 ||
-                             strcmp(key, "data") == 0))
-                sub[0] = '\0';
+            /* LightningCLI's layout: "trainer", "model" and "data" sections
+             * (which say whether a name is an hparam or a trainer flag);
+             * checkpoint / early_stopping prefix their keys. */
+            if (!*prefix && strcmp(key, "data") == 0)
+                snprintf(sub, sizeof sub, "trainer.");
+            else if (strcmp(prefix, "trainer.") == 0 || strcmp(prefix, "model.") == 0)
+                snprintf(sub, sizeof sub, "%s%s.", prefix, key);
             else
                 snprintf(sub, sizeof sub, "%s.", name);
             st = config_object(cfg, def, v, sub, o, err);
@@ -710,7 +726,7 @@ static void print_help(const lg_model_def *def, int cmd) {
         int any = 0;
         for (int k = 0; k < N_FLAGS; k++) {
             const flag *f = &flags[k];
-            if (strcmp(f->section, sections[s]) || !(f->cmds & (1u << cmd)) || flag_hidden(def, f))
+            if (strcmp(f->section, sections[s]) || !(f->cmds & (1u << cmd)))
                 continue;
             if (!any++)
                 printf("\n%s:\n", titles[s]);
@@ -724,7 +740,9 @@ static void print_help(const lg_model_def *def, int cmd) {
                         *c = ',';
                 t = choice;
             }
-            print_opt(f->name, t, f->doc, d ? d : f->dflt, d ? ", from the spec" : NULL);
+            char shown[96];
+            snprintf(shown, sizeof shown, "%s%s", shadowed(def, f) ? "trainer." : "", f->name);
+            print_opt(shown, t, f->doc, d ? d : f->dflt, d ? ", from the spec" : NULL);
         }
     }
     printf("\nconfiguration:\n");
@@ -773,10 +791,6 @@ static lg_status apply_defaults(lg_tconfig *cfg, const lg_model_def *def, lg_err
     origin os = {" (the spec's hparam default)"};
     for (int k = 0; k < def->n_hparams; k++) {
         const lg_hparam *h = &def->hparams[k];
-        if (find_flag(def, h->name) && !flag_hidden(def, find_flag(def, h->name)))
-            return lg_error_set(err, LG_ERR_ARG,
-                                "internal error: hparam '%s' has the name of a trainer flag",
-                                h->name);
         if (h->type == LG_HP_STR || h->type == LG_HP_ENUM)
             cfg->hp[k].s = strdup("");
         lg_status st = set_hparam(cfg, def, k, h->dflt ? h->dflt : "", &os, err);
@@ -785,7 +799,9 @@ static lg_status apply_defaults(lg_tconfig *cfg, const lg_model_def *def, lg_err
     }
     origin sp = {" (the spec's trainer block)"};
     for (int k = 0; k < def->n_defaults; k++) {
-        lg_status st = set_named(cfg, def, def->defaults[k].key, def->defaults[k].value, &sp, err);
+        char key[256];
+        snprintf(key, sizeof key, "trainer.%s", def->defaults[k].key);
+        lg_status st = set_named(cfg, def, key, def->defaults[k].value, &sp, err);
         if (st != LG_OK)
             return st;
     }
@@ -892,7 +908,11 @@ lg_status lg_tconfig_parse(lg_tconfig *cfg, const lg_model_def *def, int argc, c
         } else if (takes_optional_bool(def, name)) {
             value = "true";
         } else {
-            if (!find_flag(def, name) && hparam_index(def, name) < 0 && strcmp(name, "gpus") &&
+            const char *bare = strchr(name, '.') && strncmp(name, "checkpoint.", 11) &&
+                                       strncmp(name, "early_stopping.", 15)
+                                   ? strchr(name, '.') + 1
+                                   : name;
+            if (!find_flag(def, bare) && hparam_index(def, bare) < 0 && strcmp(name, "gpus") &&
                 strcmp(name, "config"))
                 return set_named(cfg, def, name, "", &cli, err); /* unknown: suggestion */
             return lg_error_set(err, LG_ERR_ARG, "flag '--%s' needs a value", name);
@@ -965,8 +985,6 @@ char *lg_tconfig_dump(const lg_tconfig *cfg, const lg_model_def *def) {
     }
     for (int k = 0; k < N_FLAGS; k++) {
         const flag *f = &flags[k];
-        if (flag_hidden(def, f))
-            continue;
         for (int s = 0; s < 4; s++)
             if (strcmp(f->section, names[s]) == 0) {
                 const char *key = strchr(f->name, '.') ? strchr(f->name, '.') + 1 : f->name;

@@ -17,7 +17,7 @@
 #include <time.h>
 
 enum { D = 4, K = 3 };
-enum { HP_LR, HP_OPTIMIZER, HP_MOMENTUM, HP_NAN_AT, HP_SLEEP_MS, HP_NOTE, HP_COUNT };
+enum { HP_LR, HP_OPTIMIZER, HP_MOMENTUM, HP_NAN_AT, HP_SLEEP_MS, HP_NOTE, HP_SEED, HP_COUNT };
 
 static const lg_hparam hparams[HP_COUNT] = {
     {"lr", LG_HP_FLOAT, "0.1", 0, 10, LG_RANGE_LO_OPEN | LG_RANGE_HI, NULL, "learning rate"},
@@ -26,6 +26,8 @@ static const lg_hparam hparams[HP_COUNT] = {
     {"nan_at", LG_HP_INT, "-1", 0, 0, 0, NULL, "make the loss NaN at this step (-1: never)"},
     {"sleep_ms", LG_HP_INT, "0", 0, 1000, LG_RANGE_LO | LG_RANGE_HI, NULL, "sleep per step"},
     {"note", LG_HP_STR, "hello: world", 0, 0, 0, NULL, "a string hparam"},
+    /* shadows the trainer's --seed, as specs/lenet.lmod's split seed does */
+    {"seed", LG_HP_INT, "0", 0, 0, 0, NULL, "an hparam named like a trainer flag"},
 };
 
 /* Parameter block: fc.weight [3, 4] @0, fc.bias [3] @12 (trained), then
