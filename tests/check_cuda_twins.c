@@ -8,12 +8,14 @@
  * cross entropy (weights, label smoothing, ignore_index, both reductions)
  * with its gradient, accuracy, SGD / Adam / AdamW over several steps,
  * add/mul/scale, dropout (the same elements dropped), softmax and
- * log_softmax, global average pooling, the elementwise losses, mean/sum and
- * gradient clipping.
+ * log_softmax, global average pooling, the elementwise losses, mean/sum,
+ * gradient clipping, and lgen/detect.h's box IoU, matcher, NMS and RoIAlign
+ * (one level and FPN levels, with a padding row).
  * (check_cuda_body.c compares the bodies with PyTorch; tests/gpu/ runs them
  * on a device.)
  */
 #include "../runtime/cuda/body.h"
+#include "lgen/detect.h"
 #include "lgen/kernels.h"
 #include "lgen/optim.h"
 
@@ -381,6 +383,145 @@ START_TEST(test_clipping_matches_cpu) {
 }
 END_TEST
 
+/* ---- detection -------------------------------------------------------------------------- */
+
+static float *random_boxes(size_t n, unsigned seed, float extent, float size) {
+    float *r = random_floats(4 * n, seed, 1.0f), *b = malloc(4 * n * sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        float x = extent * (0.5f + 0.5f * r[4 * i]), y = extent * (0.5f + 0.5f * r[4 * i + 1]);
+        b[4 * i] = x, b[4 * i + 1] = y;
+        b[4 * i + 2] = x + size * (1.2f + r[4 * i + 2]), b[4 * i + 3] = y + size * (1.2f + r[4 * i + 3]);
+    }
+    free(r);
+    return b;
+}
+
+START_TEST(test_iou_and_matcher_match_cpu) {
+    const int G = 7, P = 300;
+    float *gt = random_boxes((size_t)G, 20, 100, 30), *pred = random_boxes((size_t)P, 21, 100, 25);
+    float *iou = malloc((size_t)G * P * 4), *ciou = malloc((size_t)G * P * 4), highest[7];
+    int *m = malloc((size_t)P * sizeof *m), *cm = malloc((size_t)P * sizeof *cm);
+    for (size_t i = 0; i < (size_t)G * P; i++)
+        lg_cuk_box_iou(i, gt, pred, (size_t)P, iou);
+    ck_assert_int_eq(lg_box_iou(NULL, gt, G, pred, P, ciou), LG_OK);
+    assert_close("box_iou", iou, ciou, (size_t)G * P, 0, 0);
+    float ws[16];
+    for (int low_quality = 0; low_quality < 2; low_quality++) {
+        lg_cuda_matcher cfg = {0.5f, 0.3f, low_quality};
+        lg_matcher ccfg = {0.5f, 0.3f, low_quality};
+        for (size_t g = 0; g < (size_t)G; g++)
+            lg_cuk_match_highest(g, iou, P, highest);
+        int counts[3] = {0, 0, 0};
+        for (size_t p = 0; p < (size_t)P; p++) {
+            m[p] = lg_cuk_match(p, &cfg, iou, G, P, highest);
+            counts[m[p] >= 0 ? 0 : -m[p]]++;
+        }
+        ck_assert_int_eq(lg_match(NULL, &ccfg, ciou, G, P, ws, cm), LG_OK);
+        for (int p = 0; p < P; p++)
+            ck_assert_msg(m[p] == cm[p], "match[%d]: body %d, CPU %d", p, m[p], cm[p]);
+        /* the data exercise all three outcomes */
+        ck_assert(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+    }
+    ck_assert_int_eq(lg_cuk_match(0, &(lg_cuda_matcher){0.5f, 0.3f, 1}, iou, 0, P, highest),
+                     LG_CUDA_MATCH_BELOW_LOW);
+    ck_assert_int_eq(LG_CUDA_MATCH_BELOW_LOW, LG_MATCH_BELOW_LOW);
+    ck_assert_int_eq(LG_CUDA_MATCH_BETWEEN, LG_MATCH_BETWEEN);
+    free(gt), free(pred), free(iou), free(ciou), free(m), free(cm);
+}
+END_TEST
+
+START_TEST(test_nms_matches_cpu) {
+    const size_t n = 400;
+    float *boxes = random_boxes(n, 22, 120, 20), *scores = random_floats(n, 23, 1.0f);
+    scores[7] = scores[100]; /* a tie */
+    size_t blocks = (n + 63) / 64;
+    int *order = malloc(n * sizeof *order), *keep = malloc(n * sizeof *keep), *ckeep = malloc(n * sizeof *ckeep);
+    float *sorted = malloc(4 * n * 4);
+    uint64_t *mask = malloc(n * blocks * 8), removed[8];
+    for (size_t i = 0; i < n; i++)
+        order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
+    for (size_t k = 0; k < 4 * n; k++)
+        sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+    for (size_t t = 0; t < n * blocks; t++)
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, 0.4f, mask);
+    int num, cnum;
+    lg_cuk_nms_reduce(n, mask, removed, order, keep, &num, (int)n);
+    void *ws = malloc(lg_nms_workspace((int)n));
+    ck_assert_int_eq(lg_nms(NULL, boxes, scores, (int)n, 0.4f, ws, ckeep, &cnum), LG_OK);
+    ck_assert_int_eq(num, cnum);
+    ck_assert_int_lt(num, (int)n); /* something was suppressed */
+    for (int i = 0; i < num; i++)
+        ck_assert_msg(keep[i] == ckeep[i], "keep[%d]: body %d, CPU %d", i, keep[i], ckeep[i]);
+    free(boxes), free(scores), free(order), free(keep), free(ckeep), free(sorted), free(mask), free(ws);
+}
+END_TEST
+
+START_TEST(test_roi_align_matches_cpu) {
+    enum { N = 2, C = 3, H0 = 24, W0 = 32, H1 = 12, W1 = 16, K = 24, PH = 7, PW = 5 };
+    size_t n0 = (size_t)N * C * H0 * W0, n1 = (size_t)N * C * H1 * W1, nout = (size_t)K * C * PH * PW;
+    float *f0 = random_floats(n0, 24, 1.0f), *f1 = random_floats(n1, 25, 1.0f);
+    float *b = random_boxes(K, 26, 70, 40), rois[5 * K];
+    for (int k = 0; k < K; k++) {
+        rois[5 * k] = k == 5 ? -1.0f : (float)(k % N); /* row 5 is padding */
+        memcpy(rois + 5 * k + 1, b + 4 * k, 4 * sizeof(float));
+    }
+    rois[5 * 3 + 3] += 300, rois[5 * 3 + 4] += 300; /* a big box: the coarse level */
+    float *out = malloc(nout * 4), *cout = malloc(nout * 4), *dout = random_floats(nout, 27, 1.0f);
+    float *g0 = calloc(n0, 4), *g1 = calloc(n1, 4), *cg0 = malloc(n0 * 4), *cg1 = malloc(n1 * 4);
+    for (int aligned = 0; aligned < 2; aligned++) {
+        /* one level */
+        lg_cuda_roi_align d = {.C = C, .PH = PH, .PW = PW, .sampling_ratio = aligned ? 0 : 2,
+                               .aligned = aligned, .levels = 1, .k_min = 2};
+        d.H[0] = H0, d.W[0] = W0, d.spatial_scale[0] = 0.25f;
+        lg_roi_align_config cfg = {PH, PW, 0.25f, aligned ? 0 : 2, aligned};
+        const float *lv[1] = {f0};
+        float *gl[1] = {g0};
+        memset(g0, 0, n0 * 4);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_roi_align_forward(i, &d, lv, rois, out);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_roi_align_backward(i, &d, gl, rois, dout);
+        ck_assert_int_eq(lg_roi_align_forward(NULL, &cfg, f0, N, C, H0, W0, rois, K, cout), LG_OK);
+        ck_assert_int_eq(lg_roi_align_backward(NULL, &cfg, dout, N, C, H0, W0, rois, K, cg0), LG_OK);
+        assert_close("roi_align", out, cout, nout, 1e-5, 1e-6);
+        assert_close("roi_align backward", g0, cg0, n0, 1e-5, 1e-6);
+
+        /* two levels (strides 4 and 8) */
+        lg_cuda_roi_align d2 = d;
+        d2.levels = 2;
+        d2.H[1] = H1, d2.W[1] = W1, d2.spatial_scale[1] = 0.125f;
+        lg_multiscale_roi_align ms = {.num_levels = 2, .scales = {0.25f, 0.125f}, .pooled_h = PH,
+                                      .pooled_w = PW, .sampling_ratio = d.sampling_ratio,
+                                      .aligned = aligned, .canonical_scale = 224, .canonical_level = 4};
+        const float *lv2[2] = {f0, f1};
+        float *gl2[2] = {g0, g1};
+        float *cgl2[2] = {cg0, cg1};
+        int heights[2] = {H0, H1}, widths[2] = {W0, W1}, levels[K];
+        memset(g0, 0, n0 * 4), memset(g1, 0, n1 * 4);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_roi_align_forward(i, &d2, lv2, rois, out);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_roi_align_backward(i, &d2, gl2, rois, dout);
+        ck_assert_int_eq(lg_roi_levels(NULL, &ms, rois, K, levels), LG_OK);
+        int coarse = 0;
+        for (int k = 0; k < K; k++)
+            if (rois[5 * k] >= 0) {
+                ck_assert_int_eq(lg_cuk_roi_level(&d2, rois + 5 * k), levels[k]);
+                coarse += levels[k] == 1;
+            }
+        ck_assert_int_gt(coarse, 0);
+        ck_assert_int_eq(lg_multiscale_roi_align_forward(NULL, &ms, lv2, heights, widths, N, C, rois, K, cout),
+                         LG_OK);
+        ck_assert_int_eq(lg_multiscale_roi_align_backward(NULL, &ms, dout, heights, widths, N, C, rois, K, cgl2),
+                         LG_OK);
+        assert_close("multiscale roi_align", out, cout, nout, 1e-5, 1e-6);
+        assert_close("multiscale backward level 0", g0, cg0, n0, 1e-5, 1e-6);
+        assert_close("multiscale backward level 1", g1, cg1, n1, 1e-5, 1e-6);
+    }
+    free(f0), free(f1), free(b), free(out), free(cout), free(dout), free(g0), free(g1), free(cg0), free(cg1);
+}
+END_TEST
+
 static Suite *cuda_twins_suite(void) {
     Suite *s = suite_create("cuda_twins");
     TCase *tc = tcase_create("cpu");
@@ -393,6 +534,9 @@ static Suite *cuda_twins_suite(void) {
     tcase_add_test(tc, test_global_avg_pool_matches_cpu);
     tcase_add_test(tc, test_losses_match_cpu);
     tcase_add_test(tc, test_clipping_matches_cpu);
+    tcase_add_test(tc, test_iou_and_matcher_match_cpu);
+    tcase_add_test(tc, test_nms_matches_cpu);
+    tcase_add_test(tc, test_roi_align_matches_cpu);
     suite_add_tcase(s, tc);
     return s;
 }

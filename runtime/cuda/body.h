@@ -586,8 +586,54 @@ LG_BODY void lg_cuk_nms_reduce(size_t n, const uint64_t *mask, uint64_t *removed
     *num_keep = count;
 }
 
+/* ---- detection: IoU matrix and matcher (torchvision box_iou, Matcher) ---- */
+
+/* iou[i, j] of a[i] and b[j]; one thread per pair, nb columns. */
+LG_BODY void lg_cuk_box_iou(size_t idx, const float *a, const float *b, size_t nb, float *iou) {
+    iou[idx] = lg_cuk_iou(a + 4 * (idx / nb), b + 4 * (idx % nb));
+}
+
+/* highest[g] = max over predictions of iou[g, p]; one thread per g. */
+LG_BODY void lg_cuk_match_highest(size_t g, const float *iou, int num_pred, float *highest) {
+    const float *row = iou + g * (size_t)num_pred;
+    float h = -INFINITY;
+    for (int p = 0; p < num_pred; p++)
+        h = row[p] > h ? row[p] : h;
+    highest[g] = h;
+}
+
+/* The match of prediction p: its best ground truth (first on ties) when
+ * the IoU reaches high, else LG_CUDA_MATCH_BETWEEN / _BELOW_LOW, with
+ * allow_low_quality_matches restoring the best ground truth when p is some
+ * ground truth's best prediction. */
+LG_BODY int lg_cuk_match(size_t p, const lg_cuda_matcher *m, const float *iou, int num_gt,
+                         int num_pred, const float *highest) {
+    if (num_gt == 0)
+        return LG_CUDA_MATCH_BELOW_LOW;
+    int best = 0;
+    float val = iou[p];
+    for (int g = 1; g < num_gt; g++) {
+        float v = iou[(size_t)g * num_pred + p];
+        if (v > val) {
+            val = v;
+            best = g;
+        }
+    }
+    int mark = best;
+    if (val < m->low)
+        mark = LG_CUDA_MATCH_BELOW_LOW;
+    else if (val < m->high)
+        mark = LG_CUDA_MATCH_BETWEEN;
+    if (mark < 0 && m->allow_low_quality_matches)
+        for (int g = 0; g < num_gt; g++)
+            if (iou[(size_t)g * num_pred + p] == highest[g])
+                return best;
+    return mark;
+}
+
 /* ---- detection: RoIAlign (torchvision.ops.roi_align) --------------------- */
-/* rois: [K, 5] rows of (batch index, x1, y1, x2, y2) in image coordinates.
+/* rois: [K, 5] rows of (batch index, x1, y1, x2, y2) in image coordinates;
+ * a negative batch index marks a padding row (zero output, no gradient).
  * With several feature levels, each RoI goes to the level torchvision's
  * MultiScaleRoIAlign LevelMapper picks (canonical size 224 at level 4). */
 
@@ -667,6 +713,10 @@ LG_BODY void lg_cuk_roi_align_forward(size_t idx, const lg_cuda_roi_align *d,
     int ph = (int)(idx / (size_t)d->PW % (size_t)d->PH);
     int c = (int)(idx / ((size_t)d->PW * d->PH) % (size_t)d->C);
     size_t k = idx / ((size_t)d->PW * d->PH * d->C);
+    if (rois[5 * k] < 0.0f) { /* a padding row (batch index -1) */
+        out[idx] = 0.0f;
+        return;
+    }
     lg_cuk_roi_geom g = lg_cuk_roi_geometry(d, rois + 5 * k);
     const float *in = feat[g.level] + ((size_t)g.batch * d->C + c) * (size_t)g.H * g.W;
     float acc = 0.0f;
@@ -688,6 +738,8 @@ LG_BODY void lg_cuk_roi_align_backward(size_t idx, const lg_cuda_roi_align *d,
     int ph = (int)(idx / (size_t)d->PW % (size_t)d->PH);
     int c = (int)(idx / ((size_t)d->PW * d->PH) % (size_t)d->C);
     size_t k = idx / ((size_t)d->PW * d->PH * d->C);
+    if (rois[5 * k] < 0.0f) /* padding: no gradient */
+        return;
     lg_cuk_roi_geom g = lg_cuk_roi_geometry(d, rois + 5 * k);
     float *gin = dfeat[g.level] + ((size_t)g.batch * d->C + c) * (size_t)g.H * g.W;
     float gbin = dout[idx] / g.count;

@@ -299,6 +299,21 @@ __global__ void nms_reduce_kernel(size_t n, const uint64_t *mask, uint64_t *remo
     lg_cuk_nms_reduce(n, mask, removed, order, keep, num_keep, max_keep);
 }
 
+/* ---- IoU and matching ------------------------------------------------------------------ */
+
+__global__ void box_iou_kernel(const float *a, const float *b, size_t total, size_t nb, float *iou) {
+    GRID_LOOP(i, total) lg_cuk_box_iou(i, a, b, nb, iou);
+}
+
+__global__ void match_highest_kernel(const float *iou, int num_gt, int num_pred, float *highest) {
+    GRID_LOOP(g, (size_t)num_gt) lg_cuk_match_highest(g, iou, num_pred, highest);
+}
+
+__global__ void match_kernel(lg_cuda_matcher m, const float *iou, int num_gt, int num_pred,
+                             const float *highest, int *matches) {
+    GRID_LOOP(p, (size_t)num_pred) matches[p] = lg_cuk_match(p, &m, iou, num_gt, num_pred, highest);
+}
+
 /* ---- RoIAlign ----------------------------------------------------------------------------- */
 
 struct Levels {
@@ -627,6 +642,30 @@ lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_
     nms_mask_kernel<<<grid_for(n * blocks), THREADS, 0, c->stream>>>(w.sorted, n, iou_thresh, w.mask);
     nms_reduce_kernel<<<1, 1, 0, c->stream>>>(n, w.mask, w.removed, w.order, keep, num_keep, max_keep);
     return launched("NMS", err);
+}
+
+lg_status lg_cuda_box_iou(lg_cuda *c, const float *a, size_t na, const float *b, size_t nb,
+                          float *iou, lg_error *err) {
+    size_t total = na * nb;
+    if (total == 0)
+        return LG_OK;
+    box_iou_kernel<<<grid_for(total), THREADS, 0, c->stream>>>(a, b, total, nb, iou);
+    return launched("box IoU", err);
+}
+
+lg_status lg_cuda_match(lg_cuda *c, const lg_cuda_matcher *m, const float *iou, int num_gt,
+                        int num_pred, float *ws, int *matches, lg_error *err) {
+    if (num_gt < 0 || num_pred < 0 || !(m->low <= m->high))
+        return lg_error_set(err, LG_ERR_ARG, "match: bad arguments (%d x %d, low %g, high %g)",
+                            num_gt, num_pred, (double)m->low, (double)m->high);
+    if (num_pred == 0)
+        return LG_OK;
+    if (num_gt > 0)
+        match_highest_kernel<<<grid_for((size_t)num_gt), THREADS, 0, c->stream>>>(iou, num_gt,
+                                                                                 num_pred, ws);
+    match_kernel<<<grid_for((size_t)num_pred), THREADS, 0, c->stream>>>(*m, iou, num_gt, num_pred, ws,
+                                                                       matches);
+    return launched("matcher", err);
 }
 
 lg_status lg_cuda_roi_align_forward(lg_cuda *c, const lg_cuda_roi_align *d,

@@ -321,6 +321,36 @@ static void check_nms(void) {
         free(mask), free(removed);
 }
 
+static void check_matcher(void) {
+    const int G = 20, P = 20000;
+    float *r = random_floats(4 * (size_t)(G + P), 50, 1.0f), *boxes = malloc(4 * (size_t)(G + P) * 4);
+    for (int i = 0; i < G + P; i++) {
+        float x = 300 + 300 * r[4 * i], y = 300 + 300 * r[4 * i + 1];
+        boxes[4 * i] = x, boxes[4 * i + 1] = y;
+        boxes[4 * i + 2] = x + 40 + 30 * r[4 * i + 2], boxes[4 * i + 3] = y + 40 + 30 * r[4 * i + 3];
+    }
+    const float *gt = boxes, *pred = boxes + 4 * G;
+    arena_top = 0;
+    float *dGt = dcopy(gt, (size_t)G * 16), *dPred = dcopy(pred, (size_t)P * 16);
+    float *dIou = dalloc((size_t)G * P * 4), *dWs = dalloc((size_t)G * 4);
+    int *dM = dalloc((size_t)P * 4);
+    lg_cuda_matcher m = {0.7f, 0.3f, 1};
+    TRY(lg_cuda_box_iou(cu, dGt, (size_t)G, dPred, (size_t)P, dIou, &err));
+    TRY(lg_cuda_match(cu, &m, dIou, G, P, dWs, dM, &err));
+    float *iou = malloc((size_t)G * P * 4), highest[20];
+    int *got = malloc((size_t)P * 4), bad = 0;
+    fetch(got, dM, (size_t)P * 4);
+    for (size_t i = 0; i < (size_t)G * P; i++)
+        lg_cuk_box_iou(i, gt, pred, (size_t)P, iou);
+    for (size_t g = 0; g < (size_t)G; g++)
+        lg_cuk_match_highest(g, iou, P, highest);
+    for (size_t p = 0; p < (size_t)P; p++)
+        bad += got[p] != lg_cuk_match(p, &m, iou, G, P, highest);
+    printf("%s %-28s (%d mismatches)\n", bad ? "FAIL" : "ok  ", "box IoU + matcher", bad);
+    failures += bad != 0;
+    free(r), free(boxes), free(iou), free(got);
+}
+
 static void check_roi_align(void) {
     enum { N = 2, C = 8, H0 = 50, W0 = 60, H1 = 25, W1 = 30, K = 64 };
     float *f0 = random_floats((size_t)N * C * H0 * W0, 12, 1.0f);
@@ -597,6 +627,7 @@ int main(void) {
     check_optimizers();
     check_loss_scaling();
     check_nms();
+    check_matcher();
     check_roi_align();
     check_more_pointwise();
     check_linear();

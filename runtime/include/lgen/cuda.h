@@ -91,6 +91,15 @@ typedef struct lg_cuda_scaler {
  * backoff 0.5. */
 #define LG_CUDA_SCALER_INIT {65536.0f, 0, 2.0f, 0.5f, 2000}
 
+/* torchvision's Matcher: a prediction's ground truth when its best IoU is
+ * at least high; the marks below otherwise. */
+typedef struct lg_cuda_matcher {
+    float high, low;
+    int allow_low_quality_matches;
+} lg_cuda_matcher;
+#define LG_CUDA_MATCH_BELOW_LOW (-1)
+#define LG_CUDA_MATCH_BETWEEN (-2)
+
 #define LG_CUDA_MAX_LEVELS 5
 
 /* RoIAlign over one feature map, or several (MultiScaleRoIAlign: each RoI
@@ -381,7 +390,15 @@ lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_
                       float iou_thresh, int *keep, int *num_keep, int max_keep, void *ws,
                       lg_error *err);
 
-/* torchvision.ops.roi_align: feat[l] (device) per level, rois [K, 5],
+/* iou [na, nb] of boxes a [na, 4] and b [nb, 4] (torchvision box_iou). */
+lg_status lg_cuda_box_iou(lg_cuda *c, const float *a, size_t na, const float *b, size_t nb,
+                          float *iou, lg_error *err);
+/* matches [num_pred] from iou [num_gt, num_pred]; ws: num_gt floats. */
+lg_status lg_cuda_match(lg_cuda *c, const lg_cuda_matcher *m, const float *iou, int num_gt,
+                        int num_pred, float *ws, int *matches, lg_error *err);
+
+/* torchvision.ops.roi_align: feat[l] (device) per level, rois [K, 5]
+ * (a negative batch index is a padding row: zero output, no gradient),
  * out [K, C, PH, PW]. Backward adds into dfeat[l], which the caller zeroes. */
 lg_status lg_cuda_roi_align_forward(lg_cuda *c, const lg_cuda_roi_align *d,
                                     const float *const *feat, const float *rois, size_t K,
