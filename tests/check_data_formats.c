@@ -297,6 +297,25 @@ START_TEST(test_box_aware_transforms) {
 }
 END_TEST
 
+
+/* PIL (what torchvision's ImageFolder and VOC loaders decode with) vs us on
+ * the same files: RGB and gray, JPEG and PNG. */
+START_TEST(test_decode_matches_pil) {
+    const char *names[] = {"pil.jpg", "pil.png"};
+    lg_sample s = {0};
+    lg_error err = {0};
+    for (int k = 0; k < 2; k++)
+        for (int gray = 0; gray < 2; gray++) {
+            char path[256], block[64];
+            snprintf(path, sizeof path, "tests/fixtures/data/%s", names[k]);
+            snprintf(block, sizeof block, "%s%s", names[k], gray ? ".L" : "");
+            ck_assert_msg(lg_image_load(path, gray ? 1 : 3, &s, &err) == LG_OK, "%s", err.msg);
+            expect_ref(&s, block, 0.0f);
+        }
+    lg_sample_free(&s);
+}
+END_TEST
+
 /* ---- images ---------------------------------------------------------------- */
 
 START_TEST(test_png_jpeg_decode_and_corrupt) {
@@ -859,6 +878,7 @@ static Suite *formats_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_transforms_match_torchvision);
     tcase_add_test(tc, test_box_aware_transforms);
+    tcase_add_test(tc, test_decode_matches_pil);
     tcase_add_test(tc, test_png_jpeg_decode_and_corrupt);
     tcase_add_test(tc, test_png_bomb_refused_before_allocating);
     tcase_add_test(tc, test_image_folder);

@@ -39,6 +39,14 @@ const float *lg_u8_to_unit(void) {
     return unit;
 }
 
+/* RGB -> L in place (the first w*h bytes), with PIL's convert("L") integer
+ * formula, so gray decoding matches what torchvision's loaders see. */
+static void rgb_to_l(uint8_t *px, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        px[i] = (uint8_t)((px[3 * i] * 19595u + px[3 * i + 1] * 38470u + px[3 * i + 2] * 7471u +
+                           0x8000u) >> 16);
+}
+
 /* uint8 HWC rows in s->raw -> float CHW in s->img */
 static void to_planes(lg_sample *s, const uint8_t *px, int c, int h, int w) {
     const float *k = lg_u8_to_unit();
@@ -132,17 +140,18 @@ lg_status lg_png_decode(const uint8_t *data, size_t size, int channels, lg_sampl
     png_set_strip_alpha(png);
     if (c == 3 && gray)
         png_set_gray_to_rgb(png);
-    if (c == 1 && !gray)
-        png_set_rgb_to_gray_fixed(png, 1, -1, -1);
+    int dc = gray ? 1 : 3; /* decoded channels; RGB -> L afterwards when c = 1 */
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     lg_status st;
     if ((st = lg_sample_reserve(s, c, (int)h, (int)w, err)) ||
-        (st = lg_sample_reserve_raw(s, (size_t)w * h * c, err))) {
+        (st = lg_sample_reserve_raw(s, (size_t)w * h * 3, err))) {
         png_destroy_read_struct(&png, &info, NULL);
         return st;
     }
-    if (png_get_rowbytes(png, info) != (size_t)w * c) {
+    if (c == 3)
+        dc = 3;
+    if (png_get_rowbytes(png, info) != (size_t)w * dc) {
         png_destroy_read_struct(&png, &info, NULL);
         return lg_error_set(err, LG_ERR_FORMAT, "'%s': unsupported PNG layout", name);
     }
@@ -152,11 +161,13 @@ lg_status lg_png_decode(const uint8_t *data, size_t size, int channels, lg_sampl
         return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
     }
     for (png_uint_32 y = 0; y < h; y++)
-        rows[y] = s->raw + (size_t)y * w * c;
+        rows[y] = s->raw + (size_t)y * w * dc;
     png_read_image(png, rows);
     png_read_end(png, NULL);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
+    if (c == 1 && dc == 3)
+        rgb_to_l(s->raw, (size_t)w * h);
     to_planes(s, s->raw, c, (int)h, (int)w);
     return LG_OK;
 }
@@ -206,21 +217,25 @@ lg_status lg_jpeg_decode(const uint8_t *data, size_t size, int channels, lg_samp
     }
     int gray = cinfo.num_components == 1;
     int c = channels ? channels : (gray ? 1 : 3);
-    cinfo.out_color_space = c == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    /* A colour JPEG read as gray goes through RGB, as PIL's convert("L"). */
+    int dc = gray && c == 1 ? 1 : 3;
+    cinfo.out_color_space = dc == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
     lg_status st;
     if ((st = lg_sample_reserve(s, c, h, w, err)) ||
-        (st = lg_sample_reserve_raw(s, (size_t)w * h * c, err))) {
+        (st = lg_sample_reserve_raw(s, (size_t)w * h * dc, err))) {
         jpeg_destroy_decompress(&cinfo);
         return st;
     }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = s->raw + (size_t)cinfo.output_scanline * w * c;
+        JSAMPROW row = s->raw + (size_t)cinfo.output_scanline * w * dc;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    if (c == 1 && dc == 3)
+        rgb_to_l(s->raw, (size_t)w * h);
     to_planes(s, s->raw, c, h, w);
     return LG_OK;
 }

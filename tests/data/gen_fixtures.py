@@ -24,7 +24,7 @@ def main():
     def add(name, t):
         t = t.contiguous()
         out.append(f"{name} {t.shape[0]} {t.shape[1]} {t.shape[2]}")
-        out.append(" ".join(f"{v:.8g}" for v in t.flatten().tolist()))
+        out.append(" ".join(f"{v:.9g}" for v in t.flatten().tolist()))
     add("input", x)
     r = torch.nn.functional.interpolate(x[None], size=(3, 4), mode="bilinear",
                                         align_corners=False, antialias=False)[0]
@@ -43,6 +43,24 @@ def main():
     add("hue_0.1", F.adjust_hue(x, 0.1))
     add("hue_-0.3", F.adjust_hue(x, -0.3))
     add("normalize", F.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+    # A JPEG (4:2:0, quality 85) and a PNG with PIL's decoding of them, as
+    # torchvision's ImageFolder/VOC loaders see them (PIL -> ToTensor).
+    import io
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:20, 0:28]
+    arr = np.stack([(xx * 9 + yy * 3) % 256, (yy * 11) % 256, (xx * yy) % 256], -1)
+    arr = np.clip(arr + rng.integers(-20, 21, arr.shape), 0, 255).astype(np.uint8)
+    fixdir = os.path.join(os.path.dirname(__file__), "..", "fixtures", "data")
+    Image.fromarray(arr).save(os.path.join(fixdir, "pil.jpg"), quality=85, subsampling=2)
+    Image.fromarray(arr).save(os.path.join(fixdir, "pil.png"))
+    for name in ("pil.jpg", "pil.png"):
+        img = Image.open(os.path.join(fixdir, name)).convert("RGB")
+        t = F.to_tensor(img)
+        add(name, t)
+        g = F.to_tensor(Image.open(os.path.join(fixdir, name)).convert("L"))
+        add(name + ".L", g)
     path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "data", "transforms.txt")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
