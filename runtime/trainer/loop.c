@@ -1449,8 +1449,13 @@ static lg_status run_eval(trainer *t, feed *f, int64_t n, lg_stage stage, const 
         if (g_signal)
             break;
     }
-    for (int k = 0; k < nl && k < MAX_METRICS; k++)
+    size_t o = 0;
+    for (int k = 0; k < nl && k < MAX_METRICS; k++) {
         means[k] = count ? sums[k] / (double)count : NAN;
+        if (o < sizeof t->bar.extra)
+            o += (size_t)snprintf(t->bar.extra + o, sizeof t->bar.extra - o, "%s%s=%.4g",
+                                  k ? ", " : "", def->logs[stage][k].name, means[k]);
+    }
     lg_progress_end(&t->bar);
     return LG_OK;
 }

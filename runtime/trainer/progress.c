@@ -4,7 +4,8 @@
  * On a terminal the bar is redrawn in place at most ten times a second:
  *     Epoch 0:  45%|████▌     | 380/844 [00:05<00:06, 72.31it/s, v_num=0, train_loss=0.512]
  * Elsewhere (logs, CI, pipes) the same text is printed as a line at every
- * tenth of the loop and at its end, so a log file stays readable. loop.c
+ * tenth of a training epoch and at the end of each loop, so a log file
+ * stays readable. loop.c
  * calls begin / update / end around each loop; nothing here touches stderr.
  */
 #include "internal.h"
@@ -78,7 +79,7 @@ void lg_progress_update(lg_progress *p, int64_t done, const char *extra, int for
             p->last_draw = t;
             draw(p, 0);
         }
-    } else if (p->total > 0) {
+    } else if (p->total > 0 && strncmp(p->desc, "Epoch", 5) == 0) {
         int64_t step = p->total >= 10 ? p->total / 10 : 1;
         if (force || before / step != done / step)
             if (done < p->total)
