@@ -512,6 +512,7 @@ struct Module {
     Trainer *trainer;
     bool is_import;       /* parsed because another file imports it */
     bool has_errors;      /* the parser reported errors in this file */
+    bool checked;         /* sema ran on it (imports are checked once) */
 };
 
 /* ---- the elaborated graph (shapes.c) ---------------------------------------------------- */

@@ -41,6 +41,10 @@ typedef struct Ctx {
     HparamOverride *overrides;
     int noverrides;
     int max_depth;        /* nesting limit for parser/sema recursion (0 = 256) */
+    /* diagnostics already printed (a block called 16 times reports once) */
+    unsigned long long *seen;
+    int nseen, capseen;
+    bool last_suppressed; /* notes follow their error or warning */
 } Ctx;
 
 void ctx_init(Ctx *ctx);

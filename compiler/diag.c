@@ -199,10 +199,52 @@ static void print_excerpt(Ctx *ctx, const SrcFile *f, Loc loc) {
     fputc('\n', out);
 }
 
+/* FNV-1a over the level, location and message. */
+static unsigned long long diag_hash(DiagLevel lv, Loc loc, const char *msg) {
+    unsigned long long h = 1469598103934665603ull;
+    const int head[4] = {(int)lv, loc.file, loc.begin, loc.end};
+    const unsigned char *p = (const unsigned char *)head;
+    for (size_t i = 0; i < sizeof head; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    for (p = (const unsigned char *)msg; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* True if this diagnostic was printed before (then it is skipped). */
+static bool diag_seen(Ctx *ctx, DiagLevel lv, Loc loc, const char *msg) {
+    unsigned long long h = diag_hash(lv, loc, msg);
+    for (int i = 0; i < ctx->nseen; i++)
+        if (ctx->seen[i] == h)
+            return true;
+    if (ctx->nseen == ctx->capseen) {
+        int cap = ctx->capseen ? ctx->capseen * 2 : 64;
+        ctx->seen = arena_grow(&ctx->arena, ctx->seen, (size_t)ctx->nseen, (size_t)cap, sizeof *ctx->seen);
+        ctx->capseen = cap;
+    }
+    ctx->seen[ctx->nseen++] = h;
+    return false;
+}
+
 static void diag_vreport(Ctx *ctx, DiagLevel lv, Loc loc, const char *fmt, va_list ap) {
+    char msg[2048];
+    va_list aq;
+    va_copy(aq, ap);
+    vsnprintf(msg, sizeof msg, fmt, aq);
+    va_end(aq);
+    if (lv == DIAG_NOTE) {
+        if (ctx->last_suppressed)
+            return;
+    } else {
+        ctx->last_suppressed = ctx->nseen < 100000 && diag_seen(ctx, lv, loc, msg);
+        if (ctx->last_suppressed)
+            return;
+    }
     int limit = ctx->max_errors > 0 ? ctx->max_errors : 100;
-    if (lv == DIAG_WARNING && ctx->no_warnings)
+    if (lv == DIAG_WARNING && ctx->no_warnings) {
+        ctx->last_suppressed = true;
         return;
+    }
     if (lv == DIAG_WARNING && ctx->warnings_as_errors)
         lv = DIAG_ERROR;
     if (lv == DIAG_ERROR) {
@@ -224,7 +266,7 @@ static void diag_vreport(Ctx *ctx, DiagLevel lv, Loc loc, const char *fmt, va_li
     } else {
         fprintf(ctx->err, "lgen: %s: ", level_name(lv));
     }
-    vfprintf(ctx->err, fmt, ap);
+    fputs(msg, ctx->err);
     fputc('\n', ctx->err);
     if (f)
         print_excerpt(ctx, f, loc);

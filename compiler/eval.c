@@ -86,6 +86,7 @@ typedef struct Ev {
     bool quiet;
     int depth;
     bool deep_reported;
+    bool enum_ok;   /* a bare unknown name is an enum literal here */
 } Ev;
 
 static CValue none(void) { return (CValue){0}; }
@@ -155,7 +156,7 @@ static CValue eval_name(Ev *ev, Expr *e) {
         if (!s->parent && lookup_global(s, e, &v))
             return v;
     }
-    if (ev->scope->allow_enum) {
+    if (ev->scope->allow_enum || ev->enum_ok) {
         e->ref = REF_ENUM;
         CValue r = {.type = TY_ENUM, .s = e->str};
         return r;
@@ -264,6 +265,11 @@ static CValue arith(Ev *ev, Expr *e, CValue a, CValue b) {
 
 static CValue eval_call(Ev *ev, Expr *e) {
     const char *f = e->str;
+    for (EvalScope *s = ev->scope; s; s = s->parent) {
+        CValue r;
+        if (s->call && s->call(s, e, &r))
+            return r;
+    }
     bool minmax = strcmp(f, "min") == 0 || strcmp(f, "max") == 0;
     if (minmax || strcmp(f, "int") == 0 || strcmp(f, "float") == 0) {
         int want = minmax ? 2 : 1;
@@ -351,8 +357,18 @@ static CValue eval(Ev *ev, Expr *e) {
         break;
     }
     case EX_BINARY: {
-        CValue a = eval(ev, e->lhs);
-        CValue b = eval(ev, e->rhs);
+        CValue a, b;
+        if ((e->op == OPR_EQ || e->op == OPR_NE) && e->rhs->kind == EX_NAME) {
+            /* an enum compared with a bare name: the name is a choice */
+            a = eval(ev, e->lhs);
+            bool saved = ev->enum_ok;
+            ev->enum_ok = a.type == TY_ENUM;
+            b = eval(ev, e->rhs);
+            ev->enum_ok = saved;
+        } else {
+            a = eval(ev, e->lhs);
+            b = eval(ev, e->rhs);
+        }
         if (a.type && b.type)
             r = arith(ev, e, a, b);
         break;
@@ -403,7 +419,7 @@ static CValue eval(Ev *ev, Expr *e) {
 }
 
 CValue eval_expr(Ctx *ctx, EvalScope *scope, Expr *e, bool quiet) {
-    Ev ev = {ctx, scope, quiet, 0, false};
+    Ev ev = {ctx, scope, quiet, 0, false, false};
     return eval(&ev, e);
 }
 

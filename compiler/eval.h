@@ -16,10 +16,14 @@ typedef struct EvalScope EvalScope;
 
 /* Looks a name up in a local scope: returns true and sets *out when found. */
 typedef bool (*EvalLookupFn)(EvalScope *scope, const char *name, CValue *out);
+/* Evaluates a call the evaluator does not know (dim(x, 0) needs shapes):
+ * returns true and sets *out when the scope handles it. */
+typedef bool (*EvalCallFn)(EvalScope *scope, Expr *call, CValue *out);
 
 struct EvalScope {
     Module *mod;          /* hparams and trainer settings */
     EvalLookupFn lookup;  /* local names, or NULL */
+    EvalCallFn call;      /* scope-specific builtins, or NULL */
     EvalScope *parent;
     bool allow_enum;      /* an unknown bare name is an enum literal (TY_ENUM) */
     bool allow_trainer;   /* trainer settings (max_epochs) may be named */

@@ -943,16 +943,29 @@ static void walk_def(Walk *w, const char *name, Loc loc, bool tensor) {
     w->is_tensor[w->defs.n - 1] = tensor;
 }
 
-/* Marks every earlier definition of name as read (reassignments chain). */
+/* Marks every earlier definition of name as read: with `if` and loops a
+ * read may see any of them, and a false "never used" is worse than a
+ * missed one. */
 static bool walk_read(Walk *w, const char *name) {
     bool found = false;
     for (int i = w->defs.n - 1; i >= 0; i--)
         if (strcmp(w->defs.names[i], name) == 0) {
             w->reads[i]++;
             found = true;
-            break;
         }
     return found;
+}
+
+/* Whether name is an enum-typed block parameter or hparam (its comparisons
+ * take enum literals: arch == resnet50). */
+static bool walk_is_enum(Walk *w, Expr *e) {
+    if (e->kind != EX_NAME)
+        return false;
+    for (int i = 0; w->net && i < w->net->nparams; i++)
+        if (strcmp(w->net->params[i].name, e->str) == 0)
+            return w->net->params[i].type == TY_ENUM;
+    Hparam *h = ast_find_hparam(w->mod, e->str);
+    return h && h->type == TY_ENUM;
 }
 
 static void walk_candidates(Walk *w, const char **c, int *n, int max) {
@@ -1071,6 +1084,16 @@ static void walk_expr(Walk *w, Expr *e) {
         break;
     case EX_UNARY: walk_expr(w, e->lhs); break;
     case EX_BINARY:
+        if ((e->op == OPR_EQ || e->op == OPR_NE) && (walk_is_enum(w, e->lhs) || walk_is_enum(w, e->rhs))) {
+            walk_expr(w, walk_is_enum(w, e->lhs) ? e->lhs : e->rhs);
+            Expr *other = walk_is_enum(w, e->lhs) ? e->rhs : e->lhs;
+            if (other->kind != EX_NAME)
+                walk_expr(w, other);
+            break;
+        }
+        walk_expr(w, e->lhs);
+        walk_expr(w, e->rhs);
+        break;
     case EX_RANGE:
     case EX_INDEX:
         walk_expr(w, e->lhs);
@@ -1217,8 +1240,6 @@ static void sema_network(Ctx *ctx, Module *mod, Network *n) {
     }
     if (ntensor == 0)
         diag_error(ctx, n->loc, "%s '%s' has no tensor input", n->is_block ? "block" : "network", n->name);
-    if (!n->is_block && n->noutputs == 0)
-        diag_error(ctx, n->loc, "network '%s' declares no output type ('-> f32[10]')", n->name);
     walk_body(&w, n->body, n->nbody, 0);
     bool has_return = false;
     for (int i = 0; i < n->nbody; i++)
@@ -1579,23 +1600,26 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
     /* Imported files first (their blocks are checked where they are written). */
     for (int i = 0; i < mod->nimports; i++) {
         Module *im = mod->imports[i].module;
-        if (im && !im->has_errors && !im->name) {
-            im->has_errors = true; /* reused as "checked" mark for libraries */
+        if (im && !im->checked) {
+            im->checked = true;
             sema_module(ctx, im, depth + 1);
-        } else if (im && im->name) {
-            diag_error(ctx, mod->imports[i].loc, "'%s' is a model (it has a 'model' line); import library files "
-                                                 "that hold blocks and networks only", mod->imports[i].path);
         }
     }
+    /* An imported file lends its blocks and networks (with its own hparams);
+     * its datasets, steps and settings are its own business when it is
+     * checked as a model itself. */
     bool library = mod->is_import;
     if (!library && !mod->name)
         diag_error(ctx, (Loc){mod->file, 0, 0}, "missing 'model NAME \"doc\"' line");
     sema_hparams(ctx, mod);
     check_network_names(ctx, mod);
+    if (library) {
+        for (int i = 0; i < mod->nnetworks; i++)
+            sema_network(ctx, mod, mod->networks[i]);
+        return ctx->nerrors - before;
+    }
     for (int i = 0; i < mod->ndatasets; i++)
         sema_dataset(ctx, mod, mod->datasets[i]);
-    if (library && (mod->ndatasets || mod->data || mod->nsteps || mod->optimizer || mod->trainer))
-        diag_error(ctx, (Loc){mod->file, 0, 0}, "an imported file holds only blocks, networks and hparams");
     if (mod->trainer)
         sema_trainer(ctx, mod, mod->trainer);
     if (mod->data)

@@ -152,6 +152,12 @@ static void note_producer(El *el, const GValue *v) {
 
 /* ---- name scopes -------------------------------------------------------------------- */
 
+/* The module whose hparams and blocks a frame sees: an imported block
+ * reads its own file's names. */
+static Module *frame_mod(El *el, Frame *f) {
+    return f->net && f->net->module ? f->net->module : el->mod;
+}
+
 static Binding *lookup(Frame *f, const char *name) {
     for (Binding *b = f->vars; b; b = b->next)
         if (strcmp(b->name, name) == 0)
@@ -170,7 +176,19 @@ static void bind(El *el, Frame *f, const char *name, Val v) {
 typedef struct FrameScope {
     EvalScope sc;
     Frame *f;
+    El *el;
 } FrameScope;
+
+static Val builtin_dim(El *el, Frame *f, Expr *call, Val *piped);
+
+static bool frame_call(EvalScope *sc, Expr *call, CValue *out) {
+    FrameScope *fs = (FrameScope *)sc;
+    if (strcmp(call->str, "dim") != 0)
+        return false;
+    Val v = builtin_dim(fs->el, fs->f, call, NULL);
+    *out = v.kind == VK_SCALAR ? v.cv : (CValue){0};
+    return true;
+}
 
 static bool frame_lookup(EvalScope *sc, const char *name, CValue *out) {
     Frame *f = ((FrameScope *)sc)->f;
@@ -185,11 +203,13 @@ static bool frame_lookup(EvalScope *sc, const char *name, CValue *out) {
 static CValue scalar_eval(El *el, Frame *f, Expr *e, bool allow_enum) {
     FrameScope fs;
     memset(&fs, 0, sizeof fs);
-    fs.sc.mod = el->mod;
+    fs.sc.mod = frame_mod(el, f);
     fs.sc.lookup = frame_lookup;
+    fs.sc.call = frame_call;
     fs.sc.allow_enum = allow_enum;
     fs.sc.mark_static = true;
     fs.f = f;
+    fs.el = el;
     return eval_expr(el->ctx, &fs.sc, e, false);
 }
 
@@ -237,13 +257,17 @@ static void name_scope(El *el, Frame *f) {
     }
 }
 
+/* name: "" on a block call adds no prefix (a block that only groups layers). */
 static const char *full_name(El *el, NameSlot *s) {
     if (s->full)
         return s->full;
-    if (!s->parent)
+    const char *parent = s->parent ? full_name(el, s->parent) : "";
+    if (!parent[0])
         s->full = s->local;
+    else if (!s->local[0])
+        s->full = parent;
     else
-        s->full = arena_printf(A, "%s.%s", full_name(el, s->parent), s->local);
+        s->full = arena_printf(A, "%s.%s", parent, s->local);
     return s->full;
 }
 
@@ -443,7 +467,7 @@ static bool is_tensor_expr(El *el, Frame *f, Expr *e, int depth) {
     case EX_FIELD: return f->step != NULL;
     case EX_CALL: {
         const char *n = e->str;
-        return optab_find(n) || ast_find_network(el->mod, n);
+        return optab_find(n) || ast_find_network(frame_mod(el, f), n);
     }
     case EX_PIPE: return true;
     case EX_BINARY:
@@ -587,9 +611,9 @@ static Val eval_val(El *el, Frame *f, Expr *e) {
         Binding *b = lookup(f, e->str);
         if (b)
             return b->v;
-        if (ast_find_hparam(el->mod, e->str))
+        if (ast_find_hparam(frame_mod(el, f), e->str))
             return scalar(scalar_eval(el, f, e, false));
-        if (optab_find(e->str) || ast_find_network(el->mod, e->str)) {
+        if (optab_find(e->str) || ast_find_network(frame_mod(el, f), e->str)) {
             diag_error(el->ctx, e->loc, "'%s' is an op; call it ('%s(x)') or pipe into it ('x |> %s')", e->str, e->str,
                        e->str);
             return (Val){0};
@@ -785,7 +809,7 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
         bool enum_ctx = k >= 0 && op->attrs[k].type == AT_ENUM;
         Val v;
         if (enum_ctx || (k < 0 && !is_tensor_expr(el, f, a->value, 0) && a->value->kind == EX_NAME &&
-                         !lookup(f, a->value->str) && !ast_find_hparam(el->mod, a->value->str)))
+                         !lookup(f, a->value->str) && !ast_find_hparam(frame_mod(el, f), a->value->str)))
             v = scalar(scalar_eval(el, f, a->value, true));
         else
             v = eval_val(el, f, a->value);
@@ -870,6 +894,11 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
                 n->attrs[k].defaulted = true;
             }
         }
+    }
+    if (op->kind == OPK_LAYER && f->step) {
+        diag_error(el->ctx, call->str_loc, "layer '%s' owns parameters, so it belongs in a network; call that network "
+                                           "from the step", op->name);
+        return (Val){0};
     }
     if (op->kind == OPK_LAYER)
         n->layer = (const char *)layer_slot(el, f, explicit_name); /* resolved to a string at the end */
@@ -1071,7 +1100,7 @@ static Val call_value(El *el, Frame *f, Expr *call, Val *piped, Loc piped_loc) {
     const OpInfo *op = optab_find(name);
     if (op)
         return op_call(el, f, op, call, piped, piped_loc);
-    Network *n = ast_find_network(el->mod, name);
+    Network *n = ast_find_network(frame_mod(el, f), name);
     if (n && f->step && !n->is_block) {
         /* a step calls a network: one GN_CALL node */
         if (!n->graph) {
@@ -1295,11 +1324,19 @@ static Val run_stmt(El *el, Frame *f, Stmt *s, bool *returned) {
     return (Val){0};
 }
 
+/* A failed `if` or `for` ends its body: what follows would only repeat the
+ * error in other words. A failed assignment does not (its names are bound
+ * to nothing and stay quiet), so one run reports independent errors. */
 static Val run_body(El *el, Frame *f, Stmt **body, int n, bool *returned) {
     for (int i = 0; i < n; i++) {
+        int before = el->ctx->nerrors;
         Val r = run_stmt(el, f, body[i], returned);
         if (*returned)
             return r;
+        if (el->ctx->nerrors > before && (body[i]->kind == ST_IF || body[i]->kind == ST_FOR)) {
+            *returned = true;
+            return (Val){0};
+        }
     }
     return (Val){0};
 }
@@ -1839,6 +1876,18 @@ static void elaborate_network(Ctx *ctx, Module *mod, Network *net) {
         return;
     int nr = r.kind == VK_MULTI ? r.nts : 1;
     GValue **rs = r.kind == VK_MULTI ? r.ts : &r.t;
+    if (net->noutputs == 0) {
+        /* No declared outputs: they are what the body returns. */
+        g->outputs = rs;
+        g->noutputs = nr;
+        for (int i = 0; i < nr; i++)
+            rs[i]->uses++;
+        finish_graph(el, g);
+        name_params(el, g);
+        if (ctx->nerrors == el->nerrors_at_start)
+            net->graph = g;
+        return;
+    }
     if (nr != net->noutputs) {
         diag_error(ctx, net->loc, "network '%s' declares %d output%s but returns %d", net->name, net->noutputs,
                    net->noutputs == 1 ? "" : "s", nr);
