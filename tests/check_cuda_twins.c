@@ -8,7 +8,9 @@
  * cross entropy (weights, label smoothing, ignore_index, both reductions)
  * with its gradient, accuracy, SGD / Adam / AdamW over several steps,
  * add/mul/scale, dropout (the same elements dropped), softmax and
- * log_softmax, global average pooling, the elementwise losses, mean/sum,
+ * log_softmax, global and adaptive average pooling, layer_norm,
+ * upsample_nearest, transpose, concat/split, top-k accuracy, the
+ * elementwise losses, mean/sum,
  * gradient clipping, and lgen/detect.h's box IoU, matcher, NMS and RoIAlign
  * (one level and FPN levels, with a padding row).
  * (check_cuda_body.c compares the bodies with PyTorch; tests/gpu/ runs them
@@ -383,6 +385,130 @@ START_TEST(test_clipping_matches_cpu) {
 }
 END_TEST
 
+/* ---- layer_norm and structure ops -------------------------------------------------------- */
+
+START_TEST(test_layer_norm_matches_cpu) {
+    const size_t rows = 37, D = 50, n = rows * D;
+    float *x = random_floats(n, 30, 3.0f), *w = random_floats(D, 31, 1.0f), *b = random_floats(D, 32, 0.5f);
+    float *dy = random_floats(n, 33, 1.0f);
+    float *y = malloc(n * 4), *cy = malloc(n * 4), *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    float sm[37], si[37], csm[37], csi[37];
+    float *dw = malloc(D * 4), *db = malloc(D * 4), *cdw = malloc(D * 4), *cdb = malloc(D * 4);
+    for (int affine = 0; affine < 2; affine++) {
+        lg_layer_norm_dims d = {(int)rows, (int)D, 1e-5f, affine};
+        const float *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+        for (size_t i = 0; i < D; i++)
+            dw[i] = cdw[i] = 0.25f, db[i] = cdb[i] = -0.5f; /* both accumulate */
+        for (size_t r = 0; r < rows; r++)
+            lg_cuk_layer_norm_forward(r, D, 1e-5f, x, wp, bp, y, sm, si);
+        for (size_t r = 0; r < rows; r++)
+            lg_cuk_layer_norm_backward(r, D, x, wp, sm, si, dy, dx);
+        for (size_t k = 0; k < D; k++)
+            lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
+        ck_assert_int_eq(lg_layer_norm_forward(NULL, &d, x, wp, bp, cy, csm, csi), LG_OK);
+        ck_assert_int_eq(lg_layer_norm_backward(NULL, &d, x, wp, csm, csi, dy, cdx,
+                                                affine ? cdw : NULL, affine ? cdb : NULL),
+                         LG_OK);
+        assert_close("layer_norm", y, cy, n, 1e-6, 1e-6);
+        assert_close("layer_norm mean", sm, csm, rows, 1e-6, 1e-7);
+        assert_close("layer_norm dx", dx, cdx, n, 1e-5, 1e-6);
+        if (affine) {
+            assert_close("layer_norm dweight", dw, cdw, D, 1e-5, 1e-6);
+            assert_close("layer_norm dbias", db, cdb, D, 1e-5, 1e-6);
+        }
+    }
+    free(x), free(w), free(b), free(dy), free(y), free(cy), free(dx), free(cdx), free(dw), free(db),
+        free(cdw), free(cdb);
+}
+END_TEST
+
+START_TEST(test_pool_upsample_transpose_match_cpu) {
+    /* adaptive average pooling with uneven bins: 10x7 -> 4x3 */
+    const size_t N = 2, C = 3, H = 10, W = 7, OH = 4, OW = 3, nin = N * C * H * W, nout = N * C * OH * OW;
+    float *x = random_floats(nin, 34, 1.0f), *dy = random_floats(nout, 35, 1.0f);
+    float *y = malloc(nout * 4), *cy = malloc(nout * 4), *dx = malloc(nin * 4), *cdx = malloc(nin * 4);
+    lg_adaptive_pool2d_dims ad = {(int)C, (int)H, (int)W, (int)OH, (int)OW};
+    for (size_t i = 0; i < nout; i++)
+        lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
+    for (size_t i = 0; i < nin; i++)
+        lg_cuk_adaptive_pool_backward(i, H, W, OH, OW, dy, dx);
+    ck_assert_int_eq(lg_adaptive_avg_pool2d_forward(NULL, &ad, N, x, cy), LG_OK);
+    ck_assert_int_eq(lg_adaptive_avg_pool2d_backward(NULL, &ad, N, dy, cdx), LG_OK);
+    assert_close("adaptive_avg_pool2d", y, cy, nout, 1e-6, 1e-7);
+    assert_close("adaptive_avg_pool2d backward", dx, cdx, nin, 1e-6, 1e-7);
+
+    /* upsample_nearest x3 */
+    const int S = 3;
+    size_t nup = nin * S * S;
+    float *u = malloc(nup * 4), *cu = malloc(nup * 4), *du = random_floats(nup, 36, 1.0f);
+    for (size_t i = 0; i < nup; i++)
+        u[i] = lg_cuk_upsample_forward(i, H, W, S, x);
+    for (size_t i = 0; i < nin; i++)
+        dx[i] = lg_cuk_upsample_backward(i, H, W, S, du);
+    ck_assert_int_eq(lg_upsample_nearest_forward(NULL, N, C, H, W, S, x, cu), LG_OK);
+    ck_assert_int_eq(lg_upsample_nearest_backward(NULL, N, C, H, W, S, du, cdx), LG_OK);
+    assert_close("upsample_nearest", u, cu, nup, 0, 0);
+    assert_close("upsample_nearest backward", dx, cdx, nin, 1e-6, 1e-7);
+
+    /* transpose [2, 3, 5, 7, 1] and back */
+    lg_transpose_dims td = {2, 3, 5, 7, 1};
+    size_t nt = 2 * 3 * 5 * 7;
+    float *t = malloc(nt * 4), *ct = malloc(nt * 4), *back = malloc(nt * 4);
+    for (size_t i = 0; i < nt; i++)
+        t[i] = x[lg_cuk_transpose_src(i, 3, 5, 7, 1)];
+    ck_assert_int_eq(lg_transpose_forward(NULL, &td, x, ct), LG_OK);
+    assert_close("transpose", t, ct, nt, 0, 0);
+    for (size_t i = 0; i < nt; i++) /* backward: a and b exchanged */
+        back[i] = t[lg_cuk_transpose_src(i, 7, 5, 3, 1)];
+    assert_close("transpose back", back, x, nt, 0, 0);
+
+    /* concat of three pieces, and split back */
+    size_t sizes[3] = {4, 1, 6}, outer = 5, total = 11;
+    float *p0 = random_floats(outer * 4, 37, 1.0f), *p1 = random_floats(outer, 38, 1.0f);
+    float *p2 = random_floats(outer * 6, 39, 1.0f), cat[55], ccat[55];
+    const float *ins[3] = {p0, p1, p2};
+    for (size_t i = 0; i < outer * total; i++) {
+        size_t src;
+        int k = lg_cuk_concat_src(i, 3, sizes, total, &src);
+        cat[i] = ins[k][src];
+    }
+    ck_assert_int_eq(lg_concat_forward(NULL, outer, 3, sizes, ins, ccat), LG_OK);
+    assert_close("concat", cat, ccat, outer * total, 0, 0);
+    float s0[20], s1[5], s2[30];
+    float *outs[3] = {s0, s1, s2};
+    for (size_t i = 0; i < outer * total; i++) {
+        size_t dst;
+        int k = lg_cuk_concat_src(i, 3, sizes, total, &dst);
+        outs[k][dst] = cat[i];
+    }
+    assert_close("split 0", s0, p0, 20, 0, 0);
+    assert_close("split 1", s1, p1, 5, 0, 0);
+    assert_close("split 2", s2, p2, 30, 0, 0);
+    free(x), free(dy), free(y), free(cy), free(dx), free(cdx), free(u), free(cu), free(du), free(t),
+        free(ct), free(back), free(p0), free(p1), free(p2);
+}
+END_TEST
+
+START_TEST(test_topk_accuracy_matches_cpu) {
+    const int N = 200, C = 10;
+    float *logits = random_floats((size_t)N * C, 40, 1.0f);
+    int32_t labels[200];
+    for (int i = 0; i < N; i++)
+        labels[i] = (i * 3) % C;
+    logits[5 * C + 2] = logits[5 * C + 7]; /* a tie */
+    for (int k = 1; k <= 5; k += 2) {
+        float acc = 0, cacc;
+        for (size_t i = 0; i < (size_t)N; i++)
+            acc += lg_cuk_topk_row(i, logits, labels, C, k);
+        acc /= (float)N;
+        ck_assert_int_eq(lg_topk_accuracy(NULL, (size_t)N, C, k, logits, labels, &cacc), LG_OK);
+        assert_close("topk_accuracy", &acc, &cacc, 1, 0, 1e-6);
+        ck_assert(acc > 0.0f);
+    }
+    free(logits);
+}
+END_TEST
+
 /* ---- detection -------------------------------------------------------------------------- */
 
 static float *random_boxes(size_t n, unsigned seed, float extent, float size) {
@@ -534,6 +660,9 @@ static Suite *cuda_twins_suite(void) {
     tcase_add_test(tc, test_global_avg_pool_matches_cpu);
     tcase_add_test(tc, test_losses_match_cpu);
     tcase_add_test(tc, test_clipping_matches_cpu);
+    tcase_add_test(tc, test_layer_norm_matches_cpu);
+    tcase_add_test(tc, test_pool_upsample_transpose_match_cpu);
+    tcase_add_test(tc, test_topk_accuracy_matches_cpu);
     tcase_add_test(tc, test_iou_and_matcher_match_cpu);
     tcase_add_test(tc, test_nms_matches_cpu);
     tcase_add_test(tc, test_roi_align_matches_cpu);

@@ -291,6 +291,165 @@ LG_BODY float lg_cuk_global_avg_pool_backward(size_t i, size_t hw, const float *
     return dy[i / hw] / (float)hw;
 }
 
+/* ---- layer_norm over the last D elements of each row --------------------- */
+/* Forward: one thread per row (statistics in double, as the CPU kernel);
+ * backward: one thread per row for dx, one per column for dweight and
+ * dbias (which accumulate, +=). */
+
+LG_BODY void lg_cuk_layer_norm_forward(size_t r, size_t D, float eps, const float *x,
+                                       const float *w, const float *b, float *y, float *save_mean,
+                                       float *save_invstd) {
+    const float *xr = x + r * D;
+    double s = 0.0, ss = 0.0;
+    for (size_t k = 0; k < D; k++)
+        s += xr[k];
+    double mean = s / (double)D;
+    for (size_t k = 0; k < D; k++)
+        ss += ((double)xr[k] - mean) * ((double)xr[k] - mean);
+    double invstd = 1.0 / sqrt(ss / (double)D + (double)eps);
+    for (size_t k = 0; k < D; k++) {
+        double v = ((double)xr[k] - mean) * invstd;
+        y[r * D + k] = w ? (float)(v * w[k] + b[k]) : (float)v;
+    }
+    save_mean[r] = (float)mean;
+    save_invstd[r] = (float)invstd;
+}
+
+LG_BODY void lg_cuk_layer_norm_backward(size_t r, size_t D, const float *x, const float *w,
+                                        const float *save_mean, const float *save_invstd,
+                                        const float *dy, float *dx) {
+    const float *xr = x + r * D, *g = dy + r * D;
+    double mean = save_mean[r], invstd = save_invstd[r], s1 = 0.0, s2 = 0.0;
+    for (size_t k = 0; k < D; k++) {
+        double gk = w ? (double)g[k] * w[k] : (double)g[k];
+        s1 += gk;
+        s2 += gk * ((double)xr[k] - mean) * invstd;
+    }
+    s1 /= (double)D;
+    s2 /= (double)D;
+    for (size_t k = 0; k < D; k++) {
+        double gk = w ? (double)g[k] * w[k] : (double)g[k];
+        double xhat = ((double)xr[k] - mean) * invstd;
+        dx[r * D + k] = (float)(invstd * (gk - s1 - xhat * s2));
+    }
+}
+
+LG_BODY void lg_cuk_layer_norm_param_grad(size_t k, size_t rows, size_t D, const float *x,
+                                          const float *save_mean, const float *save_invstd,
+                                          const float *dy, float *dweight, float *dbias) {
+    double sw = 0.0, sb = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        double g = dy[r * D + k];
+        sw += g * ((double)x[r * D + k] - save_mean[r]) * save_invstd[r];
+        sb += g;
+    }
+    if (dweight)
+        dweight[k] += (float)sw;
+    if (dbias)
+        dbias[k] += (float)sb;
+}
+
+/* ---- adaptive average pooling (PyTorch's bins) ------------------------------- */
+
+LG_BODY size_t lg_cuk_bin_start(size_t i, size_t in, size_t out) {
+    return i * in / out;
+}
+
+LG_BODY size_t lg_cuk_bin_end(size_t i, size_t in, size_t out) {
+    return ((i + 1) * in + out - 1) / out;
+}
+
+/* y[p, oh, ow] over planes p = n * C + c; one thread per output element. */
+LG_BODY void lg_cuk_adaptive_pool_forward(size_t idx, size_t H, size_t W, size_t OH, size_t OW,
+                                          const float *x, float *y) {
+    size_t ow = idx % OW, oh = idx / OW % OH, p = idx / (OW * OH);
+    size_t h0 = lg_cuk_bin_start(oh, H, OH), h1 = lg_cuk_bin_end(oh, H, OH);
+    size_t w0 = lg_cuk_bin_start(ow, W, OW), w1 = lg_cuk_bin_end(ow, W, OW);
+    double s = 0.0;
+    for (size_t h = h0; h < h1; h++)
+        for (size_t w = w0; w < w1; w++)
+            s += x[(p * H + h) * W + w];
+    y[idx] = (float)(s / (double)((h1 - h0) * (w1 - w0)));
+}
+
+/* dx[p, h, w] (written): one thread per input element gathers from every
+ * output bin that contains it. */
+LG_BODY void lg_cuk_adaptive_pool_backward(size_t idx, size_t H, size_t W, size_t OH, size_t OW,
+                                           const float *dy, float *dx) {
+    size_t w = idx % W, h = idx / W % H, p = idx / (W * H);
+    float s = 0.0f;
+    for (size_t oh = 0; oh < OH; oh++) {
+        size_t h0 = lg_cuk_bin_start(oh, H, OH), h1 = lg_cuk_bin_end(oh, H, OH);
+        if (h < h0 || h >= h1)
+            continue;
+        for (size_t ow = 0; ow < OW; ow++) {
+            size_t w0 = lg_cuk_bin_start(ow, W, OW), w1 = lg_cuk_bin_end(ow, W, OW);
+            if (w >= w0 && w < w1)
+                s += dy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
+        }
+    }
+    dx[idx] = s;
+}
+
+/* ---- upsample_nearest by an integer scale --------------------------------------- */
+
+LG_BODY float lg_cuk_upsample_forward(size_t idx, size_t H, size_t W, int scale, const float *x) {
+    size_t OW = W * (size_t)scale, OH = H * (size_t)scale;
+    size_t ow = idx % OW, oh = idx / OW % OH, p = idx / (OW * OH);
+    return x[(p * H + oh / (size_t)scale) * W + ow / (size_t)scale];
+}
+
+LG_BODY float lg_cuk_upsample_backward(size_t idx, size_t H, size_t W, int scale, const float *dy) {
+    size_t w = idx % W, h = idx / W % H, p = idx / (W * H), S = (size_t)scale;
+    size_t OW = W * S;
+    float s = 0.0f;
+    for (size_t a = 0; a < S; a++)
+        for (size_t b = 0; b < S; b++)
+            s += dy[(p * H * S + h * S + a) * OW + w * S + b];
+    return s;
+}
+
+/* ---- transpose: x [outer, A, mid, B, inner] -> y [outer, B, mid, A, inner] ----- */
+
+/* The x index of y's element idx (a gather: one thread per output). */
+LG_BODY size_t lg_cuk_transpose_src(size_t idx, size_t A, size_t mid, size_t B, size_t inner) {
+    size_t in = idx % inner, t = idx / inner;
+    size_t a = t % A;
+    t /= A;
+    size_t m = t % mid;
+    t /= mid;
+    size_t b = t % B, o = t / B;
+    return (((o * A + a) * mid + m) * B + b) * inner + in;
+}
+
+/* ---- concat / split along a dimension: y [outer, sum sizes] ---------------------- */
+
+/* Which input holds y's element idx and where: returns the input index
+ * and sets *src to the element within it. sizes[k] = dim_k * inner. */
+LG_BODY int lg_cuk_concat_src(size_t idx, int k, const size_t *sizes, size_t total, size_t *src) {
+    size_t o = idx / total, col = idx % total;
+    int i = 0;
+    while (i < k - 1 && col >= sizes[i]) {
+        col -= sizes[i];
+        i++;
+    }
+    *src = o * sizes[i] + col;
+    return i;
+}
+
+/* 1 when the label is among the k largest logits of its row (ties: lower
+ * index first, as topk). */
+LG_BODY float lg_cuk_topk_row(size_t i, const float *logits, const int32_t *labels, int C, int k) {
+    const float *x = logits + i * (size_t)C;
+    int t = labels[i];
+    if (t < 0 || t >= C)
+        return 0.0f;
+    int rank = 0;
+    for (int c = 0; c < C; c++)
+        rank += x[c] > x[t] || (c < t && x[c] == x[t]);
+    return rank < k ? 1.0f : 0.0f;
+}
+
 /* ---- elementwise losses and reductions ---------------------------------------- */
 /* One element's term of a sum (the launcher reduces and scales by 1/count
  * for "mean") and one element's gradient factor (times dloss * scale). */

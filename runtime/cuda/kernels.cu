@@ -213,6 +213,74 @@ __global__ void gap_backward_kernel(size_t n, size_t hw, const float *dy, float 
     GRID_LOOP(i, n) dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
 }
 
+/* ---- layer_norm, pooling, structure ------------------------------------------------------ */
+
+__global__ void ln_forward_kernel(size_t rows, size_t D, float eps, const float *x, const float *w,
+                                  const float *b, float *y, float *sm, float *si) {
+    GRID_LOOP(r, rows) lg_cuk_layer_norm_forward(r, D, eps, x, w, b, y, sm, si);
+}
+
+__global__ void ln_backward_kernel(size_t rows, size_t D, const float *x, const float *w,
+                                   const float *sm, const float *si, const float *dy, float *dx) {
+    GRID_LOOP(r, rows) lg_cuk_layer_norm_backward(r, D, x, w, sm, si, dy, dx);
+}
+
+__global__ void ln_param_kernel(size_t rows, size_t D, const float *x, const float *sm,
+                                const float *si, const float *dy, float *dw, float *db) {
+    GRID_LOOP(k, D) lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
+}
+
+__global__ void adaptive_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW, const float *x,
+                                float *y) {
+    GRID_LOOP(i, n) lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
+}
+
+__global__ void adaptive_backward_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW,
+                                         const float *dy, float *dx) {
+    GRID_LOOP(i, n) lg_cuk_adaptive_pool_backward(i, H, W, OH, OW, dy, dx);
+}
+
+__global__ void upsample_kernel(size_t n, size_t H, size_t W, int s, const float *x, float *y) {
+    GRID_LOOP(i, n) y[i] = lg_cuk_upsample_forward(i, H, W, s, x);
+}
+
+__global__ void upsample_backward_kernel(size_t n, size_t H, size_t W, int s, const float *dy,
+                                         float *dx) {
+    GRID_LOOP(i, n) dx[i] = lg_cuk_upsample_backward(i, H, W, s, dy);
+}
+
+__global__ void transpose_kernel(size_t n, size_t A, size_t mid, size_t B, size_t inner,
+                                 const float *x, float *y) {
+    GRID_LOOP(i, n) y[i] = x[lg_cuk_transpose_src(i, A, mid, B, inner)];
+}
+
+struct Pieces {
+    const float *in[LG_CUDA_MAX_CONCAT];
+    float *out[LG_CUDA_MAX_CONCAT];
+    size_t sizes[LG_CUDA_MAX_CONCAT];
+};
+
+__global__ void concat_kernel(size_t n, int k, size_t total, Pieces p, float *y) {
+    GRID_LOOP(i, n) {
+        size_t src;
+        int which = lg_cuk_concat_src(i, k, p.sizes, total, &src);
+        y[i] = p.in[which][src];
+    }
+}
+
+__global__ void split_kernel(size_t n, int k, size_t total, Pieces p, const float *x) {
+    GRID_LOOP(i, n) {
+        size_t dst;
+        int which = lg_cuk_concat_src(i, k, p.sizes, total, &dst);
+        p.out[which][dst] = x[i];
+    }
+}
+
+__global__ void topk_row_kernel(const float *logits, const int32_t *labels, int N, int C, int k,
+                                float *ws) {
+    GRID_LOOP(i, (size_t)N) ws[i] = lg_cuk_topk_row(i, logits, labels, C, k);
+}
+
 /* ---- reductions (two passes, fixed order: deterministic) ------------------------------- */
 
 __global__ void reduce_partial_kernel(int kind, float beta, const float *x, const float *t,
@@ -564,6 +632,146 @@ lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, size_t planes, size_t hw,
         return LG_OK;
     gap_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, hw, dy, dx);
     return launched("global_avg_pool backward", err);
+}
+
+lg_status lg_cuda_layer_norm_forward(lg_cuda *c, size_t rows, size_t D, float eps, const float *x,
+                                     const float *weight, const float *bias, float *y,
+                                     float *save_mean, float *save_invstd, lg_error *err) {
+    if (D == 0 || (!weight) != (!bias))
+        return lg_error_set(err, LG_ERR_ARG, "layer_norm: D %zu, weight and bias both or neither", D);
+    if (rows == 0)
+        return LG_OK;
+    ln_forward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(rows, D, eps, x, weight, bias, y,
+                                                                  save_mean, save_invstd);
+    return launched("layer_norm", err);
+}
+
+lg_status lg_cuda_layer_norm_backward(lg_cuda *c, size_t rows, size_t D, const float *x,
+                                      const float *weight, const float *save_mean,
+                                      const float *save_invstd, const float *dy, float *dx,
+                                      float *dweight, float *dbias, lg_error *err) {
+    if (rows == 0 || D == 0)
+        return LG_OK;
+    if (dx)
+        ln_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(rows, D, x, weight, save_mean,
+                                                                       save_invstd, dy, dx);
+    if (dweight || dbias)
+        ln_param_kernel<<<grid_for(D), THREADS, 0, c->stream>>>(rows, D, x, save_mean, save_invstd, dy,
+                                                                 dweight, dbias);
+    return launched("layer_norm backward", err);
+}
+
+lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                            size_t OH, size_t OW, const float *x, float *y,
+                                            lg_error *err) {
+    if (!H || !W || !OH || !OW)
+        return lg_error_set(err, LG_ERR_ARG, "adaptive_avg_pool2d: empty input or output");
+    size_t n = planes * OH * OW;
+    if (n == 0)
+        return LG_OK;
+    adaptive_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, OH, OW, x, y);
+    return launched("adaptive_avg_pool2d", err);
+}
+
+lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                             size_t OH, size_t OW, const float *dy, float *dx,
+                                             lg_error *err) {
+    if (!H || !W || !OH || !OW)
+        return lg_error_set(err, LG_ERR_ARG, "adaptive_avg_pool2d: empty input or output");
+    size_t n = planes * H * W;
+    if (n == 0)
+        return LG_OK;
+    adaptive_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, OH, OW, dy, dx);
+    return launched("adaptive_avg_pool2d backward", err);
+}
+
+lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                           int scale, const float *x, float *y, lg_error *err) {
+    if (scale < 1)
+        return lg_error_set(err, LG_ERR_ARG, "upsample_nearest: scale %d must be >= 1", scale);
+    size_t n = planes * H * W * (size_t)scale * (size_t)scale;
+    if (n == 0)
+        return LG_OK;
+    upsample_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, scale, x, y);
+    return launched("upsample_nearest", err);
+}
+
+lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                            int scale, const float *dy, float *dx, lg_error *err) {
+    if (scale < 1)
+        return lg_error_set(err, LG_ERR_ARG, "upsample_nearest: scale %d must be >= 1", scale);
+    size_t n = planes * H * W;
+    if (n == 0)
+        return LG_OK;
+    upsample_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, scale, dy, dx);
+    return launched("upsample_nearest backward", err);
+}
+
+lg_status lg_cuda_transpose(lg_cuda *c, size_t outer, size_t a, size_t mid, size_t b,
+                            size_t inner, const float *x, float *y, lg_error *err) {
+    size_t n = outer * a * mid * b * inner;
+    if (n == 0)
+        return LG_OK;
+    transpose_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, a, mid, b, inner, x, y);
+    return launched("transpose", err);
+}
+
+static lg_status pieces(Pieces *p, int k, const size_t *sizes, size_t *total, lg_error *err) {
+    if (k < 1 || k > LG_CUDA_MAX_CONCAT)
+        return lg_error_set(err, LG_ERR_ARG, "concat/split of %d pieces (1 to %d supported)", k,
+                            LG_CUDA_MAX_CONCAT);
+    *total = 0;
+    for (int i = 0; i < k; i++) {
+        p->sizes[i] = sizes[i];
+        *total += sizes[i];
+    }
+    return LG_OK;
+}
+
+lg_status lg_cuda_concat(lg_cuda *c, size_t outer, int k, const size_t *sizes,
+                         const float *const *inputs, float *y, lg_error *err) {
+    Pieces p = {};
+    size_t total = 0;
+    lg_status st = pieces(&p, k, sizes, &total, err);
+    if (st != LG_OK)
+        return st;
+    for (int i = 0; i < k; i++)
+        p.in[i] = inputs[i];
+    size_t n = outer * total;
+    if (n == 0)
+        return LG_OK;
+    concat_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, k, total, p, y);
+    return launched("concat", err);
+}
+
+lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, const float *x,
+                        float *const *outputs, lg_error *err) {
+    Pieces p = {};
+    size_t total = 0;
+    lg_status st = pieces(&p, k, sizes, &total, err);
+    if (st != LG_OK)
+        return st;
+    for (int i = 0; i < k; i++)
+        p.out[i] = outputs[i];
+    size_t n = outer * total;
+    if (n == 0)
+        return LG_OK;
+    split_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, k, total, p, x);
+    return launched("split", err);
+}
+
+lg_status lg_cuda_topk_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N,
+                                int C, int k, float *acc, void *ws, lg_error *err) {
+    if (N < 1 || C < 1 || k < 1)
+        return lg_error_set(err, LG_ERR_ARG, "topk_accuracy: N %d, classes %d and k %d must be >= 1",
+                            N, C, k);
+    topk_row_kernel<<<grid_for((size_t)N), THREADS, 0, c->stream>>>(logits, labels, N, C, k,
+                                                                     (float *)ws);
+    lg_status st = launched("top-k accuracy rows", err);
+    if (st != LG_OK)
+        return st;
+    mean_kernel<<<1, THREADS, 0, c->stream>>>((const float *)ws, N, acc);
+    return launched("top-k accuracy mean", err);
 }
 
 static unsigned reduce_blocks(size_t n) {

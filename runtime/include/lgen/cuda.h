@@ -300,6 +300,49 @@ lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, si
                                    size_t inner, const float *y, const float *dy, float *dx,
                                    lg_error *err);
 
+/* layer_norm over rows of D; weight and bias [D] may be NULL (affine off);
+ * save_mean and save_invstd [rows] are kept for backward, where dweight
+ * and dbias accumulate (+=) and dx is written. */
+lg_status lg_cuda_layer_norm_forward(lg_cuda *c, size_t rows, size_t D, float eps, const float *x,
+                                     const float *weight, const float *bias, float *y,
+                                     float *save_mean, float *save_invstd, lg_error *err);
+lg_status lg_cuda_layer_norm_backward(lg_cuda *c, size_t rows, size_t D, const float *x,
+                                      const float *weight, const float *save_mean,
+                                      const float *save_invstd, const float *dy, float *dx,
+                                      float *dweight, float *dbias, lg_error *err);
+
+/* adaptive_avg_pool2d over planes = N * C: [planes, H, W] -> [planes, OH, OW]. */
+lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                            size_t OH, size_t OW, const float *x, float *y,
+                                            lg_error *err);
+lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                             size_t OH, size_t OW, const float *dy, float *dx,
+                                             lg_error *err);
+
+/* upsample_nearest: [planes, H, W] -> [planes, H * scale, W * scale]. */
+lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                           int scale, const float *x, float *y, lg_error *err);
+lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
+                                            int scale, const float *dy, float *dx, lg_error *err);
+
+/* transpose x [outer, a, mid, b, inner] -> y [outer, b, mid, a, inner]; the
+ * backward is the same call with a and b exchanged. */
+lg_status lg_cuda_transpose(lg_cuda *c, size_t outer, size_t a, size_t mid, size_t b,
+                            size_t inner, const float *x, float *y, lg_error *err);
+
+/* concat k inputs (each [outer, sizes[i]]) into y [outer, sum sizes], and
+ * split, its inverse (and each other's backward). k <= LG_CUDA_MAX_CONCAT. */
+#define LG_CUDA_MAX_CONCAT 8
+lg_status lg_cuda_concat(lg_cuda *c, size_t outer, int k, const size_t *sizes,
+                         const float *const *inputs, float *y, lg_error *err);
+lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, const float *x,
+                        float *const *outputs, lg_error *err);
+
+/* *acc (device) = the fraction of rows whose label is among the k largest
+ * logits; ws: N floats. */
+lg_status lg_cuda_topk_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N,
+                                int C, int k, float *acc, void *ws, lg_error *err);
+
 /* global_avg_pool: x [N, C, hw] -> y [N, C]. */
 lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, size_t planes, size_t hw, const float *x,
                                           float *y, lg_error *err);
