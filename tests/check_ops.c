@@ -119,6 +119,45 @@ START_TEST(parity_f32_two_threads) {
 }
 END_TEST
 
+/* Shapes big enough for tiled GEMMs and several conv batch chunks: bit-equal
+ * on 1 and 2 threads, and equal to the float64 twin within 1e-4. */
+START_TEST(large_conv_thread_independent) {
+    lg_conv2d_dims d = {.c_in = 16, .h_in = 20, .w_in = 20, .c_out = 96, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                        .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1, .bias = 1};
+    ck_assert_int_eq(lg_conv2d_dims_init(&d, &test_err), LG_OK);
+    size_t n = 24, xs = n * 16 * 400, ys = n * 96 * 400, wsz = 96 * 16 * 9;
+    size_t total = xs * 2 + ys * 2 + wsz * 2 + 96 * 2;
+    float *f[2];
+    double *g = calloc(total, sizeof(double));
+    for (size_t i = 0; i < total; i++)
+        g[i] = (double)(float)sin(0.37 * (double)i);
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    for (int t = 0; t < 2; t++) {
+        f[t] = malloc(total * sizeof(float));
+        for (size_t i = 0; i < total; i++)
+            f[t][i] = (float)g[i];
+        float *x = f[t], *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz,
+              *db = b + 96;
+        size_t wsb = lg_conv2d_workspace(&d, n);
+        void *ws = malloc(wsb);
+        lg_ctx *c = t ? &two : &test_ctx;
+        ck_assert_int_eq(lg_conv2d_forward(c, &d, n, x, w, b, y, ws, wsb), LG_OK);
+        ck_assert_int_eq(lg_conv2d_backward(c, &d, n, x, w, dy, dx, dw, db, ws, wsb), LG_OK);
+        free(ws);
+    }
+    ck_assert_msg(memcmp(f[0], f[1], total * sizeof(float)) == 0, "conv results differ between 1 and 2 threads");
+    double *x = g, *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz, *db = b + 96;
+    size_t wsb = lg_conv2d_workspace_f64(&d, n);
+    void *ws = malloc(wsb);
+    ck_assert_int_eq(lg_conv2d_forward_f64(&two, &d, n, x, w, b, y, ws, wsb), LG_OK);
+    ck_assert_int_eq(lg_conv2d_backward_f64(&two, &d, n, x, w, dy, dx, dw, db, ws, wsb), LG_OK);
+    expect_close("conv2d (large)", "all", sizeof(float), f[0], g, total, 1e-4);
+    free(ws), free(f[0]), free(f[1]), free(g);
+    lg_ctx_free(&two);
+}
+END_TEST
+
 START_TEST(topk_accuracy) {
     const fx_tensor *x = fx_find(&fixture, "%s/%s", "topk", "x"), *t = fx_find(&fixture, "%s/%s", "topk", "target");
     ck_assert_ptr_nonnull(x);
@@ -229,6 +268,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, parity_f32, 0, NCASES);
     tcase_add_loop_test(tc, parity_f64_and_gradcheck, 0, NCASES);
     tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
+    tcase_add_test(tc, large_conv_thread_independent);
     tcase_add_test(tc, topk_accuracy);
     tcase_add_test(tc, dropout_seeded);
     tcase_add_test(tc, bad_arguments);

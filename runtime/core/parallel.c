@@ -93,7 +93,9 @@ lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err) {
         threads = n > 0 ? (int)n : 1;
     }
     ctx->threads = threads;
-    openblas_set_num_threads(threads);
+    /* OpenBLAS's own threads spin after each call and fight our pool on 2
+     * cores; GEMMs are tiled onto the pool instead (runtime/ops/dense.inc). */
+    openblas_set_num_threads(1);
     if (threads == 1)
         return LG_OK;
     lg_pool *p = calloc(1, sizeof *p);

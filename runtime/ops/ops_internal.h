@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Fails the calling kernel with LG_ERR_ARG and a message when cond is false. */

@@ -1,9 +1,9 @@
 /* lgen/parallel.h — the compute context every kernel takes: threads and errors.
  *
- * The runtime owns its threading. GEMM runs in OpenBLAS (its pthread build,
- * told how many threads to use here); everything else runs on one small
- * persistent pool of our own whose workers sleep on a condition variable
- * between jobs, so the two never spin against each other on 2 cores.
+ * The runtime owns its threading: one small persistent pool whose workers
+ * sleep on a condition variable between jobs. OpenBLAS is set to one thread
+ * (its pthread workers spin after each call and fought the pool on 2
+ * cores); large GEMMs are cut into tiles that run on the pool.
  *
  * Work is always cut into chunks whose boundaries depend on the problem size
  * only, never on the thread count, and partial sums are combined in chunk
@@ -31,7 +31,7 @@ typedef struct lg_ctx {
 } lg_ctx;
 
 /* Starts a pool of `threads` workers (the caller counts as one; 0 means the
- * number of online CPUs) and sets OpenBLAS to the same count. */
+ * number of online CPUs) and sets OpenBLAS to one thread (process-wide). */
 lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err);
 void lg_ctx_free(lg_ctx *ctx);
 

@@ -1,0 +1,324 @@
+/* ops_bench.c — times lgen's CPU kernels on the conv shapes of LeNet,
+ * ResNet-20 and a ResNet-18 backbone, a few linear layers, the fused
+ * SGD/Adam steps and a large sgemm; for each conv also oneDNN's forward
+ * (NCHW in and out, so no reorders, and its preferred blocked layout with
+ * reorders excluded). Prints one tab-separated line per measurement:
+ *   kind name what milliseconds [extra]
+ * bench/ops_compare.py runs this and PyTorch in the same run and prints the
+ * ratios. Threads: argv[1] (default 2) for our pool, OpenBLAS and oneDNN. */
+#include "lgen/kernels.h"
+#include "lgen/optim.h"
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef void (*bench_fn)(void *);
+
+/* Best of 3 rounds; each round repeats fn for at least 0.15 s. Milliseconds. */
+static double time_ms(bench_fn fn, void *arg) {
+    fn(arg);
+    double t0 = now();
+    fn(arg);
+    double once = now() - t0;
+    int reps = once > 0.15 ? 1 : (int)(0.15 / (once > 1e-6 ? once : 1e-6)) + 1;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        t0 = now();
+        for (int i = 0; i < reps; i++)
+            fn(arg);
+        double t = (now() - t0) / reps;
+        if (t < best)
+            best = t;
+    }
+    return best * 1e3;
+}
+
+static float *rnd(size_t n) {
+    float *p = malloc(n * sizeof(float));
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    return p;
+}
+
+static lg_ctx ctx;
+static lg_error err;
+
+#define CHECK(call)                                                             \
+    do {                                                                        \
+        if ((call) != LG_OK) {                                                  \
+            fprintf(stderr, "ops_bench: %s\n", err.msg);                        \
+            exit(1);                                                            \
+        }                                                                       \
+    } while (0)
+
+/* ---- conv ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int n, ci, h, w, co, k, s, p;
+} conv_case;
+
+static const conv_case CONVS[] = {
+    {"lenet.conv1", 64, 1, 28, 28, 6, 5, 1, 2},       {"lenet.conv2", 64, 6, 14, 14, 16, 5, 1, 0},
+    {"resnet20.conv1", 128, 3, 32, 32, 16, 3, 1, 1},  {"resnet20.s1", 128, 16, 32, 32, 16, 3, 1, 1},
+    {"resnet20.s2down", 128, 16, 32, 32, 32, 3, 2, 1}, {"resnet20.s2", 128, 32, 16, 16, 32, 3, 1, 1},
+    {"resnet20.s3down", 128, 32, 16, 16, 64, 3, 2, 1}, {"resnet20.s3", 128, 64, 8, 8, 64, 3, 1, 1},
+    {"resnet18.conv1", 8, 3, 224, 224, 64, 7, 2, 3},  {"resnet18.l1", 8, 64, 56, 56, 64, 3, 1, 1},
+    {"resnet18.l2down", 8, 64, 56, 56, 128, 3, 2, 1}, {"resnet18.l2ds", 8, 64, 56, 56, 128, 1, 2, 0},
+    {"resnet18.l2", 8, 128, 28, 28, 128, 3, 1, 1},    {"resnet18.l3down", 8, 128, 28, 28, 256, 3, 2, 1},
+    {"resnet18.l3", 8, 256, 14, 14, 256, 3, 1, 1},    {"resnet18.l4down", 8, 256, 14, 14, 512, 3, 2, 1},
+    {"resnet18.l4", 8, 512, 7, 7, 512, 3, 1, 1},
+};
+
+typedef struct {
+    lg_conv2d_dims d;
+    size_t n, wsb;
+    float *x, *w, *b, *y, *dy, *dx, *dw, *db;
+    void *ws;
+} conv_arg;
+
+static void conv_fwd(void *a) {
+    conv_arg *c = a;
+    CHECK(lg_conv2d_forward(&ctx, &c->d, c->n, c->x, c->w, c->b, c->y, c->ws, c->wsb));
+}
+
+static void conv_bwd(void *a) {
+    conv_arg *c = a;
+    CHECK(lg_conv2d_backward(&ctx, &c->d, c->n, c->x, c->w, c->dy, c->dx, c->dw, c->db, c->ws, c->wsb));
+}
+
+/* oneDNN forward, plain NCHW/OIHW (what our buffers are) or "any" (blocked,
+ * reorders excluded: the best case for oneDNN). */
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_stream_t stream;
+    dnnl_exec_arg_t args[4];
+} dnnl_arg;
+
+static void dnnl_run(void *a) {
+    dnnl_arg *d = a;
+    dnnl_primitive_execute(d->prim, d->stream, 4, d->args);
+    dnnl_stream_wait(d->stream);
+}
+
+static double dnnl_conv(dnnl_engine_t eng, dnnl_stream_t stream, const conv_case *c, int any) {
+    int oh = (c->h + 2 * c->p - c->k) / c->s + 1, ow = (c->w + 2 * c->p - c->k) / c->s + 1;
+    dnnl_dims_t sd = {c->n, c->ci, c->h, c->w}, wd = {c->co, c->ci, c->k, c->k}, bd = {c->co},
+                dd = {c->n, c->co, oh, ow};
+    dnnl_dims_t strides = {c->s, c->s}, pad = {c->p, c->p};
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, any ? dnnl_format_tag_any : dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
+    dnnl_convolution_desc_t cd;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &smd, &wmd, &bmd,
+                                           &dmd, strides, pad, pad) != dnnl_success)
+        return -1;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, &cd, NULL, eng, NULL) != dnnl_success)
+        return -1;
+    dnnl_memory_t m[4];
+    const dnnl_memory_desc_t *mds[4] = {dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                                        dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+                                        dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
+                                        dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)};
+    int argk[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+    dnnl_arg a = {.stream = stream};
+    for (int i = 0; i < 4; i++) {
+        dnnl_memory_create(&m[i], mds[i], eng, DNNL_MEMORY_ALLOCATE);
+        void *h;
+        dnnl_memory_get_data_handle(m[i], &h);
+        memset(h, 0, dnnl_memory_desc_get_size(mds[i]));
+        a.args[i] = (dnnl_exec_arg_t){argk[i], m[i]};
+    }
+    dnnl_primitive_create(&a.prim, pd);
+    double ms = time_ms(dnnl_run, &a);
+    dnnl_primitive_destroy(a.prim);
+    for (int i = 0; i < 4; i++)
+        dnnl_memory_destroy(m[i]);
+    dnnl_primitive_desc_destroy(pd);
+    return ms;
+}
+
+/* ---- linear, GEMM, optimizers, bandwidth ------------------------------------------ */
+
+typedef struct {
+    lg_linear_dims d;
+    size_t rows;
+    float *x, *w, *b, *y, *dy, *dx, *dw, *db;
+} lin_arg;
+
+static void lin_fwd(void *a) {
+    lin_arg *l = a;
+    CHECK(lg_linear_forward(&ctx, &l->d, l->rows, l->x, l->w, l->b, l->y));
+}
+
+static void lin_bwd(void *a) {
+    lin_arg *l = a;
+    CHECK(lg_linear_backward(&ctx, &l->d, l->rows, l->x, l->w, l->dy, l->dx, l->dw, l->db));
+}
+
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} gemm_arg;
+
+static void gemm_run(void *p) {
+    gemm_arg *g = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 0.0f,
+                g->c, g->n);
+}
+
+typedef struct {
+    lg_optim o;
+    float *p, *g;
+} opt_arg;
+
+static void opt_run(void *a) {
+    opt_arg *o = a;
+    CHECK(lg_optim_step(&o->o, &ctx, o->p, o->g));
+}
+
+typedef struct {
+    size_t n;
+    float *a, *b;
+} copy_arg;
+
+static void copy_task(void *arg, size_t t) {
+    copy_arg *c = arg;
+    size_t chunk = c->n / 64, b = t * chunk, e = t == 63 ? c->n : b + chunk;
+    for (size_t i = b; i < e; i++)
+        c->b[i] = c->a[i] * 1.0001f + c->b[i];
+}
+
+static void copy_run(void *a) {
+    lg_parallel_for(&ctx, 64, copy_task, a);
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    const char *only = argc > 2 ? argv[2] : NULL;       /* a kind: gemm conv linear optim */
+    const char *name = argc > 3 ? argv[3] : NULL;       /* one case of that kind */
+    CHECK(lg_ctx_init(&ctx, threads, &err));
+    printf("threads\t%d\n", threads);
+
+    if (!only || !strcmp(only, "gemm")) {
+        gemm_arg g = {4096, rnd(4096 * 4096), rnd(4096 * 4096), rnd(4096 * 4096)};
+        double ms = time_ms(gemm_run, &g);
+        printf("gemm\tsgemm4096\tfwd\t%.3f\t%.1f GFLOP/s\n", ms, 2.0 * 4096 * 4096 * 4096 / ms / 1e6);
+        free(g.a), free(g.b), free(g.c);
+    }
+
+    dnnl_engine_t eng = NULL;
+    dnnl_stream_t stream = NULL;
+    int with_dnnl = !getenv("LG_BENCH_NO_DNNL");
+    if ((!only || !strcmp(only, "conv")) && with_dnnl) {
+        dnnl_engine_create(&eng, dnnl_cpu, 0);
+        dnnl_stream_create(&stream, eng, dnnl_stream_default_flags);
+    }
+    for (size_t i = 0; i < sizeof CONVS / sizeof CONVS[0] && (!only || !strcmp(only, "conv")); i++) {
+        const conv_case *c = &CONVS[i];
+        if (name && strcmp(name, c->name))
+            continue;
+        conv_arg a = {.n = (size_t)c->n};
+        a.d = (lg_conv2d_dims){.c_in = c->ci, .h_in = c->h, .w_in = c->w, .c_out = c->co, .kh = c->k, .kw = c->k,
+                               .sh = c->s, .sw = c->s, .ph = c->p, .pw = c->p, .dh = 1, .dw = 1, .groups = 1,
+                               .bias = 1};
+        CHECK(lg_conv2d_dims_init(&a.d, &err));
+        size_t xs = a.n * (size_t)(c->ci * c->h * c->w), ys = a.n * (size_t)(c->co * a.d.h_out * a.d.w_out);
+        size_t wsz = (size_t)c->co * (size_t)(c->ci * c->k * c->k);
+        a.x = rnd(xs), a.dx = rnd(xs), a.w = rnd(wsz), a.dw = rnd(wsz), a.b = rnd((size_t)c->co);
+        a.db = rnd((size_t)c->co), a.y = rnd(ys), a.dy = rnd(ys);
+        a.wsb = lg_conv2d_workspace(&a.d, a.n);
+        a.ws = malloc(a.wsb);
+        double flops = 2.0 * (double)ys * (double)(c->ci * c->k * c->k);
+        double f = time_ms(conv_fwd, &a), b = time_ms(conv_bwd, &a);
+        printf("conv\t%s\tfwd\t%.3f\t%.1f GFLOP/s\n", c->name, f, flops / f / 1e6);
+        printf("conv\t%s\tbwd\t%.3f\t%.1f GFLOP/s\n", c->name, b, 2 * flops / b / 1e6);
+        if (with_dnnl) {
+            printf("conv\t%s\tdnnl_nchw_fwd\t%.3f\n", c->name, dnnl_conv(eng, stream, c, 0));
+            printf("conv\t%s\tdnnl_blocked_fwd\t%.3f\n", c->name, dnnl_conv(eng, stream, c, 1));
+        }
+        fflush(stdout);
+        free(a.x), free(a.dx), free(a.w), free(a.dw), free(a.b), free(a.db), free(a.y), free(a.dy), free(a.ws);
+    }
+    if (stream)
+        dnnl_stream_destroy(stream);
+    if (eng)
+        dnnl_engine_destroy(eng);
+
+    static const struct {
+        const char *name;
+        int rows, in, out;
+    } LIN[] = {{"mlp.fc1", 64, 784, 256}, {"lenet.fc1", 64, 400, 120}, {"resnet.fc", 128, 512, 1000},
+               {"fc1024", 256, 1024, 1024}};
+    for (size_t i = 0; i < sizeof LIN / sizeof LIN[0] && (!only || !strcmp(only, "linear")); i++) {
+        if (name && strcmp(name, LIN[i].name))
+            continue;
+        lin_arg l = {.d = {LIN[i].in, LIN[i].out, 1}, .rows = (size_t)LIN[i].rows};
+        size_t xs = l.rows * (size_t)LIN[i].in, ys = l.rows * (size_t)LIN[i].out;
+        size_t ws = (size_t)LIN[i].in * (size_t)LIN[i].out;
+        l.x = rnd(xs), l.dx = rnd(xs), l.w = rnd(ws), l.dw = rnd(ws), l.b = rnd((size_t)LIN[i].out);
+        l.db = rnd((size_t)LIN[i].out), l.y = rnd(ys), l.dy = rnd(ys);
+        double flops = 2.0 * (double)ys * LIN[i].in;
+        double f = time_ms(lin_fwd, &l), b = time_ms(lin_bwd, &l);
+        printf("linear\t%s\tfwd\t%.3f\t%.1f GFLOP/s\n", LIN[i].name, f, flops / f / 1e6);
+        printf("linear\t%s\tbwd\t%.3f\t%.1f GFLOP/s\n", LIN[i].name, b, 2 * flops / b / 1e6);
+        free(l.x), free(l.dx), free(l.w), free(l.dw), free(l.b), free(l.db), free(l.y), free(l.dy);
+    }
+
+    if (!only || !strcmp(only, "optim")) {
+        /* ResNet-18's 11,689,512 parameters as 62 tensors */
+        enum { NP = 62 };
+        size_t total = 11689512;
+        lg_optim_param params[NP];
+        for (int i = 0; i < NP; i++) {
+            params[i].offset = total / NP * (size_t)i;
+            params[i].count = i == NP - 1 ? total - params[i].offset : total / NP;
+            params[i].group = 0;
+        }
+        double ms;
+        if (!name) {
+            copy_arg c = {total, rnd(total), rnd(total)};
+            ms = time_ms(copy_run, &c);
+            printf("bandwidth\ttriad\tfwd\t%.3f\t%.1f GB/s\n", ms, 12.0 * (double)total / ms / 1e6);
+            free(c.a), free(c.b);
+        }
+        static const struct {
+            const char *name;
+            lg_optim_kind kind;
+            double momentum, wd;
+            int bytes; /* per parameter moved through memory */
+        } OPT[] = {{"sgd_momentum", LG_OPTIM_SGD, 0.9, 5e-4, 20}, {"adam", LG_OPTIM_ADAM, 0, 0, 28},
+                   {"adamw", LG_OPTIM_ADAMW, 0, 1e-2, 28}};
+        for (size_t k = 0; k < sizeof OPT / sizeof OPT[0]; k++) {
+            if (name && strcmp(name, OPT[k].name))
+                continue;
+            opt_arg o = {.p = rnd(total), .g = rnd(total)};
+            lg_optim_config cfg;
+            lg_optim_config_default(&cfg, OPT[k].kind);
+            cfg.lr = 1e-6, cfg.momentum = OPT[k].momentum, cfg.weight_decay = OPT[k].wd;
+            CHECK(lg_optim_init(&o.o, &cfg, 0, NULL, NP, params, total, &err));
+            ms = time_ms(opt_run, &o);
+            printf("optim\t%s\tstep\t%.3f\t%.1f GB/s\n", OPT[k].name, ms, OPT[k].bytes * (double)total / ms / 1e6);
+            lg_optim_free(&o.o);
+            free(o.p), free(o.g);
+        }
+    }
+    lg_ctx_free(&ctx);
+    return 0;
+}

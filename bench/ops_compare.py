@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""ops_compare.py — lgen's CPU kernels beside PyTorch's, measured in one run.
+
+For each case it runs build/bench/ops_bench (C, our kernels; oneDNN's conv
+forward for the im2col-vs-oneDNN choice) and then PyTorch on the same shapes
+with torch.set_num_threads(THREADS), alternating so both see the same machine
+load, and prints the times and ratio = torch / lgen (> 1: lgen is faster).
+GEMM GFLOP/s is reported as a fraction of the 232 GFLOP/s FP32 peak of this
+2-core machine. Usage: ops_compare.py BENCH_BINARY [THREADS].
+"""
+import os
+import subprocess
+import sys
+import time
+
+PEAK = 232.0
+binary = sys.argv[1]
+threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+
+try:
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+except ImportError:
+    torch = None
+    print("ops_compare: torch is not installed; printing lgen's times only")
+
+
+def run_c(*args):
+    out = subprocess.run([binary, str(threads), *args], env=env, check=True, capture_output=True, text=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        f = line.split("\t")
+        if len(f) >= 4:
+            rows[(f[1], f[2])] = (float(f[3]), f[4] if len(f) > 4 else "")
+    return rows
+
+
+def time_ms(fn):
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    reps = 1 if once > 0.15 else int(0.15 / max(once, 1e-6)) + 1
+    best = 1e30
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best * 1e3
+
+
+CONVS = [
+    ("lenet.conv1", 64, 1, 28, 28, 6, 5, 1, 2), ("lenet.conv2", 64, 6, 14, 14, 16, 5, 1, 0),
+    ("resnet20.conv1", 128, 3, 32, 32, 16, 3, 1, 1), ("resnet20.s1", 128, 16, 32, 32, 16, 3, 1, 1),
+    ("resnet20.s2down", 128, 16, 32, 32, 32, 3, 2, 1), ("resnet20.s2", 128, 32, 16, 16, 32, 3, 1, 1),
+    ("resnet20.s3down", 128, 32, 16, 16, 64, 3, 2, 1), ("resnet20.s3", 128, 64, 8, 8, 64, 3, 1, 1),
+    ("resnet18.conv1", 8, 3, 224, 224, 64, 7, 2, 3), ("resnet18.l1", 8, 64, 56, 56, 64, 3, 1, 1),
+    ("resnet18.l2down", 8, 64, 56, 56, 128, 3, 2, 1), ("resnet18.l2ds", 8, 64, 56, 56, 128, 1, 2, 0),
+    ("resnet18.l2", 8, 128, 28, 28, 128, 3, 1, 1), ("resnet18.l3down", 8, 128, 28, 28, 256, 3, 2, 1),
+    ("resnet18.l3", 8, 256, 14, 14, 256, 3, 1, 1), ("resnet18.l4down", 8, 256, 14, 14, 512, 3, 2, 1),
+    ("resnet18.l4", 8, 512, 7, 7, 512, 3, 1, 1),
+]
+LINEARS = [("mlp.fc1", 64, 784, 256), ("lenet.fc1", 64, 400, 120), ("resnet.fc", 128, 512, 1000),
+           ("fc1024", 256, 1024, 1024)]
+
+
+def torch_conv(n, ci, h, w, co, k, s, p):
+    x = torch.randn(n, ci, h, w, requires_grad=True)
+    wt = torch.randn(co, ci, k, k, requires_grad=True)
+    b = torch.randn(co, requires_grad=True)
+    with torch.no_grad():
+        fwd = time_ms(lambda: F.conv2d(x, wt, b, s, p))
+    y = F.conv2d(x, wt, b, s, p)
+    dy = torch.randn_like(y)
+    bwd = time_ms(lambda: torch.autograd.grad(y, [x, wt, b], dy, retain_graph=True))
+    return fwd, bwd
+
+
+def torch_linear(rows, fin, fout):
+    x = torch.randn(rows, fin, requires_grad=True)
+    wt = torch.randn(fout, fin, requires_grad=True)
+    b = torch.randn(fout, requires_grad=True)
+    with torch.no_grad():
+        fwd = time_ms(lambda: F.linear(x, wt, b))
+    y = F.linear(x, wt, b)
+    dy = torch.randn_like(y)
+    bwd = time_ms(lambda: torch.autograd.grad(y, [x, wt, b], dy, retain_graph=True))
+    return fwd, bwd
+
+
+def torch_optim(name):
+    try:
+        import torchvision
+        shapes = [p.shape for p in torchvision.models.resnet18().parameters()]
+    except ImportError:
+        shapes = [(11689512 // 62,)] * 62
+    ps = [torch.randn(s, requires_grad=True) for s in shapes]
+    for p in ps:
+        p.grad = torch.randn(s) if False else torch.randn(p.shape)
+    if name == "sgd_momentum":
+        opt = torch.optim.SGD(ps, lr=1e-6, momentum=0.9, weight_decay=5e-4)
+    elif name == "adam":
+        opt = torch.optim.Adam(ps, lr=1e-6)
+    else:
+        opt = torch.optim.AdamW(ps, lr=1e-6, weight_decay=1e-2)
+    res = [time_ms(opt.step)]
+    for foreach in (True,):  # PyTorch's faster multi-tensor path, for reference
+        opt2 = type(opt)(ps, **{k: v for k, v in opt.defaults.items() if k in ("lr", "momentum", "weight_decay")},
+                         foreach=foreach)
+        res.append(time_ms(opt2.step))
+    return res
+
+
+def line(kind, name, what, lg, th, extra=""):
+    ratio = f"{th / lg:6.2f}x" if th else "     -"
+    ths = f"{th:9.3f}" if th else "        -"
+    print(f"{kind:7s} {name:17s} {what:5s} lgen {lg:9.3f} ms  torch {ths} ms  ratio {ratio}  {extra}")
+
+
+print(f"lgen CPU kernels vs PyTorch {torch.__version__ if torch else '(absent)'}, {threads} threads; "
+      "ratio = torch time / lgen time (>= 1 means lgen is at least as fast)")
+g = run_c("gemm")
+ms, extra = g[("sgemm4096", "fwd")]
+gf = float(extra.split()[0])
+print(f"gemm    sgemm 4096^2 (OpenBLAS)   {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / PEAK:.0%} of the {PEAK:.0f} GFLOP/s peak")
+if torch:
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    tm = time_ms(lambda: a @ b)
+    tg = 2 * 4096 ** 3 / tm / 1e6
+    print(f"gemm    torch matmul 4096^2       {tm:9.3f} ms  {tg:6.1f} GFLOP/s = {tg / PEAK:.0%} of peak")
+
+print("\n-- conv2d forward / backward (dx, dweight, dbias); oneDNN forward for the im2col choice")
+worse = []
+for c in CONVS:
+    r = run_c("conv", c[0])
+    tf, tb = torch_conv(*c[1:]) if torch else (0, 0)
+    lf, ef = r[(c[0], "fwd")]
+    lb, eb = r[(c[0], "bwd")]
+    dn, db = r.get((c[0], "dnnl_nchw_fwd"), (0, ""))[0], r.get((c[0], "dnnl_blocked_fwd"), (0, ""))[0]
+    line("conv", c[0], "fwd", lf, tf, f"{ef} ({float(ef.split()[0]) / PEAK:.0%} of peak)  oneDNN nchw {dn:.3f} ms, blocked {db:.3f} ms")
+    line("conv", c[0], "bwd", lb, tb, f"{eb} ({float(eb.split()[0]) / PEAK:.0%} of peak)")
+    sys.stdout.flush()
+
+print("\n-- linear forward / backward (dx, dweight, dbias)")
+for c in LINEARS:
+    r = run_c("linear", c[0])
+    tf, tb = torch_linear(*c[1:]) if torch else (0, 0)
+    lf, ef = r[(c[0], "fwd")]
+    lb, eb = r[(c[0], "bwd")]
+    line("linear", c[0], "fwd", lf, tf, ef)
+    line("linear", c[0], "bwd", lb, tb, eb)
+
+print("\n-- optimizer step over ResNet-18's 11.7M parameters (fused single pass)")
+r = run_c("optim")
+tri = r.get(("triad", "fwd"))
+if tri:
+    print(f"memory  triad a = a*s + b (2 threads)  {tri[0]:9.3f} ms  {tri[1]}")
+for name in ("sgd_momentum", "adam", "adamw"):
+    lg, extra = r[(name, "step")]
+    ts = torch_optim(name) if torch else [0, 0]
+    line("optim", name, "step", lg, ts[0], f"{extra}; torch foreach {ts[1]:.3f} ms")
