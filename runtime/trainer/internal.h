@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 
+#include "lgen/optim.h"
 #include "lgen/trainer.h"
 
 typedef enum { LG_CMD_FIT, LG_CMD_VALIDATE, LG_CMD_TEST, LG_CMD_PREDICT, LG_CMD_COUNT } lg_cmd;
@@ -101,5 +102,115 @@ double lg_now(void);
 void lg_progress_begin(lg_progress *p, const char *desc, int64_t total);
 void lg_progress_update(lg_progress *p, int64_t done, const char *extra, int force);
 void lg_progress_end(lg_progress *p);
+
+/* ---- the trainer's state, shared by loop.c, callbacks.c and state.c ------ */
+
+#define MAX_DATASETS 8
+#define MAX_METRICS 128
+
+/* One stage's batches: the data pipeline's loader, or the def's batch source. */
+typedef struct lg_feed {
+    lg_stage stage;
+    const lg_split_spec *spec;
+    lg_loader loader;
+    int have_loader;
+    const lg_batch_source *src;
+    lg_batch batch;
+    void *buf;
+    lg_loader_options opt;
+    int64_t n_samples, n_batches;
+    int64_t epoch, next;
+} lg_feed;
+
+/* The latest value of every logged name (monitors, file names, metadata). */
+typedef struct lg_metric_store {
+    int n;
+    char *name[MAX_METRICS];
+    double value[MAX_METRICS];
+} lg_metric_store;
+
+typedef struct lg_topk {
+    char *path;
+    double score;
+} lg_topk;
+
+typedef struct lg_trainer {
+    const lg_model_def *def;
+    lg_tconfig *cfg;
+    lg_error *err;
+    lg_ctx ctx;
+    int have_ctx;
+    float *params, *grads;
+    void *arena;
+    lg_optim optim;
+    int have_optim;
+    lg_sched sched;
+    int have_sched, sched_per_step;
+    char sched_monitor[128];
+    const char *optim_name;  /* PyTorch's class name: "SGD", "Adam", ... */
+    lg_prng rng;
+    /* data */
+    lg_data_config dcfg;
+    lg_loader_options lopt;
+    struct {
+        const lg_dataset_desc *desc;
+        const char *source;
+        lg_dataset *ds;
+    } dsc[MAX_DATASETS];
+    int n_dsc;
+    /* loop position */
+    int64_t epoch, batch, global_step;
+    int epoch_done;
+    int64_t n_train, n_val, val_every;
+    /* logs */
+    char *root, *vdir, *ckdir;
+    int64_t version;
+    FILE *metrics;
+    int n_cols;
+    char **cols;
+    lg_metric_store latest;
+    /* ModelCheckpoint */
+    lg_topk *best;
+    int n_best;
+    char *best_path;
+    double best_score;
+    char *last_saved;
+    /* EarlyStopping */
+    int64_t es_wait;
+    double es_best;
+    int es_has_best, should_stop;
+    lg_progress bar;
+    float *logbuf;
+    float *outbuf;
+    int usage; /* the error is the user's configuration: exit status 2 */
+} lg_trainer;
+
+/* callbacks.c: helpers, metrics, the logger, ModelCheckpoint, EarlyStopping */
+lg_status lg_tr_fail(lg_trainer *t, lg_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error in the run's configuration (exit status 2). */
+lg_status lg_tr_usage(lg_trainer *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+char *lg_tr_xstrdup(const char *s);
+char *lg_tr_path_join(const char *a, const char *b);
+void lg_tr_metric_set(lg_metric_store *m, const char *name, double v);
+int lg_tr_metric_get(const lg_metric_store *m, const char *name, double *v);
+void lg_tr_metric_free(lg_metric_store *m);
+void lg_tr_train_metric_name(const lg_metric *m, int epoch, char *buf, size_t n);
+void lg_tr_lr_name(lg_trainer *t, int g, char *buf, size_t n);
+int lg_tr_known_metrics(lg_trainer *t, const char **names, char store[][128], int cap);
+lg_status lg_tr_check_monitor(lg_trainer *t, const char *flag, const char *name);
+int64_t lg_tr_max_version(const char *root);
+lg_status lg_tr_logger_open(lg_trainer *t, const char *const *cols, int ncols);
+void lg_tr_log_row(lg_trainer *t, int64_t step, int n, const char *const *names, const double *vals);
+lg_status lg_tr_save_last(lg_trainer *t);
+lg_status lg_tr_checkpoint_now(lg_trainer *t);
+void lg_tr_early_stopping_check(lg_trainer *t);
+
+/* state.c: optimizer setup, checkpoints (save, resolve, load) */
+lg_status lg_tr_setup_optimizer(lg_trainer *t, const lg_fit_info *fit);
+lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path);
+lg_status lg_tr_resolve_ckpt(lg_trainer *t, const char *spec, char **out);
+lg_status lg_tr_ckpt_load(lg_trainer *t, const char *path, int full);
 
 #endif
