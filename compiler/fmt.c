@@ -6,7 +6,8 @@
  * decides only the whitespace between them —
  *   - line breaks where the source has them (at most one blank line in a
  *     row, none at the start or end of the file; `} else` joined);
- *   - indentation of 4 spaces per open `{`, `(` or `[`, plus one level for
+ *   - indentation of 4 spaces for each line that left `{`, `(` or `[` open
+ *     (brackets opened on one line share one level), plus one level for
  *     a line that continues a statement (starting with `|>`, `then` or an
  *     operator, or following a line that ended in one);
  *   - one space between tokens except inside `( )`, `[ ]`, before `,` `:`
@@ -139,6 +140,10 @@ char *fmt_source(Ctx *ctx, int file) {
     Buf out = {0};
     put(ctx, &out, "", 0);
     int depth = 0, ternary = 0;
+    /* bracket stack: whether each open bracket added an indent level */
+    bool *adds = arena_array(&ctx->arena, (size_t)na + 1, sizeof *adds);
+    int *open_line = arena_array(&ctx->arena, (size_t)na + 1, sizeof *open_line);
+    int levels = 0, line_no = 0;
     int prev = 0, prevprev = 0; /* last two tokens (comments excluded) */
     int prev_end = 0;
     bool prev_comment = false;
@@ -158,8 +163,9 @@ char *fmt_source(Ctx *ctx, int file) {
             if (nl == 0)
                 nl = 1; /* a comment runs to the end of its line */
             put(ctx, &out, "\n\n", nl > 1 ? 2 : 1);
-            int d = depth;
-            if (it->tok == '}' || it->tok == ')' || it->tok == ']')
+            line_no++;
+            int d = levels;
+            if ((it->tok == '}' || it->tok == ')' || it->tok == ']') && depth > 0 && adds[depth - 1])
                 d--;
             bool cont = it->tok && (starts_continuation(it->tok) || (line_continues && !prev_comment));
             if (it->tok == 0 && line_continues)
@@ -181,8 +187,18 @@ char *fmt_source(Ctx *ctx, int file) {
         put(ctx, &out, f->text + it->begin, (size_t)(e - it->begin));
         if (it->tok) {
             switch (it->tok) {
-            case '{': case '(': case '[': depth++; break;
-            case '}': case ')': case ']': if (depth > 0) depth--; break;
+            case '{': case '(': case '[':
+                adds[depth] = !(depth > 0 && open_line[depth - 1] == line_no);
+                open_line[depth] = line_no;
+                levels += adds[depth];
+                depth++;
+                break;
+            case '}': case ')': case ']':
+                if (depth > 0) {
+                    depth--;
+                    levels -= adds[depth];
+                }
+                break;
             case '?': ternary++; break;
             case ':': if (ternary > 0) ternary--; break;
             default: break;
