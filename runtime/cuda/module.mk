@@ -60,8 +60,16 @@ $(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(LIBLGE
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(CUDA_LDLIBS) -lm
 
-check-gpu: cuda $(BUILD)/tests/gpu/gpu_kernels
+$(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(LIBLGEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
+
+# The device tests are also built by `make` (so CI compiles them), run only here.
+cuda: $(BUILD)/tests/gpu/gpu_kernels $(BUILD)/tests/gpu/gpu_lenet
+
+check-gpu: cuda
 	./$(BUILD)/tests/gpu/gpu_kernels
+	./$(BUILD)/tests/gpu/gpu_lenet
 
 # `make install` also installs the CUDA library (lgen/cuda.h goes with the
 # other headers).
