@@ -621,9 +621,11 @@ static lg_status load_config(lg_tconfig *cfg, const lg_model_def *def, const cha
                              lg_error *err) {
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    if (!root && jerr.line > 0)
         return lg_error_set(err, LG_ERR_ARG, "cannot read --config '%s': %s (line %d)", path,
                             jerr.text, jerr.line);
+    if (!root)
+        return lg_error_set(err, LG_ERR_ARG, "cannot read --config '%s': %s", path, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
         return lg_error_set(err, LG_ERR_ARG, "--config '%s': expected a JSON object", path);

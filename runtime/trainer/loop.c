@@ -475,10 +475,11 @@ static lg_status fit(lg_trainer *t, int *status) {
                 lg_progress_end(&t->bar);
                 st = lg_tr_fail(t, LG_ERR_NUMERIC,
                           "the loss is %s at step %lld (epoch %lld, batch %lld); training "
-                          "stopped. The last good checkpoint is %s",
+                          "stopped; %s%s",
                           isnan(io.loss) ? "nan" : "infinite", (long long)t->global_step,
                           (long long)t->epoch, (long long)t->batch,
-                          t->last_saved ? t->last_saved : "none (none was saved yet)");
+                          t->last_saved ? "the last good checkpoint is " : "no checkpoint was saved yet",
+                          t->last_saved ? t->last_saved : "");
                 goto out;
             }
             for (int k = 0; k < nl && k < MAX_METRICS; k++) {
