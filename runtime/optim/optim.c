@@ -182,53 +182,92 @@ void lg_optim_set_lr(lg_optim *o, double lr, int reset_initial) {
     }
 }
 
+/* The update loops are written once with their options as arguments and
+ * instantiated with constant options (LG_INLINE), so that each instance is
+ * a branch-free loop the compiler vectorises. */
+#define LG_INLINE static inline __attribute__((always_inline))
+
+LG_INLINE void sgd_loop(size_t b, size_t e, float *restrict p, const float *restrict g, float *restrict buf,
+                        float lr, float wd, float mom, float damp, float sign, const int use_wd, const int use_buf,
+                        const int first, const int nesterov) {
+    for (size_t i = b; i < e; i++) {
+        float d = sign * g[i];
+        if (use_wd)
+            d = d + wd * p[i];
+        if (use_buf) {
+            float bv = first ? d : buf[i] * mom + damp * d;
+            buf[i] = bv;
+            d = nesterov ? d + mom * bv : bv;
+        }
+        p[i] = p[i] + (-lr) * d;
+    }
+}
+
 static void sgd_range(const step_job *j, const lg_optim_group *grp, size_t b, size_t e) {
     const lg_optim_config *c = &j->o->cfg;
-    float *p = j->p;
-    const float *g = j->g;
     float lr = (float)grp->lr, wd = (float)grp->weight_decay, mom = (float)c->momentum;
     float damp = (float)(1.0 - c->dampening), sign = c->maximize ? -1.0f : 1.0f;
     float *buf = c->momentum != 0 ? j->o->slot[0] : NULL;
+    int use_wd = wd != 0;
+#define SGD(W, B, F, N) sgd_loop(b, e, j->p, j->g, buf, lr, wd, mom, damp, sign, W, B, F, N)
+    if (!buf)
+        use_wd ? SGD(1, 0, 0, 0) : SGD(0, 0, 0, 0);
+    else if (j->first)
+        use_wd ? SGD(1, 1, 1, c->nesterov) : SGD(0, 1, 1, c->nesterov);
+    else if (c->nesterov)
+        use_wd ? SGD(1, 1, 0, 1) : SGD(0, 1, 0, 1);
+    else
+        use_wd ? SGD(1, 1, 0, 0) : SGD(0, 1, 0, 0);
+#undef SGD
+}
+
+LG_INLINE void adam_loop(size_t b, size_t e, float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict v, float *restrict vmax, float wd, float decay, float w1, float b2,
+                         float w2, float step_size, float bc2s, float eps, float sign, const int decoupled,
+                         const int use_wd, const int lerp_lo, const int ams) {
     for (size_t i = b; i < e; i++) {
         float d = sign * g[i];
-        if (wd != 0)
-            d = d + wd * p[i];
-        if (buf) {
-            buf[i] = j->first ? d : buf[i] * mom + damp * d;
-            d = c->nesterov ? d + mom * buf[i] : buf[i];
+        float x = p[i];
+        if (decoupled)
+            x = x * decay;
+        else if (use_wd)
+            d = d + wd * x;
+        /* exp_avg.lerp_(grad, 1 - beta1), PyTorch's two forms */
+        float mi = lerp_lo ? m[i] + w1 * (d - m[i]) : d - (d - m[i]) * (1.0f - w1);
+        float vi = v[i] * b2 + w2 * d * d;
+        m[i] = mi;
+        v[i] = vi;
+        if (ams) {
+            vi = vmax[i] > vi ? vmax[i] : vi;
+            vmax[i] = vi;
         }
-        p[i] = p[i] + (-lr) * d;
+        float denom = sqrtf(vi) / bc2s + eps;
+        p[i] = x + (-step_size) * (mi / denom);
     }
 }
 
 static void adam_range(const step_job *j, const lg_optim_group *grp, size_t b, size_t e) {
     const lg_optim *o = j->o;
     const lg_optim_config *c = &o->cfg;
-    float *p = j->p, *m = o->slot[0], *v = o->slot[1], *vmax = c->amsgrad ? o->slot[2] : NULL;
-    const float *g = j->g;
+    float *vmax = c->amsgrad ? o->slot[2] : NULL;
     int decoupled = c->kind == LG_OPTIM_ADAMW;
     float wd = (float)grp->weight_decay, sign = c->maximize ? -1.0f : 1.0f;
     float decay = (float)(1.0 - grp->lr * grp->weight_decay);
     float w1 = (float)(1.0 - c->beta1), b2 = (float)c->beta2, w2 = (float)(1.0 - c->beta2);
     float step_size = (float)(grp->lr / j->bc1), bc2s = (float)j->bc2_sqrt, eps = (float)c->eps;
-    for (size_t i = b; i < e; i++) {
-        float d = sign * g[i];
-        float x = p[i];
-        if (decoupled)
-            x = x * decay;
-        else if (wd != 0)
-            d = d + wd * x;
-        /* exp_avg.lerp_(grad, 1 - beta1): weight < 0.5 form */
-        m[i] = w1 < 0.5f ? m[i] + w1 * (d - m[i]) : d - (d - m[i]) * (1.0f - w1);
-        v[i] = v[i] * b2 + w2 * d * d;
-        float vv = v[i];
-        if (vmax) {
-            vmax[i] = vmax[i] > vv ? vmax[i] : vv;
-            vv = vmax[i];
-        }
-        float denom = sqrtf(vv) / bc2s + eps;
-        p[i] = x + (-step_size) * (m[i] / denom);
-    }
+    int use_wd = wd != 0, lo = w1 < 0.5f;
+#define ADAM(D, W, L, A)                                                                                        \
+    adam_loop(b, e, j->p, j->g, o->slot[0], o->slot[1], vmax, wd, decay, w1, b2, w2, step_size, bc2s, eps, sign, \
+              D, W, L, A)
+    if (vmax)
+        ADAM(decoupled, use_wd, lo, 1); /* amsgrad: the general instance */
+    else if (decoupled)
+        lo ? ADAM(1, 0, 1, 0) : ADAM(1, 0, 0, 0);
+    else if (use_wd)
+        lo ? ADAM(0, 1, 1, 0) : ADAM(0, 1, 0, 0);
+    else
+        lo ? ADAM(0, 0, 1, 0) : ADAM(0, 0, 0, 0);
+#undef ADAM
 }
 
 static void rmsprop_range(const step_job *j, const lg_optim_group *grp, size_t b, size_t e) {
