@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <png.h>
+
 #include "fake_model.h"
 #include "lgen/checkpoint.h"
 
@@ -741,6 +743,55 @@ START_TEST(test_real_loader) {
 }
 END_TEST
 
+/* A 4x1 gray PNG: the fake model's 4 features, scaled by 1/255 on decode. */
+static void write_png(const char *file, const unsigned char px[4]) {
+    FILE *f = fopen(file, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, 4, 1, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_row(png, px);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+START_TEST(test_predict_files) {
+    make_root();
+    ck_assert_int_eq(run("fit", "--max_epochs", "4"), 0);
+    /* feature patterns whose class the trained model gets right: x0 high -> a,
+     * x1 and x2 high -> b, x3 high -> c */
+    const unsigned char px[3][4] = {{255, 0, 128, 0}, {0, 255, 255, 0}, {0, 128, 0, 255}};
+    mkdir(path("imgs"), 0755);
+    write_png(path("imgs/b.png"), px[1]);
+    write_png(path("imgs/a.png"), px[0]);
+    write_png(path("c.png"), px[2]);
+    ck_assert_msg(run("predict", "--ckpt_path", "last", "--predict_input", path("imgs"),
+                      "--predict_input", path("c.png")) == 0, "%s", err);
+    char buf[4096];
+    slurp(path("lightning_logs/version_1/predictions.csv"), buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "index,file,prediction,a,b,c\n", 28) == 0, "%s", buf);
+    char *row = strchr(buf, '\n') + 1;
+    const char *want[3] = {"imgs/a.png", "imgs/b.png", "c.png"};
+    for (int i = 0; i < 3; i++) {
+        int idx, pred;
+        char file[512];
+        float p[3];
+        ck_assert_int_eq(sscanf(row, "%d,%511[^,],%d,%f,%f,%f", &idx, file, &pred, &p[0], &p[1], &p[2]), 6);
+        ck_assert_int_eq(idx, i);
+        ck_assert_str_eq(file, path(want[i]));
+        ck_assert_int_eq(pred, i);
+        ck_assert_float_eq_tol(p[0] + p[1] + p[2], 1.0f, 1e-4f);
+        row = strchr(row, '\n') + 1;
+    }
+    ck_assert_int_eq(*row, '\0');
+    ck_assert_int_eq(run("predict", "--predict_input", path("nothing.png")), 1);
+    ck_assert_ptr_nonnull(strstr(err, "--predict_input"));
+}
+END_TEST
+
 static Suite *trainer_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *flags = tcase_create("flags");
@@ -757,6 +808,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(files, test_safetensors_roundtrip);
     tcase_add_test(files, test_refuse_foreign_and_corrupt);
     tcase_add_test(files, test_test_and_predict);
+    tcase_add_test(files, test_predict_files);
     tcase_add_checked_fixture(files, NULL, remove_root);
     suite_add_tcase(s, files);
     TCase *resume = tcase_create("resume");

@@ -53,7 +53,7 @@ char *lg_tr_path_join(const char *a, const char *b) {
     return p;
 }
 
-static lg_status mkdir_p(lg_trainer *t, const char *path) {
+lg_status lg_tr_mkdir_p(lg_trainer *t, const char *path) {
     char *p = lg_tr_xstrdup(path);
     if (!p)
         return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
@@ -217,7 +217,7 @@ lg_status lg_tr_logger_open(lg_trainer *t, const char *const *cols, int ncols) {
     t->root = lg_tr_path_join(t->cfg->default_root_dir, "lightning_logs");
     if (!t->root)
         return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
-    if ((st = mkdir_p(t, t->root)) != LG_OK)
+    if ((st = lg_tr_mkdir_p(t, t->root)) != LG_OK)
         return st;
     for (int64_t v = lg_tr_max_version(t->root) + 1;; v++) {
         char name[64];
@@ -395,7 +395,7 @@ static int better(const char *mode, double a, double b) {
 }
 
 lg_status lg_tr_save_last(lg_trainer *t) {
-    lg_status st = mkdir_p(t, t->ckdir);
+    lg_status st = lg_tr_mkdir_p(t, t->ckdir);
     if (st != LG_OK)
         return st;
     char *p = lg_tr_path_join(t->ckdir, "last.ckpt");
@@ -409,7 +409,7 @@ lg_status lg_tr_checkpoint_now(lg_trainer *t) {
     lg_tconfig *c = t->cfg;
     if (!t->ckdir || !c->enable_checkpointing)
         return LG_OK;
-    lg_status st = mkdir_p(t, t->ckdir);
+    lg_status st = lg_tr_mkdir_p(t, t->ckdir);
     if (st != LG_OK)
         return st;
     double score;

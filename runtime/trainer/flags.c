@@ -111,6 +111,9 @@ static const flag flags[] = {
      "compute threads (0: every online CPU)"},
     {"predict_output", T_STR, OFF(predict_output), "predictions.csv", NULL, NOR, 0, C_PRED,
      "trainer", "file in the version directory for predictions (.csv or .json)"},
+    {"predict_input", T_STR, OFF(predict_input), "", NULL, NOR, 1, C_PRED, "trainer",
+     "predict these image files (or every image in a directory) instead of the predict split; "
+     "repeat the flag for more"},
     {"data_dir", T_STR, OFF(data_dir), "", NULL, NOR, 1, C_ALL, "data",
      "dataset cache directory (default $LGEN_DATA_DIR, else ~/.cache/lgen)"},
     {"mirror", T_STR, OFF(mirror), "", NULL, NOR, 1, C_ALL, "data",
@@ -525,6 +528,17 @@ static lg_status set_named(lg_tconfig *cfg, const lg_model_def *def, const char 
         if (!parse_int(v, &n) || n < 0)
             return bad_value(err, name, v, o, "expected a non-negative integer");
         cfg->enable_progress_bar = n > 0;
+        return LG_OK;
+    }
+    if (strcmp(name, "predict_input") == 0 && hparam_index(def, name) < 0 && !is_none(v) &&
+        cfg->predict_input && cfg->predict_input[0]) {
+        size_t n = strlen(cfg->predict_input) + strlen(v) + 2;
+        char *joined = malloc(n);
+        if (!joined)
+            return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+        snprintf(joined, n, "%s\n%s", cfg->predict_input, v);
+        free(cfg->predict_input);
+        cfg->predict_input = joined;
         return LG_OK;
     }
     int only_hp = strncmp(name, "model.", 6) == 0;

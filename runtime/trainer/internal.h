@@ -50,6 +50,8 @@ typedef struct lg_tconfig {
     char *data_dir, *mirror;
     int64_t num_workers, batch_size, num_threads;
     char *predict_output;            /* file name under the version dir */
+    char *predict_input;             /* image files or directories, '\n'-separated
+                                      * (--predict_input may be repeated) */
     /* ModelCheckpoint */
     char *ck_monitor, *ck_mode, *ck_filename;
     int64_t ck_save_top_k, ck_every_n_epochs, ck_every_n_train_steps;
@@ -193,6 +195,7 @@ lg_status lg_tr_usage(lg_trainer *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *lg_tr_xstrdup(const char *s);
 char *lg_tr_path_join(const char *a, const char *b);
+lg_status lg_tr_mkdir_p(lg_trainer *t, const char *path);
 void lg_tr_metric_set(lg_metric_store *m, const char *name, double v);
 int lg_tr_metric_get(const lg_metric_store *m, const char *name, double *v);
 void lg_tr_metric_free(lg_metric_store *m);

@@ -27,7 +27,10 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -84,7 +87,11 @@ static lg_status feed_open(lg_trainer *t, lg_feed *f, lg_stage stage, const lg_s
     f->opt.shuffle = shuffle;
     if (stage != LG_STAGE_TRAIN)
         f->opt.drop_last = 0;
-    f->src = t->def->data ? t->def->data->source : NULL;
+    /* The def's batch source serves the splits that name no dataset. */
+    f->src = !spec->dataset && t->def->data ? t->def->data->source : NULL;
+    if (!spec->dataset && !f->src)
+        return lg_tr_fail(t, LG_ERR_ARG, "split '%s' names no dataset and the def has no batch source",
+                          spec->name);
     int bs = f->opt.batch_size;
     if (f->src) {
         f->n_samples = f->src->n_samples(f->src->self, stage);
@@ -694,6 +701,144 @@ static lg_status evaluate(lg_trainer *t, lg_stage stage) {
     return LG_OK;
 }
 
+/* --predict_input: the given images (files, or every image of a directory)
+ * become a transient image_folder dataset under dir/predict_input/all/, one
+ * symlink per image named by its position, read with the transforms and
+ * shape of the spec's predict (or test) split. files[i] is the i-th image. */
+typedef struct predict_files {
+    char **files;
+    int64_t n;
+    lg_dataset_desc desc;
+    lg_split_desc split;
+    lg_split_spec spec;
+    const char *paths[1];
+    char *dir;
+} predict_files;
+
+static int image_name(const char *p) {
+    const char *dot = strrchr(p, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static lg_status add_file(lg_trainer *t, predict_files *pf, const char *path) {
+    char *real = realpath(path, NULL);
+    if (!real)
+        return lg_tr_fail(t, LG_ERR_IO, "--predict_input '%s': %s", path, strerror(errno));
+    char **nv = realloc(pf->files, (size_t)(pf->n + 1) * sizeof *nv);
+    if (!nv) {
+        free(real);
+        return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+    }
+    pf->files = nv;
+    pf->files[pf->n++] = real;
+    return LG_OK;
+}
+
+static lg_status predict_files_open(lg_trainer *t, predict_files *pf, const lg_split_spec *like,
+                                    const char *base) {
+    lg_status st;
+    char *list = lg_tr_xstrdup(t->cfg->predict_input), *save = NULL;
+    if (!list)
+        return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+    for (char *item = strtok_r(list, "\n", &save); item; item = strtok_r(NULL, "\n", &save)) {
+        struct stat sb;
+        if (stat(item, &sb) != 0) {
+            st = lg_tr_fail(t, LG_ERR_IO, "--predict_input '%s': %s", item, strerror(errno));
+            free(list);
+            return st;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            if (!image_name(item)) {
+                st = lg_tr_fail(t, LG_ERR_ARG, "--predict_input '%s' is not a .png or .jpg file", item);
+                free(list);
+                return st;
+            }
+            if ((st = add_file(t, pf, item)) != LG_OK) {
+                free(list);
+                return st;
+            }
+            continue;
+        }
+        DIR *d = opendir(item);
+        struct dirent *e;
+        char **names = NULL;
+        size_t nn = 0;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || !image_name(e->d_name))
+                continue;
+            char **nv = realloc(names, (nn + 1) * sizeof *nv);
+            if (!nv)
+                break;
+            names = nv;
+            names[nn++] = lg_tr_path_join(item, e->d_name);
+        }
+        if (d)
+            closedir(d);
+        if (nn)
+            qsort(names, nn, sizeof *names, cmp_cstr);
+        st = LG_OK;
+        for (size_t i = 0; i < nn; i++) {
+            if (st == LG_OK && names[i])
+                st = add_file(t, pf, names[i]);
+            free(names[i]);
+        }
+        free(names);
+        if (st != LG_OK) {
+            free(list);
+            return st;
+        }
+    }
+    free(list);
+    if (pf->n == 0)
+        return lg_tr_fail(t, LG_ERR_ARG, "--predict_input names no .png or .jpg images");
+    pf->dir = lg_tr_path_join(base, "predict_input/all");
+    if (!pf->dir || (st = lg_tr_mkdir_p(t, pf->dir)) != LG_OK)
+        return pf->dir ? st : lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < pf->n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%08lld%s", (long long)i, strrchr(pf->files[i], '.'));
+        char *link = lg_tr_path_join(pf->dir, name);
+        if (!link)
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        unlink(link);
+        if (symlink(pf->files[i], link) != 0) {
+            st = lg_tr_fail(t, LG_ERR_IO, "cannot link '%s': %s", link, strerror(errno));
+            free(link);
+            return st;
+        }
+        free(link);
+    }
+    pf->paths[0] = ".";
+    pf->split = (lg_split_desc){"predict", pf->paths, 1, NULL};
+    memset(&pf->desc, 0, sizeof pf->desc);
+    pf->desc.name = "predict_input";
+    pf->desc.format = LG_FORMAT_IMAGE_FOLDER;
+    pf->desc.args.decode_channels = like->channels == 1 ? 1 : 3;
+    pf->desc.splits = &pf->split;
+    pf->desc.n_splits = 1;
+    pf->spec = *like;
+    pf->spec.name = "predict";
+    pf->spec.dataset = &pf->desc;
+    pf->spec.source = "predict";
+    pf->spec.lo = 0;
+    pf->spec.hi = 1;
+    pf->spec.split_seed = 0;
+    pf->spec.max_boxes = 0;
+    t->dcfg.data_dir = base; /* the transient dataset lives under base */
+    return LG_OK;
+}
+
+static void predict_files_free(predict_files *pf) {
+    for (int64_t i = 0; i < pf->n; i++)
+        free(pf->files[i]);
+    free(pf->files);
+    free(pf->dir);
+}
+
 static lg_status predict(lg_trainer *t) {
     const lg_model_def *def = t->def;
     lg_tconfig *c = t->cfg;
@@ -703,10 +848,13 @@ static lg_status predict(lg_trainer *t) {
     if (!spec && dd && dd->split[LG_STAGE_TEST]) {
         spec = dd->split[LG_STAGE_TEST];
         from = LG_STAGE_TEST;
-        printf("the spec has no predict split: predicting its test split\n");
+        if (!c->predict_input[0])
+            printf("the spec has no predict split: predicting its test split\n");
     }
     if (!spec)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED, "the spec's data block has no predict or test split");
+    if (c->predict_input[0])
+        from = LG_STAGE_PREDICT;
     if (!def->predict_step || def->predict_width <= 0)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED, "the spec has no predict step");
     lg_status st;
@@ -731,8 +879,25 @@ static lg_status predict(lg_trainer *t) {
         return st;
     }
     lg_feed f;
-    if ((st = feed_open(t, &f, from, spec, 0)) != LG_OK)
+    memset(&f, 0, sizeof f);
+    predict_files pf;
+    memset(&pf, 0, sizeof pf);
+    if (c->predict_input[0]) {
+        char *base = t->vdir ? lg_tr_xstrdup(t->vdir) : lg_tr_path_join(c->default_root_dir, ".lgen");
+        st = base ? predict_files_open(t, &pf, spec, base) : lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        t->dcfg.data_dir = NULL;
+        if (st == LG_OK) {
+            t->dcfg.data_dir = base;
+            spec = &pf.spec;
+            st = feed_open(t, &f, from, spec, 0);
+        }
+        t->dcfg.data_dir = c->data_dir[0] ? c->data_dir : NULL;
+        free(base);
+        if (st != LG_OK)
+            goto done;
+    } else if ((st = feed_open(t, &f, from, spec, 0)) != LG_OK) {
         goto done;
+    }
     int64_t n = apply_limit(f.n_batches, &c->limit_predict_batches);
     if (c->fast_dev_run && n > c->fast_dev_run)
         n = c->fast_dev_run;
@@ -740,14 +905,14 @@ static lg_status predict(lg_trainer *t) {
     if (as_json)
         fputs("[\n", fp);
     else {
-        fputs("index,prediction", fp);
+        fputs(pf.n ? "index,file,prediction" : "index,prediction", fp);
         for (int k = 0; k < K; k++) {
             if (def->class_names)
                 fprintf(fp, ",%s", def->class_names[k]);
             else
                 fprintf(fp, ",p%d", k);
         }
-        fputs(",label\n", fp);
+        fputs(pf.n ? "\n" : ",label\n", fp);
     }
     if ((st = feed_start(t, &f, 0, 0)) != LG_OK)
         goto done;
@@ -783,18 +948,35 @@ static lg_status predict(lg_trainer *t) {
                     best = k;
             long long idx = b->index ? (long long)b->index[s] : (long long)rows;
             if (as_json) {
-                fprintf(fp, "%s  {\"index\": %lld, \"prediction\": %d", rows ? ",\n" : "", idx, best);
+                fprintf(fp, "%s  {\"index\": %lld, ", rows ? ",\n" : "", idx);
+                if (pf.n && idx >= 0 && idx < pf.n) {
+                    json_t *js = json_string(pf.files[idx]);
+                    char *q = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+                    fprintf(fp, "\"file\": %s, ", q ? q : "null");
+                    free(q);
+                    json_decref(js);
+                }
+                fprintf(fp, "\"prediction\": %d", best);
                 if (def->class_names)
                     fprintf(fp, ", \"class\": \"%s\"", def->class_names[best]);
                 fputs(", \"probabilities\": [", fp);
                 for (int k = 0; k < K; k++)
                     fprintf(fp, "%s%.6g", k ? ", " : "", p[k]);
-                fprintf(fp, "], \"label\": %d}", b->label ? b->label[s] : -1);
+                if (pf.n)
+                    fputs("]}", fp);
+                else
+                    fprintf(fp, "], \"label\": %d}", b->label ? b->label[s] : -1);
             } else {
-                fprintf(fp, "%lld,%d", idx, best);
+                fprintf(fp, "%lld", idx);
+                if (pf.n)
+                    fprintf(fp, ",%s", idx >= 0 && idx < pf.n ? pf.files[idx] : "");
+                fprintf(fp, ",%d", best);
                 for (int k = 0; k < K; k++)
                     fprintf(fp, ",%.6g", p[k]);
-                fprintf(fp, ",%d\n", b->label ? b->label[s] : -1);
+                if (pf.n)
+                    fputc('\n', fp);
+                else
+                    fprintf(fp, ",%d\n", b->label ? b->label[s] : -1);
             }
             rows++;
         }
@@ -808,6 +990,7 @@ static lg_status predict(lg_trainer *t) {
     printf("wrote %lld predictions to %s\n", (long long)rows, out);
 done:
     feed_close(&f);
+    predict_files_free(&pf);
     if (fclose(fp) != 0 && st == LG_OK)
         st = lg_tr_fail(t, LG_ERR_IO, "cannot write '%s': %s", out, strerror(errno));
     free(out);

@@ -189,7 +189,8 @@ typedef struct lg_fit_info {
 
 /* ---- data ---------------------------------------------------------------- */
 
-/* A source of batches that replaces the data pipeline (tests, custom data).
+/* A source of batches for the splits that name no dataset (tests, custom
+ * data); splits with a dataset go through the data pipeline.
  * fill() writes batch number `index` of `epoch` for stage into b (whose
  * buffers the runtime allocated for batch_size samples of the split's shape)
  * and must depend only on its arguments, so resume is exact. */
@@ -210,7 +211,7 @@ typedef struct lg_data_def {
                                      * shuffle (train only), drop_last */
     /* Optional: sets options from hparams (batch_size = batch_size). */
     void (*configure)(const lg_value *hp, lg_loader_options *opt);
-    const lg_batch_source *source;  /* optional: replaces the loader */
+    const lg_batch_source *source;  /* optional: serves splits with dataset NULL */
 } lg_data_def;
 
 /* ---- steps --------------------------------------------------------------- */
