@@ -872,6 +872,89 @@ START_TEST(test_prepare_refuses_hostile_archive) {
 }
 END_TEST
 
+
+/* Corrupted inputs: flipped bytes and truncations of a PNG, a JPEG, a tar.gz
+ * and an annotation give either a result or a clear error, never a crash
+ * (fork mode turns a crash into a failure; `make check-sanitize` adds ASan). */
+START_TEST(test_mutated_inputs) {
+    make_tmp();
+    limit_memory();
+    lg_sample s = {0};
+    lg_error err = {0};
+    lg_rng rng = {99};
+    const char *fixtures[] = {"tests/fixtures/data/pil.png", "tests/fixtures/data/pil.jpg"};
+    for (int f = 0; f < 2; f++) {
+        uint8_t *orig;
+        size_t n;
+        ck_assert_int_eq(lg_read_file(fixtures[f], 1 << 20, &orig, &n, NULL), LG_OK);
+        uint8_t *buf = malloc(n);
+        int ok = 0, bad = 0;
+        for (int trial = 0; trial < 400; trial++) {
+            memcpy(buf, orig, n);
+            size_t len = n;
+            int flips = 1 + (int)lg_rng_below(&rng, 8);
+            for (int k = 0; k < flips; k++)
+                buf[lg_rng_below(&rng, n)] ^= (uint8_t)(1u << lg_rng_below(&rng, 8));
+            if (trial % 4 == 0)
+                len = (size_t)lg_rng_below(&rng, n);
+            lg_status st = lg_image_decode(buf, len, trial % 2 ? 1 : 3, &s, "mutant", &err);
+            ck_assert_msg(st == LG_OK || st == LG_ERR_FORMAT, "trial %d: %s", trial, err.msg);
+            if (st == LG_OK)
+                ok++;
+            else {
+                bad++;
+                ck_assert_ptr_nonnull(strstr(err.msg, "mutant"));
+            }
+        }
+        ck_assert_int_gt(bad, 0);
+        free(buf);
+        free(orig);
+    }
+    /* archives */
+    entry files[] = {{"d/a.txt", "alpha alpha alpha alpha", NULL, 0}, {"d/b.txt", "beta", NULL, 0}};
+    write_archive("m.tar.gz", ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP, files, 2);
+    size_t n;
+    uint8_t *orig = read_bytes("m.tar.gz", &n), *buf = malloc(n);
+    for (int trial = 0; trial < 100; trial++) {
+        memcpy(buf, orig, n);
+        size_t len = trial % 3 == 0 ? (size_t)lg_rng_below(&rng, n) : n;
+        for (int k = 0; k < 4; k++)
+            buf[lg_rng_below(&rng, n)] ^= (uint8_t)(1u << lg_rng_below(&rng, 8));
+        write_bytes("mut.tar.gz", buf, len);
+        char a[1024], out[1024];
+        tpath(a, sizeof a, "mut.tar.gz");
+        tpath(out, sizeof out, "mutout");
+        lg_status st = lg_extract(a, out, NULL, &err);
+        ck_assert_msg(st == LG_OK || st == LG_ERR_FORMAT || st == LG_ERR_IO, "%s", err.msg);
+    }
+    free(buf);
+    free(orig);
+    /* annotations */
+    voc_tree();
+    lg_dataset_desc d = {.name = "voc", .format = LG_FORMAT_VOC, .classes = voc_classes,
+                         .n_classes = 3, .splits = voc_splits, .n_splits = 1};
+    const char *ann = "voc/VOCdevkit/VOC2007/Annotations/000001.xml";
+    orig = read_bytes(ann, &n);
+    buf = malloc(n);
+    for (int trial = 0; trial < 200; trial++) {
+        memcpy(buf, orig, n);
+        size_t len = trial % 3 == 0 ? (size_t)lg_rng_below(&rng, n) : n;
+        for (int k = 0; k < 3; k++)
+            buf[lg_rng_below(&rng, n)] = (uint8_t)lg_rng_below(&rng, 256);
+        write_bytes(ann, buf, len);
+        lg_data_config cfg = {.data_dir = tmpdir, .quiet = 1};
+        lg_dataset *ds = NULL;
+        lg_status st = lg_dataset_open(&ds, &d, "train", &cfg, &err);
+        ck_assert_msg(st == LG_OK || st == LG_ERR_FORMAT, "%s", err.msg);
+        lg_dataset_close(ds);
+    }
+    free(buf);
+    free(orig);
+    lg_sample_free(&s);
+    rm_tmp();
+}
+END_TEST
+
 static Suite *formats_suite(void) {
     Suite *s = suite_create("data_formats");
     TCase *tc = tcase_create("formats");
@@ -890,6 +973,7 @@ static Suite *formats_suite(void) {
     tcase_add_test(tc, test_extract_formats);
     tcase_add_test(tc, test_extract_hostile);
     tcase_add_test(tc, test_prepare_refuses_hostile_archive);
+    tcase_add_test(tc, test_mutated_inputs);
     suite_add_tcase(s, tc);
     return s;
 }
