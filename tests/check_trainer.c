@@ -291,6 +291,8 @@ END_TEST
 START_TEST(test_fit_files) {
     make_root();
     ck_assert_int_eq(run("fit", "--max_epochs", "2"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "0  | fc.weight                 | [3, 4]             | train  | 12\n"));
+    ck_assert_ptr_nonnull(strstr(out, "15         Trainable params\n5          Non-trainable params"));
     ck_assert(exists("lightning_logs/version_0/hparams.yaml"));
     ck_assert(exists("lightning_logs/version_0/config.json"));
     ck_assert(exists("lightning_logs/version_0/checkpoints/last.ckpt"));

@@ -99,6 +99,8 @@ static const flag flags[] = {
      "trainer", "write training metrics every n optimizer steps"},
     {"enable_progress_bar", T_BOOL, OFF(enable_progress_bar), "true", NULL, NOR, 0, C_ALL,
      "trainer", "show progress (a bar on a terminal, lines otherwise)"},
+    {"enable_model_summary", T_BOOL, OFF(enable_model_summary), "true", NULL, NOR, 0, C_FIT,
+     "trainer", "print the parameter table and counts before training"},
     {"enable_checkpointing", T_BOOL, OFF(enable_checkpointing), "true", NULL, NOR, 0, C_FIT,
      "trainer", "save checkpoints (ModelCheckpoint)"},
     {"logger", T_BOOL, OFF(logger), "true", NULL, NOR, 0, C_ALL, "trainer",

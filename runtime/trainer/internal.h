@@ -44,6 +44,7 @@ typedef struct lg_tconfig {
     int64_t log_every_n_steps;
     int enable_progress_bar;
     int enable_checkpointing;
+    int enable_model_summary;
     int logger;
     char *default_root_dir;
     char *ckpt_path;                 /* PATH | URL | last | best | "" */

@@ -305,6 +305,37 @@ static void prog_bar_text(lg_trainer *t, char *buf, size_t n) {
         }
 }
 
+/* ModelSummary: the parameter table (PyTorch names and shapes) and counts. */
+static void print_summary(const lg_model_def *def) {
+    size_t train = 0, other = 0;
+    int w = 4;
+    for (int k = 0; k < def->n_params; k++) {
+        int l = (int)strlen(def->params[k].name);
+        w = l > w ? l : w;
+    }
+    if (w > 60)
+        w = 60;
+    printf("   | %-*s | %-18s | %-6s | Params\n", w, "Name", "Shape", "Role");
+    for (int k = 0; k < def->n_params; k++) {
+        const lg_param *q = &def->params[k];
+        char shape[64] = "[";
+        for (int d = 0; d < q->ndim; d++) {
+            size_t l = strlen(shape);
+            snprintf(shape + l, sizeof shape - l, "%s%lld", d ? ", " : "", (long long)q->shape[d]);
+        }
+        strncat(shape, "]", sizeof shape - strlen(shape) - 1);
+        printf("%-2d | %-*s | %-18s | %-6s | %zu\n", k, w, q->name, shape,
+               q->role == LG_PARAM_TRAIN ? "train" : "buffer", q->numel);
+        if (q->role == LG_PARAM_TRAIN)
+            train += q->numel;
+        else
+            other += q->numel;
+    }
+    printf("%-10zu Trainable params\n%-10zu Non-trainable params\n%-10zu Total params\n"
+           "%-10.3f Total estimated model params size (MB)\n",
+           train, other, train + other, (double)(train + other) * 4 / 1e6);
+}
+
 static lg_status stop_on_signal(lg_trainer *t, int *status) {
     int sig = g_signal;
     const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
@@ -433,6 +464,8 @@ static lg_status fit(lg_trainer *t, int *status) {
         /* Checkpoints without a logger go to default_root_dir/checkpoints. */
         t->ckdir = lg_tr_path_join(c->default_root_dir, "checkpoints");
     }
+    if (c->enable_model_summary && !fdr)
+        print_summary(def);
     /* Sanity check. */
     if (val_enabled && c->num_sanity_val_steps != 0 && !fdr) {
         double means[MAX_METRICS];
