@@ -499,11 +499,39 @@ START_TEST(test_cifar) {
     ck_assert_int_eq(s.c, 3);
     ck_assert_float_eq(s.img[0], 2 / 255.0f);
     ck_assert_float_eq(s.img[1024 + 5], 1031 % 256 / 255.0f);
-    lg_sample_free(&s);
     lg_dataset_close(ds);
     write_bytes("c/data_batch_2.bin", rec, 100);
     open_ds(&d, "train", LG_ERR_FORMAT, &err);
     ck_assert_ptr_nonnull(strstr(err.msg, "data_batch_2.bin"));
+    /* CIFAR-100: coarse then fine label byte; the spec picks one */
+    uint8_t r100[2 * 3074];
+    for (int r = 0; r < 2; r++) {
+        r100[r * 3074] = (uint8_t)(19 - r);
+        r100[r * 3074 + 1] = (uint8_t)(99 - r);
+        for (int k = 0; k < 3072; k++)
+            r100[r * 3074 + 2 + k] = (uint8_t)(k * 3 + r);
+    }
+    write_bytes("c/train.bin", r100, sizeof r100);
+    static const char *const p100[] = {"train.bin"};
+    lg_split_desc s100[] = {{"train", p100, 1, NULL}};
+    lg_dataset_desc d100 = {.name = "c", .format = LG_FORMAT_CIFAR100, .splits = s100,
+                            .n_splits = 1};
+    ds = open_ds(&d100, "train", LG_OK, &err);
+    ck_assert_int_eq(lg_dataset_size(ds), 2);
+    ck_assert_int_eq(ds->get(ds, 1, &s, &err), LG_OK);
+    ck_assert_int_eq(s.label, 98);
+    ck_assert_float_eq(s.img[2], (2 * 3 + 1) / 255.0f);
+    lg_dataset_close(ds);
+    d100.args.cifar_coarse = 1;
+    ds = open_ds(&d100, "train", LG_OK, &err);
+    ck_assert_int_eq(ds->get(ds, 1, &s, &err), LG_OK);
+    ck_assert_int_eq(s.label, 18);
+    lg_dataset_close(ds);
+    lg_sample_free(&s);
+    r100[3074 + 1] = 100; /* a fine label out of range */
+    write_bytes("c/train.bin", r100, sizeof r100);
+    open_ds(&d100, "train", LG_ERR_FORMAT, &err);
+    ck_assert_ptr_nonnull(strstr(err.msg, "record 1 has label 100, not in [0, 100)"));
     rm_tmp();
 }
 END_TEST

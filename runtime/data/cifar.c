@@ -52,7 +52,6 @@ lg_status lg_cifar_open(lg_dataset *ds, lg_error *err) {
     ds->close = cifar_close;
     d->rec = CIFAR_PIXELS + (c100 ? 2 : 1);
     d->skip = c100 && !ds->desc->args.cifar_coarse ? 1 : 0;
-    int nclass = c100 ? (ds->desc->args.cifar_coarse ? 20 : 100) : 10;
     if (sp->n_paths < 1)
         return lg_error_set(err, LG_ERR_ARG, "cifar needs at least one file");
     size_t total = 0;
@@ -90,7 +89,6 @@ lg_status lg_cifar_open(lg_dataset *ds, lg_error *err) {
         total += n;
         free(buf);
     }
-    (void)nclass;
     ds->n = (int64_t)(total / (size_t)d->rec);
     return LG_OK;
 }
