@@ -7,7 +7,8 @@
 # program links libcudnn, libcublas, libcublasLt and libcudart and that they
 # all resolve, and that the probe behaves like `--accelerator gpu`: on a
 # machine without a driver or device it exits 1 with "error: no CUDA
-# device: ...", with one it runs a kernel and exits 0.
+# device: ...", with one it runs a kernel and exits 0. Once lgen can emit
+# CUDA trainers, each spec's is built and checked the same way.
 set -u
 BUILD=${BUILD:-build}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -61,6 +62,45 @@ else
     grep -q "^lg_cuda_probe: error: no CUDA device: ." "$tmp/err" ||
         bad "without a device the probe said: $(cat "$tmp/err")"
     [ -s "$tmp/out" ] && bad "the probe wrote to stdout on failure: $(cat "$tmp/out")"
+fi
+
+# Every spec's CUDA trainer, once lgen emits them (`--target cuda`): it
+# builds with CUDA=1 and warnings as errors, links cuDNN and cuBLAS, and
+# `fit --accelerator gpu` without a device fails at once with exit 1.
+LGEN=${LGEN:-$BUILD/lgen}
+if [ -x "$LGEN" ] && "$LGEN" --help 2>&1 | grep -q -- '--target'; then
+    for spec in specs/*.lmod; do
+        name=$(basename "$spec" .lmod)
+        out=$BUILD/tests/cuda/specs/$name
+        rm -rf "$out"
+        if ! "$LGEN" "$spec" -o "$out" --target cuda >"$tmp/lgen.err" 2>&1; then
+            bad "lgen $spec --target cuda: $(head -3 "$tmp/lgen.err")"
+            continue
+        fi
+        if ! make -s -C "$out" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make.out" 2>&1; then
+            bad "make -C $out CUDA=1: $(tail -5 "$tmp/make.out")"
+            continue
+        fi
+        bin=
+        for f in "$out"/*; do
+            [ -f "$f" ] && [ -x "$f" ] && readelf -h "$f" >/dev/null 2>&1 && bin=$f
+        done
+        [ -n "$bin" ] || { bad "no trainer binary in $out"; continue; }
+        needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+        for l in libcudnn.so libcublas.so; do
+            echo "$needed" | grep -q "^$l\." || bad "$bin does not link $l"
+        done
+        if ! [ -e /dev/nvidiactl ]; then
+            (cd "$tmp" && "$bin" fit --accelerator gpu --max_epochs 1 >out.gpu 2>err.gpu)
+            rc=$?
+            [ $rc -eq 1 ] || bad "$bin fit --accelerator gpu without a device exited $rc, not 1"
+            grep -q "no CUDA device" "$tmp/err.gpu" ||
+                bad "$bin fit --accelerator gpu said: $(head -3 "$tmp/err.gpu")"
+        fi
+        echo "ok: $spec: CUDA trainer builds and links cuDNN/cuBLAS"
+    done
+else
+    echo "note: lgen has no --target option yet: the specs' CUDA trainers are not built"
 fi
 
 [ $fail -eq 0 ] && echo "ok: liblgen_cuda.a (sm_80, sm_90) links cuDNN/cuBLAS(Lt); probe: $(cat "$tmp/err" "$tmp/out" | head -1)"
