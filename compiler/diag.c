@@ -232,6 +232,13 @@ static void diag_vreport(Ctx *ctx, DiagLevel lv, Loc loc, const char *fmt, va_li
     va_copy(aq, ap);
     vsnprintf(msg, sizeof msg, fmt, aq);
     va_end(aq);
+    int lim = ctx->max_errors > 0 ? ctx->max_errors : 100;
+    if (ctx->nerrors > lim && lv != DIAG_WARNING) {
+        if (lv == DIAG_ERROR)
+            ctx->nerrors++;
+        ctx->last_suppressed = true;
+        return;
+    }
     if (lv == DIAG_NOTE) {
         if (ctx->last_suppressed)
             return;

@@ -136,7 +136,7 @@ static bool lookup_global(EvalScope *sc, Expr *e, CValue *out) {
     return false;
 }
 
-static void name_candidates(EvalScope *sc, const char **cands, int *n, int max) {
+static __attribute__((noinline)) void name_candidates(EvalScope *sc, const char **cands, int *n, int max) {
     for (EvalScope *s = sc; s; s = s->parent) {
         if (s->mod)
             for (int i = 0; i < s->mod->nhparams && *n < max; i++)
@@ -148,7 +148,7 @@ static void name_candidates(EvalScope *sc, const char **cands, int *n, int max) 
 
 static CValue eval(Ev *ev, Expr *e);
 
-static CValue eval_name(Ev *ev, Expr *e) {
+static __attribute__((noinline)) CValue eval_name(Ev *ev, Expr *e) {
     CValue v;
     for (EvalScope *s = ev->scope; s; s = s->parent) {
         if (s->lookup && s->lookup(s, e->str, &v))
@@ -527,7 +527,10 @@ int eval_args(Ctx *ctx, EvalScope *scope, const char *what, Loc loc, Arg *args, 
                 if (strcmp(specs[j].name, a->key) == 0)
                     k = j;
             if (k < 0) {
-                diag_error(ctx, a->key_loc, "%s has no argument '%s'", what, a->key);
+                if (strncmp(what, "the ", 4) == 0)
+                    diag_error(ctx, a->key_loc, "unknown setting '%s' in %s", a->key, what);
+                else
+                    diag_error(ctx, a->key_loc, "%s has no argument '%s'", what, a->key);
                 const char *cands[64];
                 int n = 0;
                 for (int j = 0; j < nspecs && n < 64; j++)
@@ -549,7 +552,8 @@ int eval_args(Ctx *ctx, EvalScope *scope, const char *what, Loc loc, Arg *args, 
         if (!v.type)
             continue;
         if (!fits(&v, &specs[k])) {
-            diag_error(ctx, a->value->loc, "argument '%s' of %s must be %s, found %s", specs[k].name, what,
+            diag_error(ctx, a->value->loc, "%s '%s' of %s must be %s, found %s",
+                       strncmp(what, "the ", 4) == 0 ? "setting" : "argument", specs[k].name, what,
                        keytype_desc(&specs[k]), type_desc(&v));
             continue;
         }

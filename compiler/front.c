@@ -116,7 +116,13 @@ int front_run(Ctx *ctx, const char *path, Module **out) {
     tab.by_file[file] = mod;
     load_imports(ctx, mod, &tab, 0);
     tab.state[file] = 2;
-    if (ctx->nerrors > before)
+    bool syntax = mod->has_errors;
+    for (int i = 0; i < tab.n; i++)
+        syntax |= tab.by_file[i] && tab.by_file[i]->has_errors;
+    bool missing = false;
+    for (int i = 0; i < mod->nimports; i++)
+        missing |= mod->imports[i].module == NULL;
+    if (syntax || missing)
         return ctx->nerrors - before;
     sema_check(ctx, mod);
     if (ctx->nerrors > before)

@@ -32,6 +32,7 @@ typedef struct LexState {
     int ncomments;
     int capcomments;
     int errors;          /* lexical errors reported */
+    int syntax_errors;   /* errors the parser reported */
     /* top-level items collected while parsing, copied into the Module at the end */
     PtrVec networks, datasets, steps, imports, hparams;
     Loc hparams_loc, data_loc, optimizer_loc, scheduler_loc, trainer_loc, model_loc;

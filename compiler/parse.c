@@ -22,6 +22,7 @@ void *lmod__scan_bytes(const char *bytes, int len, yyscan_t scanner);
 #define A (&lx->ctx->arena)
 
 void parse_report(LexState *lx, Loc loc, const char *msg) {
+    lx->syntax_errors++;
     if (strstr(msg, "memory exhausted")) {
         diag_error(lx->ctx, loc, "input is nested too deeply");
         return;
@@ -620,7 +621,6 @@ Module *parse_file(Ctx *ctx, int file) {
         abort();
     }
     lmod__scan_bytes(f->text, f->len, scanner);
-    int before = ctx->nerrors;
     lmod_parse(scanner, &lx, m);
     lmod_lex_destroy(scanner);
     int n;
@@ -631,6 +631,8 @@ Module *parse_file(Ctx *ctx, int file) {
     m->steps = (Step **)vec_ptrs(&lx.steps, &m->nsteps);
     m->imports = vec_to_array(&lx, &lx.imports, sizeof *m->imports, &m->nimports);
     m->hparams = vec_to_array(&lx, &lx.hparams, sizeof *m->hparams, &m->nhparams);
-    m->has_errors = ctx->nerrors > before;
+    /* Only syntax errors make the tree unusable; a lexical error or an
+     * unknown type name leaves a tree sema can still check. */
+    m->has_errors = lx.syntax_errors > 0;
     return m;
 }

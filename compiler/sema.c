@@ -10,12 +10,14 @@
  * (warnings). Shapes, attribute values of ops and the elaborated graphs are
  * the next pass's job (shapes.c), since they need blocks instantiated.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval.h"
 #include "front.h"
 #include "optab.h"
+#include "strmap.h"
 
 #define A (&ctx->arena)
 
@@ -673,6 +675,19 @@ static void add_split(Ctx *ctx, DataBlock *d, int *cap, DataSplit *s) {
     d->splits[d->nsplits++] = *s;
 }
 
+/* A split whose definition had an error: its names exist (so pipelines and
+ * steps naming it stay quiet) but it reads nothing. */
+static void add_poisoned(Ctx *ctx, DataBlock *d, int *cap, Stmt *s) {
+    for (int k = 0; k < s->nnames; k++) {
+        if (find_split(d, s->names[k]))
+            continue;
+        DataSplit ds = {0};
+        ds.name = s->names[k];
+        ds.loc = s->name_locs[k];
+        add_split(ctx, d, cap, &ds);
+    }
+}
+
 static void check_loader_name(Ctx *ctx, const char *name, Loc loc) {
     for (int i = 0; i < 4; i++)
         if (strcmp(loader_names[i], name) == 0)
@@ -710,8 +725,10 @@ static void sema_data(Ctx *ctx, Module *mod) {
                 continue;
             }
             DataSplit base = {0};
-            if (!resolve_source(ctx, mod, src, &base))
+            if (!resolve_source(ctx, mod, src, &base)) {
+                add_poisoned(ctx, d, &cap, s);
                 continue;
+            }
             double fracs[8];
             int nf = 0;
             bool ok = true;
@@ -727,8 +744,10 @@ static void sema_data(Ctx *ctx, Module *mod) {
                 }
                 fracs[nf++] = cv_number(&v);
             }
-            if (!ok)
+            if (!ok) {
+                add_poisoned(ctx, d, &cap, s);
                 continue;
+            }
             int nout = s->nnames;
             if (nf == nout - 1) {
                 double sum = 0;
@@ -737,6 +756,7 @@ static void sema_data(Ctx *ctx, Module *mod) {
                 if (sum >= 1 - 1e-9) {
                     diag_error(ctx, c->loc, "the fractions add up to %g, leaving nothing for '%s'", sum,
                                s->names[nout - 1]);
+                    add_poisoned(ctx, d, &cap, s);
                     continue;
                 }
                 fracs[nf++] = 1 - sum;
@@ -744,6 +764,7 @@ static void sema_data(Ctx *ctx, Module *mod) {
             if (nf != nout) {
                 diag_error(ctx, c->loc, "split() into %d part%s needs %d or %d fractions, found %d", nout,
                            nout == 1 ? "" : "s", nout - 1, nout, nf);
+                add_poisoned(ctx, d, &cap, s);
                 continue;
             }
             double sum = 0;
@@ -751,6 +772,7 @@ static void sema_data(Ctx *ctx, Module *mod) {
                 sum += fracs[k];
             if (sum > 1 + 1e-9) {
                 diag_error(ctx, c->loc, "the fractions add up to %g, more than 1", sum);
+                add_poisoned(ctx, d, &cap, s);
                 continue;
             }
             uint64_t seedv = 0;
@@ -784,8 +806,10 @@ static void sema_data(Ctx *ctx, Module *mod) {
         } else if (s->kind == ST_ASSIGN && s->nnames == 1 && s->value->kind == EX_FIELD) {
             /* test = ds.test */
             DataSplit ds = {0};
-            if (!resolve_source(ctx, mod, s->value, &ds))
+            if (!resolve_source(ctx, mod, s->value, &ds)) {
+                add_poisoned(ctx, d, &cap, s);
                 continue;
+            }
             check_loader_name(ctx, s->names[0], s->name_locs[0]);
             if (find_split(d, s->names[0])) {
                 diag_error(ctx, s->name_locs[0], "data split '%s' is defined twice", s->names[0]);
@@ -866,6 +890,8 @@ static void sema_data(Ctx *ctx, Module *mod) {
     /* Per-sample image shapes after each pipeline. */
     for (int i = 0; i < d->nsplits; i++) {
         DataSplit *ds = &d->splits[i];
+        if (!ds->dataset)
+            continue;
         Shape sh = ds->dataset->sample_shape;
         ds->max_boxes = ds->dataset->max_boxes;
         for (int k = 0; k < ds->ntransforms; k++) {
@@ -918,13 +944,17 @@ static void sema_data(Ctx *ctx, Module *mod) {
  */
 
 typedef struct Walk {
+    Stmt **body;         /* the whole body, for "assigned later" notes */
+    int nbody;
     Ctx *ctx;
     Module *mod;
     Network *net;        /* NULL in a step */
     Step *step;
     NameSet defs;        /* names in scope: parameters, assigned values, loop vars */
-    int *reads;          /* per def: times read */
+    int *reads;          /* per def: explicit marks (loop variables) */
     int capreads;
+    StrMap last_read;    /* name -> 1 + the number of defs when it was last read */
+    StrMap defmap;       /* name -> (void *)1 once defined */
     bool *is_tensor;
     int depth;
 } Walk;
@@ -941,19 +971,22 @@ static void walk_def(Walk *w, const char *name, Loc loc, bool tensor) {
     }
     w->reads[w->defs.n - 1] = 0;
     w->is_tensor[w->defs.n - 1] = tensor;
+    strmap_put(&w->ctx->arena, &w->defmap, name, (void *)1);
 }
 
-/* Marks every earlier definition of name as read: with `if` and loops a
- * read may see any of them, and a false "never used" is worse than a
- * missed one. */
+/* A read counts for every earlier definition of name: with `if` and loops
+ * a read may see any of them, and a false "never used" is worse than a
+ * missed one. So a definition is read when its name was read after it. */
 static bool walk_read(Walk *w, const char *name) {
-    bool found = false;
-    for (int i = w->defs.n - 1; i >= 0; i--)
-        if (strcmp(w->defs.names[i], name) == 0) {
-            w->reads[i]++;
-            found = true;
-        }
-    return found;
+    if (!strmap_get(&w->defmap, name))
+        return false;
+    strmap_put(&w->ctx->arena, &w->last_read, name, (void *)(intptr_t)(w->defs.n + 1));
+    return true;
+}
+
+static bool def_is_read(Walk *w, int i) {
+    intptr_t t = (intptr_t)strmap_get(&w->last_read, w->defs.names[i]);
+    return w->reads[i] > 0 || t - 1 > i;
 }
 
 /* Whether name is an enum-typed block parameter or hparam (its comparisons
@@ -968,6 +1001,22 @@ static bool walk_is_enum(Walk *w, Expr *e) {
     return h && h->type == TY_ENUM;
 }
 
+/* Where name is assigned in body (first assignment), searching nested bodies. */
+static bool assigned_at(Stmt **body, int n, const char *name, Loc *at, int depth) {
+    for (int i = 0; i < n && depth < 200; i++) {
+        Stmt *s = body[i];
+        for (int k = 0; s->kind == ST_ASSIGN && k < s->nnames; k++)
+            if (strcmp(s->names[k], name) == 0) {
+                *at = s->name_locs[k];
+                return true;
+            }
+        if ((s->kind == ST_FOR || s->kind == ST_IF) &&
+            (assigned_at(s->body, s->nbody, name, at, depth + 1) || assigned_at(s->orelse, s->norelse, name, at, depth + 1)))
+            return true;
+    }
+    return false;
+}
+
 static void walk_candidates(Walk *w, const char **c, int *n, int max) {
     for (int i = 0; i < w->defs.n && *n < max; i++)
         c[(*n)++] = w->defs.names[i];
@@ -977,15 +1026,28 @@ static void walk_candidates(Walk *w, const char **c, int *n, int max) {
 
 static void walk_expr(Walk *w, Expr *e);
 
-static void walk_callee(Walk *w, Expr *e) {
+/* Out of line: its candidate array must not sit in walk_expr's recursive frame. */
+static __attribute__((noinline)) void walk_unknown(Walk *w, Expr *e) {
+    diag_error(w->ctx, e->loc, "unknown name '%s'", e->str);
+    Loc later = LOC_NONE;
+    if (w->body && assigned_at(w->body, w->nbody, e->str, &later, 0) && later.begin > e->loc.begin) {
+        diag_note(w->ctx, later, "'%s' is assigned later; values are computed top to bottom, so a value "
+                                 "cannot be used before (or in a cycle with) its assignment", e->str);
+        return;
+    }
+    const char *cands[1024];
+    int n = 0;
+    walk_candidates(w, cands, &n, 1024);
+    diag_suggest(w->ctx, e->loc, e->str, cands, n);
+}
+
+static __attribute__((noinline)) void walk_callee(Walk *w, Expr *e) {
     const char *f = e->str;
     if (optab_find(f))
         return;
     Network *n = ast_find_network(w->mod, f);
     if (n) {
         n->used = true;
-        if (w->net && n == w->net)
-            diag_error(w->ctx, e->str_loc, "'%s' calls itself; networks and blocks cannot recurse", f);
         return;
     }
     for (size_t i = 0; i < sizeof builtin_funcs / sizeof *builtin_funcs; i++)
@@ -1027,15 +1089,7 @@ static void walk_expr(Walk *w, Expr *e) {
         /* A bare name may be a stage (x |> relu) or an op used as a value. */
         if (optab_find(e->str) || ast_find_network(w->mod, e->str))
             break;
-        {
-            /* Enum literals in attributes (approximate: say nothing for
-             * names used as keyword values; shapes checks choices). */
-            diag_error(w->ctx, e->loc, "unknown name '%s'", e->str);
-            const char *cands[1024];
-            int n = 0;
-            walk_candidates(w, cands, &n, 1024);
-            diag_suggest(w->ctx, e->loc, e->str, cands, n);
-        }
+        walk_unknown(w, e);
         break;
     case EX_FIELD:
         if (w->step && e->lhs->kind == EX_NAME && strcmp(e->lhs->str, w->step->batch) == 0)
@@ -1192,20 +1246,11 @@ static bool in_loop(Stmt **body, int n, const char *name, Loc loc, bool inside, 
 
 static void walk_unused(Walk *w, Stmt **body, int n, int first_local) {
     for (int i = first_local; i < w->defs.n; i++) {
-        if (w->reads[i] || !w->is_tensor[i])
+        if (def_is_read(w, i) || !w->is_tensor[i])
             continue;
         const char *name = w->defs.names[i];
         /* Reassigned later in the same scope, or assigned in a loop (read by
          * the next iteration): not unused. */
-        bool later = false;
-        for (int j = i + 1; j < w->defs.n; j++)
-            if (strcmp(w->defs.names[j], name) == 0)
-                later = true;
-        if (later && w->reads[i] == 0) {
-            /* x = ...; x = ... without reading the first: still unused */
-            bool read_between = false;
-            (void)read_between;
-        }
         if (in_loop(body, n, name, w->defs.locs[i], false, 0))
             continue;
         if (name[0] == '_')
@@ -1220,6 +1265,8 @@ static void sema_network(Ctx *ctx, Module *mod, Network *n) {
     w.ctx = ctx;
     w.mod = mod;
     w.net = n;
+    w.body = n->body;
+    w.nbody = n->nbody;
     int ntensor = 0;
     for (int i = 0; i < n->nparams; i++) {
         BlockParam *p = &n->params[i];
@@ -1252,7 +1299,7 @@ static void sema_network(Ctx *ctx, Module *mod, Network *n) {
         diag_error(ctx, n->loc, "%s '%s' has no 'return'", n->is_block ? "block" : "network", n->name);
     /* Inputs that are never read get a warning too. */
     for (int i = 0; i < w.defs.n; i++)
-        if (i < n->nparams && w.reads[i] == 0 && n->params[i].type == TY_TENSOR)
+        if (i < n->nparams && !def_is_read(&w, i) && n->params[i].type == TY_TENSOR)
             diag_warning(ctx, w.defs.locs[i], "input '%s' is never used", w.defs.names[i]);
     walk_unused(&w, n->body, n->nbody, n->nparams);
 }
@@ -1279,6 +1326,8 @@ static void sema_step(Ctx *ctx, Module *mod, Step *s) {
     w.ctx = ctx;
     w.mod = mod;
     w.step = s;
+    w.body = s->body;
+    w.nbody = s->nbody;
     walk_body(&w, s->body, s->nbody, 0);
     int nret = 0;
     for (int i = 0; i < s->nbody; i++)
@@ -1587,6 +1636,114 @@ static void check_network_names(Ctx *ctx, Module *mod) {
             }
 }
 
+/* ---- call cycles --------------------------------------------------------------------
+ * Blocks and networks may call each other but not in a cycle (the graph
+ * would be infinite). A depth-first search over the call graph finds one
+ * and reports it with the path.
+ */
+
+typedef struct CallEdge {
+    Network *callee;
+    Loc loc;
+} CallEdge;
+
+static void collect_calls(Ctx *ctx, Module *mod, Expr *e, PtrVec *out, int depth) {
+    if (!e || depth > 2000)
+        return;
+    if (e->kind == EX_CALL || (e->kind == EX_NAME && depth == -1)) {
+        Network *n = ast_find_network(mod, e->str);
+        if (n) {
+            CallEdge *c = arena_alloc(A, sizeof *c);
+            c->callee = n;
+            c->loc = e->str_loc;
+            arena_vec_push(A, out, c);
+        }
+        for (int i = 0; i < e->nargs; i++)
+            collect_calls(ctx, mod, e->args[i].value, out, depth + 1);
+        return;
+    }
+    if (e->kind == EX_PIPE) {
+        /* iterate down the spine; each stage is a call or a bare name */
+        for (Expr *p = e; ; p = p->lhs) {
+            if (p->kind != EX_PIPE) {
+                collect_calls(ctx, mod, p, out, depth + 1);
+                break;
+            }
+            Expr *st = p->rhs;
+            if (st->kind == EX_NAME) {
+                Network *n = ast_find_network(mod, st->str);
+                if (n) {
+                    CallEdge *c = arena_alloc(A, sizeof *c);
+                    c->callee = n;
+                    c->loc = st->loc;
+                    arena_vec_push(A, out, c);
+                }
+            } else {
+                collect_calls(ctx, mod, st, out, depth + 1);
+            }
+        }
+        return;
+    }
+    collect_calls(ctx, mod, e->lhs, out, depth + 1);
+    collect_calls(ctx, mod, e->rhs, out, depth + 1);
+    collect_calls(ctx, mod, e->cond, out, depth + 1);
+    for (int i = 0; i < e->nitems; i++)
+        collect_calls(ctx, mod, e->items[i], out, depth + 1);
+}
+
+static void collect_body(Ctx *ctx, Module *mod, Stmt **body, int n, PtrVec *out, int depth) {
+    for (int i = 0; i < n && depth < 200; i++) {
+        Stmt *s = body[i];
+        collect_calls(ctx, mod, s->value, out, 0);
+        for (int k = 0; k < s->nvalues; k++)
+            collect_calls(ctx, mod, s->values[k], out, 0);
+        collect_body(ctx, mod, s->body, s->nbody, out, depth + 1);
+        collect_body(ctx, mod, s->orelse, s->norelse, out, depth + 1);
+    }
+}
+
+/* state: 0 unvisited, 1 on the stack, 2 done (kept in Network.used's
+ * neighbour field would be cleaner; a small side table is enough). */
+static bool find_cycle(Ctx *ctx, Network *n, Network **stack, Loc *locs, int depth, Network **done, int *ndone) {
+    for (int i = 0; i < *ndone; i++)
+        if (done[i] == n)
+            return false;
+    for (int i = 0; i < depth; i++)
+        if (stack[i] == n) {
+            char path[1024];
+            size_t len = 0;
+            for (int k = i; k < depth && len < sizeof path - 64; k++)
+                len += (size_t)snprintf(path + len, sizeof path - len, "%s -> ", stack[k]->name);
+            snprintf(path + len, sizeof path - len, "%s", n->name);
+            diag_error(ctx, locs[depth - 1], "'%s' calls itself through a cycle: %s", n->name, path);
+            return true;
+        }
+    if (depth >= 64)
+        return false;
+    stack[depth] = n;
+    PtrVec calls = {0};
+    collect_body(ctx, n->module, n->body, n->nbody, &calls, 0);
+    for (int i = 0; i < calls.len; i++) {
+        CallEdge *c = calls.items[i];
+        locs[depth] = c->loc;
+        if (find_cycle(ctx, c->callee, stack, locs, depth + 1, done, ndone))
+            return true;
+    }
+    if (*ndone < 4096)
+        done[(*ndone)++] = n;
+    return false;
+}
+
+static void check_cycles(Ctx *ctx, Module *mod) {
+    Network *stack[64];
+    Loc locs[64];
+    Network **done = arena_array(A, 4096, sizeof *done);
+    int ndone = 0;
+    for (int i = 0; i < mod->nnetworks; i++)
+        if (find_cycle(ctx, mod->networks[i], stack, locs, 0, done, &ndone))
+            return;
+}
+
 static int sema_module(Ctx *ctx, Module *mod, int depth);
 
 int sema_check(Ctx *ctx, Module *mod) {
@@ -1613,6 +1770,7 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
         diag_error(ctx, (Loc){mod->file, 0, 0}, "missing 'model NAME \"doc\"' line");
     sema_hparams(ctx, mod);
     check_network_names(ctx, mod);
+    check_cycles(ctx, mod);
     if (library) {
         for (int i = 0; i < mod->nnetworks; i++)
             sema_network(ctx, mod, mod->networks[i]);
@@ -1624,14 +1782,14 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
         sema_trainer(ctx, mod, mod->trainer);
     if (mod->data)
         sema_data(ctx, mod);
-    else if (!mod->data && !library)
-        diag_error(ctx, mod->name ? mod->name_loc : (Loc){mod->file, 0, 0}, "model '%s' has no data block",
-                   mod->name ? mod->name : "?");
     for (int i = 0; i < mod->nnetworks; i++)
         sema_network(ctx, mod, mod->networks[i]);
     for (int i = 0; i < mod->nsteps; i++)
         sema_step(ctx, mod, mod->steps[i]);
     if (!library) {
+        if (!mod->data)
+            diag_error(ctx, mod->name ? mod->name_loc : (Loc){mod->file, 0, 0}, "model '%s' has no data block",
+                       mod->name ? mod->name : "?");
         bool has_train = false;
         for (int i = 0; i < mod->nsteps; i++)
             has_train |= strcmp(mod->steps[i]->name, "train") == 0;

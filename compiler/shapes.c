@@ -27,6 +27,7 @@
 #include "eval.h"
 #include "front.h"
 #include "optab.h"
+#include "strmap.h"
 
 #define A (&el->ctx->arena)
 #define MAX_BLOCK_DEPTH 64
@@ -63,7 +64,7 @@ typedef struct Frame {
     Network *net;
     struct Frame *caller;
     Loc call_loc;
-    Binding *vars;
+    StrMap vars;          /* name -> its latest Binding */
     NameSlot *slot;       /* this block instance's name (NULL at a graph's top) */
     NameSlot **slots;     /* layers named in this scope */
     int nslots, capslots;
@@ -80,6 +81,7 @@ typedef struct El {
     Graph *g;
     PtrVec nodes, values, params;
     int nerrors_at_start;
+    int depth;            /* eval_val recursion */
 } El;
 
 /* ---- graph building --------------------------------------------------------------- */
@@ -159,18 +161,15 @@ static Module *frame_mod(El *el, Frame *f) {
 }
 
 static Binding *lookup(Frame *f, const char *name) {
-    for (Binding *b = f->vars; b; b = b->next)
-        if (strcmp(b->name, name) == 0)
-            return b;
-    return NULL;
+    return strmap_get(&f->vars, name);
 }
 
 static void bind(El *el, Frame *f, const char *name, Val v) {
     Binding *b = arena_alloc(A, sizeof *b);
     b->name = name;
     b->v = v;
-    b->next = f->vars;
-    f->vars = b;
+    b->next = lookup(f, name);
+    strmap_put(A, &f->vars, name, b);
 }
 
 typedef struct FrameScope {
@@ -231,29 +230,37 @@ static NameSlot *layer_slot(El *el, Frame *f, const char *explicit_name) {
     return s;
 }
 
-/* Gives the layers of a finished scope their local names. */
+typedef struct SlotRef {
+    NameSlot *slot;
+    int order;
+} SlotRef;
+
+static int slot_cmp(const void *a, const void *b) {
+    const SlotRef *x = a, *y = b;
+    int c = strcmp(x->slot->base, y->slot->base);
+    return c ? c : x->order - y->order;
+}
+
+/* Gives the layers of a finished scope their local names: sorted by base
+ * name (then source order), so a scope of 100,000 layers is n log n. */
 static void name_scope(El *el, Frame *f) {
-    for (int i = 0; i < f->nslots; i++) {
-        NameSlot *s = f->slots[i];
-        if (s->local)
-            continue;
-        int count = 0;
+    SlotRef *refs = arena_array(A, (size_t)f->nslots + 1, sizeof *refs);
+    int n = 0;
+    for (int i = 0; i < f->nslots; i++)
+        if (!f->slots[i]->fixed)
+            refs[n++] = (SlotRef){f->slots[i], i};
+    qsort(refs, (size_t)n, sizeof *refs, slot_cmp);
+    for (int i = 0; i < n;) {
+        int j = i;
         bool loop = false;
-        for (int j = 0; j < f->nslots; j++)
-            if (!f->slots[j]->fixed && strcmp(f->slots[j]->base, s->base) == 0) {
-                count++;
-                loop |= f->slots[j]->in_loop;
-            }
-        if (count == 1 && !loop) {
-            s->local = s->base;
-            continue;
-        }
-        int k = 0;
-        for (int j = 0; j < f->nslots; j++) {
-            NameSlot *t = f->slots[j];
-            if (!t->fixed && strcmp(t->base, s->base) == 0)
-                t->local = arena_printf(A, "%s.%d", t->base, k++);
-        }
+        while (j < n && strcmp(refs[j].slot->base, refs[i].slot->base) == 0)
+            loop |= refs[j++].slot->in_loop;
+        if (j - i == 1 && !loop)
+            refs[i].slot->local = refs[i].slot->base;
+        else
+            for (int k = i; k < j; k++)
+                refs[k].slot->local = arena_printf(A, "%s.%d", refs[k].slot->base, k - i);
+        i = j;
     }
 }
 
@@ -600,7 +607,22 @@ static Val batch_field(El *el, Frame *f, Expr *e) {
     return tensor(v);
 }
 
+static Val eval_val_inner(El *el, Frame *f, Expr *e);
+
+/* Expression nesting is bounded here (a + a + ... with 100,000 terms is a
+ * tree that deep) so elaboration cannot overflow the stack. */
 static Val eval_val(El *el, Frame *f, Expr *e) {
+    if (el->depth >= 2000) {
+        diag_error(el->ctx, e->loc, "expression nested more than 2000 levels deep");
+        return (Val){0};
+    }
+    el->depth++;
+    Val v = eval_val_inner(el, f, e);
+    el->depth--;
+    return v;
+}
+
+static Val eval_val_inner(El *el, Frame *f, Expr *e) {
     if (!is_tensor_expr(el, f, e, 0) && e->kind != EX_NAME) {
         if (e->kind == EX_CALL && strcmp(e->str, "dim") == 0)
             return call_value(el, f, e, NULL, e->loc);
@@ -753,16 +775,21 @@ static Val builtin_dim(El *el, Frame *f, Expr *call, Val *piped) {
 
 static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, Loc piped_loc) {
     (void)piped_loc;
-    GValue *ins[64];
+    /* In the arena, not on the stack: calls nest inside call arguments. */
+    int maxins = (piped && piped->kind == VK_MULTI ? piped->nts : 1) + call->nargs * 8 + 1;
+    if (maxins > 64)
+        maxins = 64;
+    GValue **ins = arena_array(A, (size_t)maxins, sizeof *ins);
     int nins = 0;
-    AttrValue set[32];
-    bool given[32] = {0};
-    Expr *given_at[32] = {0};
+    int na = op->nattrs ? op->nattrs : 1;
+    AttrValue *set = arena_array(A, (size_t)na, sizeof *set);
+    bool *given = arena_array(A, (size_t)na, sizeof *given);
+    Expr **given_at = arena_array(A, (size_t)na, sizeof *given_at);
     const char *explicit_name = NULL;
     bool bad = false;
     if (piped) {
         if (piped->kind == VK_MULTI) {
-            for (int i = 0; i < piped->nts && nins < 64; i++)
+            for (int i = 0; i < piped->nts && nins < maxins; i++)
                 ins[nins++] = piped->ts[i];
         } else if (piped->kind == VK_TENSOR) {
             ins[nins++] = piped->t;
@@ -824,9 +851,9 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
                 continue;
             }
             if (v.kind == VK_MULTI)
-                for (int j = 0; j < v.nts && nins < 64; j++)
+                for (int j = 0; j < v.nts && nins < maxins; j++)
                     ins[nins++] = v.ts[j];
-            else if (nins < 64)
+            else if (nins < maxins)
                 ins[nins++] = v.t;
             continue;
         }
@@ -1817,17 +1844,20 @@ static void name_params(El *el, Graph *g) {
             n->params[k]->name = arena_printf(A, "%s.%s", n->layer, n->params[k]->leaf);
     }
     /* Two layers with one name would collide in a checkpoint. */
-    for (int i = 0; i < g->nparams; i++)
-        for (int j = i + 1; j < g->nparams && j < i + 4096; j++)
-            if (strcmp(g->params[i]->name, g->params[j]->name) == 0) {
-                diag_error(el->ctx, g->params[j]->node->loc, "two layers are both named '%s'", g->params[j]->node->layer);
-                diag_note(el->ctx, g->params[i]->node->loc, "the other is here");
-                return;
-            }
+    StrMap seen = {0};
+    for (int i = 0; i < g->nparams; i++) {
+        GParam *other = strmap_get(&seen, g->params[i]->name);
+        if (other) {
+            diag_error(el->ctx, g->params[i]->node->loc, "two layers are both named '%s'", g->params[i]->node->layer);
+            diag_note(el->ctx, other->node->loc, "the other is here");
+            return;
+        }
+        strmap_put(A, &seen, g->params[i]->name, g->params[i]);
+    }
 }
 
 static void elaborate_network(Ctx *ctx, Module *mod, Network *net) {
-    El el_ = {ctx, mod, NULL, {0}, {0}, {0}, ctx->nerrors};
+    El el_ = {ctx, mod, NULL, {0}, {0}, {0}, ctx->nerrors, 0};
     El *el = &el_;
     Graph *g = arena_alloc(A, sizeof *g);
     g->name = net->name;
@@ -1870,8 +1900,6 @@ static void elaborate_network(Ctx *ctx, Module *mod, Network *net) {
     bool returned = false;
     Val r = run_body(el, &f, net->body, net->nbody, &returned);
     name_scope(el, &f);
-    if (ctx->nerrors > el->nerrors_at_start)
-        return;
     if (!returned || r.kind == VK_NONE)
         return;
     int nr = r.kind == VK_MULTI ? r.nts : 1;
@@ -1932,7 +1960,7 @@ static DataSplit *step_split(Module *mod, Step *s) {
 }
 
 static void elaborate_step(Ctx *ctx, Module *mod, Step *s) {
-    El el_ = {ctx, mod, NULL, {0}, {0}, {0}, ctx->nerrors};
+    El el_ = {ctx, mod, NULL, {0}, {0}, {0}, ctx->nerrors, 0};
     El *el = &el_;
     Graph *g = arena_alloc(A, sizeof *g);
     g->name = s->name;
