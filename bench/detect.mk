@@ -3,7 +3,8 @@
 # needs torch; without it only lgen's times are printed).
 BENCH_TARGETS += bench-detect
 
-$(BUILD)/bench/detect_bench: bench/detect_bench.c $(LIBLGEN)
+# (LIBLGEN is defined after the fragments are read: name the file.)
+$(BUILD)/bench/detect_bench: bench/detect_bench.c $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS)
 

@@ -7,7 +7,7 @@
  * Prints one line per op, "name milliseconds" (the median of several
  * runs), for bench/detect_bench.py to put beside torchvision's times of the
  * same ops; run alone it is a plain report. Inputs are random with the same
- * distributions as the Python side. Usage: detect_bench [threads]
+ * distributions as the Python side. Usage: detect_bench [threads [cpu]]
  */
 #include "lgen/detect.h"
 
@@ -19,16 +19,20 @@
 
 #define IMG 320
 #define BATCH 2
-#define LEVELS 5 /* anchors and RPN: P2..P6 */
+#define LEVELS 5      /* anchors and RPN: P2..P6 */
 #define POOL_LEVELS 4 /* RoIAlign: P2..P5 */
 #define CH 256
 #define CLASSES 21
 #define GT 5
 #define REPS 7
 
+/* Wall time, or with a second argument "cpu" the process's CPU time (for
+ * comparing changes on a busy machine; not comparable with PyTorch's). */
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now_ms(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock_id, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
@@ -58,29 +62,31 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-#define TIME(name, body)                                                                       \
-    do {                                                                                       \
-        double t_[REPS];                                                                       \
-        for (int r_ = 0; r_ < REPS; r_++) {                                                    \
-            double t0_ = now_ms();                                                             \
-            body;                                                                              \
-            t_[r_] = now_ms() - t0_;                                                           \
-        }                                                                                      \
-        qsort(t_, REPS, sizeof t_[0], cmp_double);                                             \
-        printf("%-28s %9.3f\n", name, t_[REPS / 2]);                                           \
-        total += t_[REPS / 2];                                                                 \
+#define TIME(name, body)                                                                           \
+    do {                                                                                           \
+        double t_[REPS];                                                                           \
+        for (int r_ = 0; r_ < REPS; r_++) {                                                        \
+            double t0_ = now_ms();                                                                 \
+            body;                                                                                  \
+            t_[r_] = now_ms() - t0_;                                                               \
+        }                                                                                          \
+        qsort(t_, REPS, sizeof t_[0], cmp_double);                                                 \
+        printf("%-28s %9.3f\n", name, t_[REPS / 2]);                                               \
+        total += t_[REPS / 2];                                                                     \
     } while (0)
 
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        if ((call) != LG_OK) {                                                                 \
-            fprintf(stderr, "detect_bench: %s failed: %s\n", #call, err.msg);                  \
-            exit(1);                                                                           \
-        }                                                                                      \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        if ((call) != LG_OK) {                                                                     \
+            fprintf(stderr, "detect_bench: %s failed: %s\n", #call, err.msg);                      \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
+    if (argc > 2 && !strcmp(argv[2], "cpu"))
+        clock_id = CLOCK_PROCESS_CPUTIME_ID;
     lg_error err = {0};
     lg_ctx ctx;
     if (lg_ctx_init(&ctx, threads, &err) != LG_OK) {
@@ -112,7 +118,8 @@ int main(int argc, char **argv) {
         }
 
     /* RPN head outputs. */
-    float *obj = xmalloc(sizeof(float) * BATCH * A), *deltas = xmalloc(sizeof(float) * BATCH * A * 4);
+    float *obj = xmalloc(sizeof(float) * BATCH * A),
+          *deltas = xmalloc(sizeof(float) * BATCH * A * 4);
     for (size_t i = 0; i < (size_t)BATCH * A; i++)
         obj[i] = gauss();
     for (size_t i = 0; i < (size_t)BATCH * A * 4; i++)
@@ -123,13 +130,15 @@ int main(int argc, char **argv) {
     void *rws = xmalloc(lg_rpn_targets_workspace(A, GT));
     int *labels = xmalloc(sizeof(int) * BATCH * A);
     float *targets = xmalloc(sizeof(float) * BATCH * A * 4);
-    TIME("rpn_targets", for (int b = 0; b < BATCH; b++) CHECK(lg_rpn_targets(
-                            &ctx, &rcfg, anchors, A, gt[b], GT, lg_detect_seed(1, 0, b), rws,
-                            labels + (size_t)b * A, targets + (size_t)b * A * 4)));
+    TIME("rpn_targets",
+         for (int b = 0; b < BATCH; b++)
+             CHECK(lg_rpn_targets(&ctx, &rcfg, anchors, A, gt[b], GT, lg_detect_seed(1, 0, b), rws,
+                                  labels + (size_t)b * A, targets + (size_t)b * A * 4)));
     float lo, lb, *gobj = xmalloc(sizeof(float) * BATCH * A),
                   *gdel = xmalloc(sizeof(float) * BATCH * A * 4);
     TIME("rpn_loss fwd+bwd", {
-        CHECK(lg_rpn_loss_forward(&ctx, obj, deltas, labels, targets, BATCH, A, 1.0f / 9, &lo, &lb));
+        CHECK(
+            lg_rpn_loss_forward(&ctx, obj, deltas, labels, targets, BATCH, A, 1.0f / 9, &lo, &lb));
         CHECK(lg_rpn_loss_backward(&ctx, obj, deltas, labels, targets, BATCH, A, 1.0f / 9, 1, 1,
                                    gobj, gdel));
     });
@@ -137,18 +146,20 @@ int main(int argc, char **argv) {
     /* Proposals (training: 2000 per level before NMS, 2000 after). */
     lg_proposal_config pcfg = {2000, 2000, 0.7f, 1e-3f, 0.0f};
     void *pws = xmalloc(lg_proposals_workspace(&pcfg, per_level, LEVELS));
-    float *props = xmalloc(sizeof(float) * BATCH * 2000 * 4), *pscores = xmalloc(sizeof(float) * BATCH * 2000);
+    float *props = xmalloc(sizeof(float) * BATCH * 2000 * 4),
+          *pscores = xmalloc(sizeof(float) * BATCH * 2000);
     int pcount[BATCH];
     TIME("proposals (top-n, NMS)",
-         for (int b = 0; b < BATCH; b++) CHECK(lg_proposals(
-             &ctx, &pcfg, obj + (size_t)b * A, deltas + (size_t)b * A * 4, anchors, per_level,
-             LEVELS, IMG, IMG, pws, props + (size_t)b * 8000, pscores + (size_t)b * 2000,
-             &pcount[b])));
+         for (int b = 0; b < BATCH; b++)
+             CHECK(lg_proposals(&ctx, &pcfg, obj + (size_t)b * A, deltas + (size_t)b * A * 4,
+                                anchors, per_level, LEVELS, IMG, IMG, pws, props + (size_t)b * 8000,
+                                pscores + (size_t)b * 2000, &pcount[b])));
 
     /* RoI sampling: 512 per image. */
     lg_roi_sample_config scfg = {0.5f, 0.5f, 512, 0.25f, LG_BOX_CODER_ROI};
     void *sws = xmalloc(lg_roi_sample_workspace(2000, GT));
-    float *rois4 = xmalloc(sizeof(float) * BATCH * 512 * 4), *rtg = xmalloc(sizeof(float) * BATCH * 512 * 4);
+    float *rois4 = xmalloc(sizeof(float) * BATCH * 512 * 4),
+          *rtg = xmalloc(sizeof(float) * BATCH * 512 * 4);
     int *rlabels = xmalloc(sizeof(int) * BATCH * 512), rcount[BATCH];
     TIME("roi_sample", for (int b = 0; b < BATCH; b++) CHECK(lg_roi_sample(
                            &ctx, &scfg, props + (size_t)b * 8000, pcount[b], gt[b], gt_labels[b],
@@ -163,8 +174,8 @@ int main(int argc, char **argv) {
     }
 
     /* Multi-scale RoIAlign over P2..P5, forward and backward. */
-    lg_multiscale_roi_align mcfg = {POOL_LEVELS, {0.25f, 0.125f, 0.0625f, 0.03125f}, 7, 7, 2, 0,
-                                    224, 4};
+    lg_multiscale_roi_align mcfg = {
+        POOL_LEVELS, {0.25f, 0.125f, 0.0625f, 0.03125f}, 7, 7, 2, 0, 224, 4};
     int heights[POOL_LEVELS], widths[POOL_LEVELS];
     float *feats[POOL_LEVELS], *grads[POOL_LEVELS];
     for (int l = 0; l < POOL_LEVELS; l++) {
@@ -187,8 +198,10 @@ int main(int argc, char **argv) {
                                                 rois, K, grads)));
 
     /* Box head outputs, loss and post-processing. */
-    float *logits = xmalloc(sizeof(float) * K * CLASSES), *breg = xmalloc(sizeof(float) * K * CLASSES * 4);
-    float *glog = xmalloc(sizeof(float) * K * CLASSES), *gbox = xmalloc(sizeof(float) * K * CLASSES * 4);
+    float *logits = xmalloc(sizeof(float) * K * CLASSES),
+          *breg = xmalloc(sizeof(float) * K * CLASSES * 4);
+    float *glog = xmalloc(sizeof(float) * K * CLASSES),
+          *gbox = xmalloc(sizeof(float) * K * CLASSES * 4);
     for (int i = 0; i < K * CLASSES; i++)
         logits[i] = gauss();
     for (int i = 0; i < K * CLASSES * 4; i++)
@@ -205,10 +218,10 @@ int main(int argc, char **argv) {
     float dboxes[100 * 4], dscores[100];
     int dlabels[100], dcount;
     TIME("detections (eval)",
-         for (int b = 0; b < BATCH; b++) CHECK(lg_detections(
-             &ctx, &dcfg, logits + (size_t)b * 512 * CLASSES, breg + (size_t)b * 512 * CLASSES * 4,
-             rois4 + (size_t)b * 2048, 512, CLASSES, IMG, IMG, dws, dboxes, dscores, dlabels,
-             &dcount)));
+         for (int b = 0; b < BATCH; b++)
+             CHECK(lg_detections(&ctx, &dcfg, logits + (size_t)b * 512 * CLASSES,
+                                 breg + (size_t)b * 512 * CLASSES * 4, rois4 + (size_t)b * 2048,
+                                 512, CLASSES, IMG, IMG, dws, dboxes, dscores, dlabels, &dcount)));
     printf("%-28s %9.3f\n", "total", total);
     fprintf(stderr, "proposals per image: %d %d; sampled RoIs: %d %d; losses %.4f %.4f %.4f %.4f\n",
             pcount[0], pcount[1], rcount[0], rcount[1], lo, lb, lc, lr);

@@ -39,6 +39,16 @@ lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
 /* Sorts by decreasing score, ties by increasing index. */
 void lg_det_sort_scored(lg_det_scored *v, size_t n);
 
+/* std::max and std::min, as torchvision's kernels use them; fmaxf and
+ * fminf are library calls at -O2 (NaN rules), too slow in the inner loops. */
+static inline float lg_det_maxf(float a, float b) {
+    return a < b ? b : a;
+}
+
+static inline float lg_det_minf(float a, float b) {
+    return b < a ? b : a;
+}
+
 /* Smooth L1 of one difference (torch's formula) and its derivative. */
 static inline double lg_det_smooth_l1(float diff, float beta) {
     double n = fabs((double)diff);

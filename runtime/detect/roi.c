@@ -173,6 +173,34 @@ static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_r
     g->count = (float)(c > 1 ? c : 1);
 }
 
+/* The sampling points of one RoI, bin by bin (ph, pw, iy, ix order), when
+ * they fit in PRECALC_MAX; torchvision's pre_calc_for_bilinear_interpolate.
+ * The forward visits them for a block of channels at a time, the backward
+ * channel by channel (scattering into one plane); both measured faster
+ * than torchvision's channel-outer loop with bench/detect_bench. RoIs with
+ * more points (large adaptive grids) take the direct loops below. */
+#define PRECALC_MAX 1024
+#define FORWARD_CHANNEL_BLOCK 16
+
+static int precalc(const roi_geom *g, int pooled_h, int pooled_w, int H, int W, bilinear *pc) {
+    int n = pooled_h * pooled_w * g->grid_h * g->grid_w;
+    if (n > PRECALC_MAX)
+        return -1;
+    int i = 0;
+    for (int ph = 0; ph < pooled_h; ph++)
+        for (int pw = 0; pw < pooled_w; pw++)
+            for (int iy = 0; iy < g->grid_h; iy++) {
+                float y = g->start_h + (float)ph * g->bin_h +
+                          (float)(iy + .5f) * g->bin_h / (float)g->grid_h;
+                for (int ix = 0; ix < g->grid_w; ix++) {
+                    float x = g->start_w + (float)pw * g->bin_w +
+                              (float)(ix + .5f) * g->bin_w / (float)g->grid_w;
+                    bilinear_at(H, W, y, x, &pc[i++]);
+                }
+            }
+    return n;
+}
+
 /* Pools one RoI of feature (C, H, W) into out (C, ph, pw), channels
  * [c0, c1) only. */
 static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_ratio, int aligned,
@@ -181,6 +209,31 @@ static void roi_align_one(int pooled_h, int pooled_w, float scale, int sampling_
     roi_geom g;
     roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
     size_t hw = (size_t)H * W, bins = (size_t)pooled_h * pooled_w;
+    int per_bin = g.grid_h * g.grid_w;
+    bilinear pc[PRECALC_MAX];
+    if (precalc(&g, pooled_h, pooled_w, H, W, pc) >= 0) {
+        /* Blocks of channels: the block's planes stay in cache while every
+         * sampling point is visited. */
+        for (int cb = c0; cb < c1; cb += FORWARD_CHANNEL_BLOCK) {
+            int ce = cb + FORWARD_CHANNEL_BLOCK < c1 ? cb + FORWARD_CHANNEL_BLOCK : c1;
+            const bilinear *p = pc;
+            for (size_t bin = 0; bin < bins; bin++) {
+                for (int c = cb; c < ce; c++)
+                    out[c * bins + bin] = 0.0f;
+                for (int s = 0; s < per_bin; s++, p++) {
+                    if (p->pos[0] < 0)
+                        continue;
+                    const float *f = feat + (size_t)cb * hw;
+                    for (int c = cb; c < ce; c++, f += hw)
+                        out[c * bins + bin] += p->w[0] * f[p->pos[0]] + p->w[1] * f[p->pos[1]] +
+                                               p->w[2] * f[p->pos[2]] + p->w[3] * f[p->pos[3]];
+                }
+                for (int c = cb; c < ce; c++)
+                    out[c * bins + bin] /= g.count;
+            }
+        }
+        return;
+    }
     for (int ph = 0; ph < pooled_h; ph++)
         for (int pw = 0; pw < pooled_w; pw++) {
             size_t bin = (size_t)ph * pooled_w + pw;
@@ -216,6 +269,31 @@ static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int 
     roi_geometry(pooled_h, pooled_w, scale, sampling_ratio, aligned, roi, &g);
     float count = (float)(g.grid_h * g.grid_w);
     size_t hw = (size_t)H * W, bins = (size_t)pooled_h * pooled_w;
+    int per_bin = g.grid_h * g.grid_w;
+    bilinear pc[PRECALC_MAX];
+    int n = precalc(&g, pooled_h, pooled_w, H, W, pc);
+    if (n >= 0) {
+        /* Weights over count once, not a division per channel: the
+         * gradient differs from torchvision's go * w / count by rounding. */
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 4; k++)
+                pc[i].w[k] /= count;
+        for (int c = c0; c < c1; c++) {
+            float *gc = grad + (size_t)c * hw;
+            const bilinear *p = pc;
+            for (size_t bin = 0; bin < bins; bin++) {
+                float go = grad_out[c * bins + bin];
+                for (int s = 0; s < per_bin; s++, p++)
+                    if (p->pos[0] >= 0) {
+                        gc[p->pos[0]] += go * p->w[0];
+                        gc[p->pos[1]] += go * p->w[1];
+                        gc[p->pos[2]] += go * p->w[2];
+                        gc[p->pos[3]] += go * p->w[3];
+                    }
+            }
+        }
+        return;
+    }
     for (int ph = 0; ph < pooled_h; ph++)
         for (int pw = 0; pw < pooled_w; pw++) {
             size_t bin = (size_t)ph * pooled_w + pw;
@@ -247,7 +325,7 @@ static void roi_align_one_backward(int pooled_h, int pooled_w, float scale, int 
  * blocks (each owns its gradient planes and visits the RoIs in order), so
  * the result does not depend on the thread count. */
 #define ROIS_PER_TASK 8
-#define CHANNELS_PER_TASK 16
+#define CHANNELS_PER_TASK 32
 
 typedef struct roi_job {
     int num_levels, k_min, k_max;
