@@ -13,10 +13,15 @@ ifeq ($(origin NVCC),undefined)
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x "$(CUDA_HOME)/bin/nvcc" && echo "$(CUDA_HOME)/bin/nvcc"; })
 endif
 
+# The accelerator choice is plain C and part of liblgen.a (CPU-only
+# trainers answer --accelerator gpu with a clear message too).
+RUNTIME_SRCS += runtime/cuda/accelerator.c
+
 # Host-side kernel tests: always.
 # check_cuda_body: bodies vs PyTorch fixtures; check_cuda_twins: bodies vs
 # the CPU kernels (lgen/kernels.h, lgen/optim.h) on the same inputs.
-CHECK_PROGS += $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins
+CHECK_PROGS += $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins \
+    $(BUILD)/tests/check_cuda_accel
 $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins: runtime/cuda/body.h \
     runtime/include/lgen/cuda.h
 # Link checks of the CUDA library; prints "SKIP: no nvcc" where there is none

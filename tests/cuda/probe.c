@@ -18,11 +18,18 @@ static int fail(const lg_error *err) {
 
 int main(void) {
     lg_error err = {0};
-    int n = 0;
+    int n = 0, device;
+    lg_accel accel;
+    char line[512];
+    /* what a CUDA trainer does with --accelerator gpu --devices 1 */
+    if (lg_accelerator_select("gpu", 1, lg_cuda_device_count, &accel, &device, line, sizeof line,
+                              &err) != LG_OK)
+        return fail(&err);
+    printf("%s\n", line);
     if (lg_cuda_device_count(&n, &err) != LG_OK)
         return fail(&err);
     lg_cuda *c;
-    lg_cuda_config cfg = {.device = 0, .arena_bytes = 1 << 20, .staging_bytes = 1 << 16,
+    lg_cuda_config cfg = {.device = device, .arena_bytes = 1 << 20, .staging_bytes = 1 << 16,
                           .staging_slots = 2};
     if (lg_cuda_init(&c, &cfg, &err) != LG_OK)
         return fail(&err);

@@ -113,6 +113,27 @@ typedef struct lg_cuda_roi_align {
     float spatial_scale[LG_CUDA_MAX_LEVELS];
 } lg_cuda_roi_align;
 
+/* ---- accelerator choice (in liblgen.a: CPU-only trainers call it too) ---- */
+
+typedef enum { LG_ACCEL_CPU = 0, LG_ACCEL_GPU = 1 } lg_accel;
+
+/* A CUDA build passes lg_cuda_device_count; a CPU-only build passes NULL. */
+typedef lg_status (*lg_device_count_fn)(int *count, lg_error *err);
+
+/* Lightning's --accelerator / --devices: "cpu", "gpu" (or "cuda") or
+ * "auto". "gpu" without CUDA in the binary, without a driver or without a
+ * device fails with LG_ERR_UNSUPPORTED and a message ("no CUDA device:
+ * ..."); main prints it and exits 1. "auto" picks the GPU when the binary
+ * has CUDA and a device answers, else the CPU. devices: how many GPUs (1
+ * here; more is the distributed issue's), or -1 for "auto" (1). *out gets
+ * the choice, *device the GPU ordinal, and line (may be NULL) one line for
+ * the trainer to print, in Lightning's words: "GPU available: True (cuda),
+ * used: True (device 0 of 1)" or "GPU available: False, used: False (no
+ * CUDA device: ...)". */
+lg_status lg_accelerator_select(const char *accelerator, int devices, lg_device_count_fn count,
+                                lg_accel *out, int *device, char *line, size_t line_size,
+                                lg_error *err);
+
 /* ---- device and context ------------------------------------------------- */
 
 typedef struct lg_cuda lg_cuda;
