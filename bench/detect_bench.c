@@ -105,17 +105,20 @@ int main(int argc, char **argv) {
     float *anchors = xmalloc(sizeof(float) * 4 * A);
     TIME("anchors", CHECK(lg_anchors_generate(&ctx, lv, LEVELS, IMG, IMG, anchors, per_level)));
 
-    /* Ground truth: GT boxes per image. */
-    float gt[BATCH][GT * 4];
-    int gt_labels[BATCH][GT];
-    for (int b = 0; b < BATCH; b++)
+    /* Ground truth as lg_batch holds it: GT boxes per image, 0-based labels. */
+    float gt[BATCH * GT * 4];
+    int32_t gt_labels[BATCH * GT], gt_count[BATCH];
+    for (int b = 0; b < BATCH; b++) {
+        gt_count[b] = GT;
         for (int g = 0; g < GT; g++) {
             float w = 30 + uniform() * 150, h = 30 + uniform() * 150;
             float x = uniform() * (IMG - w), y = uniform() * (IMG - h);
-            float *o = gt[b] + 4 * g;
+            float *o = gt + (b * GT + g) * 4;
             o[0] = x, o[1] = y, o[2] = x + w, o[3] = y + h;
-            gt_labels[b][g] = 1 + (int)(uniform() * (CLASSES - 1));
+            gt_labels[b * GT + g] = (int)(uniform() * (CLASSES - 1));
         }
+    }
+    lg_det_targets truth = {GT, gt, gt_labels, NULL, gt_count, 1};
 
     /* RPN head outputs. */
     float *obj = xmalloc(sizeof(float) * BATCH * A),
@@ -125,53 +128,37 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)BATCH * A * 4; i++)
         deltas[i] = 0.1f * gauss();
 
-    /* RPN targets (match, sample 256, encode). */
-    lg_rpn_config rcfg = {0.7f, 0.3f, 256, 0.5f};
-    void *rws = xmalloc(lg_rpn_targets_workspace(A, GT));
+    /* RPN targets (match, sample 256, encode) and loss, then its backward. */
+    lg_rpn_loss_config rcfg = {{0.7f, 0.3f, 256, 0.5f}, 1.0f / 9, 1};
+    void *rws = xmalloc(lg_rpn_loss_batch_workspace(A, GT));
     int *labels = xmalloc(sizeof(int) * BATCH * A);
     float *targets = xmalloc(sizeof(float) * BATCH * A * 4);
-    TIME("rpn_targets",
-         for (int b = 0; b < BATCH; b++)
-             CHECK(lg_rpn_targets(&ctx, &rcfg, anchors, A, gt[b], GT, lg_detect_seed(1, 0, b), rws,
-                                  labels + (size_t)b * A, targets + (size_t)b * A * 4)));
     float lo, lb, *gobj = xmalloc(sizeof(float) * BATCH * A),
                   *gdel = xmalloc(sizeof(float) * BATCH * A * 4);
-    TIME("rpn_loss fwd+bwd", {
-        CHECK(
-            lg_rpn_loss_forward(&ctx, obj, deltas, labels, targets, BATCH, A, 1.0f / 9, &lo, &lb));
-        CHECK(lg_rpn_loss_backward(&ctx, obj, deltas, labels, targets, BATCH, A, 1.0f / 9, 1, 1,
-                                   gobj, gdel));
-    });
+    TIME("rpn_targets+loss", CHECK(lg_rpn_loss_batch_forward(&ctx, &rcfg, obj, deltas, anchors, A,
+                                                             BATCH, &truth, 0, rws, labels,
+                                                             targets, &lo, &lb)));
+    TIME("rpn_loss bwd", CHECK(lg_rpn_loss_backward(&ctx, obj, deltas, labels, targets, BATCH, A,
+                                                    1.0f / 9, 1, 1, gobj, gdel)));
 
     /* Proposals (training: 2000 per level before NMS, 2000 after). */
     lg_proposal_config pcfg = {2000, 2000, 0.7f, 1e-3f, 0.0f};
-    void *pws = xmalloc(lg_proposals_workspace(&pcfg, per_level, LEVELS));
+    void *pws = xmalloc(lg_proposals_batch_workspace(&pcfg, per_level, LEVELS, BATCH));
     float *props = xmalloc(sizeof(float) * BATCH * 2000 * 4),
           *pscores = xmalloc(sizeof(float) * BATCH * 2000);
     int pcount[BATCH];
     TIME("proposals (top-n, NMS)",
-         for (int b = 0; b < BATCH; b++)
-             CHECK(lg_proposals(&ctx, &pcfg, obj + (size_t)b * A, deltas + (size_t)b * A * 4,
-                                anchors, per_level, LEVELS, IMG, IMG, pws, props + (size_t)b * 8000,
-                                pscores + (size_t)b * 2000, &pcount[b])));
+         CHECK(lg_proposals_batch(&ctx, &pcfg, obj, deltas, anchors, per_level, LEVELS, BATCH, IMG,
+                                  IMG, NULL, pws, props, pscores, pcount)));
 
-    /* RoI sampling: 512 per image. */
+    /* RoI sampling: 512 per image, into (image, box) rows. */
     lg_roi_sample_config scfg = {0.5f, 0.5f, 512, 0.25f, LG_BOX_CODER_ROI};
-    void *sws = xmalloc(lg_roi_sample_workspace(2000, GT));
-    float *rois4 = xmalloc(sizeof(float) * BATCH * 512 * 4),
-          *rtg = xmalloc(sizeof(float) * BATCH * 512 * 4);
-    int *rlabels = xmalloc(sizeof(int) * BATCH * 512), rcount[BATCH];
-    TIME("roi_sample", for (int b = 0; b < BATCH; b++) CHECK(lg_roi_sample(
-                           &ctx, &scfg, props + (size_t)b * 8000, pcount[b], gt[b], gt_labels[b],
-                           GT, lg_detect_seed(2, 0, b), sws, rois4 + (size_t)b * 2048,
-                           rlabels + (size_t)b * 512, rtg + (size_t)b * 2048, &rcount[b])));
+    void *sws = xmalloc(lg_roi_sample_batch_workspace(&scfg, 2000, GT));
     int K = BATCH * 512;
-    float *rois = xmalloc(sizeof(float) * K * 5);
-    for (int k = 0; k < K; k++) {
-        int b = k / 512;
-        rois[5 * k] = k % 512 < rcount[b] ? (float)b : -1.0f;
-        memcpy(rois + 5 * k + 1, rois4 + 4 * k, 4 * sizeof(float));
-    }
+    float *rois = xmalloc(sizeof(float) * K * 5), *rtg = xmalloc(sizeof(float) * K * 4);
+    int *rlabels = xmalloc(sizeof(int) * K);
+    TIME("roi_sample", CHECK(lg_roi_sample_batch(&ctx, &scfg, props, pcount, 2000, BATCH, &truth,
+                                                 2, 0, sws, rois, rlabels, rtg)));
 
     /* Multi-scale RoIAlign over P2..P5, forward and backward. */
     lg_multiscale_roi_align mcfg = {
@@ -214,17 +201,15 @@ int main(int argc, char **argv) {
                                         1, glog, gbox));
     });
     lg_detect_config dcfg = {0.05f, 0.5f, 100, 1e-2f, LG_BOX_CODER_ROI};
-    void *dws = xmalloc(lg_detections_workspace(512, CLASSES));
-    float dboxes[100 * 4], dscores[100];
-    int dlabels[100], dcount;
+    void *dws = xmalloc(lg_detections_batch_workspace(512, CLASSES, BATCH));
+    float dboxes[BATCH * 100 * 4], dscores[BATCH * 100];
+    int dlabels[BATCH * 100], dcount[BATCH];
     TIME("detections (eval)",
-         for (int b = 0; b < BATCH; b++)
-             CHECK(lg_detections(&ctx, &dcfg, logits + (size_t)b * 512 * CLASSES,
-                                 breg + (size_t)b * 512 * CLASSES * 4, rois4 + (size_t)b * 2048,
-                                 512, CLASSES, IMG, IMG, dws, dboxes, dscores, dlabels, &dcount)));
+         CHECK(lg_detections_batch(&ctx, &dcfg, logits, breg, rois, BATCH, 512, CLASSES, IMG, IMG,
+                                   NULL, dws, dboxes, dscores, dlabels, dcount)));
     printf("%-28s %9.3f\n", "total", total);
-    fprintf(stderr, "proposals per image: %d %d; sampled RoIs: %d %d; losses %.4f %.4f %.4f %.4f\n",
-            pcount[0], pcount[1], rcount[0], rcount[1], lo, lb, lc, lr);
+    fprintf(stderr, "proposals per image: %d %d; detections %d %d; losses %.4f %.4f %.4f %.4f\n",
+            pcount[0], pcount[1], dcount[0], dcount[1], lo, lb, lc, lr);
     lg_ctx_free(&ctx);
     return 0;
 }
