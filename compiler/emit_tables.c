@@ -463,11 +463,15 @@ static void emit_optimizers(Emit *E) {
             SchedPhase *ph = &s->phases[p];
             for (int i = 0; i < ph->nargs; i++) {
                 const char *key = ph->args[i].key ? ph->args[i].key : "?";
+                if (!strcmp(key, "interval"))
+                    continue; /* sched_per_step below */
                 if (ph->kind == SCHED_WARMUP) {
                     if (!strcmp(key, "steps"))
                         key = "warmup_steps";
                     else if (!strcmp(key, "start_factor"))
                         key = "warmup_start_factor";
+                } else if (!strcmp(key, "steps") || !strcmp(key, "epochs")) {
+                    continue; /* the length of a phase: only a warmup may precede the last */
                 }
                 emit_kwarg(E, "out->sched_args", key, ph->args[i].value);
             }
