@@ -22,9 +22,11 @@
  *
  * Flags: every hparam is a flag (--lr 0.01); the trainer's own flags are
  * Lightning's (max_epochs, ..., ckpt_path), the data ones (data_dir, mirror,
- * num_workers, batch_size when no hparam sets it) and the callbacks' as
- * checkpoint.<option> and early_stopping.<option>. An hparam may not reuse a
- * trainer flag's name (lg_main refuses such a def with an internal error).
+ * num_workers, batch_size) and the callbacks' as checkpoint.<option> and
+ * early_stopping.<option>. An hparam may share a trainer flag's name (a
+ * split "seed"): --seed then sets the hparam, --trainer.seed (and
+ * --seed_everything) the trainer's, --model.NAME the hparam explicitly;
+ * --config JSON uses LightningCLI's "model" / "trainer" / "data" sections.
  *
  * Neighbours: runtime/trainer/ implements this; lgen/data.h (loader),
  * lgen/optim.h (optimizers, schedulers, clipping) and lgen/parallel.h
