@@ -9,9 +9,13 @@
  * of it around), with `difficult` exactly on the small objects. Bad flags
  * exit 2.
  */
+#include "lgen/data.h"
+#include "lgen/detect.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <check.h>
+#include <math.h>
 #include <jpeglib.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -304,7 +309,8 @@ START_TEST(test_layout_and_annotations) {
             double ring = (fraction(px, w, h, x0 - 4, y0, x0 - 3, y1) +
                            fraction(px, w, h, x1 + 3, y0, x1 + 4, y1) +
                            fraction(px, w, h, x0, y0 - 4, x1, y0 - 3) +
-                           fraction(px, w, h, x0, y1 + 3, x1, y1 + 4)) / 4;
+                           fraction(px, w, h, x0, y1 + 3, x1, y1 + 4)) /
+                          4;
             ck_assert_msg(ring < 0.2, "%s: object %d has %.2f colour around it", xml->name, n,
                           ring);
         }
@@ -324,6 +330,135 @@ START_TEST(test_layout_and_annotations) {
 }
 END_TEST
 
+/* Boxes of annotation `id` (1-based) as the loader should give them. */
+static int expected_boxes(const char *root, int id, float *boxes, int *labels, int *difficult) {
+    static const char *const names[5] = {"circle", "square", "triangle", "diamond", "cross"};
+    char name[1024];
+    snprintf(name, sizeof name, "%s/VOCdevkit/VOC2007/Annotations/%06d.xml", root, id);
+    xmlDocPtr doc = xmlReadFile(name, NULL, XML_PARSE_NONET);
+    ck_assert_msg(doc != NULL, "cannot parse %s", name);
+    int n = 0;
+    for (xmlNode *o = xmlDocGetRootElement(doc)->children; o; o = o->next) {
+        if (o->type != XML_ELEMENT_NODE || strcmp((const char *)o->name, "object"))
+            continue;
+        xmlNode *bb = child(o, "bndbox");
+        boxes[4 * n] = (float)(atoi(text(bb, "xmin")) - 1);
+        boxes[4 * n + 1] = (float)(atoi(text(bb, "ymin")) - 1);
+        boxes[4 * n + 2] = (float)atoi(text(bb, "xmax"));
+        boxes[4 * n + 3] = (float)atoi(text(bb, "ymax"));
+        for (int c = 0; c < 5; c++)
+            if (!strcmp(text(o, "name"), names[c]))
+                labels[n] = c;
+        difficult[n] = atoi(text(o, "difficult"));
+        n++;
+    }
+    xmlFreeDoc(doc);
+    return n;
+}
+
+START_TEST(test_through_the_data_pipeline) {
+    char args[2048], out[256], mirror[1024], cache[300], files_dir[300], tar[400];
+    snprintf(files_dir, sizeof files_dir, "%s/files", tmpdir);
+    snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+    ck_assert_int_eq(mkdir(files_dir, 0755), 0);
+    snprintf(tar, sizeof tar, "%s/vocmini.tar", files_dir);
+    snprintf(args, sizeof args, "--seed 21 --images %d --size %d --out %s --dir %s/plain", IMAGES,
+             SIZE, tar, tmpdir);
+    ck_assert_int_eq(run_vocgen(args, out, sizeof out), 0);
+    char sha[65];
+    memcpy(sha, out, 64);
+    sha[64] = '\0';
+    snprintf(mirror, sizeof mirror, "file://%s/", files_dir);
+
+    static const char *const classes[5] = {"circle", "square", "triangle", "diamond", "cross"};
+    static const char *const paths[1] = {"VOCdevkit/VOC2007"};
+    const lg_split_desc splits[2] = {{"trainval", paths, 1, "trainval"},
+                                     {"test", paths, 1, "test"}};
+    const lg_file_desc files[1] = {{"vocmini.tar", sha, 1}};
+    const char *mirrors[1] = {mirror};
+    lg_dataset_desc d = {"vocmini", mirrors, 1, files,  1, LG_FORMAT_VOC,
+                         {0},       classes, 5, splits, 2};
+    lg_data_config cfg = {0};
+    cfg.data_dir = cache;
+    cfg.quiet = 1;
+    lg_error err = {0};
+    ck_assert_msg(lg_data_prepare(&d, &cfg, &err) == LG_OK, "prepare: %s", err.msg);
+    lg_dataset *ds = NULL;
+    ck_assert_msg(lg_dataset_open(&ds, &d, "trainval", &cfg, &err) == LG_OK, "open: %s", err.msg);
+    ck_assert_int_eq(lg_dataset_size(ds), IMAGES * 3 / 4);
+
+    enum { B = 8, BATCH = 6 };
+    lg_split_spec spec = {"train", &d, "trainval", 0, 1, 0, NULL, 0, 3, SIZE, SIZE, B};
+    lg_loader_options opt = {BATCH, 0, 0, 0, 0};
+    lg_loader loader = {0};
+    ck_assert_msg(lg_loader_init(&loader, &spec, ds, &opt, 1, &err) == LG_OK, "loader: %s",
+                  err.msg);
+    ck_assert_int_eq(lg_loader_start(&loader, 0, 0, &err), LG_OK);
+    /* trainval.txt lists ids in order: sample i is the i-th id in it. */
+    int ids[IMAGES], nids = 0;
+    for (int id = 1; id <= IMAGES; id++)
+        if ((id - 1) % 4 != 3)
+            ids[nids++] = id;
+    lg_voc_eval ev;
+    lg_voc_eval_init(&ev, 6, NULL);
+    const lg_batch *b;
+    int seen = 0;
+    while (lg_loader_next(&loader, &b, &err) == LG_OK && b) {
+        for (int i = 0; i < b->n; i++) {
+            int64_t idx = b->index[i];
+            ck_assert(idx >= 0 && idx < nids);
+            float want[4 * B];
+            int wl[B], wd[B];
+            char plain[300];
+            snprintf(plain, sizeof plain, "%s/plain", tmpdir);
+            int n = expected_boxes(plain, ids[idx], want, wl, wd);
+            ck_assert_int_eq(b->box_count[i], n);
+            for (int k = 0; k < n; k++) {
+                for (int c = 0; c < 4; c++)
+                    ck_assert_float_eq(b->boxes[(i * B + k) * 4 + c], want[4 * k + c]);
+                ck_assert_int_eq(b->box_label[i * B + k], wl[k]);
+                ck_assert_int_eq(b->box_difficult[i * B + k], wd[k]);
+            }
+            const float *px = b->image + (size_t)i * 3 * SIZE * SIZE;
+            for (int p = 0; p < 3 * SIZE * SIZE; p += 97)
+                ck_assert(px[p] >= 0.0f && px[p] <= 1.0f);
+            seen++;
+        }
+        /* The ground truth as detections (score 1): every class is found. */
+        lg_det_targets t = {B, b->boxes, b->box_label, b->box_difficult, b->box_count, 1};
+        int labels[BATCH * B], count[BATCH];
+        float scores[BATCH * B];
+        for (int i = 0; i < BATCH * B; i++) {
+            labels[i] = b->box_label[i] + 1;
+            scores[i] = 1.0f;
+        }
+        for (int i = 0; i < b->n; i++)
+            count[i] = b->box_count[i];
+        ck_assert_int_eq(
+            lg_voc_eval_add_batch(&ev, b->boxes, scores, labels, count, b->n, B, &t, NULL), LG_OK);
+    }
+    ck_assert_msg(err.code == LG_OK, "loader: %s", err.msg);
+    ck_assert_int_eq(seen, nids);
+    float ap[6], map;
+    lg_voc_map_config vc = {0.5f, 0, 0};
+    ck_assert_int_eq(lg_voc_eval_compute(&ev, &vc, ap, &map, NULL), LG_OK);
+    ck_assert(isnan(ap[0]));
+    ck_assert_float_eq_tol(map, 1.0f, 1e-6f);
+    lg_voc_eval_free(&ev);
+    lg_loader_free(&loader);
+    lg_dataset_close(ds);
+    /* A wrong sha256 is refused. */
+    char bad[65];
+    memcpy(bad, sha, 65);
+    bad[0] = bad[0] == '0' ? '1' : '0';
+    const lg_file_desc bad_files[1] = {{"vocmini.tar", bad, 1}};
+    lg_dataset_desc bd = d;
+    bd.name = "vocmini_bad";
+    bd.files = bad_files;
+    ck_assert_int_eq(lg_data_prepare(&bd, &cfg, &err), LG_ERR_CHECKSUM);
+}
+END_TEST
+
 static Suite *vocgen_suite(void) {
     Suite *s = suite_create("vocgen");
     TCase *tc = tcase_create("vocgen");
@@ -332,6 +467,7 @@ static Suite *vocgen_suite(void) {
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_bad_flags);
     tcase_add_test(tc, test_layout_and_annotations);
+    tcase_add_test(tc, test_through_the_data_pipeline);
     suite_add_tcase(s, tc);
     return s;
 }
