@@ -300,31 +300,40 @@ void diag_note(Ctx *ctx, Loc loc, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Levenshtein distance, capped: returns > cap as soon as it is exceeded. */
+/* Edit distance with adjacent transpositions (optimal string alignment:
+ * "sdg" is one edit from "sgd"), capped: more than cap returns cap + 1. */
 static int edit_distance(const char *a, const char *b, int cap) {
     int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la - lb > cap || lb - la > cap || lb > 256)
+    if (la - lb > cap || lb - la > cap || lb > 256 || la > 256)
         return cap + 1;
-    int row[257];
+    int rows[3][257];
+    int *pp = rows[0], *prev = rows[1], *cur = rows[2];
     for (int j = 0; j <= lb; j++)
-        row[j] = j;
+        prev[j] = j;
     for (int i = 1; i <= la; i++) {
-        int prev = row[0], best = i;
-        row[0] = i;
+        cur[0] = i;
+        int best = i;
         for (int j = 1; j <= lb; j++) {
-            int cur = row[j];
-            int sub = prev + (a[i - 1] != b[j - 1]);
-            int del = row[j] + 1, ins = row[j - 1] + 1;
-            int m = sub < del ? sub : del;
-            row[j] = m < ins ? m : ins;
-            if (row[j] < best)
-                best = row[j];
-            prev = cur;
+            int cost = a[i - 1] != b[j - 1];
+            int m = prev[j - 1] + cost;
+            if (prev[j] + 1 < m)
+                m = prev[j] + 1;
+            if (cur[j - 1] + 1 < m)
+                m = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < m)
+                m = pp[j - 2] + 1;
+            cur[j] = m;
+            if (m < best)
+                best = m;
         }
         if (best > cap)
             return cap + 1;
+        int *t = pp;
+        pp = prev;
+        prev = cur;
+        cur = t;
     }
-    return row[lb];
+    return prev[lb];
 }
 
 const char *diag_closest(const char *name, const char *const *candidates, int n) {
