@@ -239,6 +239,13 @@ START_TEST(test_bias_grad) {
         lg_cuk_bias_grad(j, LG_CUDA_F16, dyh, N, OUT, dbh, 0);
     for (int j = 0; j < OUT; j++)
         ck_assert_double_eq_tol(lg_cuk_f16_to_f32(dbh[j]), db[j] - 100, 1e-2);
+    /* the bias add of the unaligned linear path: y[n, j] += b[j] */
+    float y[N * OUT], b[OUT] = {1.5f, -2.0f, 0.25f};
+    memcpy(y, dy, sizeof y);
+    for (size_t i = 0; i < N * OUT; i++)
+        lg_cuk_bias_add(i, LG_CUDA_F32, y, b, OUT);
+    for (int i = 0; i < N * OUT; i++)
+        ck_assert_float_eq(y[i], dy[i] + b[i % OUT]);
 }
 END_TEST
 

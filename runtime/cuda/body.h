@@ -505,6 +505,12 @@ LG_BODY void lg_cuk_bias_grad(size_t j, int dt, const void *dy, size_t N, size_t
     lg_cuk_store(db, j, dt, accumulate ? lg_cuk_load(db, j, dt) + s : s);
 }
 
+/* y[n, j] += b[j] over y [N, out] in dtype dt; one thread per element (the
+ * linear layer's bias when the fused epilogue cannot be used). */
+LG_BODY void lg_cuk_bias_add(size_t idx, int dt, void *y, const void *b, size_t out) {
+    lg_cuk_store(y, idx, dt, lg_cuk_load(y, idx, dt) + lg_cuk_load(b, idx % out, dt));
+}
+
 /* ---- softmax cross entropy ---------------------------------------------- */
 /* PyTorch's F.cross_entropy(logits, labels, weight, ignore_index,
  * label_smoothing, reduction). The forward pass is a row body (one thread

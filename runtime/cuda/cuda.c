@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,7 @@ static cudnnDataType_t dnn_type(lg_cuda_dtype dt) {
 }
 
 #define LT_WORKSPACE (32u << 20)
+#define LT_ALIGN 16u
 
 struct lg_cuda_linear_plan {
     lg_cuda_linear d;
@@ -325,6 +327,14 @@ static lg_status linear_setup(lg_cuda *c, lg_cuda_linear_plan *p, lg_error *err)
     size_t cap = LT_WORKSPACE;
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &cap, sizeof cap);
+    /* algorithms that need no more than 16-byte aligned pointers; forward
+     * checks the pointers and takes the plain GEMM path for others */
+    uint32_t align = LT_ALIGN;
+    const cublasLtMatmulPreferenceAttributes_t aligns[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0] && s == CUBLAS_STATUS_SUCCESS; i++)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &align, sizeof align);
     cublasLtMatmulHeuristicResult_t r;
     int found = 0;
     if (s == CUBLAS_STATUS_SUCCESS)
@@ -359,8 +369,21 @@ lg_status lg_cuda_linear_init(lg_cuda *c, lg_cuda_linear_plan **out, const lg_cu
     return LG_OK;
 }
 
+static int aligned16(const void *a, const void *b, const void *c, const void *d) {
+    return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d) & (LT_ALIGN - 1)) == 0;
+}
+
 lg_status lg_cuda_linear_forward(lg_cuda *c, const lg_cuda_linear_plan *p, const void *x,
                                  const void *w, const void *b, void *y, lg_error *err) {
+    const lg_cuda_linear *d = &p->d;
+    if (!aligned16(x, w, y, d->bias ? b : NULL)) {
+        cudaDataType_t t = blas_type(d->dtype);
+        BLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, d->out, d->N, d->in, &one, w, t,
+                              d->in, x, t, d->in, &zero, y, t, d->out, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+        return d->bias ? lg_cuda_bias_add(c, d->dtype, y, b, (size_t)d->N, (size_t)d->out, err)
+                       : LG_OK;
+    }
     if (p->d.bias)
         BLAS_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b,
                                                 sizeof b));

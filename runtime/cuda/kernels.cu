@@ -70,6 +70,10 @@ __global__ void convert_kernel(int to, void *dst, int from, const void *src, siz
     GRID_LOOP(i, n) lg_cuk_store(dst, i, to, lg_cuk_load(src, i, from));
 }
 
+__global__ void bias_add_kernel(int dt, void *y, const void *b, size_t n, size_t out) {
+    GRID_LOOP(i, n) lg_cuk_bias_add(i, dt, y, b, out);
+}
+
 __global__ void bias_grad_kernel(int dt, const void *dy, size_t N, size_t out, void *db, int acc) {
     GRID_LOOP(j, out) lg_cuk_bias_grad(j, dt, dy, N, out, db, acc);
 }
@@ -431,6 +435,15 @@ lg_status lg_cuda_convert(lg_cuda *c, lg_cuda_dtype to, void *dst, lg_cuda_dtype
         return LG_OK;
     convert_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)to, dst, (int)from, src, n);
     return launched("dtype conversion", err);
+}
+
+lg_status lg_cuda_bias_add(lg_cuda *c, lg_cuda_dtype dt, void *y, const void *b, size_t N,
+                           size_t out, lg_error *err) {
+    size_t n = N * out;
+    if (n == 0)
+        return LG_OK;
+    bias_add_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, y, b, n, out);
+    return launched("bias add", err);
 }
 
 lg_status lg_cuda_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t out,

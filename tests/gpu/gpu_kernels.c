@@ -512,6 +512,12 @@ static void check_linear(void) {
     report("linear dx (cuBLAS)", dx, rdx, (size_t)N * IN, 1e-4, 1e-5);
     report("linear dw (cuBLAS)", dw, rdw, (size_t)OUT * IN, 1e-4, 1e-5);
     report("linear db", db, rdb, (size_t)OUT, 1e-4, 1e-5);
+    /* pointers that are only 4-byte aligned take the cuBLAS + bias path */
+    float *xo = dalloc(((size_t)N * IN + 1) * 4), *yo = dalloc(((size_t)N * OUT + 1) * 4);
+    TRY(lg_cuda_upload(cu, xo + 1, x, (size_t)N * IN * 4, &err));
+    TRY(lg_cuda_linear_forward(cu, p, xo + 1, dW, dB, yo + 1, &err));
+    fetch(y, yo + 1, (size_t)N * OUT * 4);
+    report("linear forward, unaligned", y, ry, (size_t)N * OUT, 1e-4, 1e-5);
     lg_cuda_linear_free(p);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(ry), free(rdx),
         free(rdw), free(rdb);

@@ -41,20 +41,25 @@ typedef struct {
     size_t w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, total;
 } Params;
 
+/* Each tensor starts on a 256-byte boundary (64 floats), as the arena plan
+ * should place them: cuBLASLt and cuDNN's tensor-core paths want aligned
+ * pointers, in f16 as in f32. */
+#define A64(o) (((o) + 63) & ~(size_t)63)
+
 static Params layout(void) {
     Params p;
     size_t o = 0;
-    p.w1 = o, o += 6 * 1 * 25;
-    p.b1 = o, o += 6;
-    p.w2 = o, o += 16 * 6 * 25;
-    p.b2 = o, o += 16;
-    p.w3 = o, o += 120 * 400;
-    p.b3 = o, o += 120;
-    p.w4 = o, o += 84 * 120;
-    p.b4 = o, o += 84;
-    p.w5 = o, o += 10 * 84;
-    p.b5 = o, o += 10;
-    p.total = o;
+    p.w1 = o = A64(o), o += 6 * 1 * 25;
+    p.b1 = o = A64(o), o += 6;
+    p.w2 = o = A64(o), o += 16 * 6 * 25;
+    p.b2 = o = A64(o), o += 16;
+    p.w3 = o = A64(o), o += 120 * 400;
+    p.b3 = o = A64(o), o += 120;
+    p.w4 = o = A64(o), o += 84 * 120;
+    p.b4 = o = A64(o), o += 84;
+    p.w5 = o = A64(o), o += 10 * 84;
+    p.b5 = o = A64(o), o += 10;
+    p.total = A64(o);
     return p;
 }
 
@@ -313,7 +318,7 @@ int main(void) {
                           .staging_slots = 2};
     TRY(lg_cuda_init(&c, &cfg, &err));
     Params P = layout();
-    float *w0 = malloc(P.total * 4), *wc = malloc(P.total * 4), *wg = malloc(P.total * 4);
+    float *w0 = calloc(P.total, 4), *wc = malloc(P.total * 4), *wg = malloc(P.total * 4); /* zero padding */
     float x[N * 784];
     int32_t y[N];
     unsigned s = 777;

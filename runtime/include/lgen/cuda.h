@@ -189,7 +189,10 @@ lg_status lg_cuda_upload_release(lg_cuda *c, int slot, lg_error *err);
 
 /* ---- linear layers: cuBLASLt forward, cuBLAS backward --------------------
  * y[N, out] = x[N, in] W[out, in]^T + b, in dtype (f32, or f16/bf16 with
- * fp32 accumulation); the bias is fused into the GEMM's epilogue. */
+ * fp32 accumulation); the bias is fused into the GEMM's epilogue. The fast
+ * path wants 16-byte aligned x, W, b and y (the arena plan should align
+ * every tensor to 256 bytes, as cuDNN's tensor-core paths prefer too);
+ * other pointers take a cuBLAS GEMM plus a bias kernel instead. */
 typedef struct lg_cuda_linear {
     int N, in, out;
     int bias;
@@ -208,6 +211,10 @@ lg_status lg_cuda_linear_forward(lg_cuda *c, const lg_cuda_linear_plan *p, const
 lg_status lg_cuda_linear_backward(lg_cuda *c, const lg_cuda_linear_plan *p, const void *x,
                                   const void *w, const void *dy, void *dx, void *dw, void *db,
                                   int accumulate, lg_error *err);
+
+/* y [N, out] += b [out] (both dt). */
+lg_status lg_cuda_bias_add(lg_cuda *c, lg_cuda_dtype dt, void *y, const void *b, size_t N,
+                           size_t out, lg_error *err);
 
 /* db (+)= column sums of dy [N, out] (both dt); the linear backward uses it. */
 lg_status lg_cuda_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t out,
