@@ -453,14 +453,15 @@ START_TEST(test_roi_align) {
     const struct {
         const char *name;
         lg_roi_align_config cfg;
-    } cases[4] = {{"a", {7, 7, 0.5f, 2, 0}},
+    } cases[5] = {{"a", {7, 7, 0.5f, 2, 0}},
                   {"b", {5, 4, 0.25f, -1, 1}},
                   {"c", {3, 3, 1.0f, 0, 0}},
-                  {"d", {2, 3, 0.5f, 3, 1}}};
+                  {"d", {2, 3, 0.5f, 3, 1}},
+                  {"e", {4, 4, 4.0f, -1, 0}}};
     size_t in_n = (size_t)N * C * H * W;
     float *grad = malloc(sizeof(float) * in_n), *x = malloc(sizeof(float) * in_n);
     float *out = malloc(sizeof(float) * K * C * 49);
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         const lg_roi_align_config *cfg = &cases[c].cfg;
         char key[64];
         size_t on;
