@@ -343,7 +343,8 @@ static lg_status fetch_file(const lg_dataset_desc *d, const lg_file_desc *fd, co
     if (n == 0)
         return lg_error_set(err, LG_ERR_NET, "dataset '%s': '%s' is not in the cache and no "
                             "mirror is given (use --mirror URL)", d->name, fd->name);
-    if (!fd->sha256 && !(cfg && cfg->quiet))
+    /* Warnings go to stderr whatever cfg->quiet says (that is the progress line). */
+    if (!fd->sha256)
         fprintf(stderr, "warning: dataset '%s': no sha256 for '%s'; not verified\n", d->name,
                 fd->name);
     char msgs[1536] = "";
@@ -360,8 +361,9 @@ static lg_status fetch_file(const lg_dataset_desc *d, const lg_file_desc *fd, co
             return LG_OK;
         }
         last = st;
-        if (!(cfg && cfg->quiet))
-            fprintf(stderr, "warning: %s\n", err ? err->msg : "download failed");
+        if (i + 1 < n)
+            fprintf(stderr, "warning: %s; trying the next mirror\n",
+                    err ? err->msg : "download failed");
         if (err) {
             int k = snprintf(msgs + used, sizeof msgs - used, "\n  %s", err->msg);
             if (k > 0 && used + (size_t)k < sizeof msgs)
