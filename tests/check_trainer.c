@@ -587,6 +587,22 @@ START_TEST(test_signal) {
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 143);
     ck_assert(exists("lightning_logs/version_2/checkpoints/last.ckpt"));
+
+    /* a second signal does not wait for the step boundary: SIGTERM, then
+     * SIGINT while 5 slow batches still separate it from the next step */
+    pid = fork();
+    if (pid == 0)
+        _exit(run("fit", "--sleep_ms", "200", "--accumulate_grad_batches", "5", "--max_epochs", "1000"));
+    for (int i = 0; i < 500 && !exists("lightning_logs/version_3/metrics.csv"); i++)
+        usleep(10000);
+    usleep(50000);
+    kill(pid, SIGTERM);
+    usleep(50000);
+    kill(pid, SIGINT);
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 130);
+    ck_assert(!exists("lightning_logs/version_3/checkpoints/last.ckpt"));
 }
 END_TEST
 
