@@ -629,6 +629,12 @@ lg_status lg_tr_ckpt_load(lg_trainer *t, const char *path, int full) {
     t->batch = json_integer_value(json_object_get(loop, "batches_done"));
     t->epoch_done = json_is_true(json_object_get(loop, "epoch_done"));
     t->global_step = json_integer_value(json_object_get(loop, "global_step"));
+    if (t->epoch < 0 || t->batch < 0 || t->global_step < 0 || t->optim.step < 0 ||
+        !json_is_integer(json_object_get(loop, "epoch")) ||
+        !json_is_integer(json_object_get(loop, "global_step"))) {
+        st = bad_ckpt(t, path, "the loop position in its metadata is malformed");
+        goto out2;
+    }
     json_t *mc = json_object_get(cb, "ModelCheckpoint"), *es = json_object_get(cb, "EarlyStopping");
     const char *bp = json_string_value(json_object_get(mc, "best_model_path"));
     free(t->best_path);
