@@ -87,7 +87,7 @@ def torch_side(args, name, work):
             if ob:
                 env["OPENBLAS_NUM_THREADS"] = ob
             cmd = [sys.executable, os.path.join(HERE, "train_torch.py"), "--model", name,
-                   "--steps", str(args.torch_steps), "--num_threads", str(args.threads)]
+                   "--steps", str(args.torch_steps), "--threads", str(args.threads)]
             wall, rss, out, start = run_rss(cmd, env=env, cwd=work)
             r = json.loads(out.strip().splitlines()[-1])
             r["first_step_s"] = r["first_step_end"] - start
