@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
             gt_labels[b * GT + g] = (int)(uniform() * (CLASSES - 1));
         }
     }
-    lg_det_targets truth = {GT, gt, gt_labels, NULL, gt_count, 1};
+    lg_det_targets truth = {GT, gt, gt_labels, NULL, gt_count, 1, 0};
 
     /* RPN head outputs. */
     float *obj = xmalloc(sizeof(float) * BATCH * A),

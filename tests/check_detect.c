@@ -768,7 +768,7 @@ START_TEST(test_rpn_loss_batch) {
     memcpy(gt + B * 4, gt1, n1 * sizeof(float));
     for (int i = 0; i < 2 * B; i++)
         gl[i] = i % B < gc[i / B] ? 0 : -1;
-    lg_det_targets t = {B, gt, gl, NULL, gc, 1};
+    lg_det_targets t = {B, gt, gl, NULL, gc, 1, 0};
     lg_rpn_loss_config cfg = {{0.7f, 0.3f, 256, 0.5f}, 1.0f / 9, 77};
     void *ws = malloc(lg_rpn_loss_batch_workspace(A, B));
     int *labels = malloc(sizeof(int) * 2 * A), *ref = malloc(sizeof(int) * 2 * A);
@@ -788,6 +788,22 @@ START_TEST(test_rpn_loss_batch) {
     ck_assert_float_eq(lo, ro);
     ck_assert_float_eq(lb, rb);
     ck_assert(lo > 0 && lb > 0);
+    /* Difficult boxes left out of training: image 1 as if it had none. */
+    uint8_t diff[2 * B] = {0};
+    for (int i = B; i < 2 * B; i++)
+        diff[i] = 1;
+    lg_det_targets td = t;
+    td.difficult = diff;
+    td.skip_difficult = 1;
+    ck_assert_int_eq(lg_rpn_loss_batch_forward(NULL, &cfg, obj, deltas, anchors, A, 2, &td, 5, ws,
+                                               labels, tg, &lo, &lb),
+                     LG_OK);
+    ck_assert_int_eq(lg_rpn_targets(NULL, &cfg.rpn, anchors, A, NULL, 0, lg_detect_seed(77, 5, 1),
+                                    ws, ref + A, rtg + (size_t)A * 4),
+                     LG_OK);
+    ck_assert_int_eq(memcmp(labels, ref, sizeof(int) * 2 * A), 0);
+    for (int a = 0; a < A; a++)
+        ck_assert_int_le(labels[A + a], 0);
     /* Another step, another sample. */
     lg_rpn_loss_batch_forward(NULL, &cfg, obj, deltas, anchors, A, 2, &t, 6, ws, labels, tg, &lo,
                               &lb);
@@ -825,7 +841,7 @@ START_TEST(test_roi_sample_batch) {
         glb[i] = i % B < G ? gl[i % B] - 1 : -1; /* 0-based, as lg_batch has them */
     memcpy(gtb, gt, ng * sizeof(float));
     memcpy(gtb + B * 4, gt, ng * sizeof(float));
-    lg_det_targets t = {B, gtb, glb, NULL, gc, 1};
+    lg_det_targets t = {B, gtb, glb, NULL, gc, 1, 0};
     lg_roi_sample_config cfg = {0.5f, 0.5f, R, 0.25f, LG_BOX_CODER_ROI};
     void *ws = malloc(lg_roi_sample_batch_workspace(&cfg, P, B));
     float rois[2 * R * 5], tg[2 * R * 4], r4[R * 4], rt[R * 4];
@@ -897,7 +913,7 @@ START_TEST(test_detections_batch) {
     int32_t gl[2 * 25], gc[2] = {count[0], count[1]};
     for (int i = 0; i < 50; i++)
         gl[i] = labels[i] - 1;
-    lg_det_targets t = {25, boxes, gl, NULL, gc, 1};
+    lg_det_targets t = {25, boxes, gl, NULL, gc, 1, 0};
     lg_voc_eval ev;
     lg_voc_eval_init(&ev, K, NULL);
     ck_assert_int_eq(lg_voc_eval_add_batch(&ev, boxes, scores, labels, count, 2, 25, &t, NULL),

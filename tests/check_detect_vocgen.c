@@ -425,7 +425,7 @@ START_TEST(test_through_the_data_pipeline) {
             seen++;
         }
         /* The ground truth as detections (score 1): every class is found. */
-        lg_det_targets t = {B, b->boxes, b->box_label, b->box_difficult, b->box_count, 1};
+        lg_det_targets t = {B, b->boxes, b->box_label, b->box_difficult, b->box_count, 1, 0};
         int labels[BATCH * B], count[BATCH];
         float scores[BATCH * B];
         for (int i = 0; i < BATCH * B; i++) {

@@ -15,21 +15,29 @@
 
 #include <string.h>
 
-/* The image-th image's ground truth as per-image arrays. */
+/* The image-th image's ground truth as per-image arrays: boxes (copied to
+ * box_buf without the difficult ones when t->skip_difficult) and, when
+ * labels_out is given, shifted labels in label_buf. */
 static lg_status image_targets(lg_ctx *ctx, const lg_det_targets *t, int image, int **labels_out,
-                               int *label_buf, const float **boxes, int *count) {
+                               int *label_buf, float *box_buf, const float **boxes, int *count) {
     int n = t->count[image];
     if (n < 0 || n > t->max_boxes)
         return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "image %d has %d boxes of at most %d",
                             image, n, t->max_boxes);
-    *boxes = t->boxes + (size_t)image * t->max_boxes * 4;
-    *count = n;
-    if (labels_out) {
-        const int32_t *l = t->labels + (size_t)image * t->max_boxes;
-        for (int i = 0; i < n; i++)
-            label_buf[i] = l[i] + t->label_offset;
-        *labels_out = label_buf;
+    size_t first = (size_t)image * t->max_boxes;
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (t->skip_difficult && t->difficult && t->difficult[first + i])
+            continue;
+        memcpy(box_buf + 4 * kept, t->boxes + 4 * (first + i), 4 * sizeof(float));
+        if (labels_out)
+            label_buf[kept] = t->labels[first + i] + t->label_offset;
+        kept++;
     }
+    *boxes = box_buf;
+    *count = kept;
+    if (labels_out)
+        *labels_out = label_buf;
     return LG_OK;
 }
 
@@ -43,7 +51,9 @@ static lg_status check_targets(lg_ctx *ctx, const lg_det_targets *t, int N, cons
 /* ---- RPN loss ---------------------------------------------------------------- */
 
 size_t lg_rpn_loss_batch_workspace(int num_anchors, int max_boxes) {
-    return lg_rpn_targets_workspace(num_anchors, max_boxes);
+    size_t B = (size_t)(max_boxes > 0 ? max_boxes : 1);
+    return lg_det_align(lg_rpn_targets_workspace(num_anchors, max_boxes)) +
+           lg_det_align(B * 4 * sizeof(float));
 }
 
 lg_status lg_rpn_loss_batch_forward(lg_ctx *ctx, const lg_rpn_loss_config *cfg,
@@ -52,15 +62,17 @@ lg_status lg_rpn_loss_batch_forward(lg_ctx *ctx, const lg_rpn_loss_config *cfg,
                                     const lg_det_targets *targets, uint64_t step, void *workspace,
                                     int *labels, float *box_targets, float *loss_objectness,
                                     float *loss_box) {
-    if (!cfg || N < 0 || A < 0 || !labels || !box_targets)
+    if (!cfg || N < 0 || A < 0 || !labels || !box_targets || !workspace)
         return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "rpn_loss: bad arguments");
     lg_status st = check_targets(ctx, targets, N, "rpn_loss");
     if (st)
         return st;
+    float *box_buf = (float *)((char *)workspace +
+                               lg_det_align(lg_rpn_targets_workspace(A, targets->max_boxes)));
     for (int n = 0; n < N; n++) {
         const float *gt = NULL;
         int ng = 0;
-        if ((st = image_targets(ctx, targets, n, NULL, NULL, &gt, &ng)) ||
+        if ((st = image_targets(ctx, targets, n, NULL, NULL, box_buf, &gt, &ng)) ||
             (st = lg_rpn_targets(ctx, &cfg->rpn, anchors, A, gt, ng,
                                  lg_detect_seed(cfg->seed, step, (uint64_t)n), workspace,
                                  labels + (size_t)n * A, box_targets + (size_t)n * A * 4)))
@@ -156,7 +168,8 @@ size_t lg_roi_sample_batch_workspace(const lg_roi_sample_config *cfg, int P, int
     size_t R = (size_t)cfg->batch_size_per_image;
     size_t B = (size_t)(max_boxes > 0 ? max_boxes : 1);
     return lg_det_align(lg_roi_sample_workspace(P, max_boxes)) +
-           lg_det_align(R * 4 * sizeof(float)) + lg_det_align(B * sizeof(int));
+           lg_det_align(R * 4 * sizeof(float)) + lg_det_align(B * sizeof(int)) +
+           lg_det_align(B * 4 * sizeof(float));
 }
 
 lg_status lg_roi_sample_batch(lg_ctx *ctx, const lg_roi_sample_config *cfg, const float *proposals,
@@ -174,6 +187,10 @@ lg_status lg_roi_sample_batch(lg_ctx *ctx, const lg_roi_sample_config *cfg, cons
     void *ws = base;
     float *rois4 = (float *)(base + lg_det_align(lg_roi_sample_workspace(P, targets->max_boxes)));
     int *gt_labels = (int *)((char *)rois4 + lg_det_align((size_t)R * 4 * sizeof(float)));
+    float *box_buf =
+        (float *)((char *)gt_labels +
+                  lg_det_align((size_t)(targets->max_boxes > 0 ? targets->max_boxes : 1) *
+                               sizeof(int)));
     for (int n = 0; n < N; n++) {
         const float *gt = NULL;
         int ng = 0, *gl = NULL, count = 0;
@@ -181,7 +198,7 @@ lg_status lg_roi_sample_batch(lg_ctx *ctx, const lg_roi_sample_config *cfg, cons
             return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG,
                                 "roi_sample: image %d has %d proposals of at most %d", n,
                                 proposal_count[n], P);
-        if ((st = image_targets(ctx, targets, n, &gl, gt_labels, &gt, &ng)) ||
+        if ((st = image_targets(ctx, targets, n, &gl, gt_labels, box_buf, &gt, &ng)) ||
             (st = lg_roi_sample(ctx, cfg, proposals + (size_t)n * P * 4, proposal_count[n], gt, gl,
                                 ng, lg_detect_seed(seed, step, (uint64_t)n), ws, rois4,
                                 labels + (size_t)n * R, box_targets + (size_t)n * R * 4, &count)))

@@ -319,6 +319,8 @@ typedef struct lg_det_targets {
     const uint8_t *difficult; /* [N, B], or NULL */
     const int32_t *count;     /* [N] real boxes per image */
     int label_offset;         /* added to labels: 1 for 0-based class lists */
+    int skip_difficult;       /* 1: training ignores difficult boxes (py-faster-rcnn's
+                               * use_diff = False); evaluation always sees them */
 } lg_det_targets;
 
 /* RPN training loss of a batch: per image, targets from anchors[A] and the
