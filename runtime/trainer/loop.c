@@ -553,7 +553,7 @@ static lg_status fit(lg_trainer *t, int *status) {
                     lr_now[g] = t->optim.groups[g].lr;
                 if ((st = lg_optim_step(&t->optim, &t->ctx, t->params, t->grads)) != LG_OK)
                     goto out;
-                memset(t->grads, 0, def->n_floats * sizeof(float));
+                memset(t->grads, 0, def->n_train * sizeof(float)); /* buffers have none */
                 in_accum = 0;
                 t->global_step++;
                 if (t->have_sched && t->sched_per_step && t->sched.cfg.kind != LG_SCHED_PLATEAU &&
@@ -1034,6 +1034,20 @@ static lg_status setup(lg_trainer *t) {
     const lg_model_def *def = t->def;
     lg_tconfig *c = t->cfg;
     lg_status st;
+    /* The def is generated code; check the promises trainer.h asks of it. */
+    for (int k = 0; k < def->n_params; k++) {
+        const lg_param *q = &def->params[k];
+        size_t numel = 1;
+        for (int d = 0; d < q->ndim && d < 6; d++)
+            numel *= (size_t)q->shape[d];
+        if (q->ndim < 0 || q->ndim > 6 || numel != q->numel || q->offset + q->numel > def->n_floats ||
+            (q->role == LG_PARAM_TRAIN ? q->offset + q->numel > def->n_train
+                                       : q->offset < def->n_train))
+            return lg_tr_fail(t, LG_ERR_ARG,
+                              "internal error: parameter '%s' (offset %zu, %zu floats) does not fit "
+                              "the model's parameter block (%zu floats, the first %zu trained)",
+                              q->name, q->offset, q->numel, def->n_floats, def->n_train);
+    }
     if (strcmp(c->precision, "32-true") != 0)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED,
                     "precision '%s' is not implemented on this build (only 32-true, also "
