@@ -3,7 +3,7 @@
 CHECK_PROGS += $(BUILD)/tests/check_codegen_ir
 CHECK_PROGS += $(BUILD)/tests/check_codegen_emit
 CHECK_SCRIPTS += tests/e2e/gradcheck.sh
-CHECK_SCRIPTS += tests/e2e/emitted.sh tests/e2e/lenet.sh tests/e2e/install.sh
+CHECK_SCRIPTS += tests/e2e/emitted.sh tests/e2e/lenet.sh tests/e2e/mlp.sh tests/e2e/install.sh
 
 # `make demo`: the README's first command on a fresh Debian machine.
 DEMO_DIR := $(BUILD)/demo
