@@ -445,8 +445,11 @@ static lg_status fit(lg_trainer *t, int *status) {
         if ((st = lg_tr_resolve_ckpt(t, c->ckpt_path, &path)) != LG_OK)
             goto out;
         st = lg_tr_ckpt_load(t, path, 1);
+        if (strstr(c->ckpt_path, "://"))
+            unlink(path); /* the downloaded copy */
         if (st == LG_OK) {
-            printf("Restored all states from the checkpoint at %s (epoch %lld, step %lld)\n", path,
+            printf("Restored all states from the checkpoint at %s (epoch %lld, step %lld)\n",
+                   strstr(c->ckpt_path, "://") ? c->ckpt_path : path,
                    (long long)t->epoch, (long long)t->global_step);
             if (t->epoch_done) {
                 t->epoch++;
@@ -688,8 +691,11 @@ static lg_status load_for_eval(lg_trainer *t) {
     if (st != LG_OK)
         return st;
     st = lg_tr_ckpt_load(t, path, 0);
+    if (strstr(t->cfg->ckpt_path, "://"))
+        unlink(path); /* the downloaded copy */
     if (st == LG_OK)
-        printf("Loaded model weights from the checkpoint at %s\n", path);
+        printf("Loaded model weights from the checkpoint at %s\n",
+               strstr(t->cfg->ckpt_path, "://") ? t->cfg->ckpt_path : path);
     free(path);
     return st;
 }
