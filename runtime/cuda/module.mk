@@ -57,17 +57,17 @@ $(BUILD)/obj/runtime/cuda/kernels.o: runtime/cuda/kernels.cu $(CUDA_HDRS)
 $(LIBLGEN_CUDA): $(CUDA_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/cuda/lg_cuda_probe: tests/cuda/probe.c $(LIBLGEN_CUDA) $(LIBLGEN)
+$(BUILD)/tests/cuda/lg_cuda_probe: tests/cuda/probe.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(CUDA_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(CUDA_LDLIBS)
 
-$(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(LIBLGEN) runtime/cuda/body.h
+$(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a runtime/cuda/body.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(CUDA_LDLIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(CUDA_LDLIBS) -lm
 
-$(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(LIBLGEN)
+$(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(LIBLGEN) $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
 
 # The device tests are also built by `make` (so CI compiles them), run only here.
 cuda: $(BUILD)/tests/gpu/gpu_kernels $(BUILD)/tests/gpu/gpu_lenet
