@@ -511,7 +511,8 @@ struct Module {
     Scheduler *scheduler;
     Trainer *trainer;
     bool is_import;       /* parsed because another file imports it */
-    bool has_errors;      /* the parser reported errors in this file */
+    bool has_errors;      /* the parser reported syntax errors in this file */
+    bool has_lex_errors;  /* the lexer reported errors (bad characters, numbers, strings) */
     bool checked;         /* sema ran on it (imports are checked once) */
 };
 

@@ -244,8 +244,13 @@ static void diag_vreport(Ctx *ctx, DiagLevel lv, Loc loc, const char *fmt, va_li
             return;
     } else {
         ctx->last_suppressed = ctx->nseen < 100000 && diag_seen(ctx, lv, loc, msg);
-        if (ctx->last_suppressed)
+        if (ctx->last_suppressed) {
+            /* not printed again, but still counted: a pass's error count
+             * (and the exit status) must not depend on what came before */
+            if (lv == DIAG_ERROR)
+                ctx->nerrors++;
             return;
+        }
     }
     int limit = ctx->max_errors > 0 ? ctx->max_errors : 100;
     if (lv == DIAG_WARNING && ctx->no_warnings) {

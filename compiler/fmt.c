@@ -95,9 +95,10 @@ static bool space_between(int p, int pp, int c, int ternary) {
 }
 
 char *fmt_source(Ctx *ctx, int file) {
-    int before = ctx->nerrors;
-    (void)parse_file(ctx, file);
-    if (ctx->nerrors > before)
+    /* Only a file that lexes and parses cleanly is reformatted: a dropped
+     * stray character would otherwise vanish from the user's file. */
+    Module *m = parse_file(ctx, file);
+    if (m->has_errors || m->has_lex_errors)
         return NULL;
     const SrcFile *f = diag_file(ctx, file);
     LexState lx = {0};

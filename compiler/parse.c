@@ -634,5 +634,6 @@ Module *parse_file(Ctx *ctx, int file) {
     /* Only syntax errors make the tree unusable; a lexical error or an
      * unknown type name leaves a tree sema can still check. */
     m->has_errors = lx.syntax_errors > 0;
+    m->has_lex_errors = lx.errors > 0;
     return m;
 }
