@@ -25,7 +25,7 @@ static int needs_grad(const IrValue *v) {
 }
 
 static IrValue *grad_like(IrGraph *g, const IrValue *x) {
-    IrValue *d = ir_value(g, ir_fmt("%s_grad", x->name), IR_F32, x->batched, x->ndim, x->dim);
+    IrValue *d = ir_value(g, ir_fmt(g->prog, "%s_grad", x->name), IR_F32, x->batched, x->ndim, x->dim);
     return d;
 }
 

@@ -264,11 +264,11 @@ int emit_program(Ctx *ctx, Module *mod, const char *outdir) {
         return errors;
     }
     Emit E = {.ctx = ctx, .mod = mod, .p = &p};
-    char *lower = ir_strdup(p.model);
+    char *lower = ir_strdup(&p, p.model);
     for (char *c = lower; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
             *c = '_';
-    char *upper = ir_strdup(lower);
+    char *upper = ir_strdup(&p, lower);
     for (char *c = upper; *c; c++)
         if (*c >= 'a' && *c <= 'z')
             *c = (char)(*c - 'a' + 'A');

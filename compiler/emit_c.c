@@ -34,7 +34,7 @@ static void out(Emit *E, const char *fmt, ...) {
 }
 
 /* A C identifier from a spec name: "layer1.0.conv1" -> "layer1_0_conv1". */
-static char *c_ident(const char *s, int upper) {
+static char *c_ident(Emit *E, const char *s, int upper) {
     size_t n = strlen(s);
     char *r = malloc(n + 2);
     size_t j = 0;
@@ -45,21 +45,21 @@ static char *c_ident(const char *s, int upper) {
         r[j++] = isalnum(c) ? (char)(upper ? toupper(c) : c) : '_';
     }
     r[j] = 0;
-    char *k = ir_strdup(r);
+    char *k = ir_strdup(E->p, r);
     free(r);
     return k;
 }
 
 /* A float literal C accepts: 0.286f, 1e-05f, 0.0f. */
-static const char *flit(double v) {
+static const char *flit(Emit *E, double v) {
     char buf[64];
     snprintf(buf, sizeof buf, "%.9g", v);
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
-    return ir_fmt("%sf", buf);
+    return ir_fmt(E->p, "%sf", buf);
 }
 
-static const char *shape_comment(const IrValue *v) {
+static const char *shape_comment(Emit *E, const IrValue *v) {
     char buf[128];
     size_t k = 0;
     k += (size_t)snprintf(buf + k, sizeof buf - k, "(");
@@ -74,7 +74,7 @@ static const char *shape_comment(const IrValue *v) {
     }
     if (k < sizeof buf)
         snprintf(buf + k, sizeof buf - k, ")");
-    return ir_strdup(buf);
+    return ir_strdup(E->p, buf);
 }
 
 /* ---- names ---------------------------------------------------------------------- */
@@ -86,7 +86,7 @@ static void name_values(Emit *E, IrGraph *g) {
         IrValue *v = g->values[i];
         if (v->storage == IR_ST_ARENA && v->first < 0)
             continue; /* never declared: absorbed by fusion or unused */
-        const char *base = c_ident(v->name, 0);
+        const char *base = c_ident(E, v->name, 0);
         int dup = 0;
         for (int j = 0; j < i; j++)
             if (g->values[j]->cname && !strcmp(g->values[j]->cname, base))
@@ -98,7 +98,7 @@ static void name_values(Emit *E, IrGraph *g) {
         for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
             if (!strcmp(base, reserved[r]))
                 dup = 1;
-        v->cname = dup ? ir_fmt("%s_%d", base, v->id) : base;
+        v->cname = dup ? ir_fmt(E->p, "%s_%d", base, v->id) : base;
     }
 }
 
@@ -113,11 +113,11 @@ static const char *ptr(Emit *E, IrValue *v) {
     IrValue *r = plan_root(v);
     switch (r->storage) {
     case IR_ST_PARAM:
-        return ir_fmt("params + %s", param_const(E, r->param));
+        return ir_fmt(E->p, "params + %s", param_const(E, r->param));
     case IR_ST_GRAD:
-        return ir_fmt("grads + %s", param_const(E, r->param));
+        return ir_fmt(E->p, "grads + %s", param_const(E, r->param));
     case IR_ST_INPUT:
-        return ir_fmt("b->%s", c_ident(E->p->inputs[r->input].name, 0));
+        return ir_fmt(E->p, "b->%s", c_ident(E, E->p->inputs[r->input].name, 0));
     default:
         return r->cname;
     }
@@ -177,27 +177,27 @@ static const char *dims_name(Emit *E, IrOp *op) {
             spatial *= (size_t)x->dim[i];
         type = "lg_batch_norm_dims";
         snprintf(body, sizeof body, "{.c = %d, .spatial = %zu, .eps = %s, .momentum = %s, .affine = %d}",
-                 x->dim[0], spatial, flit(f->a.eps), flit(f->a.momentum), f->a.affine);
+                 x->dim[0], spatial, flit(E, f->a.eps), flit(E, f->a.momentum), f->a.affine);
         break;
     }
     case LG_OP_CROSS_ENTROPY:
         type = "lg_cross_entropy_dims";
         snprintf(body, sizeof body,
                  "{.classes = %d, .label_smoothing = %s, .ignore_index = %d, .reduction = %s}",
-                 x->dim[x->ndim - 1], flit(f->a.label_smoothing), f->a.ignore_index,
+                 x->dim[x->ndim - 1], flit(E, f->a.label_smoothing), f->a.ignore_index,
                  f->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
         break;
     default:
         return NULL;
     }
-    const char *stem = c_ident(f->layer ? f->layer : f->out[0]->name, 0);
+    const char *stem = c_ident(E, f->layer ? f->layer : f->out[0]->name, 0);
     for (int i = 0; i < E->ndims; i++)
         if (!strcmp(E->dims[i].type, type) && !strcmp(E->dims[i].body, body))
             return E->dims[i].name;
-    const char *name = ir_fmt("%s_dims", stem);
+    const char *name = ir_fmt(E->p, "%s_dims", stem);
     for (int i = 0; i < E->ndims; i++)
         if (!strcmp(E->dims[i].name, name))
-            name = ir_fmt("%s_dims_%d", stem, E->ndims);
+            name = ir_fmt(E->p, "%s_dims_%d", stem, E->ndims);
     if (E->ndims == E->capdims) {
         E->capdims = E->capdims ? 2 * E->capdims : 16;
         E->dims = realloc(E->dims, (size_t)E->capdims * sizeof *E->dims);
@@ -205,7 +205,7 @@ static const char *dims_name(Emit *E, IrOp *op) {
     EmitDims *d = &E->dims[E->ndims++];
     d->type = type;
     d->name = name;
-    d->body = ir_strdup(body);
+    d->body = ir_strdup(E->p, body);
     d->file = f->file;
     d->line = f->line;
     d->is_conv = f->kind == LG_OP_CONV2D;
@@ -224,19 +224,19 @@ static void where(Emit *E, IrOp *op, const char *what) {
     if (op->file)
         out(E, " (%s:%d)", op->file, op->line);
     if (y)
-        out(E, " -> %s", shape_comment(y));
+        out(E, " -> %s", shape_comment(E, y));
     out(E, "\n");
 }
 
 /* count expression for elementwise kernels: n * per-sample elements */
-static const char *count_expr(const IrValue *v) {
+static const char *count_expr(Emit *E, const IrValue *v) {
     if (v->batched)
-        return ir_fmt("n * %zu", numel(v));
-    return ir_fmt("%zu", numel(v));
+        return ir_fmt(E->p, "n * %zu", numel(v));
+    return ir_fmt(E->p, "%zu", numel(v));
 }
 
 /* x viewed as [outer, dim, inner] for softmax along d (per-sample dims). */
-static const char *axis_dims(const IrValue *x, int dim) {
+static const char *axis_dims(Emit *E, const IrValue *x, int dim) {
     int nd = x->ndim;
     int d = dim < 0 ? nd + dim : dim;
     size_t outer = 1, inner = 1;
@@ -244,7 +244,7 @@ static const char *axis_dims(const IrValue *x, int dim) {
         outer *= (size_t)x->dim[i];
     for (int i = d + 1; i < nd; i++)
         inner *= (size_t)x->dim[i];
-    return ir_fmt("{n * %zu, %d, %zu}", outer, x->dim[d], inner);
+    return ir_fmt(E->p, "{n * %zu, %d, %zu}", outer, x->dim[d], inner);
 }
 
 static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
@@ -256,20 +256,20 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     switch (op->kind) {
     case LG_OP_LINEAR: {
         size_t rows = x->batched ? numel(x) / (size_t)x->dim[x->ndim - 1] : 1;
-        where(E, op, ir_fmt("%s = linear(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        where(E, op, ir_fmt(E->p, "%s = linear(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
         out(E, "    st = lg_linear_forward(ctx, &%s, n * %zu, %s, %s, %s, %s);\n", dn, rows, fptr(E, x),
             ptr(E, op->in[1]), op->nin > 2 ? ptr(E, op->in[2]) : "NULL", ptr(E, y));
         call_end(E);
         break;
     }
     case LG_OP_CONV2D:
-        where(E, op, ir_fmt("%s = conv2d(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        where(E, op, ir_fmt(E->p, "%s = conv2d(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
         out(E, "    st = lg_conv2d_forward(ctx, &%s, n, %s, %s, %s, %s, ws, ws_bytes);\n", dn, fptr(E, x),
             ptr(E, op->in[1]), op->nin > 2 ? ptr(E, op->in[2]) : "NULL", ptr(E, y));
         call_end(E);
         break;
     case LG_OP_BATCH_NORM:
-        where(E, op, ir_fmt("%s = batch_norm(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        where(E, op, ir_fmt(E->p, "%s = batch_norm(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
         out(E, "    st = lg_batch_norm_forward(ctx, &%s, n, %d, %s, %s, %s, %s, %s, %s, %s, %s);\n", dn,
             training, ptr(E, x), op->in[1] ? ptr(E, op->in[1]) : "NULL",
             op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]), ptr(E, op->in[4]), ptr(E, y),
@@ -282,86 +282,86 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case LG_OP_SIGMOID:
     case LG_OP_TANH:
     case LG_OP_SILU:
-        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(y),
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(E, y),
             ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_LEAKY_RELU:
-        where(E, op, ir_fmt("%s = leaky_relu(%s)", y->name, x->name));
-        out(E, "    st = lg_leaky_relu_forward(ctx, %s, %.9g, %s, %s);\n", count_expr(y), op->a.slope,
+        where(E, op, ir_fmt(E->p, "%s = leaky_relu(%s)", y->name, x->name));
+        out(E, "    st = lg_leaky_relu_forward(ctx, %s, %.9g, %s, %s);\n", count_expr(E, y), op->a.slope,
             ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_GELU:
-        where(E, op, ir_fmt("%s = gelu(%s)", y->name, x->name));
-        out(E, "    st = lg_gelu_forward(ctx, %s, %d, %s, %s);\n", count_expr(y), op->a.approximate,
+        where(E, op, ir_fmt(E->p, "%s = gelu(%s)", y->name, x->name));
+        out(E, "    st = lg_gelu_forward(ctx, %s, %d, %s, %s);\n", count_expr(E, y), op->a.approximate,
             ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_DROPOUT:
-        where(E, op, ir_fmt("%s = dropout(%s, p: %g)", y->name, x->name, op->a.p));
+        where(E, op, ir_fmt(E->p, "%s = dropout(%s, p: %g)", y->name, x->name, op->a.p));
         out(E, "    st = lg_dropout_forward(ctx, %s, %.9g, %d, lg_dropout_seed(io->seed, (uint64_t)io->global_step, %d), %s, %s, %s);\n",
-            count_expr(y), op->a.p, training, op->index, ptr(E, x), ptr(E, y),
-            training ? ir_fmt("(uint8_t *)%s", ptr(E, op->out[1])) : "NULL");
+            count_expr(E, y), op->a.p, training, op->index, ptr(E, x), ptr(E, y),
+            training ? ir_fmt(E->p, "(uint8_t *)%s", ptr(E, op->out[1])) : "NULL");
         call_end(E);
         break;
     case LG_OP_MAX_POOL2D:
-        where(E, op, ir_fmt("%s = max_pool2d(%s)", y->name, x->name));
+        where(E, op, ir_fmt(E->p, "%s = max_pool2d(%s)", y->name, x->name));
         out(E, "    st = lg_max_pool2d_forward(ctx, &%s, n, %s, %s, %s);\n", dn, ptr(E, x), ptr(E, y),
             op->nout > 1 ? ptr(E, op->out[1]) : "NULL");
         call_end(E);
         break;
     case LG_OP_AVG_POOL2D:
-        where(E, op, ir_fmt("%s = avg_pool2d(%s)", y->name, x->name));
+        where(E, op, ir_fmt(E->p, "%s = avg_pool2d(%s)", y->name, x->name));
         out(E, "    st = lg_avg_pool2d_forward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_ADAPTIVE_AVG_POOL2D:
-        where(E, op, ir_fmt("%s = adaptive_avg_pool2d(%s)", y->name, x->name));
+        where(E, op, ir_fmt(E->p, "%s = adaptive_avg_pool2d(%s)", y->name, x->name));
         out(E, "    st = lg_adaptive_avg_pool2d_forward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_GLOBAL_AVG_POOL:
-        where(E, op, ir_fmt("%s = global_avg_pool(%s)", y->name, x->name));
+        where(E, op, ir_fmt(E->p, "%s = global_avg_pool(%s)", y->name, x->name));
         out(E, "    st = lg_global_avg_pool_forward(ctx, n, %d, %zu, %s, %s);\n", x->dim[0],
             numel(x) / (size_t)x->dim[0], ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_FLATTEN:
     case LG_OP_RESHAPE:
-        where(E, op, ir_fmt("%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
+        where(E, op, ir_fmt(E->p, "%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
         break;
     case LG_OP_SOFTMAX:
     case LG_OP_LOG_SOFTMAX:
-        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(x, op->a.dim));
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(E, x, op->a.dim));
         out(E, "        st = lg_%s_forward(ctx, &d, %s, %s);\n    }\n", ir_kind_name(op->kind), ptr(E, x),
             ptr(E, y));
         call_end(E);
         break;
     case LG_OP_ADD:
     case LG_OP_MUL:
-        where(E, op, ir_fmt("%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
-        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(y),
+        where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(E, y),
             ptr(E, x), ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_SCALE:
-        where(E, op, ir_fmt("%s = %g * %s", y->name, op->a.by, x->name));
+        where(E, op, ir_fmt(E->p, "%s = %g * %s", y->name, op->a.by, x->name));
         out(E, "    st = lg_scale_%s(ctx, %s, %.17g, %s, %s);\n", op->backward ? "backward" : "forward",
-            count_expr(y), op->a.by, ptr(E, x), ptr(E, y));
+            count_expr(E, y), op->a.by, ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_MEAN:
     case LG_OP_SUM:
-        where(E, op, ir_fmt("%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(x),
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, %s);\n", ir_kind_name(op->kind), count_expr(E, x),
             ptr(E, x), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_CROSS_ENTROPY:
-        where(E, op, ir_fmt("%s = cross_entropy(%s, %s)", y->name, x->name, op->in[1]->name));
+        where(E, op, ir_fmt(E->p, "%s = cross_entropy(%s, %s)", y->name, x->name, op->in[1]->name));
         out(E, "    st = lg_cross_entropy_forward(ctx, &%s, n, %s, %s, NULL, %s);\n", dn, ptr(E, x),
             ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
@@ -371,8 +371,8 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case LG_OP_BCE_WITH_LOGITS:
     case LG_OP_SMOOTH_L1_LOSS: {
         const char *k = op->kind == LG_OP_BCE_WITH_LOGITS ? "bce_with_logits" : ir_kind_name(op->kind);
-        where(E, op, ir_fmt("%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
-        out(E, "    st = lg_%s_forward(ctx, %s, %s, ", k, count_expr(x),
+        where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_%s_forward(ctx, %s, %s, ", k, count_expr(E, x),
             op->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
         if (op->kind == LG_OP_SMOOTH_L1_LOSS)
             out(E, "%.9g, ", op->a.beta);
@@ -381,13 +381,13 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         break;
     }
     case LG_OP_ACCURACY:
-        where(E, op, ir_fmt("%s = accuracy(%s, %s)", y->name, x->name, op->in[1]->name));
+        where(E, op, ir_fmt(E->p, "%s = accuracy(%s, %s)", y->name, x->name, op->in[1]->name));
         out(E, "    st = lg_accuracy(ctx, n, %d, %s, %s, %s);\n", x->dim[x->ndim - 1], ptr(E, x),
             ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
         break;
     case LG_OP_TOPK_ACCURACY:
-        where(E, op, ir_fmt("%s = topk_accuracy(%s, %s, k: %d)", y->name, x->name, op->in[1]->name, op->a.k));
+        where(E, op, ir_fmt(E->p, "%s = topk_accuracy(%s, %s, k: %d)", y->name, x->name, op->in[1]->name, op->a.k));
         out(E, "    st = lg_topk_accuracy(ctx, n, %d, %d, %s, %s, %s);\n", x->dim[x->ndim - 1], op->a.k,
             ptr(E, x), ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
@@ -399,7 +399,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         out(E, "    %s[0] = 1.0f;\n", ptr(E, y));
         break;
     case IR_CROSS_ENTROPY_BWD:
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_cross_entropy_backward(ctx, &%s, n, %s, %s, NULL, %s, %s);\n", dn, ptr(E, op->in[1]),
             ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
@@ -410,8 +410,8 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case IR_SMOOTH_L1_LOSS_BWD: {
         IrKind fk = op->fwd->kind;
         const char *k = fk == LG_OP_BCE_WITH_LOGITS ? "bce_with_logits" : ir_kind_name(fk);
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_%s_backward(ctx, %s, %s, ", k, count_expr(op->in[1]),
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_%s_backward(ctx, %s, %s, ", k, count_expr(E, op->in[1]),
             op->a.reduction ? "LG_REDUCE_SUM" : "LG_REDUCE_MEAN");
         if (fk == LG_OP_SMOOTH_L1_LOSS)
             out(E, "%.9g, ", op->a.beta);
@@ -422,7 +422,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case IR_LINEAR_BWD: {
         IrValue *fx = op->in[1];
         size_t rows = fx->batched ? numel(fx) / (size_t)fx->dim[fx->ndim - 1] : 1;
-        where(E, op, ir_fmt("d %s: weight and bias gradients += , input gradient =", layer));
+        where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient =", layer));
         out(E, "    st = lg_linear_backward(ctx, &%s, n * %zu, %s, %s, %s, %s, %s, %s);\n", dn, rows,
             ptr(E, fx), ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[3]),
             ptr(E, op->in[4]));
@@ -430,14 +430,14 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         break;
     }
     case IR_CONV2D_BWD:
-        where(E, op, ir_fmt("d %s: weight and bias gradients += , input gradient =", layer));
+        where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient =", layer));
         out(E, "    st = lg_conv2d_backward(ctx, &%s, n, %s, %s, %s, %s, %s, %s, ws, ws_bytes);\n", dn,
             ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[3]),
             ptr(E, op->in[4]));
         call_end(E);
         break;
     case IR_BATCH_NORM_BWD:
-        where(E, op, ir_fmt("d %s", layer));
+        where(E, op, ir_fmt(E->p, "d %s", layer));
         out(E, "    st = lg_batch_norm_backward(ctx, &%s, n, %s, %s, %s, %s, %s, %s, %s, %s);\n", dn,
             ptr(E, op->in[1]), op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]),
             ptr(E, op->in[4]), ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[5]), ptr(E, op->in[6]));
@@ -446,68 +446,68 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case IR_RELU_BWD:
         /* relu's output is positive exactly where its input is: it stands
          * for the input, which the fused producer did not keep */
-        where(E, op, ir_fmt("d relu -> %s", op->fwd->in[0]->name));
-        out(E, "    st = lg_relu_backward(ctx, %s, %s, %s, %s, %s);\n", count_expr(op->in[1]),
+        where(E, op, ir_fmt(E->p, "d relu -> %s", op->fwd->in[0]->name));
+        out(E, "    st = lg_relu_backward(ctx, %s, %s, %s, %s, %s);\n", count_expr(E, op->in[1]),
             ptr(E, op->in[1]), ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_SIGMOID_BWD:
     case IR_TANH_BWD: {
         const char *k = op->kind == IR_SIGMOID_BWD ? "sigmoid" : "tanh";
-        where(E, op, ir_fmt("d %s", k));
-        out(E, "    st = lg_%s_backward(ctx, %s, NULL, %s, %s, %s);\n", k, count_expr(op->in[1]),
+        where(E, op, ir_fmt(E->p, "d %s", k));
+        out(E, "    st = lg_%s_backward(ctx, %s, NULL, %s, %s, %s);\n", k, count_expr(E, op->in[1]),
             ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     }
     case IR_SILU_BWD:
         where(E, op, "d silu");
-        out(E, "    st = lg_silu_backward(ctx, %s, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+        out(E, "    st = lg_silu_backward(ctx, %s, %s, NULL, %s, %s);\n", count_expr(E, op->in[1]),
             ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_LEAKY_RELU_BWD:
         where(E, op, "d leaky_relu");
-        out(E, "    st = lg_leaky_relu_backward(ctx, %s, %.9g, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+        out(E, "    st = lg_leaky_relu_backward(ctx, %s, %.9g, %s, NULL, %s, %s);\n", count_expr(E, op->in[1]),
             op->a.slope, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_GELU_BWD:
         where(E, op, "d gelu");
-        out(E, "    st = lg_gelu_backward(ctx, %s, %d, %s, NULL, %s, %s);\n", count_expr(op->in[1]),
+        out(E, "    st = lg_gelu_backward(ctx, %s, %d, %s, NULL, %s, %s);\n", count_expr(E, op->in[1]),
             op->a.approximate, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_DROPOUT_BWD:
         where(E, op, "d dropout");
         out(E, "    st = lg_dropout_backward(ctx, %s, %.9g, 1, (const uint8_t *)%s, %s, %s);\n",
-            count_expr(op->in[0]), op->a.p, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
+            count_expr(E, op->in[0]), op->a.p, ptr(E, op->in[1]), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_SOFTMAX_BWD:
     case IR_LOG_SOFTMAX_BWD: {
         const char *k = op->kind == IR_SOFTMAX_BWD ? "softmax" : "log_softmax";
-        where(E, op, ir_fmt("d %s", k));
-        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(op->in[1], op->a.dim));
+        where(E, op, ir_fmt(E->p, "d %s", k));
+        out(E, "    {\n        lg_axis_dims d = %s;\n", axis_dims(E, op->in[1], op->a.dim));
         out(E, "        st = lg_%s_backward(ctx, &d, %s, %s, %s);\n    }\n", k, ptr(E, op->in[1]),
             ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     }
     case IR_MAX_POOL2D_BWD:
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_max_pool2d_backward(ctx, &%s, n, %s, %s, %s);\n", dn, ptr(E, op->in[1]),
             ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_AVG_POOL2D_BWD:
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_avg_pool2d_backward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_GLOBAL_AVG_POOL_BWD: {
         IrValue *fx = op->fwd->in[0];
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_global_avg_pool_backward(ctx, n, %d, %zu, %s, %s);\n", fx->dim[0],
             numel(fx) / (size_t)fx->dim[0], ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
@@ -516,7 +516,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     case IR_MUL_BWD: {
         /* one side's gradient per op: da = dy * b or db = dy * a */
         where(E, op, op->a.k ? "d mul, second input" : "d mul, first input");
-        out(E, "    st = lg_mul_backward(ctx, %s, %s, %s, %s, %s, %s);\n", count_expr(op->in[0]),
+        out(E, "    st = lg_mul_backward(ctx, %s, %s, %s, %s, %s, %s);\n", count_expr(E, op->in[0]),
             ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[0]), op->a.k ? "NULL" : ptr(E, y),
             op->a.k ? ptr(E, y) : "NULL");
         call_end(E);
@@ -524,18 +524,18 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     }
     case IR_MEAN_BWD:
     case IR_SUM_BWD:
-        where(E, op, ir_fmt("d %s", op->fwd->out[0]->name));
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_%s_backward(ctx, %s, %s, %s);\n", op->kind == IR_MEAN_BWD ? "mean" : "sum",
-            count_expr(y), ptr(E, op->in[0]), ptr(E, y));
+            count_expr(E, y), ptr(E, op->in[0]), ptr(E, y));
         call_end(E);
         break;
     case IR_ACCUM:
-        where(E, op, ir_fmt("gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
+        where(E, op, ir_fmt(E->p, "gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
         if (!op->in_place) {
             out(E, "    memcpy(%s, %s, %s * sizeof(float));\n", ptr(E, y), ptr(E, op->in[0]),
-                count_expr(y));
+                count_expr(E, y));
         }
-        out(E, "    st = lg_accumulate(ctx, %s, %s, %s);\n", count_expr(y), ptr(E, op->in[1]), ptr(E, y));
+        out(E, "    st = lg_accumulate(ctx, %s, %s, %s);\n", count_expr(E, y), ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
         break;
     default:
@@ -543,7 +543,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     }
     /* a relu fused into its producer runs in place on the producer's output */
     if (op->fused_relu) {
-        out(E, "    st = lg_relu_forward(ctx, %s, %s, %s);\n", count_expr(y), ptr(E, y), ptr(E, y));
+        out(E, "    st = lg_relu_forward(ctx, %s, %s, %s);\n", count_expr(E, y), ptr(E, y), ptr(E, y));
         call_end(E);
     }
     return 0;
@@ -603,10 +603,10 @@ static int emit_step(Emit *E, IrGraph *g, const char *fn) {
         const char *t = v->dtype == IR_I32 ? "int32_t" : "float";
         if (v->batched)
             out(E, "    %s *%s = %s(act + %zu * B); // %s\n", t, v->cname,
-                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(v));
+                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(E, v));
         else
             out(E, "    %s *%s = %s(fixed + %zu); // %s\n", t, v->cname,
-                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(v));
+                v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(E, v));
     }
     out(E, "\n");
     int errors = 0;
@@ -640,10 +640,10 @@ static void name_params(Emit *E) {
     IrProgram *p = E->p;
     E->param_names = calloc((size_t)p->nparams + 1, sizeof *E->param_names);
     for (int i = 0; i < p->nparams; i++) {
-        const char *nm = c_ident(p->params[i].name, 1);
+        const char *nm = c_ident(E, p->params[i].name, 1);
         for (int j = 0; j < i; j++)
             if (!strcmp(E->param_names[j], nm))
-                nm = ir_fmt("%s_%d", nm, i);
+                nm = ir_fmt(E->p, "%s_%d", nm, i);
         E->param_names[i] = nm;
     }
 }
@@ -669,7 +669,7 @@ static void emit_param_enum(Emit *E) {
 static void emit_step_names(Emit *E) {
     static const char *fns[IR_STEP_COUNT] = {"train_step", "validation_step", "test_step", "predict_step"};
     for (int i = 0; i < IR_STEP_COUNT; i++)
-        E->step_fn[i] = E->p->graphs[i].present ? ir_fmt("%s_%s", E->lower, fns[i]) : NULL;
+        E->step_fn[i] = E->p->graphs[i].present ? ir_fmt(E->p, "%s_%s", E->lower, fns[i]) : NULL;
 }
 
 int emit_c_file(Emit *E) {

@@ -46,26 +46,26 @@ static void out_str(Emit *E, const char *s) {
 
 /* The shortest %g form that reads back as exactly v (0.05, not
  * 0.050000000000000003). */
-static const char *short_g(double v) {
+static const char *short_g(Emit *E, double v) {
     char buf[64];
     for (int prec = 6; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    return ir_strdup(buf);
+    return ir_strdup(E->p, buf);
 }
 
-static const char *num_str(double v) {
+static const char *num_str(Emit *E, double v) {
     char buf[64];
-    snprintf(buf, sizeof buf, "%s", short_g(v));
+    snprintf(buf, sizeof buf, "%s", short_g(E, v));
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
-    return ir_strdup(buf);
+    return ir_strdup(E->p, buf);
 }
 
-static char *upper(const char *s) {
-    char *r = ir_strdup(s);
+static char *upper(Emit *E, const char *s) {
+    char *r = ir_strdup(E->p, s);
     for (char *c = r; *c; c++)
         *c = (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : ((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')) ? *c : '_';
     return r;
@@ -86,13 +86,13 @@ static int depends_on_flags(const Expr *e) {
     return 0;
 }
 
-static const char *cvalue_num(const CValue *cv) {
+static const char *cvalue_num(Emit *E, const CValue *cv) {
     switch (cv->type) {
     case TY_INT:
     case TY_BOOL:
-        return num_str((double)cv->i);
+        return num_str(E, (double)cv->i);
     case TY_FLOAT:
-        return num_str(cv->f);
+        return num_str(E, cv->f);
     default:
         return NULL;
     }
@@ -122,54 +122,54 @@ static const char *expr_c(Emit *E, const Expr *e) {
     if (!e)
         return "0.0";
     if (!depends_on_flags(e)) {
-        const char *v = cvalue_num(&e->cv);
+        const char *v = cvalue_num(E, &e->cv);
         if (v)
             return v;
         if (e->kind == EX_INT || e->kind == EX_BOOL)
-            return num_str((double)e->ival);
+            return num_str(E, (double)e->ival);
         if (e->kind == EX_FLOAT)
-            return num_str(e->fval);
+            return num_str(E, e->fval);
     }
     switch (e->kind) {
     case EX_NAME:
         if (e->ref == REF_HPARAM) {
             const Hparam *h = e->target;
             int k = hparam_index(E, h);
-            const char *c = ir_fmt("%s_HP_%s", E->prefix, upper(h->name));
+            const char *c = ir_fmt(E->p, "%s_HP_%s", E->prefix, upper(E, h->name));
             (void)k;
             if (h->type == TY_FLOAT)
-                return ir_fmt("hp[%s].f", c);
+                return ir_fmt(E->p, "hp[%s].f", c);
             if (h->type == TY_BOOL)
-                return ir_fmt("(double)hp[%s].b", c);
-            return ir_fmt("(double)hp[%s].i", c);
+                return ir_fmt(E->p, "(double)hp[%s].b", c);
+            return ir_fmt(E->p, "(double)hp[%s].i", c);
         }
         if (e->ref == REF_TRAINER) {
             const char *t = trainer_ref(e->str);
             if (t)
                 return t;
-            const char *v = cvalue_num(&e->cv);
+            const char *v = cvalue_num(E, &e->cv);
             return v ? v : "0.0";
         }
         break;
     case EX_UNARY:
-        return ir_fmt(e->op == OPR_NEG ? "(-%s)" : "(double)!(%s)", expr_c(E, e->lhs));
+        return ir_fmt(E->p, e->op == OPR_NEG ? "(-%s)" : "(double)!(%s)", expr_c(E, e->lhs));
     case EX_BINARY: {
         const char *a = expr_c(E, e->lhs), *b = expr_c(E, e->rhs);
         switch (e->op) {
         case OPR_IDIV:
-            return ir_fmt("(double)((long long)(%s) / (long long)(%s))", a, b);
+            return ir_fmt(E->p, "(double)((long long)(%s) / (long long)(%s))", a, b);
         case OPR_MOD:
-            return ir_fmt("(double)((long long)(%s) %% (long long)(%s))", a, b);
+            return ir_fmt(E->p, "(double)((long long)(%s) %% (long long)(%s))", a, b);
         default:
-            return ir_fmt("(%s %s %s)", a, ast_operator_name(e->op), b);
+            return ir_fmt(E->p, "(%s %s %s)", a, ast_operator_name(e->op), b);
         }
     }
     case EX_COND:
-        return ir_fmt("(%s ? %s : %s)", expr_c(E, e->cond), expr_c(E, e->lhs), expr_c(E, e->rhs));
+        return ir_fmt(E->p, "(%s ? %s : %s)", expr_c(E, e->cond), expr_c(E, e->lhs), expr_c(E, e->rhs));
     default:
         break;
     }
-    const char *v = cvalue_num(&e->cv);
+    const char *v = cvalue_num(E, &e->cv);
     return v ? v : "0.0";
 }
 
@@ -186,25 +186,25 @@ static const char *expr_str(const Expr *e) {
 }
 
 /* A flag-syntax string of a setting's compile-time value. */
-static const char *expr_setting(const Expr *e) {
+static const char *expr_setting(Emit *E, const Expr *e) {
     const char *s = expr_str(e);
     if (s)
         return s;
     const CValue *cv = &e->cv;
     switch (cv->type) {
     case TY_INT:
-        return ir_fmt("%lld", (long long)cv->i);
+        return ir_fmt(E->p, "%lld", (long long)cv->i);
     case TY_BOOL:
         return cv->i ? "true" : "false";
     case TY_FLOAT:
-        return short_g(cv->f);
+        return short_g(E, cv->f);
     default:
         break;
     }
     if (e->kind == EX_INT)
-        return ir_fmt("%lld", (long long)e->ival);
+        return ir_fmt(E->p, "%lld", (long long)e->ival);
     if (e->kind == EX_FLOAT)
-        return short_g(e->fval);
+        return short_g(E, e->fval);
     if (e->kind == EX_BOOL)
         return e->ival ? "true" : "false";
     return "";
@@ -212,14 +212,14 @@ static const char *expr_setting(const Expr *e) {
 
 /* ---- hparams -------------------------------------------------------------------------- */
 
-static const char *cvalue_flag(const CValue *cv) {
+static const char *cvalue_flag(Emit *E, const CValue *cv) {
     switch (cv->type) {
     case TY_INT:
-        return ir_fmt("%lld", (long long)cv->i);
+        return ir_fmt(E->p, "%lld", (long long)cv->i);
     case TY_BOOL:
         return cv->i ? "true" : "false";
     case TY_FLOAT:
-        return short_g(cv->f);
+        return short_g(E, cv->f);
     case TY_STRING:
     case TY_ENUM:
         return cv->s;
@@ -239,7 +239,7 @@ static void emit_hparams(Emit *E) {
     out(E, "/* hparams: each is a flag (--name VALUE), typed and range-checked. */\n");
     out(E, "enum {\n");
     for (int i = 0; i < m->nhparams; i++)
-        out(E, "    %s_HP_%s = %d,\n", E->prefix, upper(m->hparams[i].name), i);
+        out(E, "    %s_HP_%s = %d,\n", E->prefix, upper(E, m->hparams[i].name), i);
     out(E, "};\n\n");
     out(E, "static const lg_hparam %s_hparams[] = {\n", E->lower);
     for (int i = 0; i < m->nhparams; i++) {
@@ -252,17 +252,17 @@ static void emit_hparams(Emit *E) {
         out(E, "    {");
         out_str(E, h->name);
         out(E, ", %s, ", type);
-        out_str(E, cvalue_flag(&h->value));
+        out_str(E, cvalue_flag(E, &h->value));
         double lo = h->lo ? cvalue_double(&h->lo_value) : 0, hi = h->hi ? cvalue_double(&h->hi_value) : 0;
         const char *range = "LG_RANGE_NONE";
         if (h->lo && h->hi)
-            range = ir_fmt("%s | %s", h->lo_open ? "LG_RANGE_LO_OPEN" : "LG_RANGE_LO",
+            range = ir_fmt(E->p, "%s | %s", h->lo_open ? "LG_RANGE_LO_OPEN" : "LG_RANGE_LO",
                            h->hi_open ? "LG_RANGE_HI_OPEN" : "LG_RANGE_HI");
         else if (h->lo)
             range = h->lo_open ? "LG_RANGE_LO_OPEN" : "LG_RANGE_LO";
         else if (h->hi)
             range = h->hi_open ? "LG_RANGE_HI_OPEN" : "LG_RANGE_HI";
-        out(E, ", %s, %s, %s, ", num_str(lo), num_str(hi), range);
+        out(E, ", %s, %s, %s, ", num_str(E, lo), num_str(E, hi), range);
         if (h->type == TY_ENUM && h->nchoices) {
             fputc('"', E->f);
             for (int c = 0; c < h->nchoices; c++)
@@ -310,7 +310,7 @@ static int param_group(Emit *E, const char *name) {
         const char *m = o->groups[g].match;
         if (!m)
             continue;
-        char *pats = ir_strdup(m);
+        char *pats = ir_strdup(E->p, m);
         for (char *save = NULL, *pat = strtok_r(pats, "|", &save); pat; pat = strtok_r(NULL, "|", &save))
             if (fnmatch(pat, name, 0) == 0)
                 return g + 1;
@@ -371,16 +371,16 @@ static int emit_defaults(Emit *E) {
         out(E, "    {");
         out_str(E, t->settings[i].key);
         out(E, ", ");
-        out_str(E, expr_setting(t->settings[i].value));
+        out_str(E, expr_setting(E, t->settings[i].value));
         out(E, "},\n");
     }
     for (int c = 0; c < t->ncallbacks; c++) {
         Callback *cb = &t->callbacks[c];
         for (int a = 0; a < cb->nargs; a++, n++) {
             out(E, "    {");
-            out_str(E, ir_fmt("%s.%s", cb->name, cb->args[a].key ? cb->args[a].key : "?"));
+            out_str(E, ir_fmt(E->p, "%s.%s", cb->name, cb->args[a].key ? cb->args[a].key : "?"));
             out(E, ", ");
-            out_str(E, expr_setting(cb->args[a].value));
+            out_str(E, expr_setting(E, cb->args[a].value));
             out(E, "},\n");
         }
     }
@@ -397,7 +397,7 @@ static void emit_kwarg(Emit *E, const char *dst, const char *key, const Expr *v)
     if (v && v->kind == EX_TUPLE) {
         /* betas: (0.9, 0.999) -> beta1, beta2; milestones: (a, b) -> m0, m1 */
         for (int i = 0; i < v->nitems; i++) {
-            const char *k = !strcmp(key, "betas") ? ir_fmt("beta%d", i + 1) : ir_fmt("m%d", i);
+            const char *k = !strcmp(key, "betas") ? ir_fmt(E->p, "beta%d", i + 1) : ir_fmt(E->p, "m%d", i);
             emit_kwarg(E, dst, k, v->items[i]);
         }
         return;
@@ -448,7 +448,7 @@ static void emit_optimizers(Emit *E) {
                 Arg *a = &o->groups[g].args[i];
                 if (a->key && !strcmp(a->key, "match"))
                     continue;
-                emit_kwarg(E, ir_fmt("out->group[%d]", g + 1), a->key ? a->key : "?", a->value);
+                emit_kwarg(E, ir_fmt(E->p, "out->group[%d]", g + 1), a->key ? a->key : "?", a->value);
             }
     } else {
         out(E, "    out->args.arg[0].name = \"lr\";\n    out->args.arg[0].num = 0.01;\n    out->args.n = 1;\n");
@@ -503,7 +503,7 @@ static const char *tf_enum(TransformKind k) {
 }
 
 static const char *ds_ident(Emit *E, const Dataset *d) {
-    return ir_fmt("%s_%s", E->lower, d->name);
+    return ir_fmt(E->p, "%s_%s", E->lower, d->name);
 }
 
 static void emit_dataset(Emit *E, Dataset *d) {
@@ -590,7 +590,7 @@ static int emit_data(Emit *E) {
     static const char *stages[] = {"LG_STAGE_TRAIN", "LG_STAGE_VALIDATE", "LG_STAGE_TEST", "LG_STAGE_PREDICT"};
     for (int s = 0; s < db->nsplits; s++) {
         DataSplit *sp = &db->splits[s];
-        const char *id = ir_fmt("%s_%s", E->lower, sp->name);
+        const char *id = ir_fmt(E->p, "%s_%s", E->lower, sp->name);
         if (sp->ntransforms) {
             out(E, "static const lg_transform_desc %s_transforms[] = {\n", id);
             for (int t = 0; t < sp->ntransforms; t++) {
@@ -620,10 +620,10 @@ static int emit_data(Emit *E) {
         out(E, "static const lg_split_spec %s_split = {\n    .name = ", id);
         out_str(E, sp->name);
         out(E, ",\n    .dataset = %s,\n",
-            sp->dataset ? ir_fmt("&%s_dataset", ds_ident(E, sp->dataset)) : "NULL");
+            sp->dataset ? ir_fmt(E->p, "&%s_dataset", ds_ident(E, sp->dataset)) : "NULL");
         out(E, "    .source = ");
         out_str(E, sp->source ? sp->source->name : sp->name);
-        out(E, ",\n    .lo = %s,\n    .hi = %s,\n    .split_seed = %lluu,\n", short_g(sp->lo), short_g(sp->hi),
+        out(E, ",\n    .lo = %s,\n    .hi = %s,\n    .split_seed = %lluu,\n", short_g(E, sp->lo), short_g(E, sp->hi),
             (unsigned long long)sp->seed);
         if (sp->ntransforms)
             out(E, "    .transforms = %s_transforms,\n    .n_transforms = %d,\n", id, sp->ntransforms);

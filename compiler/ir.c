@@ -32,30 +32,29 @@ static void *xcalloc(size_t n) {
     return q;
 }
 
-/* Strings the IR keeps live until ir_program_free; a simple chained list so
- * that the IR owns them and one call frees everything. */
-typedef struct StrBlock {
-    struct StrBlock *next;
+/* Strings the IR keeps live until ir_program_free: a chained list owned by
+ * the program, so that one call frees everything. */
+struct IrString {
+    struct IrString *next;
     char s[];
-} StrBlock;
-static StrBlock *str_blocks; /* constant-after-run: reset by ir_program_free */
+};
 
-char *ir_strdup(const char *s) {
+char *ir_strdup(IrProgram *p, const char *s) {
     size_t n = strlen(s) + 1;
-    StrBlock *b = xcalloc(sizeof *b + n);
+    struct IrString *b = xcalloc(sizeof *b + n);
     memcpy(b->s, s, n);
-    b->next = str_blocks;
-    str_blocks = b;
+    b->next = p->strings;
+    p->strings = b;
     return b->s;
 }
 
-char *ir_fmt(const char *fmt, ...) {
+char *ir_fmt(IrProgram *p, const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return ir_strdup(buf);
+    return ir_strdup(p, buf);
 }
 
 #define GROW(arr, n, cap)                                                    \
@@ -71,6 +70,7 @@ void ir_program_init(IrProgram *p, const char *model) {
     memset(p, 0, sizeof *p);
     p->model = model;
     for (int i = 0; i < IR_STEP_COUNT; i++) {
+        p->graphs[i].prog = p;
         p->graphs[i].step = (IrStepKind)i;
         p->graphs[i].name = names[i];
     }
@@ -89,12 +89,12 @@ void ir_program_free(IrProgram *p) {
     }
     free(p->params);
     free(p->inputs);
-    memset(p, 0, sizeof *p);
-    while (str_blocks) {
-        StrBlock *n = str_blocks->next;
-        free(str_blocks);
-        str_blocks = n;
+    while (p->strings) {
+        struct IrString *n = p->strings->next;
+        free(p->strings);
+        p->strings = n;
     }
+    memset(p, 0, sizeof *p);
 }
 
 static size_t dims_numel(int ndim, const int *dim) {
@@ -108,7 +108,7 @@ int ir_add_param(IrProgram *p, const char *name, IrParamRole role, int ndim, con
     GROW(p->params, p->nparams, p->capparams);
     IrParam *q = &p->params[p->nparams];
     memset(q, 0, sizeof *q);
-    q->name = ir_strdup(name);
+    q->name = ir_strdup(p, name);
     q->role = role;
     q->dtype = IR_F32;
     q->ndim = ndim;
@@ -130,7 +130,7 @@ int ir_add_input(IrProgram *p, const char *name, IrDtype dtype, int ndim, const 
     GROW(p->inputs, p->ninputs, p->capinputs);
     IrInput *in = &p->inputs[p->ninputs];
     memset(in, 0, sizeof *in);
-    in->name = ir_strdup(name);
+    in->name = ir_strdup(p, name);
     in->dtype = dtype;
     in->ndim = ndim;
     memcpy(in->dim, dim, (size_t)ndim * sizeof *dim);
@@ -140,7 +140,7 @@ int ir_add_input(IrProgram *p, const char *name, IrDtype dtype, int ndim, const 
 IrValue *ir_value(IrGraph *g, const char *name, IrDtype dtype, int batched, int ndim, const int *dim) {
     IrValue *v = xcalloc(sizeof *v);
     v->id = g->nvalues;
-    v->name = ir_strdup(name);
+    v->name = ir_strdup(g->prog, name);
     v->dtype = dtype;
     v->batched = batched;
     v->ndim = ndim;
@@ -171,7 +171,7 @@ IrValue *ir_param_value(IrProgram *p, IrGraph *g, int param, IrStorage st) {
         if (g->values[i]->storage == st && g->values[i]->param == param)
             return g->values[i];
     IrParam *q = &p->params[param];
-    IrValue *v = ir_value(g, st == IR_ST_GRAD ? ir_fmt("%s.grad", q->name) : q->name, q->dtype, 0,
+    IrValue *v = ir_value(g, st == IR_ST_GRAD ? ir_fmt(p, "%s.grad", q->name) : q->name, q->dtype, 0,
                           q->ndim, q->dim);
     v->storage = st;
     v->param = param;
@@ -207,7 +207,7 @@ IrValue *ir_op1(IrGraph *g, IrKind kind, int nin, IrValue *const *in, const char
 
 void ir_log(IrGraph *g, const char *name, IrValue *v) {
     GROW(g->logs, g->nlogs, g->caplogs);
-    g->logs[g->nlogs].name = ir_strdup(name);
+    g->logs[g->nlogs].name = ir_strdup(g->prog, name);
     g->logs[g->nlogs].value = v;
     g->logs[g->nlogs].prog_bar = 0;
     g->nlogs++;
@@ -436,7 +436,7 @@ static void collect_params(Lower *L) {
                     continue;
                 int ndim, dim[IR_MAX_DIMS];
                 shape_dims(&gp->shape, &ndim, dim);
-                const char *name = nnets > 1 ? ir_fmt("%s.%s", net->name, gp->name) : gp->name;
+                const char *name = nnets > 1 ? ir_fmt(L->p, "%s.%s", net->name, gp->name) : gp->name;
                 int k = ir_add_param(L->p, name, gp->trainable ? IR_TRAIN : IR_BUFFER, ndim, dim);
                 IrParam *q = &L->p->params[k];
                 q->owner = gp->node ? (IrKind)gp->node->op : -1;
@@ -475,12 +475,12 @@ static void set_loc(Lower *L, IrOp *op, Loc loc) {
     op->line = line;
 }
 
-static const char *value_name(const GNode *n, const GValue *v, int k) {
+static const char *value_name(IrProgram *p, const GNode *n, const GValue *v, int k) {
     if (n->layer)
-        return k ? ir_fmt("%s_%d", n->layer, k) : n->layer;
+        return k ? ir_fmt(p, "%s_%d", n->layer, k) : n->layer;
     if (v->name)
         return v->name;
-    return ir_fmt("%s%d", ir_kind_name((IrKind)n->op), v->id);
+    return ir_fmt(p, "%s%d", ir_kind_name((IrKind)n->op), v->id);
 }
 
 static void lower_attrs(const GNode *n, IrAttrs *a) {
@@ -568,17 +568,17 @@ static void lower_attrs(const GNode *n, IrAttrs *a) {
 static void add_saved(IrGraph *g, IrOp *op, int training) {
     IrValue *y = op->out[0];
     if (op->kind == LG_OP_MAX_POOL2D && training) {
-        IrValue *am = ir_value(g, ir_fmt("%s_argmax", y->name), IR_I32, 1, y->ndim, y->dim);
+        IrValue *am = ir_value(g, ir_fmt(g->prog, "%s_argmax", y->name), IR_I32, 1, y->ndim, y->dim);
         am->def = op;
         op->out[op->nout++] = am;
     } else if (op->kind == LG_OP_DROPOUT && training) {
-        IrValue *m = ir_value(g, ir_fmt("%s_mask", y->name), IR_I32, 1, y->ndim, y->dim);
+        IrValue *m = ir_value(g, ir_fmt(g->prog, "%s_mask", y->name), IR_I32, 1, y->ndim, y->dim);
         m->def = op;
         op->out[op->nout++] = m;
     } else if (op->kind == LG_OP_BATCH_NORM && training) {
         int c = y->dim[0];
-        IrValue *mean = ir_value(g, ir_fmt("%s_mean", y->name), IR_F32, 0, 1, &c);
-        IrValue *inv = ir_value(g, ir_fmt("%s_invstd", y->name), IR_F32, 0, 1, &c);
+        IrValue *mean = ir_value(g, ir_fmt(g->prog, "%s_mean", y->name), IR_F32, 0, 1, &c);
+        IrValue *inv = ir_value(g, ir_fmt(g->prog, "%s_invstd", y->name), IR_F32, 0, 1, &c);
         mean->def = inv->def = op;
         op->out[op->nout++] = mean;
         op->out[op->nout++] = inv;
@@ -633,7 +633,7 @@ static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
         }
         in[nall++] = ir_param_value(L->p, g, k, IR_ST_PARAM);
     }
-    IrValue *y = ir_op1(g, (IrKind)n->op, nall, in, value_name(n, out0, 0), dtype_of(out0->dtype),
+    IrValue *y = ir_op1(g, (IrKind)n->op, nall, in, value_name(L->p, n, out0, 0), dtype_of(out0->dtype),
                         out0->shape.batched, ndim, dim);
     IrOp *op = y->def;
     op->layer = n->layer;
@@ -652,7 +652,7 @@ static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
     for (int k = 1; k < n->noutputs && k < IR_MAX_OUTPUTS; k++) {
         GValue *o = n->outputs[k];
         shape_dims(&o->shape, &ndim, dim);
-        IrValue *v = ir_value(g, value_name(n, o, k), dtype_of(o->dtype), o->shape.batched, ndim, dim);
+        IrValue *v = ir_value(g, value_name(L->p, n, o, k), dtype_of(o->dtype), o->shape.batched, ndim, dim);
         v->def = op;
         v->requires_grad = y->requires_grad;
         op->out[op->nout++] = v;

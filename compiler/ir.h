@@ -170,7 +170,10 @@ typedef struct IrLog {
 
 typedef enum { IR_STEP_TRAIN, IR_STEP_VALIDATE, IR_STEP_TEST, IR_STEP_PREDICT, IR_STEP_COUNT } IrStepKind;
 
+typedef struct IrProgram IrProgram;
+
 typedef struct IrGraph {
+    IrProgram *prog;            /* the program it belongs to (its string pool) */
     IrStepKind step;
     const char *name;           /* "train", "validate", ... */
     int present;
@@ -192,7 +195,7 @@ typedef struct IrGraph {
     int nfused, ninplace;
 } IrGraph;
 
-typedef struct IrProgram {
+struct IrProgram {
     const char *model;          /* the model's name: "lenet" */
     const char *spec_path;
     IrParam *params;
@@ -202,7 +205,8 @@ typedef struct IrProgram {
     IrInput *inputs;
     int ninputs, capinputs;
     IrGraph graphs[IR_STEP_COUNT];
-} IrProgram;
+    struct IrString *strings;   /* every string the IR made, freed with it */
+};
 
 /* Building (used by ir.c's lowering and by tests that build graphs by hand). */
 void ir_program_init(IrProgram *p, const char *model);
@@ -217,8 +221,9 @@ IrOp *ir_op(IrGraph *g, IrKind kind, int nin, IrValue *const *in);
 IrValue *ir_op1(IrGraph *g, IrKind kind, int nin, IrValue *const *in, const char *name,
                 IrDtype dtype, int batched, int ndim, const int *dim);
 void ir_log(IrGraph *g, const char *name, IrValue *v);
-char *ir_strdup(const char *s);
-char *ir_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Strings owned by p (freed by ir_program_free). */
+char *ir_strdup(IrProgram *p, const char *s);
+char *ir_fmt(IrProgram *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 size_t ir_numel(const IrValue *v);  /* per sample if batched */
 const char *ir_kind_name(IrKind k); /* "conv2d", "conv2d_backward", ... */

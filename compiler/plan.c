@@ -75,7 +75,7 @@ static void fuse(IrGraph *g) {
         prod->fused_relu = 1;
         op->out[0]->name = x->name; /* the layer's name: "conv1", not "relu2" */
         if (op->out[0]->grad)
-            op->out[0]->grad->name = ir_fmt("%s_grad", x->name);
+            op->out[0]->grad->name = ir_fmt(g->prog, "%s_grad", x->name);
         prod->out[0] = op->out[0];
         op->out[0]->def = prod;
         op->dead = 1;
@@ -206,7 +206,7 @@ void plan_rewrite(IrGraph *g) {
         if (pool->kind != LG_OP_MAX_POOL2D || pool->a.ph || pool->a.pw || !is_arena(pool->out[0]))
             continue;
         IrValue *y = pool->out[0];
-        IrValue *pre = ir_value(g, ir_fmt("%s_pre", y->name), IR_F32, y->batched, y->ndim, y->dim);
+        IrValue *pre = ir_value(g, ir_fmt(g->prog, "%s_pre", y->name), IR_F32, y->batched, y->ndim, y->dim);
         pre->requires_grad = x->requires_grad;
         pre->def = pool;
         pool->in[0] = x;

@@ -14,8 +14,8 @@
 
 static IrValue *layer(IrProgram *p, IrGraph *g, IrKind k, IrValue *x, const char *name, int ndim,
                       const int *dim, const int *wdim, int wnd, int out) {
-    int w = ir_add_param(p, ir_fmt("%s.weight", name), IR_TRAIN, wnd, wdim);
-    int b = ir_add_param(p, ir_fmt("%s.bias", name), IR_TRAIN, 1, &out);
+    int w = ir_add_param(p, ir_fmt(p, "%s.weight", name), IR_TRAIN, wnd, wdim);
+    int b = ir_add_param(p, ir_fmt(p, "%s.bias", name), IR_TRAIN, 1, &out);
     IrValue *in[3] = {x, ir_param_value(p, g, w, IR_ST_PARAM), ir_param_value(p, g, b, IR_ST_PARAM)};
     IrValue *y = ir_op1(g, k, 3, in, name, IR_F32, 1, ndim, dim);
     y->def->param = w;
@@ -30,7 +30,7 @@ static IrValue *unary(IrGraph *g, IrKind k, IrValue *x, const char *name, int nd
 
 static IrValue *pool(IrGraph *g, IrValue *x, const char *name, int ndim, const int *dim) {
     IrValue *y = unary(g, LG_OP_MAX_POOL2D, x, name, ndim, dim);
-    IrValue *am = ir_value(g, ir_fmt("%s_argmax", name), IR_I32, 1, ndim, dim);
+    IrValue *am = ir_value(g, ir_fmt(g->prog, "%s_argmax", name), IR_I32, 1, ndim, dim);
     am->def = y->def;
     y->def->out[1] = am;
     y->def->nout = 2;
