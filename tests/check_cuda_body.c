@@ -462,7 +462,7 @@ static int run_nms(const float *boxes, const float *scores, size_t n, float thre
         memcpy(sorted + 4 * r, boxes + 4 * (size_t)order[r], 4 * sizeof *sorted);
     for (size_t i = 0; i < n; i++)
         for (size_t b = 0; b < blocks; b++)
-            lg_cuk_nms_mask(i, b, sorted, n, thresh, mask);
+            lg_cuk_nms_mask(i, b, sorted, NULL, n, thresh, mask);
     int num = -1;
     lg_cuk_nms_reduce(n, mask, removed, order, keep, &num, max_keep);
     free(order), free(sorted), free(mask), free(removed);

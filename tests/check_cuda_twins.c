@@ -11,7 +11,8 @@
  * log_softmax, global and adaptive average pooling, layer_norm,
  * upsample_nearest, transpose, concat/split, top-k accuracy, the
  * elementwise losses, mean/sum,
- * gradient clipping, and lgen/detect.h's box IoU, matcher, NMS and RoIAlign
+ * gradient clipping, and lgen/detect.h's box coder, box IoU, matcher, NMS,
+ * batched NMS and RoIAlign
  * (one level and FPN levels, with a padding row).
  * (check_cuda_body.c compares the bodies with PyTorch; tests/gpu/ runs them
  * on a device.)
@@ -569,7 +570,7 @@ START_TEST(test_nms_matches_cpu) {
     for (size_t k = 0; k < 4 * n; k++)
         sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
     for (size_t t = 0; t < n * blocks; t++)
-        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, 0.4f, mask);
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, NULL, n, 0.4f, mask);
     int num, cnum;
     lg_cuk_nms_reduce(n, mask, removed, order, keep, &num, (int)n);
     void *ws = malloc(lg_nms_workspace((int)n));
@@ -579,6 +580,69 @@ START_TEST(test_nms_matches_cpu) {
     for (int i = 0; i < num; i++)
         ck_assert_msg(keep[i] == ckeep[i], "keep[%d]: body %d, CPU %d", i, keep[i], ckeep[i]);
     free(boxes), free(scores), free(order), free(keep), free(ckeep), free(sorted), free(mask), free(ws);
+}
+END_TEST
+
+/* What lg_cuda_batched_nms runs: rank, gather (boxes and groups), mask, reduce. */
+static int host_batched_nms(const float *boxes, const float *scores, const int *groups, size_t n,
+                            float thresh, int *keep) {
+    size_t blocks = (n + 63) / 64;
+    int *order = malloc(n * sizeof *order), *sg = malloc(n * sizeof *sg), num;
+    float *sorted = malloc(4 * n * 4);
+    uint64_t *mask = malloc(n * blocks * 8), *removed = malloc(blocks * 8);
+    for (size_t i = 0; i < n; i++)
+        order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
+    for (size_t k = 0; k < 4 * n; k++)
+        sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+    for (size_t r = 0; r < n; r++)
+        sg[r] = groups ? groups[order[r]] : 0;
+    for (size_t t = 0; t < n * blocks; t++)
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, groups ? sg : NULL, n, thresh, mask);
+    lg_cuk_nms_reduce(n, mask, removed, order, keep, &num, (int)n);
+    free(order), free(sg), free(sorted), free(mask), free(removed);
+    return num;
+}
+
+START_TEST(test_batched_nms_matches_cpu) {
+    const size_t n = 500;
+    float *boxes = random_boxes(n, 28, 100, 20), *scores = random_floats(n, 29, 1.0f);
+    int *groups = malloc(n * sizeof *groups), *keep = malloc(n * sizeof *keep), *ckeep = malloc(n * sizeof *ckeep);
+    for (size_t i = 0; i < n; i++)
+        groups[i] = (int)(i * 7 % 5);
+    void *ws = malloc(lg_nms_workspace((int)n));
+    int cnum, num = host_batched_nms(boxes, scores, groups, n, 0.5f, keep);
+    ck_assert_int_eq(lg_batched_nms(NULL, boxes, scores, groups, (int)n, 0.5f, ws, ckeep, &cnum), LG_OK);
+    ck_assert_int_eq(num, cnum);
+    for (int i = 0; i < num; i++)
+        ck_assert_msg(keep[i] == ckeep[i], "keep[%d]: body %d, CPU %d", i, keep[i], ckeep[i]);
+    /* grouping keeps more than plain NMS would */
+    ck_assert_int_gt(num, host_batched_nms(boxes, scores, NULL, n, 0.5f, keep));
+    free(boxes), free(scores), free(groups), free(keep), free(ckeep), free(ws);
+}
+END_TEST
+
+START_TEST(test_box_coder_matches_cpu) {
+    const size_t n = 300;
+    float *ref = random_boxes(n, 41, 200, 30), *gt = random_boxes(n, 42, 200, 40);
+    float *deltas = random_floats(4 * n, 43, 3.0f); /* some dw, dh beyond the clamp */
+    float *out = malloc(4 * n * 4), *cout = malloc(4 * n * 4), *enc = malloc(4 * n * 4), *cenc = malloc(4 * n * 4);
+    const lg_cuda_box_coder coders[2] = {{1, 1, 1, 1, LG_BBOX_XFORM_CLIP}, {10, 10, 5, 5, LG_BBOX_XFORM_CLIP}};
+    const lg_box_coder ccoders[2] = {LG_BOX_CODER_RPN, LG_BOX_CODER_ROI};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n; i++) {
+            lg_cuk_box_decode(i, &coders[k], deltas, ref, out);
+            lg_cuk_box_encode(i, &coders[k], gt, ref, enc);
+        }
+        ck_assert_int_eq(lg_box_decode(NULL, &ccoders[k], deltas, ref, (int)n, cout), LG_OK);
+        ck_assert_int_eq(lg_box_encode(NULL, &ccoders[k], gt, ref, (int)n, cenc), LG_OK);
+        assert_close("box decode", out, cout, 4 * n, 1e-6, 1e-4);
+        assert_close("box encode", enc, cenc, 4 * n, 1e-6, 1e-6);
+    }
+    for (size_t i = 0; i < n; i++)
+        lg_cuk_box_clip(i, out, 120.0f, 150.0f);
+    lg_boxes_clip(cout, (int)n, 120, 150);
+    assert_close("box clip", out, cout, 4 * n, 0, 0);
+    free(ref), free(gt), free(deltas), free(out), free(cout), free(enc), free(cenc);
 }
 END_TEST
 
@@ -665,6 +729,8 @@ static Suite *cuda_twins_suite(void) {
     tcase_add_test(tc, test_topk_accuracy_matches_cpu);
     tcase_add_test(tc, test_iou_and_matcher_match_cpu);
     tcase_add_test(tc, test_nms_matches_cpu);
+    tcase_add_test(tc, test_batched_nms_matches_cpu);
+    tcase_add_test(tc, test_box_coder_matches_cpu);
     tcase_add_test(tc, test_roi_align_matches_cpu);
     suite_add_tcase(s, tc);
     return s;

@@ -716,16 +716,19 @@ LG_BODY float lg_cuk_iou(const float *a, const float *b) {
     return inter / (area_a + area_b - inter);
 }
 
-/* sorted: boxes in score order ([n, 4]); mask: [n, ceil(n / 64)] words. */
-LG_BODY void lg_cuk_nms_mask(size_t i, size_t block, const float *sorted, size_t n, float iou_thresh,
-                             uint64_t *mask) {
+/* sorted: boxes in score order ([n, 4]); mask: [n, ceil(n / 64)] words.
+ * groups (may be NULL): each sorted box's class or level; boxes of
+ * different groups never suppress each other (batched NMS). */
+LG_BODY void lg_cuk_nms_mask(size_t i, size_t block, const float *sorted, const int *groups,
+                             size_t n, float iou_thresh, uint64_t *mask) {
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
     uint64_t bits = 0;
     for (size_t k = 0; k < LG_CUK_NMS_BLOCK; k++) {
         size_t j = block * LG_CUK_NMS_BLOCK + k;
         if (j >= n)
             break;
-        if (j > i && lg_cuk_iou(sorted + 4 * i, sorted + 4 * j) > iou_thresh)
+        if (j > i && (!groups || groups[i] == groups[j]) &&
+            lg_cuk_iou(sorted + 4 * i, sorted + 4 * j) > iou_thresh)
             bits |= (uint64_t)1 << k;
     }
     mask[i * blocks + block] = bits;
@@ -749,6 +752,49 @@ LG_BODY void lg_cuk_nms_reduce(size_t n, const uint64_t *mask, uint64_t *removed
             removed[w] |= mask[i * blocks + w];
     }
     *num_keep = count;
+}
+
+/* ---- detection: box coder (torchvision BoxCoder) ---------------------------- */
+
+/* out[i] = ref[i] moved by deltas[i] (dw, dh clamped at clip). */
+LG_BODY void lg_cuk_box_decode(size_t i, const lg_cuda_box_coder *c, const float *deltas,
+                               const float *ref, float *out) {
+    const float *b = ref + 4 * i, *d = deltas + 4 * i;
+    float w = b[2] - b[0], h = b[3] - b[1];
+    float cx = b[0] + 0.5f * w, cy = b[1] + 0.5f * h;
+    float dx = d[0] / c->wx, dy = d[1] / c->wy;
+    float dw = fminf(d[2] / c->ww, c->clip), dh = fminf(d[3] / c->wh, c->clip);
+    float pcx = dx * w + cx, pcy = dy * h + cy;
+    float hw = 0.5f * (expf(dw) * w), hh = 0.5f * (expf(dh) * h);
+    float *o = out + 4 * i;
+    o[0] = pcx - hw;
+    o[1] = pcy - hh;
+    o[2] = pcx + hw;
+    o[3] = pcy + hh;
+}
+
+/* deltas[i] that take ref[i] to gt[i]. */
+LG_BODY void lg_cuk_box_encode(size_t i, const lg_cuda_box_coder *c, const float *gt,
+                               const float *ref, float *deltas) {
+    const float *p = ref + 4 * i, *g = gt + 4 * i;
+    float ex_w = p[2] - p[0], ex_h = p[3] - p[1];
+    float ex_cx = p[0] + 0.5f * ex_w, ex_cy = p[1] + 0.5f * ex_h;
+    float gt_w = g[2] - g[0], gt_h = g[3] - g[1];
+    float gt_cx = g[0] + 0.5f * gt_w, gt_cy = g[1] + 0.5f * gt_h;
+    float *d = deltas + 4 * i;
+    d[0] = c->wx * (gt_cx - ex_cx) / ex_w;
+    d[1] = c->wy * (gt_cy - ex_cy) / ex_h;
+    d[2] = c->ww * logf(gt_w / ex_w);
+    d[3] = c->wh * logf(gt_h / ex_h);
+}
+
+/* Clamps box i into [0, W] x [0, H]. */
+LG_BODY void lg_cuk_box_clip(size_t i, float *boxes, float H, float W) {
+    float *b = boxes + 4 * i;
+    b[0] = fminf(fmaxf(b[0], 0.0f), W);
+    b[1] = fminf(fmaxf(b[1], 0.0f), H);
+    b[2] = fminf(fmaxf(b[2], 0.0f), W);
+    b[3] = fminf(fmaxf(b[3], 0.0f), H);
 }
 
 /* ---- detection: IoU matrix and matcher (torchvision box_iou, Matcher) ---- */

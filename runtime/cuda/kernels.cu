@@ -339,7 +339,7 @@ __global__ void clip_value_kernel(float v, float *g, size_t n) {
 
 struct NmsWs {
     uint64_t *mask, *removed;
-    int *order;
+    int *order, *groups;
     float *sorted;
 };
 
@@ -349,7 +349,8 @@ NmsWs nms_layout(void *ws, size_t n) {
     w.mask = (uint64_t *)ws;
     w.removed = w.mask + n * blocks;
     w.order = (int *)(w.removed + blocks);
-    w.sorted = (float *)(w.order + n);
+    w.groups = w.order + n;
+    w.sorted = (float *)(w.groups + n);
     return w;
 }
 
@@ -357,13 +358,33 @@ __global__ void nms_rank_kernel(const float *scores, size_t n, int *order) {
     GRID_LOOP(i, n) order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
 }
 
-__global__ void nms_gather_kernel(const float *boxes, const int *order, size_t n, float *sorted) {
-    GRID_LOOP(k, 4 * n) sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+__global__ void nms_gather_kernel(const float *boxes, const int *groups, const int *order, size_t n,
+                                  float *sorted, int *sorted_groups) {
+    GRID_LOOP(k, 4 * n) {
+        sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
+        if (groups && k % 4 == 0)
+            sorted_groups[k / 4] = groups[order[k / 4]];
+    }
 }
 
-__global__ void nms_mask_kernel(const float *sorted, size_t n, float thresh, uint64_t *mask) {
+__global__ void nms_mask_kernel(const float *sorted, const int *groups, size_t n, float thresh,
+                                uint64_t *mask) {
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
-    GRID_LOOP(t, n * blocks) lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, thresh, mask);
+    GRID_LOOP(t, n * blocks) lg_cuk_nms_mask(t / blocks, t % blocks, sorted, groups, n, thresh, mask);
+}
+
+__global__ void box_decode_kernel(lg_cuda_box_coder cd, const float *deltas, const float *ref,
+                                  size_t n, float *out) {
+    GRID_LOOP(i, n) lg_cuk_box_decode(i, &cd, deltas, ref, out);
+}
+
+__global__ void box_encode_kernel(lg_cuda_box_coder cd, const float *gt, const float *ref, size_t n,
+                                  float *deltas) {
+    GRID_LOOP(i, n) lg_cuk_box_encode(i, &cd, gt, ref, deltas);
+}
+
+__global__ void box_clip_kernel(float *boxes, size_t n, float H, float W) {
+    GRID_LOOP(i, n) lg_cuk_box_clip(i, boxes, H, W);
 }
 
 __global__ void nms_reduce_kernel(size_t n, const uint64_t *mask, uint64_t *removed,
@@ -846,12 +867,19 @@ lg_status lg_cuda_clip_grad_value(lg_cuda *c, float *grads, size_t n, float clip
 
 size_t lg_cuda_nms_workspace(size_t n) {
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
-    return (n * blocks + blocks) * sizeof(uint64_t) + n * sizeof(int) + 4 * n * sizeof(float);
+    return (n * blocks + blocks) * sizeof(uint64_t) + 2 * n * sizeof(int) + 4 * n * sizeof(float);
 }
 
 lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_t n,
                       float iou_thresh, int *keep, int *num_keep, int max_keep, void *ws,
                       lg_error *err) {
+    return lg_cuda_batched_nms(c, boxes, scores, NULL, n, iou_thresh, keep, num_keep, max_keep, ws,
+                               err);
+}
+
+lg_status lg_cuda_batched_nms(lg_cuda *c, const float *boxes, const float *scores,
+                              const int *groups, size_t n, float iou_thresh, int *keep,
+                              int *num_keep, int max_keep, void *ws, lg_error *err) {
     if (n == 0) {
         LG_CUDA_TRY(cudaMemsetAsync(num_keep, 0, sizeof(int), c->stream));
         return LG_OK;
@@ -859,10 +887,35 @@ lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_
     NmsWs w = nms_layout(ws, n);
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
     nms_rank_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(scores, n, w.order);
-    nms_gather_kernel<<<grid_for(4 * n), THREADS, 0, c->stream>>>(boxes, w.order, n, w.sorted);
-    nms_mask_kernel<<<grid_for(n * blocks), THREADS, 0, c->stream>>>(w.sorted, n, iou_thresh, w.mask);
+    nms_gather_kernel<<<grid_for(4 * n), THREADS, 0, c->stream>>>(boxes, groups, w.order, n, w.sorted,
+                                                                  w.groups);
+    nms_mask_kernel<<<grid_for(n * blocks), THREADS, 0, c->stream>>>(w.sorted, groups ? w.groups : NULL,
+                                                                     n, iou_thresh, w.mask);
     nms_reduce_kernel<<<1, 1, 0, c->stream>>>(n, w.mask, w.removed, w.order, keep, num_keep, max_keep);
     return launched("NMS", err);
+}
+
+lg_status lg_cuda_box_decode(lg_cuda *c, const lg_cuda_box_coder *coder, const float *deltas,
+                             const float *ref, size_t n, float *out, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    box_decode_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*coder, deltas, ref, n, out);
+    return launched("box decode", err);
+}
+
+lg_status lg_cuda_box_encode(lg_cuda *c, const lg_cuda_box_coder *coder, const float *gt,
+                             const float *ref, size_t n, float *deltas, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    box_encode_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*coder, gt, ref, n, deltas);
+    return launched("box encode", err);
+}
+
+lg_status lg_cuda_box_clip(lg_cuda *c, float *boxes, size_t n, int H, int W, lg_error *err) {
+    if (n == 0)
+        return LG_OK;
+    box_clip_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(boxes, n, (float)H, (float)W);
+    return launched("box clip", err);
 }
 
 lg_status lg_cuda_box_iou(lg_cuda *c, const float *a, size_t na, const float *b, size_t nb,

@@ -310,13 +310,33 @@ static void check_nms(void) {
     for (size_t k = 0; k < 4 * n; k++)
         sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
     for (size_t t = 0; t < n * blocks; t++)
-        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, n, 0.5f, mask);
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, NULL, n, 0.5f, mask);
     lg_cuk_nms_reduce(n, mask, removed, order, rkeep, &rnum, (int)n);
     int bad = num != rnum;
     for (int i = 0; !bad && i < num; i++)
         bad = keep[i] != rkeep[i];
     printf("%s %-28s (%d of %zu kept)\n", bad ? "FAIL" : "ok  ", "nms", num, n);
     failures += bad;
+    /* batched: three groups */
+    int *groups = malloc(n * 4), *sg = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        groups[i] = (int)(i % 3);
+    int *dG = dcopy(groups, n * 4);
+    TRY(lg_cuda_batched_nms(cu, dB, dS, dG, n, 0.5f, dkeep, dnum, (int)n,
+                            dalloc(lg_cuda_nms_workspace(n)), &err));
+    fetch(&num, dnum, 4);
+    fetch(keep, dkeep, n * 4);
+    for (size_t k = 0; k < n; k++)
+        sg[k] = groups[order[k]];
+    for (size_t t = 0; t < n * blocks; t++)
+        lg_cuk_nms_mask(t / blocks, t % blocks, sorted, sg, n, 0.5f, mask);
+    lg_cuk_nms_reduce(n, mask, removed, order, rkeep, &rnum, (int)n);
+    bad = num != rnum;
+    for (int i = 0; !bad && i < num; i++)
+        bad = keep[i] != rkeep[i];
+    printf("%s %-28s (%d of %zu kept)\n", bad ? "FAIL" : "ok  ", "batched nms", num, n);
+    failures += bad;
+    free(groups), free(sg);
     free(r), free(scores), free(boxes), free(keep), free(order), free(rkeep), free(sorted),
         free(mask), free(removed);
 }

@@ -91,6 +91,13 @@ typedef struct lg_cuda_scaler {
  * backoff 0.5. */
 #define LG_CUDA_SCALER_INIT {65536.0f, 0, 2.0f, 0.5f, 2000}
 
+/* torchvision's BoxCoder: weights and the clamp on dw, dh (log(1000/16)):
+ * the RPN uses (1, 1, 1, 1), the box head (10, 10, 5, 5). */
+typedef struct lg_cuda_box_coder {
+    float wx, wy, ww, wh;
+    float clip;
+} lg_cuda_box_coder;
+
 /* torchvision's Matcher: a prediction's ground truth when its best IoU is
  * at least high; the marks below otherwise. */
 typedef struct lg_cuda_matcher {
@@ -460,6 +467,21 @@ size_t lg_cuda_nms_workspace(size_t n);
 lg_status lg_cuda_nms(lg_cuda *c, const float *boxes, const float *scores, size_t n,
                       float iou_thresh, int *keep, int *num_keep, int max_keep, void *ws,
                       lg_error *err);
+
+/* Batched NMS (torchvision.ops.batched_nms): only boxes with the same
+ * groups[i] (class or level) suppress each other; the survivors of all
+ * groups come out together by decreasing score. Same workspace as lg_cuda_nms. */
+lg_status lg_cuda_batched_nms(lg_cuda *c, const float *boxes, const float *scores,
+                              const int *groups, size_t n, float iou_thresh, int *keep,
+                              int *num_keep, int max_keep, void *ws, lg_error *err);
+
+/* Box coder over n boxes: out = ref moved by deltas; deltas taking ref to
+ * gt; boxes clamped into the image [0, W] x [0, H] in place. */
+lg_status lg_cuda_box_decode(lg_cuda *c, const lg_cuda_box_coder *coder, const float *deltas,
+                             const float *ref, size_t n, float *out, lg_error *err);
+lg_status lg_cuda_box_encode(lg_cuda *c, const lg_cuda_box_coder *coder, const float *gt,
+                             const float *ref, size_t n, float *deltas, lg_error *err);
+lg_status lg_cuda_box_clip(lg_cuda *c, float *boxes, size_t n, int H, int W, lg_error *err);
 
 /* iou [na, nb] of boxes a [na, 4] and b [nb, 4] (torchvision box_iou). */
 lg_status lg_cuda_box_iou(lg_cuda *c, const float *a, size_t na, const float *b, size_t nb,
