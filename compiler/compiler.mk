@@ -4,7 +4,7 @@
 
 FRONT_SRCS := compiler/arena.c compiler/diag.c compiler/ast.c compiler/parse.c compiler/front.c \
               compiler/optab.c compiler/eval.c compiler/sema.c compiler/shapes.c compiler/fmt.c \
-              compiler/graph.c compiler/summary.c compiler/strmap.c
+              compiler/graph.c compiler/summary.c compiler/strmap.c compiler/opsdoc.c
 LGEN_SRCS += $(FRONT_SRCS) compiler/main.c
 
 BISON ?= bison

@@ -45,4 +45,9 @@ void graph_write_dot(Ctx *ctx, Module *mod, FILE *out);
  * bytes per sample, and totals (after shape_check). */
 void summary_write(Ctx *ctx, Module *mod, FILE *out);
 
+/* `lgen ops`: Markdown reference of every op in ops.def (opsdoc.c). */
+void opsdoc_write(FILE *out);
+/* The shape rule of an op in words, or NULL if it has none (a bug). */
+const char *opsdoc_shape_rule(lg_op_id id);
+
 #endif

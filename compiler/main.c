@@ -24,6 +24,7 @@ static void usage(FILE *out) {
           "       lgen fmt [-w] SPEC...          print the canonical layout (-w: rewrite in place)\n"
           "       lgen graph [options] SPEC      Graphviz DOT of the networks (| dot -Tpng)\n"
           "       lgen summary [options] SPEC    per-layer shapes, parameters, FLOPs, activation memory\n"
+          "       lgen ops                       the reference of every built-in op (Markdown)\n"
           "       lgen --help | --version\n"
           "\n"
           "options:\n"
@@ -93,6 +94,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "ops") == 0) {
+        opsdoc_write(stdout);
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {

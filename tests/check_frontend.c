@@ -167,6 +167,13 @@ START_TEST(test_several_errors_one_run) {
 }
 END_TEST
 
+START_TEST(test_every_op_has_a_shape_rule) {
+    for (int i = 0; i < LG_OP_COUNT; i++)
+        ck_assert_msg(opsdoc_shape_rule((lg_op_id)i) != NULL, "op %d (%s) has no shape rule in compiler/opsdoc.c", i,
+                      lg_op_name((lg_op_id)i));
+}
+END_TEST
+
 /* ---- evaluation and hparams ------------------------------------------------- */
 
 START_TEST(test_hparam_values) {
@@ -559,6 +566,7 @@ static Suite *frontend_suite(void) {
     tcase_add_test(tc, test_suggest);
     tcase_add_test(tc, test_line_col_and_caret);
     tcase_add_test(tc, test_several_errors_one_run);
+    tcase_add_test(tc, test_every_op_has_a_shape_rule);
     suite_add_tcase(s, tc);
     tc = tcase_create("sema");
     tcase_add_test(tc, test_hparam_values);

@@ -2,7 +2,7 @@
 # golden diagnostics (tests/diag), command-line and fmt tests, large and
 # deeply nested inputs, and the fuzz target.
 CHECK_PROGS   += $(BUILD)/tests/check_frontend
-CHECK_SCRIPTS += tests/diag/run.sh tests/frontend/cli.sh tests/frontend/big.sh
+CHECK_SCRIPTS += tests/diag/run.sh tests/frontend/cli.sh tests/frontend/big.sh tests/frontend/opsdoc.sh
 CHECK_SCRIPTS += tests/fuzz/quick.sh
 
 # The fuzz target: the front end built with clang's libFuzzer, ASan and UBSan.
