@@ -19,9 +19,7 @@ extern "C" {
 
 #define THREADS 256
 
-namespace {
-
-unsigned grid_for(size_t n) {
+static unsigned grid_for(size_t n) {
     size_t b = (n + THREADS - 1) / THREADS;
     if (b < 1)
         b = 1;
@@ -32,7 +30,7 @@ unsigned grid_for(size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                      \
          i += (size_t)blockDim.x * gridDim.x)
 
-lg_status launched(const char *what, lg_error *err) {
+static lg_status launched(const char *what, lg_error *err) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
@@ -40,7 +38,7 @@ lg_status launched(const char *what, lg_error *err) {
 }
 
 /* The sum of v over the block (THREADS threads); valid in thread 0. */
-__device__ float block_sum(float v, float *shared) {
+static __device__ float block_sum(float v, float *shared) {
     shared[threadIdx.x] = v;
     __syncthreads();
     for (unsigned s = THREADS / 2; s > 0; s >>= 1) {
@@ -53,11 +51,11 @@ __device__ float block_sum(float v, float *shared) {
 
 /* ---- elementwise ---------------------------------------------------------------- */
 
-__global__ void act_forward_kernel(int act, float alpha, int dt, const void *x, void *y, size_t n) {
+static __global__ void act_forward_kernel(int act, float alpha, int dt, const void *x, void *y, size_t n) {
     GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_act_forward(act, lg_cuk_load(x, i, dt), alpha));
 }
 
-__global__ void act_backward_kernel(int act, float alpha, int dt, const void *x, const void *y,
+static __global__ void act_backward_kernel(int act, float alpha, int dt, const void *x, const void *y,
                                     const void *dy, void *dx, size_t n) {
     GRID_LOOP(i, n) {
         float g = lg_cuk_act_backward(act, lg_cuk_load(x, i, dt), lg_cuk_load(y, i, dt),
@@ -66,28 +64,28 @@ __global__ void act_backward_kernel(int act, float alpha, int dt, const void *x,
     }
 }
 
-__global__ void convert_kernel(int to, void *dst, int from, const void *src, size_t n) {
+static __global__ void convert_kernel(int to, void *dst, int from, const void *src, size_t n) {
     GRID_LOOP(i, n) lg_cuk_store(dst, i, to, lg_cuk_load(src, i, from));
 }
 
-__global__ void bias_add_kernel(int dt, void *y, const void *b, size_t n, size_t out) {
+static __global__ void bias_add_kernel(int dt, void *y, const void *b, size_t n, size_t out) {
     GRID_LOOP(i, n) lg_cuk_bias_add(i, dt, y, b, out);
 }
 
-__global__ void bias_grad_kernel(int dt, const void *dy, size_t N, size_t out, void *db, int acc) {
+static __global__ void bias_grad_kernel(int dt, const void *dy, size_t N, size_t out, void *db, int acc) {
     GRID_LOOP(j, out) lg_cuk_bias_grad(j, dt, dy, N, out, db, acc);
 }
 
 /* ---- cross entropy and accuracy ------------------------------------------------------ */
 
 /* Workspace layout (floats): row_loss[N], row_weight[N], lse[N], divisor. */
-__global__ void ce_row_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
+static __global__ void ce_row_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
                               const float *weight, float *ws) {
     size_t N = (size_t)d.N;
     GRID_LOOP(i, N) lg_cuk_ce_row(i, &d, logits, labels, weight, ws, ws + N, ws + 2 * N);
 }
 
-__global__ void ce_reduce_kernel(lg_cuda_ce d, float *ws, float *loss) {
+static __global__ void ce_reduce_kernel(lg_cuda_ce d, float *ws, float *loss) {
     __shared__ float sh[THREADS];
     size_t N = (size_t)d.N;
     float l = 0.0f, w = 0.0f;
@@ -102,7 +100,7 @@ __global__ void ce_reduce_kernel(lg_cuda_ce d, float *ws, float *loss) {
         lg_cuk_ce_finish(&d, ls, wsum, loss, ws + 3 * N);
 }
 
-__global__ void ce_backward_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
+static __global__ void ce_backward_kernel(lg_cuda_ce d, const float *logits, const int32_t *labels,
                                    const float *weight, float weight_sum, const float *dloss,
                                    const float *ws, float *dlogits) {
     size_t N = (size_t)d.N;
@@ -111,12 +109,12 @@ __global__ void ce_backward_kernel(lg_cuda_ce d, const float *logits, const int3
     lg_cuk_ce_backward(idx, &d, logits, labels, weight, weight_sum, ws + 2 * N, g, divisor, dlogits);
 }
 
-__global__ void accuracy_row_kernel(const float *logits, const int32_t *labels, int N, int C,
+static __global__ void accuracy_row_kernel(const float *logits, const int32_t *labels, int N, int C,
                                     float *ws) {
     GRID_LOOP(i, (size_t)N) ws[i] = lg_cuk_accuracy_row(i, logits, labels, C);
 }
 
-__global__ void mean_kernel(const float *v, int n, float *out) {
+static __global__ void mean_kernel(const float *v, int n, float *out) {
     __shared__ float sh[THREADS];
     float s = 0.0f;
     for (int i = (int)threadIdx.x; i < n; i += THREADS)
@@ -128,47 +126,47 @@ __global__ void mean_kernel(const float *v, int n, float *out) {
 
 /* ---- optimizers and loss scaling ------------------------------------------------------ */
 
-__global__ void sgd_kernel(lg_cuda_sgd h, int first, float *p, const float *g, float *buf, size_t n,
+static __global__ void sgd_kernel(lg_cuda_sgd h, int first, float *p, const float *g, float *buf, size_t n,
                            const int *skip) {
     GRID_LOOP(i, n) lg_cuk_sgd_update(i, &h, first, p, g, buf, skip);
 }
 
-__global__ void adam_prepare_kernel(lg_cuda_adam h, lg_cuk_adam_step *st, const int *skip) {
+static __global__ void adam_prepare_kernel(lg_cuda_adam h, lg_cuk_adam_step *st, const int *skip) {
     lg_cuk_adam_prepare(&h, st, skip);
 }
 
-__global__ void adam_kernel(lg_cuda_adam h, const lg_cuk_adam_step *st, float *p, const float *g,
+static __global__ void adam_kernel(lg_cuda_adam h, const lg_cuk_adam_step *st, float *p, const float *g,
                             float *m, float *v, float *vmax, size_t n, const int *skip) {
     lg_cuk_adam_step s = *st;
     GRID_LOOP(i, n) lg_cuk_adam_update(i, &h, &s, p, g, m, v, vmax, skip);
 }
 
-__global__ void scaler_seed_kernel(const lg_cuda_scaler *s, float *dloss) {
+static __global__ void scaler_seed_kernel(const lg_cuda_scaler *s, float *dloss) {
     *dloss = s->scale;
 }
 
-__global__ void unscale_kernel(const lg_cuda_scaler *s, int dt, const void *grad, float *g32,
+static __global__ void unscale_kernel(const lg_cuda_scaler *s, int dt, const void *grad, float *g32,
                                size_t n, int *found) {
     float inv = (float)(1.0 / (double)s->scale); /* GradScaler: double reciprocal */
     GRID_LOOP(i, n) g32[i] = lg_cuk_unscale(lg_cuk_load(grad, i, dt), inv, found);
 }
 
-__global__ void scaler_update_kernel(lg_cuda_scaler *s, int *found) {
+static __global__ void scaler_update_kernel(lg_cuda_scaler *s, int *found) {
     lg_cuk_scaler_update(s, *found);
     *found = 0;
 }
 
 /* ---- elementwise arithmetic, dropout ---------------------------------------------- */
 
-__global__ void add_kernel(const float *a, const float *b, float *y, size_t n) {
+static __global__ void add_kernel(const float *a, const float *b, float *y, size_t n) {
     GRID_LOOP(i, n) y[i] = lg_cuk_add(a[i], b[i]);
 }
 
-__global__ void mul_kernel(const float *a, const float *b, float *y, size_t n) {
+static __global__ void mul_kernel(const float *a, const float *b, float *y, size_t n) {
     GRID_LOOP(i, n) y[i] = lg_cuk_mul(a[i], b[i]);
 }
 
-__global__ void mul_backward_kernel(const float *a, const float *b, const float *dy, float *da,
+static __global__ void mul_backward_kernel(const float *a, const float *b, const float *dy, float *da,
                                     float *db, size_t n) {
     GRID_LOOP(i, n) {
         float g = dy[i];
@@ -179,81 +177,81 @@ __global__ void mul_backward_kernel(const float *a, const float *b, const float 
     }
 }
 
-__global__ void scale_kernel(float by, const float *x, float *y, size_t n) {
+static __global__ void scale_kernel(float by, const float *x, float *y, size_t n) {
     GRID_LOOP(i, n) y[i] = lg_cuk_mul(x[i], by);
 }
 
-__global__ void accumulate_kernel(const float *x, float *y, size_t n) {
+static __global__ void accumulate_kernel(const float *x, float *y, size_t n) {
     GRID_LOOP(i, n) y[i] = lg_cuk_add(y[i], x[i]);
 }
 
-__global__ void dropout_kernel(uint64_t seed, uint64_t thresh, float scale, const float *x, float *y,
+static __global__ void dropout_kernel(uint64_t seed, uint64_t thresh, float scale, const float *x, float *y,
                                uint8_t *mask, size_t n) {
     GRID_LOOP(i, n) y[i] = lg_cuk_dropout(i, seed, thresh, scale, x[i], mask);
 }
 
-__global__ void dropout_backward_kernel(float scale, const uint8_t *mask, const float *dy,
+static __global__ void dropout_backward_kernel(float scale, const uint8_t *mask, const float *dy,
                                         float *dx, size_t n) {
     GRID_LOOP(i, n) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
 }
 
 /* ---- softmax, global average pooling -------------------------------------------------- */
 
-__global__ void softmax_kernel(int log_, size_t rows, size_t dim, size_t inner, const float *x,
+static __global__ void softmax_kernel(int log_, size_t rows, size_t dim, size_t inner, const float *x,
                                float *y) {
     GRID_LOOP(t, rows) lg_cuk_softmax_forward(t, dim, inner, log_, x, y);
 }
 
-__global__ void softmax_backward_kernel(int log_, size_t rows, size_t dim, size_t inner,
+static __global__ void softmax_backward_kernel(int log_, size_t rows, size_t dim, size_t inner,
                                         const float *y, const float *dy, float *dx) {
     GRID_LOOP(t, rows) lg_cuk_softmax_backward(t, dim, inner, log_, y, dy, dx);
 }
 
-__global__ void gap_kernel(size_t planes, size_t hw, const float *x, float *y) {
+static __global__ void gap_kernel(size_t planes, size_t hw, const float *x, float *y) {
     GRID_LOOP(p, planes) lg_cuk_global_avg_pool_forward(p, hw, x, y);
 }
 
-__global__ void gap_backward_kernel(size_t n, size_t hw, const float *dy, float *dx) {
+static __global__ void gap_backward_kernel(size_t n, size_t hw, const float *dy, float *dx) {
     GRID_LOOP(i, n) dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
 }
 
 /* ---- layer_norm, pooling, structure ------------------------------------------------------ */
 
-__global__ void ln_forward_kernel(size_t rows, size_t D, float eps, const float *x, const float *w,
+static __global__ void ln_forward_kernel(size_t rows, size_t D, float eps, const float *x, const float *w,
                                   const float *b, float *y, float *sm, float *si) {
     GRID_LOOP(r, rows) lg_cuk_layer_norm_forward(r, D, eps, x, w, b, y, sm, si);
 }
 
-__global__ void ln_backward_kernel(size_t rows, size_t D, const float *x, const float *w,
+static __global__ void ln_backward_kernel(size_t rows, size_t D, const float *x, const float *w,
                                    const float *sm, const float *si, const float *dy, float *dx) {
     GRID_LOOP(r, rows) lg_cuk_layer_norm_backward(r, D, x, w, sm, si, dy, dx);
 }
 
-__global__ void ln_param_kernel(size_t rows, size_t D, const float *x, const float *sm,
+static __global__ void ln_param_kernel(size_t rows, size_t D, const float *x, const float *sm,
                                 const float *si, const float *dy, float *dw, float *db) {
     GRID_LOOP(k, D) lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
 }
 
-__global__ void adaptive_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW, const float *x,
+static __global__ void adaptive_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW, const float *x,
                                 float *y) {
     GRID_LOOP(i, n) lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
 }
 
-__global__ void adaptive_backward_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW,
+static __global__ void adaptive_backward_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW,
                                          const float *dy, float *dx) {
     GRID_LOOP(i, n) lg_cuk_adaptive_pool_backward(i, H, W, OH, OW, dy, dx);
 }
 
-__global__ void upsample_kernel(size_t n, size_t H, size_t W, int s, const float *x, float *y) {
+static __global__ void upsample_kernel(size_t n, size_t H, size_t W, int s, const float *x, float *y) {
     GRID_LOOP(i, n) y[i] = lg_cuk_upsample_forward(i, H, W, s, x);
 }
 
-__global__ void upsample_backward_kernel(size_t n, size_t H, size_t W, int s, const float *dy,
+static __global__ void upsample_backward_kernel(size_t n, size_t H, size_t W, int s, const float *dy,
                                          float *dx) {
     GRID_LOOP(i, n) dx[i] = lg_cuk_upsample_backward(i, H, W, s, dy);
 }
 
-__global__ void transpose_kernel(size_t n, size_t A, size_t mid, size_t B, size_t inner,
+static __global__ void transpose_kernel(size_t n, size_t A, size_t mid, size_t B, size_t inner,
                                  const float *x, float *y) {
     GRID_LOOP(i, n) y[i] = x[lg_cuk_transpose_src(i, A, mid, B, inner)];
 }
@@ -264,7 +262,7 @@ struct Pieces {
     size_t sizes[LG_CUDA_MAX_CONCAT];
 };
 
-__global__ void concat_kernel(size_t n, int k, size_t total, Pieces p, float *y) {
+static __global__ void concat_kernel(size_t n, int k, size_t total, Pieces p, float *y) {
     GRID_LOOP(i, n) {
         size_t src;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &src);
@@ -272,7 +270,7 @@ __global__ void concat_kernel(size_t n, int k, size_t total, Pieces p, float *y)
     }
 }
 
-__global__ void split_kernel(size_t n, int k, size_t total, Pieces p, const float *x) {
+static __global__ void split_kernel(size_t n, int k, size_t total, Pieces p, const float *x) {
     GRID_LOOP(i, n) {
         size_t dst;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &dst);
@@ -280,14 +278,14 @@ __global__ void split_kernel(size_t n, int k, size_t total, Pieces p, const floa
     }
 }
 
-__global__ void topk_row_kernel(const float *logits, const int32_t *labels, int N, int C, int k,
+static __global__ void topk_row_kernel(const float *logits, const int32_t *labels, int N, int C, int k,
                                 float *ws) {
     GRID_LOOP(i, (size_t)N) ws[i] = lg_cuk_topk_row(i, logits, labels, C, k);
 }
 
 /* ---- reductions (two passes, fixed order: deterministic) ------------------------------- */
 
-__global__ void reduce_partial_kernel(int kind, float beta, const float *x, const float *t,
+static __global__ void reduce_partial_kernel(int kind, float beta, const float *x, const float *t,
                                       size_t n, float *partial) {
     __shared__ float sh[THREADS];
     float s = 0.0f;
@@ -299,7 +297,7 @@ __global__ void reduce_partial_kernel(int kind, float beta, const float *x, cons
 
 /* mode 0: *out = sum (/ n when mean); mode 1: clipping — partial[B] gets
  * the clip factor and *out (if any) the norm. */
-__global__ void reduce_final_kernel(const float *partial, unsigned blocks, size_t n, int mean,
+static __global__ void reduce_final_kernel(const float *partial, unsigned blocks, size_t n, int mean,
                                     int mode, double max_norm, float *coef, float *out) {
     __shared__ float sh[THREADS];
     float s = 0.0f;
@@ -318,7 +316,7 @@ __global__ void reduce_final_kernel(const float *partial, unsigned blocks, size_
     }
 }
 
-__global__ void loss_backward_kernel(int kind, int mean, float beta, const float *x, const float *t,
+static __global__ void loss_backward_kernel(int kind, int mean, float beta, const float *x, const float *t,
                                      const float *dloss, float *dx, size_t n) {
     float g = mean ? (float)((double)*dloss / (double)n) : *dloss;
     GRID_LOOP(i, n) dx[i] = kind == LG_CUDA_REDUCE_SUM
@@ -326,12 +324,12 @@ __global__ void loss_backward_kernel(int kind, int mean, float beta, const float
                                 : g * lg_cuk_loss_grad(kind, x[i], t[i], beta);
 }
 
-__global__ void clip_scale_kernel(const float *coef, float *g, size_t n) {
+static __global__ void clip_scale_kernel(const float *coef, float *g, size_t n) {
     float k = *coef;
     GRID_LOOP(i, n) g[i] *= k;
 }
 
-__global__ void clip_value_kernel(float v, float *g, size_t n) {
+static __global__ void clip_value_kernel(float v, float *g, size_t n) {
     GRID_LOOP(i, n) g[i] = lg_cuk_clip_value(g[i], v);
 }
 
@@ -343,7 +341,7 @@ struct NmsWs {
     float *sorted;
 };
 
-NmsWs nms_layout(void *ws, size_t n) {
+static NmsWs nms_layout(void *ws, size_t n) {
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
     NmsWs w;
     w.mask = (uint64_t *)ws;
@@ -354,11 +352,11 @@ NmsWs nms_layout(void *ws, size_t n) {
     return w;
 }
 
-__global__ void nms_rank_kernel(const float *scores, size_t n, int *order) {
+static __global__ void nms_rank_kernel(const float *scores, size_t n, int *order) {
     GRID_LOOP(i, n) order[lg_cuk_rank_desc(i, scores, n)] = (int)i;
 }
 
-__global__ void nms_gather_kernel(const float *boxes, const int *groups, const int *order, size_t n,
+static __global__ void nms_gather_kernel(const float *boxes, const int *groups, const int *order, size_t n,
                                   float *sorted, int *sorted_groups) {
     GRID_LOOP(k, 4 * n) {
         sorted[k] = boxes[4 * (size_t)order[k / 4] + k % 4];
@@ -367,42 +365,42 @@ __global__ void nms_gather_kernel(const float *boxes, const int *groups, const i
     }
 }
 
-__global__ void nms_mask_kernel(const float *sorted, const int *groups, size_t n, float thresh,
+static __global__ void nms_mask_kernel(const float *sorted, const int *groups, size_t n, float thresh,
                                 uint64_t *mask) {
     size_t blocks = (n + LG_CUK_NMS_BLOCK - 1) / LG_CUK_NMS_BLOCK;
     GRID_LOOP(t, n * blocks) lg_cuk_nms_mask(t / blocks, t % blocks, sorted, groups, n, thresh, mask);
 }
 
-__global__ void box_decode_kernel(lg_cuda_box_coder cd, const float *deltas, const float *ref,
+static __global__ void box_decode_kernel(lg_cuda_box_coder cd, const float *deltas, const float *ref,
                                   size_t n, float *out) {
     GRID_LOOP(i, n) lg_cuk_box_decode(i, &cd, deltas, ref, out);
 }
 
-__global__ void box_encode_kernel(lg_cuda_box_coder cd, const float *gt, const float *ref, size_t n,
+static __global__ void box_encode_kernel(lg_cuda_box_coder cd, const float *gt, const float *ref, size_t n,
                                   float *deltas) {
     GRID_LOOP(i, n) lg_cuk_box_encode(i, &cd, gt, ref, deltas);
 }
 
-__global__ void box_clip_kernel(float *boxes, size_t n, float H, float W) {
+static __global__ void box_clip_kernel(float *boxes, size_t n, float H, float W) {
     GRID_LOOP(i, n) lg_cuk_box_clip(i, boxes, H, W);
 }
 
-__global__ void nms_reduce_kernel(size_t n, const uint64_t *mask, uint64_t *removed,
+static __global__ void nms_reduce_kernel(size_t n, const uint64_t *mask, uint64_t *removed,
                                   const int *order, int *keep, int *num_keep, int max_keep) {
     lg_cuk_nms_reduce(n, mask, removed, order, keep, num_keep, max_keep);
 }
 
 /* ---- IoU and matching ------------------------------------------------------------------ */
 
-__global__ void box_iou_kernel(const float *a, const float *b, size_t total, size_t nb, float *iou) {
+static __global__ void box_iou_kernel(const float *a, const float *b, size_t total, size_t nb, float *iou) {
     GRID_LOOP(i, total) lg_cuk_box_iou(i, a, b, nb, iou);
 }
 
-__global__ void match_highest_kernel(const float *iou, int num_gt, int num_pred, float *highest) {
+static __global__ void match_highest_kernel(const float *iou, int num_gt, int num_pred, float *highest) {
     GRID_LOOP(g, (size_t)num_gt) lg_cuk_match_highest(g, iou, num_pred, highest);
 }
 
-__global__ void match_kernel(lg_cuda_matcher m, const float *iou, int num_gt, int num_pred,
+static __global__ void match_kernel(lg_cuda_matcher m, const float *iou, int num_gt, int num_pred,
                              const float *highest, int *matches) {
     GRID_LOOP(p, (size_t)num_pred) matches[p] = lg_cuk_match(p, &m, iou, num_gt, num_pred, highest);
 }
@@ -416,17 +414,15 @@ struct GradLevels {
     float *p[LG_CUDA_MAX_LEVELS];
 };
 
-__global__ void roi_align_forward_kernel(lg_cuda_roi_align d, Levels f, const float *rois,
+static __global__ void roi_align_forward_kernel(lg_cuda_roi_align d, Levels f, const float *rois,
                                          size_t total, float *out) {
     GRID_LOOP(i, total) lg_cuk_roi_align_forward(i, &d, f.p, rois, out);
 }
 
-__global__ void roi_align_backward_kernel(lg_cuda_roi_align d, GradLevels f, const float *rois,
+static __global__ void roi_align_backward_kernel(lg_cuda_roi_align d, GradLevels f, const float *rois,
                                           size_t total, const float *dout) {
     GRID_LOOP(i, total) lg_cuk_roi_align_backward(i, &d, f.p, rois, dout);
 }
-
-} /* namespace */
 
 /* ---- the C interface ---------------------------------------------------------------------- */
 

@@ -42,6 +42,10 @@ for arch in sm_80 sm_90; do
     strings "$tmp/fatbin" | grep -q -- "-arch $arch" || bad "no $arch code in kernels.o"
 done
 
+# only lg_ names are exported (weak C++ runtime references aside)
+extra=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF == 3 && $2 ~ /^[TDBR]$/ && $3 !~ /^lg_/ {print $3}')
+[ -z "$extra" ] || bad "$lib exports non-lg_ symbols: $(echo $extra | cut -c1-200)"
+
 # the libraries a trainer needs are linked and resolve
 needed=$(readelf -d "$probe" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 for l in libcudnn.so libcublas.so libcublasLt.so libcudart.so; do
