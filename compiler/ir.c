@@ -112,7 +112,8 @@ int ir_add_param(IrProgram *p, const char *name, IrParamRole role, int ndim, con
     q->role = role;
     q->dtype = IR_F32;
     q->ndim = ndim;
-    memcpy(q->dim, dim, (size_t)ndim * sizeof *dim);
+    if (ndim)
+        memcpy(q->dim, dim, (size_t)ndim * sizeof *dim);
     q->numel = dims_numel(ndim, dim);
     q->offset = p->param_floats;
     p->param_floats += q->numel;
@@ -133,7 +134,8 @@ int ir_add_input(IrProgram *p, const char *name, IrDtype dtype, int ndim, const 
     in->name = ir_strdup(p, name);
     in->dtype = dtype;
     in->ndim = ndim;
-    memcpy(in->dim, dim, (size_t)ndim * sizeof *dim);
+    if (ndim)
+        memcpy(in->dim, dim, (size_t)ndim * sizeof *dim);
     return p->ninputs++;
 }
 
