@@ -18,10 +18,11 @@
  * caller. As in lgen/kernels.h, the first argument is the compute context
  * (NULL: run on the calling thread, drop messages); bad arguments return
  * LG_ERR_ARG with a message in ctx->err; backward functions WRITE (=) their
- * input gradients. RoIAlign runs on ctx's pool, with results identical for
- * any thread count. Defaults are torchvision's. Randomness (the samplers) is a pure
- * function of the seed passed in, so runs are reproducible; see
- * lg_detect_seed to mix a spec's seed with the step and image.
+ * input gradients. RoIAlign and the batch functions run on ctx's pool, with
+ * results identical for any thread count. Defaults are torchvision's.
+ * Randomness (the samplers) is a pure function of the seed passed in, so
+ * runs are reproducible; see lg_detect_seed to mix a spec's seed with the
+ * step and image.
  */
 #ifndef LGEN_DETECT_H
 #define LGEN_DETECT_H
