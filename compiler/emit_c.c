@@ -80,25 +80,33 @@ static const char *shape_comment(Emit *E, const IrValue *v) {
 /* ---- names ---------------------------------------------------------------------- */
 
 /* Per-graph C names of arena values: the spec's name, made unique. */
+static int name_taken(IrGraph *g, int upto, const char *name) {
+    /* names a C reader would trip over, or that the step function uses */
+    static const char *reserved[] = {"b", "io", "n", "B", "st", "ctx", "params", "grads", "ws",
+                                     "ws_bytes", "act", "fixed", "int", "float", "double",
+                                     "return", "if", "for", "while", "main", "d"};
+    for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
+        if (!strcmp(name, reserved[r]))
+            return 1;
+    for (int j = 0; j < upto; j++)
+        if (g->values[j]->cname && !strcmp(g->values[j]->cname, name))
+            return 1;
+    return 0;
+}
+
+/* Per-graph C names of the values a step declares: the spec's name, made
+ * unique with _2, _3, ... in value order (so the same spec, the same names). */
 static void name_values(Emit *E, IrGraph *g) {
-    (void)E;
     for (int i = 0; i < g->nvalues; i++) {
         IrValue *v = g->values[i];
+        v->cname = NULL;
         if (v->storage == IR_ST_ARENA && v->first < 0)
             continue; /* never declared: absorbed by fusion or unused */
         const char *base = c_ident(E, v->name, 0);
-        int dup = 0;
-        for (int j = 0; j < i; j++)
-            if (g->values[j]->cname && !strcmp(g->values[j]->cname, base))
-                dup = 1;
-        /* names a C reader would trip over */
-        static const char *reserved[] = {"b", "io", "n", "B", "st", "ctx", "params", "grads", "ws",
-                                         "ws_bytes", "act", "fixed", "int", "float", "double",
-                                         "return", "if", "for", "while", "main"};
-        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
-            if (!strcmp(base, reserved[r]))
-                dup = 1;
-        v->cname = dup ? ir_fmt(E->p, "%s_%d", base, v->id) : base;
+        const char *name = base;
+        for (int k = 2; name_taken(g, i, name); k++)
+            name = ir_fmt(E->p, "%s_%d", base, k);
+        v->cname = name;
     }
 }
 
