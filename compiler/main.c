@@ -113,6 +113,12 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[1], "summary") == 0)
         cmd = CMD_SUMMARY, argi = 2;
 
+/* A usage error after the option tables exist: free them and exit 2. */
+#define USAGE(...)                  \
+    do {                            \
+        rc = usage_error(__VA_ARGS__); \
+        goto done;                  \
+    } while (0)
     const char *outdir = NULL;
     int write = 0;
     const char **specs = calloc((size_t)argc, sizeof *specs);
@@ -128,24 +134,24 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (strcmp(a, "-o") == 0) {
             if (++i >= argc)
-                return usage_error("option '%s' needs a directory", a);
+                USAGE("option '%s' needs a directory", a);
             outdir = argv[i];
         } else if (strncmp(a, "-o", 2) == 0 && a[2]) {
             outdir = a + 2;
         } else if (strcmp(a, "-D") == 0 || (strncmp(a, "-D", 2) == 0 && a[2])) {
             const char *def = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
             if (!def)
-                return usage_error("option '%s' needs NAME=VALUE", a);
+                USAGE("option '%s' needs NAME=VALUE", a);
             const char *eq = strchr(def, '=');
             if (!eq || eq == def)
-                return usage_error("option -D takes NAME=VALUE, found '%s'", def);
+                USAGE("option -D takes NAME=VALUE, found '%s'", def);
             HparamOverride *o = &ctx.overrides[ctx.noverrides++];
             o->name = arena_strndup(&ctx.arena, def, (size_t)(eq - def));
             o->value = eq + 1;
         } else if (strcmp(a, "-I") == 0 || (strncmp(a, "-I", 2) == 0 && a[2])) {
             const char *dir = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
             if (!dir)
-                return usage_error("option '%s' needs a directory", a);
+                USAGE("option '%s' needs a directory", a);
             ctx.import_dirs[ctx.nimport_dirs++] = dir;
         } else if (strcmp(a, "-Werror") == 0) {
             ctx.warnings_as_errors = true;
@@ -156,27 +162,27 @@ int main(int argc, char **argv) {
                 ctx.no_warnings = true;
         } else if (strcmp(a, "--max-errors") == 0) {
             if (++i >= argc)
-                return usage_error("option '%s' needs a number", a);
+                USAGE("option '%s' needs a number", a);
             char *end;
             long n = strtol(argv[i], &end, 10);
             if (*end || n < 1 || n > 1000000)
-                return usage_error("--max-errors takes a number from 1 to 1000000, found '%s'", argv[i]);
+                USAGE("--max-errors takes a number from 1 to 1000000, found '%s'", argv[i]);
             ctx.max_errors = (int)n;
         } else if (strcmp(a, "--help") == 0) {
             usage(stdout);
-            return 0;
+            goto done;
         } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option '%s'", a);
+            USAGE("unknown option '%s'", a);
         } else {
             specs[nspecs++] = a;
         }
     }
     if (nspecs == 0)
-        return usage_error("%s", "no spec given");
+        USAGE("%s", "no spec given");
     if (cmd == CMD_GEN && !outdir)
-        return usage_error("no output directory for '%s'; use -o DIR (or 'lgen check' to only check it)", specs[0]);
+        USAGE("no output directory for '%s'; use -o DIR (or 'lgen check' to only check it)", specs[0]);
     if ((cmd == CMD_GEN || cmd == CMD_GRAPH || cmd == CMD_SUMMARY) && nspecs > 1)
-        return usage_error("this command takes one spec; found another, '%s'", specs[1]);
+        USAGE("this command takes one spec; found another, '%s'", specs[1]);
 
     if (cmd == CMD_FMT) {
         for (int i = 0; i < nspecs; i++)
@@ -204,6 +210,7 @@ int main(int argc, char **argv) {
     }
     if (ctx.nerrors)
         rc = 1;
+done:
     free(specs);
     free(ctx.overrides);
     free(ctx.import_dirs);

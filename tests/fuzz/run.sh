@@ -10,7 +10,7 @@ secs=${1:-${FUZZ_SECONDS:-600}}
 BUILD=${BUILD:-build}
 bin=$BUILD/fuzz/fuzz_frontend
 if [ ! -x "$bin" ]; then
-    if ! make -s "$bin" >/dev/null 2>&1; then
+    if ! make -s BUILD="$BUILD" "$bin" >/dev/null 2>&1; then
         echo "SKIP: cannot build $bin (needs clang and libclang-rt-14-dev)"
         exit 0
     fi
