@@ -286,9 +286,9 @@ START_TEST(test_global_avg_pool_matches_cpu) {
     float *x = random_floats(n, 13, 2.0f), *dy = random_floats(N * C, 14, 1.0f);
     float y[10], cy[10], *dx = malloc(n * 4), *cdx = malloc(n * 4);
     for (size_t p = 0; p < N * C; p++)
-        lg_cuk_global_avg_pool_forward(p, hw, x, y);
+        lg_cuk_global_avg_pool_forward(p, LG_CUDA_F32, hw, x, y);
     for (size_t i = 0; i < n; i++)
-        dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
+        dx[i] = lg_cuk_global_avg_pool_backward(i, LG_CUDA_F32, hw, dy);
     ck_assert_int_eq(lg_global_avg_pool_forward(NULL, N, C, hw, x, cy), LG_OK);
     ck_assert_int_eq(lg_global_avg_pool_backward(NULL, N, C, hw, dy, cdx), LG_OK);
     assert_close("global_avg_pool", y, cy, N * C, 1e-6, 1e-7);

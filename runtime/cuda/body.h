@@ -278,17 +278,17 @@ LG_BODY void lg_cuk_softmax_backward(size_t t, size_t dim, size_t inner, int log
     }
 }
 
-/* ---- global average pooling: x [N*C, hw] -> y [N*C] ----------------------------- */
+/* ---- global average pooling: x [N*C, hw] -> y [N*C], dtype dt ------------------ */
 
-LG_BODY void lg_cuk_global_avg_pool_forward(size_t p, size_t hw, const float *x, float *y) {
+LG_BODY void lg_cuk_global_avg_pool_forward(size_t p, int dt, size_t hw, const void *x, void *y) {
     float s = 0.0f;
     for (size_t i = 0; i < hw; i++)
-        s += x[p * hw + i];
-    y[p] = s / (float)hw;
+        s += lg_cuk_load(x, p * hw + i, dt);
+    lg_cuk_store(y, p, dt, s / (float)hw);
 }
 
-LG_BODY float lg_cuk_global_avg_pool_backward(size_t i, size_t hw, const float *dy) {
-    return dy[i / hw] / (float)hw;
+LG_BODY float lg_cuk_global_avg_pool_backward(size_t i, int dt, size_t hw, const void *dy) {
+    return lg_cuk_load(dy, i / hw, dt) / (float)hw;
 }
 
 /* ---- layer_norm over the last D elements of each row --------------------- */

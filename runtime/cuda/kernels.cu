@@ -158,41 +158,41 @@ static __global__ void scaler_update_kernel(lg_cuda_scaler *s, int *found) {
 
 /* ---- elementwise arithmetic, dropout ---------------------------------------------- */
 
-static __global__ void add_kernel(const float *a, const float *b, float *y, size_t n) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_add(a[i], b[i]);
+static __global__ void add_kernel(int dt, const void *a, const void *b, void *y, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_add(lg_cuk_load(a, i, dt), lg_cuk_load(b, i, dt)));
 }
 
-static __global__ void mul_kernel(const float *a, const float *b, float *y, size_t n) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_mul(a[i], b[i]);
+static __global__ void mul_kernel(int dt, const void *a, const void *b, void *y, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_mul(lg_cuk_load(a, i, dt), lg_cuk_load(b, i, dt)));
 }
 
-static __global__ void mul_backward_kernel(const float *a, const float *b, const float *dy, float *da,
-                                    float *db, size_t n) {
+static __global__ void mul_backward_kernel(int dt, const void *a, const void *b, const void *dy,
+                                           void *da, void *db, size_t n) {
     GRID_LOOP(i, n) {
-        float g = dy[i];
+        float g = lg_cuk_load(dy, i, dt);
         if (da)
-            da[i] = lg_cuk_mul(g, b[i]);
+            lg_cuk_store(da, i, dt, lg_cuk_mul(g, lg_cuk_load(b, i, dt)));
         if (db)
-            db[i] = lg_cuk_mul(g, a[i]);
+            lg_cuk_store(db, i, dt, lg_cuk_mul(g, lg_cuk_load(a, i, dt)));
     }
 }
 
-static __global__ void scale_kernel(float by, const float *x, float *y, size_t n) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_mul(x[i], by);
+static __global__ void scale_kernel(int dt, float by, const void *x, void *y, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_mul(lg_cuk_load(x, i, dt), by));
 }
 
-static __global__ void accumulate_kernel(const float *x, float *y, size_t n) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_add(y[i], x[i]);
+static __global__ void accumulate_kernel(int dt, const void *x, void *y, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_add(lg_cuk_load(y, i, dt), lg_cuk_load(x, i, dt)));
 }
 
-static __global__ void dropout_kernel(uint64_t seed, uint64_t thresh, float scale, const float *x, float *y,
-                               uint8_t *mask, size_t n) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_dropout(i, seed, thresh, scale, x[i], mask);
+static __global__ void dropout_kernel(int dt, uint64_t seed, uint64_t thresh, float scale,
+                                      const void *x, void *y, uint8_t *mask, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_dropout(i, seed, thresh, scale, lg_cuk_load(x, i, dt), mask));
 }
 
-static __global__ void dropout_backward_kernel(float scale, const uint8_t *mask, const float *dy,
-                                        float *dx, size_t n) {
-    GRID_LOOP(i, n) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+static __global__ void dropout_backward_kernel(int dt, float scale, const uint8_t *mask,
+                                               const void *dy, void *dx, size_t n) {
+    GRID_LOOP(i, n) lg_cuk_store(dx, i, dt, mask[i] ? lg_cuk_load(dy, i, dt) * scale : 0.0f);
 }
 
 /* ---- softmax, global average pooling -------------------------------------------------- */
@@ -207,12 +207,12 @@ static __global__ void softmax_backward_kernel(int log_, size_t rows, size_t dim
     GRID_LOOP(t, rows) lg_cuk_softmax_backward(t, dim, inner, log_, y, dy, dx);
 }
 
-static __global__ void gap_kernel(size_t planes, size_t hw, const float *x, float *y) {
-    GRID_LOOP(p, planes) lg_cuk_global_avg_pool_forward(p, hw, x, y);
+static __global__ void gap_kernel(int dt, size_t planes, size_t hw, const void *x, void *y) {
+    GRID_LOOP(p, planes) lg_cuk_global_avg_pool_forward(p, dt, hw, x, y);
 }
 
-static __global__ void gap_backward_kernel(size_t n, size_t hw, const float *dy, float *dx) {
-    GRID_LOOP(i, n) dx[i] = lg_cuk_global_avg_pool_backward(i, hw, dy);
+static __global__ void gap_backward_kernel(int dt, size_t n, size_t hw, const void *dy, void *dx) {
+    GRID_LOOP(i, n) lg_cuk_store(dx, i, dt, lg_cuk_global_avg_pool_backward(i, dt, hw, dy));
 }
 
 /* ---- layer_norm, pooling, structure ------------------------------------------------------ */
@@ -559,41 +559,43 @@ lg_status lg_cuda_scaler_update(lg_cuda *c, lg_cuda_scaler *scaler, int *found_i
     return launched("loss scale update", err);
 }
 
-lg_status lg_cuda_add(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+lg_status lg_cuda_add(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b, void *y, size_t n,
                       lg_error *err) {
     if (n == 0)
         return LG_OK;
-    add_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, y, n);
+    add_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, a, b, y, n);
     return launched("add", err);
 }
 
-lg_status lg_cuda_mul(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+lg_status lg_cuda_mul(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b, void *y, size_t n,
                       lg_error *err) {
     if (n == 0)
         return LG_OK;
-    mul_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, y, n);
+    mul_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, a, b, y, n);
     return launched("mul", err);
 }
 
-lg_status lg_cuda_mul_backward(lg_cuda *c, const float *a, const float *b, const float *dy,
-                               float *da, float *db, size_t n, lg_error *err) {
+lg_status lg_cuda_mul_backward(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b,
+                               const void *dy, void *da, void *db, size_t n, lg_error *err) {
     if (n == 0 || (!da && !db))
         return LG_OK;
-    mul_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(a, b, dy, da, db, n);
+    mul_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, a, b, dy, da, db, n);
     return launched("mul backward", err);
 }
 
-lg_status lg_cuda_scale(lg_cuda *c, float by, const float *x, float *y, size_t n, lg_error *err) {
+lg_status lg_cuda_scale(lg_cuda *c, lg_cuda_dtype dt, float by, const void *x, void *y, size_t n,
+                        lg_error *err) {
     if (n == 0)
         return LG_OK;
-    scale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(by, x, y, n);
+    scale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, by, x, y, n);
     return launched("scale", err);
 }
 
-lg_status lg_cuda_accumulate(lg_cuda *c, const float *x, float *y, size_t n, lg_error *err) {
+lg_status lg_cuda_accumulate(lg_cuda *c, lg_cuda_dtype dt, const void *x, void *y, size_t n,
+                             lg_error *err) {
     if (n == 0)
         return LG_OK;
-    accumulate_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(x, y, n);
+    accumulate_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, x, y, n);
     return launched("accumulate", err);
 }
 
@@ -604,26 +606,26 @@ lg_status lg_cuda_copy(lg_cuda *c, void *dst, const void *src, size_t bytes, lg_
     return LG_OK;
 }
 
-lg_status lg_cuda_dropout_forward(lg_cuda *c, double p, uint64_t seed, const float *x, float *y,
-                                  uint8_t *mask, size_t n, lg_error *err) {
+lg_status lg_cuda_dropout_forward(lg_cuda *c, lg_cuda_dtype dt, double p, uint64_t seed,
+                                  const void *x, void *y, uint8_t *mask, size_t n, lg_error *err) {
     if (!(p >= 0.0 && p <= 1.0))
         return lg_error_set(err, LG_ERR_ARG, "dropout: p %g is out of range [0, 1]", p);
     if (n == 0)
         return LG_OK;
     uint64_t thresh = (uint64_t)(p * 9007199254740992.0); /* p * 2^53, as the CPU kernel */
     float scale = (float)(p < 1.0 ? 1.0 / (1.0 - p) : 0.0);
-    dropout_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(seed, thresh, scale, x, y, mask, n);
+    dropout_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, seed, thresh, scale, x, y, mask, n);
     return launched("dropout", err);
 }
 
-lg_status lg_cuda_dropout_backward(lg_cuda *c, double p, const uint8_t *mask, const float *dy,
-                                   float *dx, size_t n, lg_error *err) {
+lg_status lg_cuda_dropout_backward(lg_cuda *c, lg_cuda_dtype dt, double p, const uint8_t *mask,
+                                   const void *dy, void *dx, size_t n, lg_error *err) {
     if (!(p >= 0.0 && p <= 1.0))
         return lg_error_set(err, LG_ERR_ARG, "dropout: p %g is out of range [0, 1]", p);
     if (n == 0)
         return LG_OK;
     float scale = (float)(p < 1.0 ? 1.0 / (1.0 - p) : 0.0);
-    dropout_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(scale, mask, dy, dx, n);
+    dropout_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, scale, mask, dy, dx, n);
     return launched("dropout backward", err);
 }
 
@@ -647,20 +649,20 @@ lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, si
     return launched("softmax backward", err);
 }
 
-lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, size_t planes, size_t hw, const float *x,
-                                          float *y, lg_error *err) {
+lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t hw,
+                                          const void *x, void *y, lg_error *err) {
     if (planes == 0 || hw == 0)
         return LG_OK;
-    gap_kernel<<<grid_for(planes), THREADS, 0, c->stream>>>(planes, hw, x, y);
+    gap_kernel<<<grid_for(planes), THREADS, 0, c->stream>>>((int)dt, planes, hw, x, y);
     return launched("global_avg_pool", err);
 }
 
-lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, size_t planes, size_t hw, const float *dy,
-                                           float *dx, lg_error *err) {
+lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t hw,
+                                           const void *dy, void *dx, lg_error *err) {
     size_t n = planes * hw;
     if (n == 0)
         return LG_OK;
-    gap_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, hw, dy, dx);
+    gap_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, hw, dy, dx);
     return launched("global_avg_pool backward", err);
 }
 

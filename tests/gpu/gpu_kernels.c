@@ -423,20 +423,35 @@ static void check_more_pointwise(void) {
     arena_top = 0;
     float *dA = dcopy(a, n * 4), *dB = dcopy(b, n * 4), *dY = dalloc(n * 4);
     uint8_t *dM = dalloc(n);
-    TRY(lg_cuda_mul(cu, dA, dB, dY, n, &err));
-    TRY(lg_cuda_accumulate(cu, dA, dY, n, &err));
+    TRY(lg_cuda_mul(cu, LG_CUDA_F32, dA, dB, dY, n, &err));
+    TRY(lg_cuda_accumulate(cu, LG_CUDA_F32, dA, dY, n, &err));
     fetch(y, dY, n * 4);
     for (size_t i = 0; i < n; i++)
         ry[i] = lg_cuk_add(lg_cuk_mul(a[i], b[i]), a[i]);
     report("mul + accumulate", y, ry, n, 0, 0);
 
     uint64_t seed = 0x1234abcdULL;
-    TRY(lg_cuda_dropout_forward(cu, 0.3, seed, dA, dY, dM, n, &err));
+    TRY(lg_cuda_dropout_forward(cu, LG_CUDA_F32, 0.3, seed, dA, dY, dM, n, &err));
     fetch(y, dY, n * 4);
     fetch(mask, dM, n);
     for (size_t i = 0; i < n; i++)
         ry[i] = lg_cuk_dropout(i, seed, (uint64_t)(0.3 * 9007199254740992.0), (float)(1.0 / 0.7), a[i], rmask);
     report("dropout", y, ry, n, 0, 0);
+    /* bf16 add: each sum rounded to bf16 */
+    {
+        uint16_t *ah = malloc(n * 2), *bh = malloc(n * 2), *yh = malloc(n * 2);
+        for (size_t i = 0; i < n; i++)
+            ah[i] = lg_cuk_f32_to_bf16(a[i]), bh[i] = lg_cuk_f32_to_bf16(b[i]);
+        void *dAh = dcopy(ah, n * 2), *dBh = dcopy(bh, n * 2), *dYh = dalloc(n * 2);
+        TRY(lg_cuda_add(cu, LG_CUDA_BF16, dAh, dBh, dYh, n, &err));
+        fetch(yh, dYh, n * 2);
+        int bad16 = 0;
+        for (size_t i = 0; i < n; i++)
+            bad16 += yh[i] != lg_cuk_f32_to_bf16(lg_cuk_bf16_to_f32(ah[i]) + lg_cuk_bf16_to_f32(bh[i]));
+        printf("%s %-28s (%d mismatches)\n", bad16 ? "FAIL" : "ok  ", "add bf16", bad16);
+        failures += bad16 != 0;
+        free(ah), free(bh), free(yh);
+    }
     int bad = memcmp(mask, rmask, n) != 0;
     printf("%s %-28s\n", bad ? "FAIL" : "ok  ", "dropout mask");
     failures += bad;

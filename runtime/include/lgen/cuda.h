@@ -304,28 +304,30 @@ lg_status lg_cuda_act_backward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda
                                const void *x, const void *y, const void *dy, void *dx, size_t n,
                                lg_error *err);
 
-/* Elementwise arithmetic over n float32 elements: y = a + b, y = a * b
- * (backward: da = dy * b, db = dy * a, either may be NULL), y = by * x,
- * y += x (summing the gradients of a value used twice). The backward of add
- * is a copy: lg_cuda_copy. */
-lg_status lg_cuda_add(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+/* Elementwise arithmetic over n elements of dtype dt (computed in float):
+ * y = a + b, y = a * b (backward: da = dy * b, db = dy * a, either may be
+ * NULL), y = by * x, y += x (summing the gradients of a value used twice).
+ * The backward of add is a copy: lg_cuda_copy. */
+lg_status lg_cuda_add(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b, void *y, size_t n,
                       lg_error *err);
-lg_status lg_cuda_mul(lg_cuda *c, const float *a, const float *b, float *y, size_t n,
+lg_status lg_cuda_mul(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b, void *y, size_t n,
                       lg_error *err);
-lg_status lg_cuda_mul_backward(lg_cuda *c, const float *a, const float *b, const float *dy,
-                               float *da, float *db, size_t n, lg_error *err);
-lg_status lg_cuda_scale(lg_cuda *c, float by, const float *x, float *y, size_t n, lg_error *err);
-lg_status lg_cuda_accumulate(lg_cuda *c, const float *x, float *y, size_t n, lg_error *err);
+lg_status lg_cuda_mul_backward(lg_cuda *c, lg_cuda_dtype dt, const void *a, const void *b,
+                               const void *dy, void *da, void *db, size_t n, lg_error *err);
+lg_status lg_cuda_scale(lg_cuda *c, lg_cuda_dtype dt, float by, const void *x, void *y, size_t n,
+                        lg_error *err);
+lg_status lg_cuda_accumulate(lg_cuda *c, lg_cuda_dtype dt, const void *x, void *y, size_t n,
+                             lg_error *err);
 /* Device-to-device copy on the compute stream. */
 lg_status lg_cuda_copy(lg_cuda *c, void *dst, const void *src, size_t bytes, lg_error *err);
 
 /* Dropout in training, as the CPU kernel lg_dropout_forward (the same
  * elements are dropped for the same seed, from lg_dropout_seed); mask [n]
  * is saved for the backward pass. */
-lg_status lg_cuda_dropout_forward(lg_cuda *c, double p, uint64_t seed, const float *x, float *y,
-                                  uint8_t *mask, size_t n, lg_error *err);
-lg_status lg_cuda_dropout_backward(lg_cuda *c, double p, const uint8_t *mask, const float *dy,
-                                   float *dx, size_t n, lg_error *err);
+lg_status lg_cuda_dropout_forward(lg_cuda *c, lg_cuda_dtype dt, double p, uint64_t seed,
+                                  const void *x, void *y, uint8_t *mask, size_t n, lg_error *err);
+lg_status lg_cuda_dropout_backward(lg_cuda *c, lg_cuda_dtype dt, double p, const uint8_t *mask,
+                                   const void *dy, void *dx, size_t n, lg_error *err);
 
 /* softmax / log_softmax of x viewed as [outer, dim, inner] along dim;
  * backward from the forward output y. */
@@ -378,11 +380,11 @@ lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, co
 lg_status lg_cuda_topk_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N,
                                 int C, int k, float *acc, void *ws, lg_error *err);
 
-/* global_avg_pool: x [N, C, hw] -> y [N, C]. */
-lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, size_t planes, size_t hw, const float *x,
-                                          float *y, lg_error *err);
-lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, size_t planes, size_t hw, const float *dy,
-                                           float *dx, lg_error *err);
+/* global_avg_pool: x [N, C, hw] -> y [N, C], in dtype dt (summed in float). */
+lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t hw,
+                                          const void *x, void *y, lg_error *err);
+lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t hw,
+                                           const void *dy, void *dx, lg_error *err);
 
 /* *out (device) = the sum over n elements of the kind's term (target may be
  * NULL for REDUCE_SUM and REDUCE_SQUARES), divided by n when mean is set.
