@@ -11,6 +11,9 @@
  */
 #include "lgen/detect.h"
 
+#include <png.h>
+#include <unistd.h>
+
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
@@ -932,6 +935,92 @@ START_TEST(test_detections_batch) {
 }
 END_TEST
 
+/* ---- predict output ------------------------------------------------------------------ */
+
+START_TEST(test_predict_output) {
+    enum { H = 40, W = 64 };
+    /* A grey float image, normalised with mean 0.5 / std 0.25. */
+    float chw[3 * H * W];
+    for (int i = 0; i < 3 * H * W; i++)
+        chw[i] = (0.4f - 0.5f) / 0.25f;
+    const float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.25f, 0.25f, 0.25f};
+    unsigned char rgb[H * W * 3];
+    ck_assert_int_eq(lg_detect_image_to_rgb(chw, 3, H, W, mean, stdv, rgb, NULL), LG_OK);
+    ck_assert_int_eq(rgb[0], 102); /* 0.4 * 255 */
+    float boxes[8] = {5, 12, 30, 35, 40, 2, 60, 20};
+    float scores[2] = {0.9f, 0.25f};
+    int labels[2] = {1, 3};
+    const char *names[2] = {"background", "circle"};
+    ck_assert_int_eq(lg_detect_draw(rgb, H, W, boxes, scores, labels, 2, names, 2, NULL), LG_OK);
+    const unsigned char *left = rgb + (20 * W + 5) * 3, *right = rgb + (20 * W + 29) * 3;
+    ck_assert_int_eq(memcmp(left, right, 3), 0);
+    ck_assert(left[0] != 102 || left[1] != 102 || left[2] != 102);
+    ck_assert_int_eq(rgb[(25 * W + 15) * 3], 102); /* inside stays */
+    ck_assert_int_eq(rgb[(25 * W + 3) * 3], 102);  /* outside stays */
+    /* The tag sits above the box: its colour, with text pixels in it. */
+    int tag = 0, ink = 0;
+    for (int y = 3; y < 12; y++)
+        for (int x = 5; x < 5 + 6 * 11; x++) {
+            if (x >= W)
+                break;
+            const unsigned char *p = rgb + (y * W + x) * 3;
+            tag += !memcmp(p, left, 3);
+            ink += (p[0] == 0 && p[1] == 0 && p[2] == 0) ||
+                   (p[0] == 255 && p[1] == 255 && p[2] == 255);
+        }
+    ck_assert_int_gt(tag, 100);
+    ck_assert_int_gt(ink, 20);
+    /* The second box's colour differs (another label). */
+    ck_assert_int_ne(memcmp(rgb + (10 * W + 40) * 3, left, 3), 0);
+
+    char dir[] = "/tmp/lgen_detect_XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.png", dir);
+    ck_assert_int_eq(lg_detect_write_png(path, rgb, H, W, NULL), LG_OK);
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    ck_assert(png_image_begin_read_from_file(&img, path));
+    ck_assert_int_eq(img.width, W);
+    ck_assert_int_eq(img.height, H);
+    img.format = PNG_FORMAT_RGB;
+    unsigned char back[H * W * 3];
+    ck_assert(png_image_finish_read(&img, NULL, back, 0, NULL));
+    ck_assert_int_eq(memcmp(back, rgb, sizeof rgb), 0);
+    remove(path);
+    lg_error err = {0};
+    ck_assert_int_eq(lg_detect_write_png("/nonexistent/dir/x.png", rgb, H, W, &err), LG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/dir/x.png"));
+
+    /* JSON: two images, D = 2 rows each, the second with one detection. */
+    float jb[16] = {5, 12, 30, 35, 40, 2, 60, 20, 1.5f, 2.5f, 3.5f, 4.5f, 0, 0, 0, 0};
+    float js[4] = {0.9f, 0.25f, 0.5f, 0};
+    int jl[4] = {1, 3, 1, -1}, jc[2] = {2, 1};
+    const char *image_names[2] = {"a.jpg", "b.jpg"};
+    snprintf(path, sizeof path, "%s/out.json", dir);
+    ck_assert_int_eq(lg_detect_write_json(path, image_names, 2, jb, js, jl, jc, 2, names, 2, NULL),
+                     LG_OK);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_uint_eq(json_array_size(root), 2);
+    json_t *i1 = json_array_get(root, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(i1, "image")), "b.jpg");
+    json_t *d = json_array_get(json_object_get(i1, "detections"), 0);
+    ck_assert_uint_eq(json_array_size(json_object_get(i1, "detections")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "class")), "circle");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "label")), 1);
+    ck_assert_float_eq_tol(json_real_value(json_array_get(json_object_get(d, "box"), 3)), 4.5,
+                           1e-6);
+    ck_assert_float_eq_tol(json_real_value(json_object_get(d, "score")), 0.5, 1e-6);
+    json_t *d01 = json_array_get(json_object_get(json_array_get(root, 0), "detections"), 1);
+    ck_assert_ptr_null(json_object_get(d01, "class")); /* label 3 has no name */
+    json_decref(root);
+    remove(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- VOC mAP ------------------------------------------------------------------------ */
 
 /* Feeds the reference case to an evaluator, image by image. */
@@ -1070,6 +1159,9 @@ static Suite *detect_suite(void) {
     tcase_add_test(batch, test_roi_sample_batch);
     tcase_add_test(batch, test_detections_batch);
     suite_add_tcase(s, batch);
+    TCase *out = tcase_create("predict");
+    tcase_add_test(out, test_predict_output);
+    suite_add_tcase(s, out);
     TCase *voc = tcase_create("voc_map");
     tcase_add_test(voc, test_voc_map);
     tcase_add_test(voc, test_voc_map_small_cases);

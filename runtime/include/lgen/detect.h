@@ -379,6 +379,29 @@ lg_status lg_detections_batch(lg_ctx *ctx, const lg_detect_config *cfg, const fl
                               int image_h, int image_w, const int32_t *image_sizes, void *workspace,
                               float *boxes, float *scores, int *labels, int *count);
 
+/* ---- predict output ----------------------------------------------------------------- */
+
+/* An 8-bit RGB (H, W, 3) copy of a float image chw (C = 1 or 3, values in
+ * [0, 1] after undoing normalisation: x * std[c] + mean[c]; mean and std
+ * may be NULL). */
+lg_status lg_detect_image_to_rgb(const float *chw, int C, int H, int W, const float *mean,
+                                 const float *std, unsigned char *rgb, lg_error *err);
+/* Draws count detections on rgb (H, W, 3): box outlines in a colour per
+ * label and a tag "name score" (class_names[label] when label < num_names,
+ * else the number; scores may be NULL) in a built-in 5x7 font. */
+lg_status lg_detect_draw(unsigned char *rgb, int H, int W, const float *boxes, const float *scores,
+                         const int *labels, int count, const char *const *class_names,
+                         int num_names, lg_error *err);
+lg_status lg_detect_write_png(const char *path, const unsigned char *rgb, int H, int W,
+                              lg_error *err);
+/* Detections of N images (as lg_detections_batch writes them, D per image)
+ * as JSON: [{"image": name or index, "detections": [{"box": [x1, y1, x2,
+ * y2], "score": s, "label": l, "class": name}, ...]}, ...]. */
+lg_status lg_detect_write_json(const char *path, const char *const *image_names, int N,
+                               const float *boxes, const float *scores, const int *labels,
+                               const int *count, int D, const char *const *class_names,
+                               int num_names, lg_error *err);
+
 /* ---- VOC evaluation -------------------------------------------------------- */
 
 /* The PASCAL VOC devkit's AP (voc_eval.py): per class, detections of all
