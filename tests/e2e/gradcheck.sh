@@ -7,8 +7,9 @@ set -eu
 BUILD=${BUILD:-build}
 CC=${CC:-cc}
 LGEN=${LGEN:-$BUILD/lgen}
-out=$BUILD/tests/gradcheck
+out=$BUILD/tests/gradcheck.$$
 mkdir -p "$out"
+trap 'rm -rf "$out"' EXIT
 
 check() { # generated.c name
     src=$1 name=$2

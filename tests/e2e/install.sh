@@ -6,10 +6,11 @@
 set -eu
 BUILD=${BUILD:-build}
 LGEN=${LGEN:-$BUILD/lgen}
-out=$(cd "$BUILD" && pwd)/tests/e2e/install
+mkdir -p "$BUILD/tests/e2e"
+out=$(cd "$BUILD" && pwd)/tests/e2e/install.$$
 rm -rf "$out"
 mkdir -p "$out"
-fail() { echo "install: FAIL: $*"; exit 1; }
+fail() { echo "install: FAIL: $* (files in $out)"; exit 1; }
 
 make -s install PREFIX="$out/prefix" BUILD="$BUILD" >"$out/install.log" 2>&1 ||
     { cat "$out/install.log"; fail "make install failed"; }
@@ -22,4 +23,5 @@ make -s -C "$out/gen" CC="${CC:-cc}" CFLAGS="-O1 -Werror" >"$out/make.log" 2>&1 
 
 "$LGEN" specs/mlp.lmod -o "$out/src" || fail "source-tree lgen failed"
 grep -q "LGEN_INCLUDE ?= $(pwd)/runtime/include\$" "$out/src/Makefile" || fail "source-tree Makefile does not use runtime/include"
+rm -rf "$out"
 echo "install: PASS"

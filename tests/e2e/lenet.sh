@@ -14,10 +14,11 @@ BUILD=${BUILD:-build}
 LGEN=${LGEN:-$BUILD/lgen}
 SPEC=${SPEC:-specs/lenet.lmod}
 name=$(basename "$SPEC" .lmod)
-out=$BUILD/tests/e2e/$name
+# one directory per run: several `make check` may share this tree
+out=$BUILD/tests/e2e/$name.$$
 rm -rf "$out"
 mkdir -p "$out"
-fail() { echo "e2e $name: FAIL: $*"; exit 1; }
+fail() { echo "e2e $name: FAIL: $* (files in $out)"; exit 1; }
 
 if [ -n "${TRAINER:-}" ]; then
     gen=$TRAINER
@@ -67,4 +68,5 @@ python3 tests/e2e/ckpt_cmp.py "$(ckpt "$out/full")" "$(ckpt "$out/ep2")" || fail
 "$exe" fit $common --default_root_dir "$out/mid2" --max_epochs 2 --ckpt_path "$(ckpt "$out/mid")" \
     >"$out/mid2.log" 2>&1 || { tail "$out/mid2.log"; fail "resume from the mid-epoch checkpoint failed"; }
 python3 tests/e2e/ckpt_cmp.py "$(ckpt "$out/full")" "$(ckpt "$out/mid2")" || fail "mid-epoch resume is not bit-identical"
+rm -rf "$out"
 echo "e2e $name: PASS"
