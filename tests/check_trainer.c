@@ -230,6 +230,15 @@ START_TEST(test_unsupported) {
                          "--progress_bar_refresh_rate", "0"),
                      0);
     ck_assert_int_eq(run("fit", "--accelerator", "auto", "--max_epochs", "1"), 0);
+    /* --logger false: checkpoints in <root>/checkpoints, and "last" finds them */
+    ck_assert_int_eq(run("fit", "--logger", "false", "--max_epochs", "1"), 0);
+    ck_assert(exists("checkpoints/last.ckpt"));
+    ck_assert(!exists("lightning_logs/version_2"));
+    ck_assert_int_eq(run("fit", "--logger", "false", "--max_epochs", "2", "--ckpt_path", "last",
+                         "--checkpoint_callback", "false"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "Restored all states from the checkpoint at"));
+    ck_assert_ptr_nonnull(strstr(out, "/checkpoints/last.ckpt (epoch 0, step 7)"));
+    ck_assert_ptr_null(strstr(out, "lightning_logs"));
     ck_assert_ptr_nonnull(strstr(out, "accelerator auto: using cpu"));
 }
 END_TEST

@@ -158,6 +158,7 @@ static const struct {
     {"resume_from_checkpoint", "ckpt_path"},
     {"seed_everything", "seed"},
     {"checkpoint_monitor", "checkpoint.monitor"},
+    {"checkpoint_callback", "enable_checkpointing"},
 };
 
 static const char *const cmd_names[] = {"fit", "validate", "test", "predict"};
@@ -504,6 +505,7 @@ static int all_names(const lg_model_def *def, const char **names, int cap) {
     for (int k = 0; k < def->n_hparams && n < cap; k++)
         names[n++] = def->hparams[k].name;
     static const char *const extra[] = {"gpus", "resume_from_checkpoint", "seed_everything",
+                                        "checkpoint_callback",
                                         "config", "print_config", "help", "version",
                                         "progress_bar_refresh_rate"};
     for (size_t k = 0; k < sizeof extra / sizeof extra[0] && n < cap; k++)
@@ -769,7 +771,7 @@ static void print_help(const lg_model_def *def, int cmd) {
     print_opt("print_config", "", "print the effective configuration as JSON and exit", NULL,
               NULL);
     printf("\n1.x spellings: --gpus N, --resume_from_checkpoint PATH, --precision 16|bf16,\n"
-           "--progress_bar_refresh_rate 0, --seed_everything N.\n");
+           "--progress_bar_refresh_rate 0, --checkpoint_callback BOOL, --seed_everything N.\n");
 }
 
 /* ---- the whole parse ----------------------------------------------------- */

@@ -432,6 +432,15 @@ static lg_status download_url(lg_trainer *t, const char *url, const char *dest) 
  * newest version_N that has a last.ckpt). *out is malloc'd. */
 lg_status lg_tr_resolve_ckpt(lg_trainer *t, const char *spec, char **out) {
     *out = NULL;
+    if (strcmp(spec, "last") == 0 && !t->cfg->logger) {
+        /* without a logger, checkpoints live in <default_root_dir>/checkpoints */
+        char *plain = lg_tr_path_join(t->cfg->default_root_dir, "checkpoints/last.ckpt");
+        if (plain && access(plain, R_OK) == 0) {
+            *out = plain;
+            return LG_OK;
+        }
+        free(plain);
+    }
     if (strcmp(spec, "last") == 0 || strcmp(spec, "best") == 0) {
         char *root = lg_tr_path_join(t->cfg->default_root_dir, "lightning_logs");
         if (!root)
@@ -465,6 +474,14 @@ lg_status lg_tr_resolve_ckpt(lg_trainer *t, const char *spec, char **out) {
             }
             free(p);
         }
+        /* --logger false keeps checkpoints in <default_root_dir>/checkpoints */
+        char *plain = lg_tr_path_join(t->cfg->default_root_dir, "checkpoints/last.ckpt");
+        if (plain && strcmp(spec, "last") == 0 && access(plain, R_OK) == 0) {
+            free(root);
+            *out = plain;
+            return LG_OK;
+        }
+        free(plain);
         lg_status st = lg_tr_fail(t, LG_ERR_ARG, "--ckpt_path %s: no checkpoint under '%s'", spec, root);
         free(root);
         return st;
