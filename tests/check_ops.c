@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_ops_fixture.h"
 
@@ -158,6 +159,40 @@ START_TEST(large_conv_thread_independent) {
 }
 END_TEST
 
+typedef struct {
+    long hits[16];
+} stress_arg;
+
+static void stress_task(void *arg, size_t t) {
+    ((stress_arg *)arg)->hits[t]++;
+}
+
+/* The pool under many short jobs back to back (the spin/sleep hand-off):
+ * every task of every job runs exactly once. */
+START_TEST(pool_stress) {
+    for (int threads = 1; threads <= 3; threads++) {
+        lg_ctx c;
+        ck_assert_int_eq(lg_ctx_init(&c, threads, &test_err), LG_OK);
+        stress_arg a = {{0}};
+        long want[16] = {0};
+        for (int i = 0; i < 20000; i++) {
+            size_t n = 2 + (size_t)(i % 14);
+            lg_parallel_for(&c, n, stress_task, &a);
+            for (size_t t = 0; t < n; t++)
+                want[t]++;
+            if (i % 5000 == 4999)
+                usleep(3000); /* let the workers fall asleep, then wake them */
+        }
+        for (int t = 0; t < 16; t++)
+            ck_assert_int_eq(a.hits[t], want[t]);
+        lg_ctx_free(&c);
+    }
+    lg_ctx bad;
+    ck_assert_int_eq(lg_ctx_init(&bad, -1, &test_err), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "threads: -1 is out of range [0, 1024]");
+}
+END_TEST
+
 START_TEST(topk_accuracy) {
     const fx_tensor *x = fx_find(&fixture, "%s/%s", "topk", "x"), *t = fx_find(&fixture, "%s/%s", "topk", "target");
     ck_assert_ptr_nonnull(x);
@@ -269,6 +304,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, parity_f64_and_gradcheck, 0, NCASES);
     tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
     tcase_add_test(tc, large_conv_thread_independent);
+    tcase_add_test(tc, pool_stress);
     tcase_add_test(tc, topk_accuracy);
     tcase_add_test(tc, dropout_seeded);
     tcase_add_test(tc, bad_arguments);

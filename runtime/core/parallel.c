@@ -1,8 +1,9 @@
 /* parallel.c — the runtime's own thread pool and the compute context.
  *
- * One persistent pool per lg_ctx: workers sleep on a condition variable until
- * lg_parallel_for publishes a job, then take task indices from an atomic
- * counter; the calling thread works too and waits for the last task. Tasks
+ * One persistent pool per lg_ctx: workers spin briefly, then sleep on a
+ * condition variable until lg_parallel_for publishes a job, then take task
+ * indices from an atomic counter; the calling thread works too and waits
+ * for the last task. Tasks
  * are cut by the kernels from the problem size only, so which thread runs a
  * task never changes a result. OpenBLAS (pthread build) keeps its own
  * threads for GEMM; lg_ctx_init sets its count to ours. Neighbours:
@@ -25,45 +26,73 @@ struct lg_pool {
     pthread_cond_t wake, done;
     pthread_t *workers;
     int nworkers;
-    /* the current job */
-    uint64_t generation;
+    int quit;       /* under mu */
+    /* the current job: fn, arg and ntasks are written under mu before
+     * generation moves; ticket = generation << 32 | next task index, so a
+     * worker holding an old job can never claim a task of a newer one */
     lg_task_fn fn;
     void *arg;
     size_t ntasks;
-    atomic_size_t next;
-    int busy; /* workers still inside the current job */
-    int quit;
+    atomic_uint_least64_t generation, ticket;
+    atomic_size_t finished; /* tasks of the current job that are done */
 };
 
-static void pool_run_tasks(lg_pool *p, lg_task_fn fn, void *arg, size_t ntasks) {
+/* Workers and the caller spin this many rounds (tens of microseconds) for
+ * the next job or the last task before sleeping: a training step calls
+ * dozens of short kernels back to back, and a condition-variable wake-up
+ * per kernel would cost more than many of them take. The caller never
+ * waits for a worker that has not joined: only for claimed tasks. */
+#define POOL_SPIN 2000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Claims the next task of job `gen`, or returns -1 when it has none left. */
+static long pool_claim(lg_pool *p, uint64_t gen, size_t ntasks) {
+    uint64_t v = atomic_load(&p->ticket);
     for (;;) {
-        size_t t = atomic_fetch_add(&p->next, 1);
-        if (t >= ntasks)
-            break;
-        fn(arg, t);
+        if (v >> 32 != (gen & 0xffffffffu) || (v & 0xffffffffu) >= ntasks)
+            return -1;
+        if (atomic_compare_exchange_weak(&p->ticket, &v, v + 1))
+            return (long)(v & 0xffffffffu);
+    }
+}
+
+static void pool_run_tasks(lg_pool *p, uint64_t gen, lg_task_fn fn, void *arg, size_t ntasks) {
+    long t;
+    while ((t = pool_claim(p, gen, ntasks)) >= 0) {
+        fn(arg, (size_t)t);
+        if (atomic_fetch_add(&p->finished, 1) + 1 == ntasks) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
 static void *pool_worker(void *opaque) {
     lg_pool *p = opaque;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && p->generation == seen)
+        for (int spins = 0; atomic_load(&p->generation) == seen && spins < POOL_SPIN; spins++)
+            cpu_relax();
+        pthread_mutex_lock(&p->mu);
+        while (!p->quit && atomic_load(&p->generation) == seen)
             pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit)
+        if (p->quit) {
+            pthread_mutex_unlock(&p->mu);
             break;
-        seen = p->generation;
+        }
+        seen = atomic_load(&p->generation);
         lg_task_fn fn = p->fn;
         void *arg = p->arg;
         size_t ntasks = p->ntasks;
         pthread_mutex_unlock(&p->mu);
-        pool_run_tasks(p, fn, arg, ntasks);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done);
+        pool_run_tasks(p, seen, fn, arg, ntasks);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -104,7 +133,9 @@ lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    atomic_init(&p->next, 0);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->ticket, 0);
+    atomic_init(&p->finished, 0);
     p->workers = calloc((size_t)threads - 1, sizeof *p->workers);
     if (!p->workers) {
         pool_free(p);
@@ -132,7 +163,7 @@ void lg_ctx_free(lg_ctx *ctx) {
 
 void lg_parallel_for(lg_ctx *ctx, size_t ntasks, lg_task_fn fn, void *arg) {
     lg_pool *p = ctx ? ctx->pool : NULL;
-    if (!p || ntasks <= 1) {
+    if (!p || ntasks <= 1 || ntasks > 0xffffffffu) {
         for (size_t t = 0; t < ntasks; t++)
             fn(arg, t);
         return;
@@ -141,14 +172,19 @@ void lg_parallel_for(lg_ctx *ctx, size_t ntasks, lg_task_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     p->ntasks = ntasks;
-    atomic_store(&p->next, 0);
-    p->busy = p->nworkers;
-    p->generation++;
+    atomic_store(&p->finished, 0);
+    uint64_t gen = atomic_load(&p->generation) + 1;
+    atomic_store(&p->ticket, (gen & 0xffffffffu) << 32);
+    atomic_store(&p->generation, gen);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    pool_run_tasks(p, fn, arg, ntasks);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    pool_run_tasks(p, gen, fn, arg, ntasks);
+    for (int spins = 0; atomic_load(&p->finished) < ntasks && spins < POOL_SPIN; spins++)
+        cpu_relax();
+    if (atomic_load(&p->finished) < ntasks) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->finished) < ntasks)
+            pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
