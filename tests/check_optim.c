@@ -261,6 +261,15 @@ START_TEST(scheduler_curve) {
                           "%s: lr of group %d after %d steps = %.12g, PyTorch %.12g", name, g, k, o.groups[g].lr, w);
         }
     }
+    /* resume: a new scheduler given the saved state reproduces the lrs */
+    lg_sched r;
+    ck_assert_int_eq(lg_sched_init(&r, &sc, &o, &test_err), LG_OK);
+    r.st = s.st;
+    lg_sched_apply(&r, &o);
+    for (int g = 0; g < 2; g++) {
+        double w = want->data[30 * 2 + g];
+        ck_assert_msg(fabs(o.groups[g].lr - w) <= 1e-9 * (fabs(w) + 1e-6), "%s: resumed lr of group %d", name, g);
+    }
     if (sc.kind == LG_SCHED_ONE_CYCLE) {
         ck_assert_int_eq(lg_sched_step(&s, &o, 0, &test_err), LG_ERR_ARG);
         ck_assert_str_eq(test_err.msg,

@@ -167,6 +167,10 @@ static void apply(lg_sched *s, lg_optim *o) {
     }
 }
 
+void lg_sched_apply(lg_sched *s, lg_optim *o) {
+    apply(s, o);
+}
+
 lg_status lg_sched_init(lg_sched *s, const lg_sched_config *cfg, lg_optim *o, lg_error *err) {
     memset(s, 0, sizeof *s);
     lg_status st = check(cfg, err);

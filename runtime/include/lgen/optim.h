@@ -150,6 +150,9 @@ typedef struct lg_sched {
 /* Validates cfg and sets the groups' lr for step 0 (as constructing the
  * PyTorch scheduler does). */
 lg_status lg_sched_init(lg_sched *s, const lg_sched_config *cfg, lg_optim *o, lg_error *err);
+/* Writes the groups' lr for the scheduler's current state: after restoring
+ * s->st (and the optimizer's initial_lr) from a checkpoint. */
+void lg_sched_apply(lg_sched *s, lg_optim *o);
 /* Advances one step (epoch or batch) and writes the groups' lr. metric is
  * read by PLATEAU only (the monitored value); others ignore it. */
 lg_status lg_sched_step(lg_sched *s, lg_optim *o, double metric, lg_error *err);
