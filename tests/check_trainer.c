@@ -339,6 +339,13 @@ START_TEST(test_top_k_and_template) {
                      0);
     ck_assert_int_eq(count_ckpts("lightning_logs/version_0/checkpoints", "epoch="), 2);
     ck_assert(exists("lightning_logs/version_0/checkpoints/last.ckpt"));
+    /* the lr column follows the step scheduler (step_size 2, gamma 0.5) */
+    char csv[1 << 14];
+    slurp(path("lightning_logs/version_0/metrics.csv"), csv, sizeof csv);
+    ck_assert_ptr_nonnull(strstr(csv, "\n1,0.1,"));
+    ck_assert_ptr_nonnull(strstr(csv, "\n2,0.05,"));
+    ck_assert_ptr_nonnull(strstr(csv, "\n4,0.025,"));
+    ck_assert_ptr_null(strstr(csv, "\n2,0.1,"));
     /* the kept ones are the two lowest val_loss rows of metrics.csv */
     const char *cb = meta(path("lightning_logs/version_0/checkpoints/last.ckpt"), "callbacks");
     ck_assert_ptr_nonnull(strstr(cb, "val_loss="));
@@ -653,13 +660,45 @@ START_TEST(test_loop_options) {
     ck_assert_int_eq(vals, 4);
     ck_assert_int_eq(run("fit", "--val_check_interval", "9"), 2);
     ck_assert_ptr_nonnull(strstr(err, "--val_check_interval (9) must be at most"));
+    /* clipping reaches the optimizer: a huge norm bound changes nothing, a
+     * small one (norm or value) does */
+    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--gradient_clip_val", "1e9"), 0);
+    ck_assert_int_eq(run("fit", "--max_epochs", "1"), 0);
+    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--gradient_clip_val", "0.01"), 0);
+    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--gradient_clip_val", "0.01",
+                         "--gradient_clip_algorithm", "value"), 0);
+    {
+        char v[4][400];
+        for (int i = 0; i < 4; i++)
+            snprintf(v[i], sizeof v[i], "%.300s/lightning_logs/version_%d/checkpoints/last.ckpt", root,
+                     8 + i);
+        assert_same_tensors(v[0], v[1]);
+        lg_st_file a, b, c;
+        lg_error e;
+        lg_dtype dt;
+        int nd;
+        int64_t sh[8];
+        const void *pa, *pb, *pc;
+        ck_assert_int_eq(lg_st_open(&a, v[1], &e), LG_OK);
+        ck_assert_int_eq(lg_st_open(&b, v[2], &e), LG_OK);
+        ck_assert_int_eq(lg_st_open(&c, v[3], &e), LG_OK);
+        lg_st_get(&a, "fc.weight", &dt, &nd, sh, &pa, &e);
+        lg_st_get(&b, "fc.weight", &dt, &nd, sh, &pb, &e);
+        lg_st_get(&c, "fc.weight", &dt, &nd, sh, &pc, &e);
+        ck_assert(memcmp(pa, pb, 48) != 0);
+        ck_assert(memcmp(pa, pc, 48) != 0);
+        ck_assert(memcmp(pb, pc, 48) != 0);
+        lg_st_close(&a);
+        lg_st_close(&b);
+        lg_st_close(&c);
+    }
     /* fast_dev_run: one batch of each, nothing written */
     ck_assert_int_eq(run("fit", "--fast_dev_run"), 0);
     ck_assert_ptr_nonnull(strstr(out, "fast_dev_run: ran 1 training batch"));
-    ck_assert(!exists("lightning_logs/version_8"));
+    ck_assert(!exists("lightning_logs/version_12"));
     /* log_every_n_steps 3: rows at steps 2 and 5 */
     ck_assert_int_eq(run("fit", "--max_epochs", "1", "--log_every_n_steps", "3"), 0);
-    slurp(path("lightning_logs/version_8/metrics.csv"), buf, sizeof buf);
+    slurp(path("lightning_logs/version_12/metrics.csv"), buf, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "\n0,0.1,2,,"));
     ck_assert_ptr_nonnull(strstr(buf, "\n0,0.1,5,,"));
     ck_assert_ptr_null(strstr(buf, "\n0,0.1,1,,"));
