@@ -101,6 +101,45 @@ static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
         emit_rule(g, IR_BATCH_NORM_BWD, op, x, 7, in);
         return 0;
     }
+    case LG_OP_LAYER_NORM: {
+        /* in: x, weight, bias; out: y, mean, invstd */
+        IrValue *w = op->nin > 1 ? op->in[1] : NULL;
+        IrValue *in[7] = {dy, x, w, op->out[1], op->out[2], pgrad(p, g, w),
+                          op->nin > 2 ? pgrad(p, g, op->in[2]) : NULL};
+        emit_rule(g, IR_LAYER_NORM_BWD, op, x, 7, in);
+        return 0;
+    }
+    case LG_OP_ADAPTIVE_AVG_POOL2D:
+    case LG_OP_UPSAMPLE_NEAREST:
+    case LG_OP_TRANSPOSE: {
+        IrValue *in[1] = {dy};
+        IrKind k = op->kind == LG_OP_ADAPTIVE_AVG_POOL2D ? IR_ADAPTIVE_AVG_POOL2D_BWD
+                   : op->kind == LG_OP_UPSAMPLE_NEAREST ? IR_UPSAMPLE_NEAREST_BWD
+                                                        : IR_TRANSPOSE_BWD;
+        emit_rule(g, k, op, x, 1, in);
+        return 0;
+    }
+    case LG_OP_CONCAT: {
+        /* the gradient of a concatenation is a split of dy: one op writes
+         * every piece (pieces of inputs without a gradient are dropped) */
+        int any = 0;
+        for (int i = 0; i < op->nin; i++)
+            any |= needs_grad(op->in[i]);
+        if (!any)
+            return 0;
+        IrValue *in[1] = {dy};
+        IrOp *b = bwd_op(g, IR_CONCAT_BWD, op, 1, in);
+        b->nout = op->nin;
+        for (int i = 0; i < op->nin; i++) {
+            IrValue *dx = grad_like(g, op->in[i]);
+            dx->def = b;
+            b->out[i] = dx;
+        }
+        for (int i = 0; i < op->nin; i++)
+            if (needs_grad(op->in[i]))
+                add_grad(g, op->in[i], b->out[i], op);
+        return 0;
+    }
     case LG_OP_RELU:
     case LG_OP_SIGMOID:
     case LG_OP_TANH:

@@ -255,6 +255,49 @@ static const char *axis_dims(Emit *E, const IrValue *x, int dim) {
     return ir_fmt(E->p, "{n * %zu, %d, %zu}", outer, x->dim[d], inner);
 }
 
+/* transpose dims of x (per-sample dims; dim0/dim1 may count from the end):
+ * x viewed as [n * outer, a, mid, b, inner]. */
+static const char *transpose_dims(Emit *E, const IrValue *x, int d0, int d1) {
+    int nd = x->ndim;
+    if (d0 < 0)
+        d0 += nd;
+    if (d1 < 0)
+        d1 += nd;
+    if (d0 > d1) {
+        int t = d0;
+        d0 = d1;
+        d1 = t;
+    }
+    size_t outer = 1, mid = 1, inner = 1;
+    for (int i = 0; i < d0; i++)
+        outer *= (size_t)x->dim[i];
+    for (int i = d0 + 1; i < d1; i++)
+        mid *= (size_t)x->dim[i];
+    for (int i = d1 + 1; i < nd; i++)
+        inner *= (size_t)x->dim[i];
+    return ir_fmt(E->p, "{n * %zu, %d, %zu, %d, %zu}", outer, x->dim[d0], mid, x->dim[d1], inner);
+}
+
+/* concat/split along per-sample dim d of the op's pieces: outer (without n)
+ * and the list of piece sizes (dim_i * inner). */
+static void concat_layout(Emit *E, IrValue *const *pieces, int k, int d, size_t *outer, const char **sizes) {
+    const IrValue *x = pieces[0];
+    if (d < 0)
+        d += x->ndim;
+    size_t o = 1, inner = 1;
+    for (int i = 0; i < d; i++)
+        o *= (size_t)x->dim[i];
+    for (int i = d + 1; i < x->ndim; i++)
+        inner *= (size_t)x->dim[i];
+    char buf[512] = "";
+    size_t len = 0;
+    for (int i = 0; i < k && len < sizeof buf; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%zu", i ? ", " : "",
+                                (size_t)pieces[i]->dim[d] * inner);
+    *outer = o;
+    *sizes = ir_strdup(E->p, buf);
+}
+
 static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     IrValue *y = op->nout ? op->out[0] : NULL;
     IrValue *x = op->nin ? op->in[0] : NULL;
@@ -336,6 +379,42 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
             numel(x) / (size_t)x->dim[0], ptr(E, x), ptr(E, y));
         call_end(E);
         break;
+    case LG_OP_LAYER_NORM: {
+        size_t D = (size_t)x->dim[x->ndim - 1], rows = numel(x) / D;
+        where(E, op, ir_fmt(E->p, "%s = layer_norm(%s)", layer, x->name));
+        out(E, "    {\n        lg_layer_norm_dims d = {(int)(n * %zu), %zu, %s, %d};\n", rows, D,
+            flit(E, op->a.eps), op->a.affine);
+        out(E, "        st = lg_layer_norm_forward(ctx, &d, %s, %s, %s, %s, %s, %s);\n    }\n", ptr(E, x),
+            op->nin > 1 ? ptr(E, op->in[1]) : "NULL", op->nin > 2 ? ptr(E, op->in[2]) : "NULL", ptr(E, y),
+            ptr(E, op->out[1]), ptr(E, op->out[2]));
+        call_end(E);
+        break;
+    }
+    case LG_OP_UPSAMPLE_NEAREST:
+        where(E, op, ir_fmt(E->p, "%s = upsample_nearest(%s, scale: %d)", y->name, x->name, op->a.scale));
+        out(E, "    st = lg_upsample_nearest_forward(ctx, n, %d, %d, %d, %d, %s, %s);\n", x->dim[0], x->dim[1],
+            x->dim[2], op->a.scale, ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_TRANSPOSE:
+        where(E, op, ir_fmt(E->p, "%s = transpose(%s, %d, %d)", y->name, x->name, op->a.dim0, op->a.dim1));
+        out(E, "    {\n        lg_transpose_dims d = %s;\n", transpose_dims(E, x, op->a.dim0, op->a.dim1));
+        out(E, "        st = lg_transpose_forward(ctx, &d, %s, %s);\n    }\n", ptr(E, x), ptr(E, y));
+        call_end(E);
+        break;
+    case LG_OP_CONCAT: {
+        size_t outer;
+        const char *sizes;
+        concat_layout(E, op->in, op->nin, op->a.dim, &outer, &sizes);
+        where(E, op, ir_fmt(E->p, "%s = concat(%d inputs, dim: %d)", y->name, op->nin, op->a.dim));
+        out(E, "    {\n        const size_t sizes[] = {%s};\n        const float *const inputs[] = {", sizes);
+        for (int i = 0; i < op->nin; i++)
+            out(E, "%s%s", i ? ", " : "", ptr(E, op->in[i]));
+        out(E, "};\n        st = lg_concat_forward(ctx, n * %zu, %d, sizes, inputs, %s);\n    }\n", outer, op->nin,
+            ptr(E, y));
+        call_end(E);
+        break;
+    }
     case LG_OP_FLATTEN:
     case LG_OP_RESHAPE:
         where(E, op, ir_fmt(E->p, "%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
@@ -518,6 +597,52 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_global_avg_pool_backward(ctx, n, %d, %zu, %s, %s);\n", fx->dim[0],
             numel(fx) / (size_t)fx->dim[0], ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_LAYER_NORM_BWD: {
+        IrValue *fx = op->in[1];
+        size_t D = (size_t)fx->dim[fx->ndim - 1], rows = numel(fx) / D;
+        where(E, op, ir_fmt(E->p, "d %s", layer));
+        out(E, "    {\n        lg_layer_norm_dims d = {(int)(n * %zu), %zu, %s, %d};\n", rows, D,
+            flit(E, op->a.eps), op->a.affine);
+        out(E, "        st = lg_layer_norm_backward(ctx, &d, %s, %s, %s, %s, %s, %s, %s, %s);\n    }\n",
+            ptr(E, fx), op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]), ptr(E, op->in[4]),
+            ptr(E, op->in[0]), ptr(E, y), ptr(E, op->in[5]), ptr(E, op->in[6]));
+        call_end(E);
+        break;
+    }
+    case IR_ADAPTIVE_AVG_POOL2D_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_adaptive_avg_pool2d_backward(ctx, &%s, n, %s, %s);\n", dn, ptr(E, op->in[0]),
+            ptr(E, y));
+        call_end(E);
+        break;
+    case IR_UPSAMPLE_NEAREST_BWD: {
+        IrValue *fx = op->fwd->in[0];
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_upsample_nearest_backward(ctx, n, %d, %d, %d, %d, %s, %s);\n", fx->dim[0], fx->dim[1],
+            fx->dim[2], op->a.scale, ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    }
+    case IR_TRANSPOSE_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    {\n        lg_transpose_dims d = %s;\n",
+            transpose_dims(E, op->fwd->in[0], op->a.dim0, op->a.dim1));
+        out(E, "        st = lg_transpose_backward(ctx, &d, %s, %s);\n    }\n", ptr(E, op->in[0]), ptr(E, y));
+        call_end(E);
+        break;
+    case IR_CONCAT_BWD: {
+        size_t outer;
+        const char *sizes;
+        concat_layout(E, op->fwd->in, op->fwd->nin, op->a.dim, &outer, &sizes);
+        where(E, op, ir_fmt(E->p, "d %s: split into its pieces", op->fwd->out[0]->name));
+        out(E, "    {\n        const size_t sizes[] = {%s};\n        float *const outputs[] = {", sizes);
+        for (int i = 0; i < op->nout; i++)
+            out(E, "%s%s", i ? ", " : "", ptr(E, op->out[i]));
+        out(E, "};\n        st = lg_split_forward(ctx, n * %zu, %d, sizes, %s, outputs);\n    }\n", outer, op->nout,
+            ptr(E, op->in[0]));
         call_end(E);
         break;
     }

@@ -247,6 +247,11 @@ const char *ir_kind_name(IrKind k) {
         [IR_ACCUM - IR_KIND_BASE] = "accumulate",
         [IR_COPY - IR_KIND_BASE] = "copy",
         [IR_SEED - IR_KIND_BASE] = "seed",
+        [IR_LAYER_NORM_BWD - IR_KIND_BASE] = "layer_norm_backward",
+        [IR_ADAPTIVE_AVG_POOL2D_BWD - IR_KIND_BASE] = "adaptive_avg_pool2d_backward",
+        [IR_UPSAMPLE_NEAREST_BWD - IR_KIND_BASE] = "upsample_nearest_backward",
+        [IR_TRANSPOSE_BWD - IR_KIND_BASE] = "transpose_backward",
+        [IR_CONCAT_BWD - IR_KIND_BASE] = "concat_backward",
     };
     /* from ops.def directly: lgen does not link the runtime's lg_op_name */
     static const char *ops[] = {
@@ -544,6 +549,10 @@ static void lower_attrs(const GNode *n, IrAttrs *a) {
     case LG_OP_SCALE:
         a->by = attr_float(n, "by", 1);
         break;
+    case LG_OP_TRANSPOSE:
+        a->dim0 = attr_int(n, "dim0", 0);
+        a->dim1 = attr_int(n, "dim1", 1);
+        break;
     case LG_OP_CROSS_ENTROPY:
         a->label_smoothing = attr_float(n, "label_smoothing", 0);
         a->ignore_index = attr_int(n, "ignore_index", -100);
@@ -577,6 +586,14 @@ static void add_saved(IrGraph *g, IrOp *op, int training) {
         IrValue *m = ir_value(g, ir_fmt(g->prog, "%s_mask", y->name), IR_I32, 1, y->ndim, y->dim);
         m->def = op;
         op->out[op->nout++] = m;
+    } else if (op->kind == LG_OP_LAYER_NORM) {
+        /* mean and invstd of every normalised row: numel / D per sample */
+        int rows = (int)(ir_numel(y) / (size_t)y->dim[y->ndim - 1]);
+        IrValue *mean = ir_value(g, ir_fmt(g->prog, "%s_mean", y->name), IR_F32, y->batched, 1, &rows);
+        IrValue *inv = ir_value(g, ir_fmt(g->prog, "%s_invstd", y->name), IR_F32, y->batched, 1, &rows);
+        mean->def = inv->def = op;
+        op->out[op->nout++] = mean;
+        op->out[op->nout++] = inv;
     } else if (op->kind == LG_OP_BATCH_NORM && training) {
         int c = y->dim[0];
         IrValue *mean = ir_value(g, ir_fmt(g->prog, "%s_mean", y->name), IR_F32, 0, 1, &c);

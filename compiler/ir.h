@@ -26,7 +26,7 @@
 
 #define IR_MAX_DIMS 6
 #define IR_MAX_INPUTS 8
-#define IR_MAX_OUTPUTS 4
+#define IR_MAX_OUTPUTS 8
 
 typedef enum {
     IR_KIND_BASE = 1000,
@@ -56,6 +56,11 @@ typedef enum {
     IR_ACCUM,           /* (a, b) -> a + b (gradient sum at fan-out), may run in place */
     IR_COPY,            /* (x) -> x (a gradient passed through a view) */
     IR_SEED,            /* () -> 1 * grad_scale (the loss gradient) */
+    IR_LAYER_NORM_BWD,  /* (dy, x, W, mean, invstd, dW, db) -> dx; forward out[1..2] are the stats */
+    IR_ADAPTIVE_AVG_POOL2D_BWD, /* (dy) -> dx */
+    IR_UPSAMPLE_NEAREST_BWD, /* (dy) -> dx */
+    IR_TRANSPOSE_BWD,   /* (dy) -> dx */
+    IR_CONCAT_BWD,      /* (dy) -> dx_0 .. dx_k-1 (a split) */
     IR_KIND_END
 } IrExtraKind;
 

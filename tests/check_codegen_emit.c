@@ -256,6 +256,53 @@ static Network *zoo_network(void) {
     return net;
 }
 
+/* The structural ops: adaptive_avg_pool2d, upsample_nearest, transpose,
+ * concat (its backward is a split), reshape, layer_norm, log_softmax. */
+static Network *zoo2_network(void) {
+    Network *net = arena_alloc(&ctx.arena, sizeof *net);
+    net->name = "zoo2";
+    Graph *g = graph_new("zoo2");
+    net->graph = g;
+    GNode *in = node(g, GN_INPUT, 0, NULL, 2, 0);
+    GValue *x = val(g, "x", DT_F32, true, 3, 1, 28, 28);
+    out_of(in, x);
+    g->inputs[g->ninputs++] = x;
+    GValue *c1 = conv(g, "conv1", 3, x, 1, 4, 3, 1, 28);
+    GNode *ap = node(g, GN_OP, LG_OP_ADAPTIVE_AVG_POOL2D, NULL, 4, 1, c1);
+    set_int(ap, "output_size", 7);
+    GValue *a = val(g, "pooled", DT_F32, true, 3, 4, 7, 7);
+    out_of(ap, a);
+    GNode *up = node(g, GN_OP, LG_OP_UPSAMPLE_NEAREST, NULL, 5, 1, a);
+    set_int(up, "scale", 2);
+    GValue *u = val(g, "up", DT_F32, true, 3, 4, 14, 14);
+    out_of(up, u);
+    GNode *tr = node(g, GN_OP, LG_OP_TRANSPOSE, NULL, 6, 1, u);
+    set_int(tr, "dim0", 1);
+    set_int(tr, "dim1", 2);
+    GValue *t = val(g, "tr", DT_F32, true, 3, 4, 14, 14);
+    out_of(tr, t);
+    GNode *cat = node(g, GN_OP, LG_OP_CONCAT, NULL, 7, 2, u, t);
+    set_int(cat, "dim", 0);
+    GValue *c = val(g, "cat", DT_F32, true, 3, 8, 14, 14);
+    out_of(cat, c);
+    GValue *r = opn(g, LG_OP_RESHAPE, 8, c, NULL, val(g, "rows", DT_F32, true, 2, 8, 196));
+    GNode *ln = node(g, GN_OP, LG_OP_LAYER_NORM, "ln", 9, 1, r);
+    set_float(ln, "eps", 1e-5);
+    set_bool(ln, "affine", 1);
+    add_param(g, ln, "ln.weight", 1, 196);
+    add_param(g, ln, "ln.bias", 1, 196);
+    GValue *l = val(g, "ln", DT_F32, true, 2, 8, 196);
+    out_of(ln, l);
+    GValue *f = opn(g, LG_OP_FLATTEN, 10, l, NULL, val(g, "flat", DT_F32, true, 1, 1568));
+    GValue *fc = linear(g, "fc", 11, f, 1568, 10);
+    GNode *ls = node(g, GN_OP, LG_OP_LOG_SOFTMAX, NULL, 12, 1, fc);
+    set_int(ls, "dim", -1);
+    GValue *o = val(g, "logp", DT_F32, true, 1, 10);
+    out_of(ls, o);
+    g->outputs[g->noutputs++] = o;
+    return net;
+}
+
 static Network *lenet_network(void) {
     Network *net = arena_alloc(&ctx.arena, sizeof *net);
     net->name = "lenet";
@@ -343,16 +390,16 @@ static Expr *num(double v, bool is_int) {
     return e;
 }
 
-static Module *zoo_module(void) {
+static Module *zoo_module(int which) {
     char text[401];
     for (int i = 0; i < 40; i++)
         memcpy(text + 10 * i, "# line...\n", 10);
     text[400] = 0;
-    int file = diag_add_file(&ctx, "tests/zoo.lmod", text, 400);
+    int file = diag_add_file(&ctx, which ? "tests/zoo2.lmod" : "tests/zoo.lmod", text, 400);
     Module *m = ast_module_new(&ctx, file);
-    m->path = "tests/zoo.lmod";
-    m->name = "zoo";
-    Network *net = zoo_network();
+    m->path = which ? "tests/zoo2.lmod" : "tests/zoo.lmod";
+    m->name = which ? "zoo2" : "zoo";
+    Network *net = which ? zoo2_network() : zoo_network();
     m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
     m->networks[0] = net;
     m->nnetworks = 1;
@@ -489,7 +536,7 @@ static const char *outdir(void) {
  * compiles warning-free (tests/e2e/gradcheck.sh checks its gradients). */
 START_TEST(test_emit_zoo) {
     ctx_init(&ctx);
-    Module *m = zoo_module();
+    Module *m = zoo_module(0);
     char path[600], cmd[2048];
     const char *dir = outdir_of("codegen_zoo");
     ck_assert_int_eq(emit_program(&ctx, m, dir), 0);
@@ -563,12 +610,37 @@ START_TEST(test_emit_lenet) {
 }
 END_TEST
 
+START_TEST(test_emit_zoo2) {
+    ctx_init(&ctx);
+    Module *m = zoo_module(1);
+    char path[600], cmd[2048];
+    const char *dir = outdir_of("codegen_zoo2");
+    ck_assert_int_eq(emit_program(&ctx, m, dir), 0);
+    snprintf(path, sizeof path, "%s/zoo2.c", dir);
+    char *c = slurp(path);
+    ck_assert_ptr_nonnull(c);
+    static const char *calls[] = {"lg_adaptive_avg_pool2d_backward", "lg_upsample_nearest_backward",
+                                  "lg_transpose_backward", "lg_split_forward", "lg_concat_forward",
+                                  "lg_layer_norm_backward", "lg_log_softmax_backward"};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
+        if (!strstr(c, calls[i]))
+            ck_abort_msg("zoo2.c has no %s", calls[i]);
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only %s",
+             getenv("CC") ? getenv("CC") : "cc", path);
+    ck_assert_int_eq(system(cmd), 0);
+    free(c);
+    ctx_free(&ctx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("codegen_emit");
     TCase *tc = tcase_create("lenet");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_emit_lenet);
     tcase_add_test(tc, test_emit_zoo);
+    tcase_add_test(tc, test_emit_zoo2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

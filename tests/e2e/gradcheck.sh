@@ -36,6 +36,7 @@ gen=$BUILD/tests/codegen_emit/lenet.c
 [ -f "$gen" ] || { echo "gradcheck: $gen missing (run build/tests/check_codegen_emit first)"; exit 1; }
 check "$gen" lenet
 check "$BUILD/tests/codegen_zoo/zoo.c" zoo
+check "$BUILD/tests/codegen_zoo2/zoo2.c" zoo2
 for spec in specs/mlp.lmod specs/lenet.lmod; do
     [ -f "$spec" ] || continue
     name=$(basename "$spec" .lmod)
