@@ -193,6 +193,52 @@ START_TEST(pool_stress) {
 }
 END_TEST
 
+/* The small ops with closed-form results (not worth a fixture). */
+START_TEST(arith_and_reductions) {
+    double a[5] = {1, -2, 3.5, 0.25, -8}, b[5] = {2, 2, -1, 4, 0.5}, y[5], da[5], db[5], s, g = 3;
+    ck_assert_int_eq(lg_add_forward_f64(&test_ctx, 5, a, b, y), LG_OK);
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(y[i], a[i] + b[i]);
+    ck_assert_int_eq(lg_add_backward_f64(&test_ctx, 5, b, da, db), LG_OK);
+    ck_assert_int_eq(memcmp(da, b, sizeof b), 0);
+    ck_assert_int_eq(memcmp(db, b, sizeof b), 0);
+    ck_assert_int_eq(lg_scale_forward_f64(&test_ctx, 5, -0.5, a, y), LG_OK);
+    ck_assert_int_eq(lg_scale_backward_f64(&test_ctx, 5, -0.5, b, da), LG_OK);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_double_eq(y[i], -0.5 * a[i]);
+        ck_assert_double_eq(da[i], -0.5 * b[i]);
+    }
+    memcpy(y, a, sizeof a);
+    ck_assert_int_eq(lg_accumulate_f64(&test_ctx, 5, b, y), LG_OK);
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(y[i], a[i] + b[i]);
+    ck_assert_int_eq(lg_sum_forward_f64(&test_ctx, 5, a, &s), LG_OK);
+    ck_assert_double_eq(s, -5.25);
+    ck_assert_int_eq(lg_mean_forward_f64(&test_ctx, 5, a, &s), LG_OK);
+    ck_assert_double_eq(s, -1.05);
+    ck_assert_int_eq(lg_sum_backward_f64(&test_ctx, 5, &g, da), LG_OK);
+    ck_assert_int_eq(lg_mean_backward_f64(&test_ctx, 5, &g, db), LG_OK);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_double_eq(da[i], 3);
+        ck_assert_double_eq(db[i], 0.6);
+    }
+    ck_assert_int_eq(lg_mean_forward_f64(&test_ctx, 0, a, &s), LG_ERR_ARG);
+    ck_assert_str_eq(test_err.msg, "mean: the mean of zero elements is undefined");
+    /* a large relu runs in several pool chunks: same as element by element */
+    enum { N = 300001 };
+    float *x = malloc(N * sizeof(float)), *r = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(((long)i * 7919) % 1001) - 500.0f;
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    ck_assert_int_eq(lg_relu_forward(&two, N, x, r), LG_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_float_eq(r[i], x[i] > 0 ? x[i] : 0.0f);
+    lg_ctx_free(&two);
+    free(x), free(r);
+}
+END_TEST
+
 START_TEST(topk_accuracy) {
     const fx_tensor *x = fx_find(&fixture, "%s/%s", "topk", "x"), *t = fx_find(&fixture, "%s/%s", "topk", "target");
     ck_assert_ptr_nonnull(x);
@@ -305,6 +351,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
     tcase_add_test(tc, large_conv_thread_independent);
     tcase_add_test(tc, pool_stress);
+    tcase_add_test(tc, arith_and_reductions);
     tcase_add_test(tc, topk_accuracy);
     tcase_add_test(tc, dropout_seeded);
     tcase_add_test(tc, bad_arguments);
