@@ -49,7 +49,8 @@ def main():
     torch.manual_seed(0)
     x = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
     y = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
-    x = torch.from_numpy(((x.astype(np.float32) / 255.0) - 0.286) / 0.353).unsqueeze(1)
+    # bytes in memory, normalised per batch as a DataLoader's transform would
+    x = torch.from_numpy(x.copy()).unsqueeze(1)
     y = torch.from_numpy(y.astype(np.int64))
 
     if args.model == "mlp":
@@ -84,7 +85,8 @@ def main():
     def step(i):
         idx = perm[(i % nb) * bs:(i % nb + 1) * bs]
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        xb = (x[idx].float() / 255.0 - 0.286) / 0.353
+        loss = F.cross_entropy(model(xb), y[idx])
         loss.backward()
         opt.step()
         return loss
