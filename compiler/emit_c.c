@@ -664,11 +664,11 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         break;
     case IR_ACCUM:
         where(E, op, ir_fmt(E->p, "gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
-        if (!op->in_place) {
-            out(E, "    memcpy(%s, %s, %s * sizeof(float));\n", ptr(E, y), ptr(E, op->in[0]),
-                count_expr(E, y));
-        }
-        out(E, "    st = lg_accumulate(ctx, %s, %s, %s);\n", count_expr(E, y), ptr(E, op->in[1]), ptr(E, y));
+        if (op->in_place)
+            out(E, "    st = lg_accumulate(ctx, %s, %s, %s);\n", count_expr(E, y), ptr(E, op->in[1]), ptr(E, y));
+        else
+            out(E, "    st = lg_add_forward(ctx, %s, %s, %s, %s);\n", count_expr(E, y), ptr(E, op->in[0]),
+                ptr(E, op->in[1]), ptr(E, y));
         call_end(E);
         break;
     default:
