@@ -600,12 +600,12 @@ lg_status lg_fastrcnn_loss_forward(lg_ctx *ctx, const float *class_logits,
             continue;
         n++;
         const float *z = class_logits + (size_t)r * K;
-        double mx = z[0], sum = 0;
+        float mx = z[0], sum = 0;
         for (int k = 1; k < K; k++)
-            mx = fmax(mx, z[k]);
+            mx = lg_det_maxf(mx, z[k]);
         for (int k = 0; k < K; k++)
-            sum += exp(z[k] - mx);
-        ce += mx + log(sum) - z[labels[r]];
+            sum += expf(z[k] - mx);
+        ce += (double)mx + (double)logf(sum) - (double)z[labels[r]];
         if (labels[r] > 0) {
             const float *d = box_regression + ((size_t)r * K + labels[r]) * 4;
             for (int k = 0; k < 4; k++)
@@ -641,7 +641,7 @@ lg_status lg_fastrcnn_loss_backward(lg_ctx *ctx, const float *class_logits,
             } else {
                 float mx = z[0], sum = 0;
                 for (int k = 1; k < K; k++)
-                    mx = fmaxf(mx, z[k]);
+                    mx = lg_det_maxf(mx, z[k]);
                 for (int k = 0; k < K; k++)
                     sum += expf(z[k] - mx);
                 for (int k = 0; k < K; k++)
@@ -720,7 +720,7 @@ lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
         const float *z = class_logits + (size_t)r * K;
         float mx = z[0], sum = 0;
         for (int k = 1; k < K; k++)
-            mx = fmaxf(mx, z[k]);
+            mx = lg_det_maxf(mx, z[k]);
         for (int k = 0; k < K; k++)
             sum += (ws.prob[k] = expf(z[k] - mx));
         for (int k = 1; k < K; k++) {
