@@ -23,6 +23,35 @@
  * Randomness (the samplers) is a pure function of the seed passed in, so
  * runs are reproducible; see lg_detect_seed to mix a spec's seed with the
  * step and image.
+ *
+ * A Faster R-CNN training step with these (N images, FPN levels P2..P6,
+ * every buffer and workspace allocated once at its maximum):
+ *
+ *     lg_anchors_generate(ctx, levels, 5, H, W, anchors, per_level);  // once
+ *     // backbone + FPN + RPN head convs (kernels.h), then per level:
+ *     lg_rpn_permute_forward(cls_l, N, A_l, 1, h_l, w_l, objectness, A, off_l);
+ *     lg_rpn_permute_forward(box_l, N, A_l, 4, h_l, w_l, deltas, A, off_l);
+ *     lg_rpn_loss_batch_forward(ctx, &rpn, objectness, deltas, anchors, A, N,
+ *                               &truth, step, ws, labels, targets, &l_obj, &l_rpn);
+ *     lg_proposals_batch(ctx, &train_cfg, objectness, deltas, anchors, per_level,
+ *                        5, N, H, W, sizes, ws, props, scores, count);
+ *     lg_roi_sample_batch(ctx, &roi, props, count, P, N, &truth, seed, step, ws,
+ *                         rois, roi_labels, roi_targets);        // rois [N*512, 5]
+ *     lg_multiscale_roi_align_forward(ctx, &pool, p2_to_p5, hs, ws_, N, 256,
+ *                                     rois, N * 512, pooled);
+ *     // TwoMLPHead + predictor (linear kernels) -> logits, box_regression
+ *     lg_fastrcnn_loss_forward(ctx, logits, box_regression, roi_labels,
+ *                              roi_targets, N * 512, K, 1.0f / 9, &l_cls, &l_box);
+ *     // backward: lg_fastrcnn_loss_backward, linear backward,
+ *     // lg_multiscale_roi_align_backward, lg_rpn_loss_backward,
+ *     // lg_rpn_permute_backward, conv backward (proposals and sampling
+ *     // carry no gradient, as in torchvision).
+ *
+ * Validation replaces the sampling with lg_rois_from_proposals (test
+ * config), ends in lg_detections_batch and lg_voc_eval_add_batch, and
+ * lg_voc_eval_compute at the end of the epoch gives val_map and per-class
+ * AP; predict writes lg_detect_draw + lg_detect_write_png and
+ * lg_detect_write_json.
  */
 #ifndef LGEN_DETECT_H
 #define LGEN_DETECT_H
