@@ -22,6 +22,7 @@
 
 #include <png.h>
 
+#include "../runtime/trainer/internal.h"
 #include "fake_model.h"
 #include "lgen/checkpoint.h"
 
@@ -300,6 +301,7 @@ END_TEST
 START_TEST(test_fit_files) {
     make_root();
     ck_assert_int_eq(run("fit", "--max_epochs", "2"), 0);
+    ck_assert_int_eq(count_ckpts("lightning_logs/version_0", "events.out.tfevents."), 1);
     ck_assert_ptr_nonnull(strstr(out, "0  | fc.weight                 | [3, 4]             | train  | 12\n"));
     ck_assert_ptr_nonnull(strstr(out, "15         Trainable params\n5          Non-trainable params"));
     ck_assert(exists("lightning_logs/version_0/hparams.yaml"));
@@ -323,7 +325,8 @@ START_TEST(test_fit_files) {
     ck_assert_ptr_nonnull(strstr(buf, "\n0,,6,,,0."));
     ck_assert_ptr_nonnull(strstr(buf, "\n1,,13,,,0."));
     /* the next run gets the next version */
-    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--seed_everything", "3"), 0);
+    ck_assert_int_eq(run("fit", "--max_epochs", "1", "--seed_everything", "3", "--tensorboard", "false"), 0);
+    ck_assert_int_eq(count_ckpts("lightning_logs/version_1", "events.out.tfevents."), 0);
     ck_assert(exists("lightning_logs/version_1/checkpoints/epoch=0-step=7.ckpt"));
     const char *m = meta(path("lightning_logs/version_1/checkpoints/last.ckpt"), "rng");
     ck_assert_ptr_nonnull(strstr(m, "\"seed\":3"));
@@ -462,6 +465,8 @@ START_TEST(test_safetensors_roundtrip) {
     ck_assert_int_eq(lg_st_get(&f, "nope", &dt, &nd, sh, &p, &e), LG_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(e.msg, "no tensor 'nope'"));
     lg_st_close(&f);
+    /* TensorBoard's record checksum: CRC-32C's check value */
+    ck_assert_uint_eq(lg_crc32c("123456789", 9), 0xe3069283u);
     /* no temporary file is left beside it */
     ck_assert_int_eq(count_ckpts(".", "x.st.tmp"), 0);
 

@@ -307,6 +307,8 @@ lg_status lg_tr_logger_open(lg_trainer *t, const char *const *cols, int ncols) {
         return st;
     }
     free(path);
+    if (t->cfg->tensorboard && (st = lg_tb_open(&t->tb, t->vdir, t->err)) != LG_OK)
+        return st;
     for (int i = 0; i < t->n_cols; i++)
         fprintf(t->metrics, "%s%s", i ? "," : "", t->cols[i]);
     fputc('\n', t->metrics);
@@ -338,6 +340,17 @@ void lg_tr_log_row(lg_trainer *t, int64_t step, int n, const char *const *names,
     }
     fputc('\n', t->metrics);
     fflush(t->metrics);
+    for (int k = 0; k < n; k++)
+        if (lg_tb_scalar(&t->tb, names[k], vals[k], step, t->err) != LG_OK) {
+            /* a full disk stops the event file, not the run (metrics.csv has it all) */
+            fprintf(stderr, "warning: %s; TensorBoard logging stops\n", t->err->msg);
+            lg_tb_close(&t->tb);
+            break;
+        }
+    if (t->tb.f && n > 0) {
+        char ep[16] = "epoch";
+        lg_tb_scalar(&t->tb, ep, (double)t->epoch, step, NULL);
+    }
 }
 
 /* Fills the filename template: {epoch}, {step}, {name} and {name:fmt}. */

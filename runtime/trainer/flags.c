@@ -105,6 +105,8 @@ static const flag flags[] = {
      "trainer", "save checkpoints (ModelCheckpoint)"},
     {"logger", T_BOOL, OFF(logger), "true", NULL, NOR, 0, C_ALL, "trainer",
      "write lightning_logs/version_N/ (hparams.yaml, metrics.csv, config.json)"},
+    {"tensorboard", T_BOOL, OFF(tensorboard), "true", NULL, NOR, 0, C_ALL, "trainer",
+     "also write TensorBoard event files (events.out.tfevents.*) beside metrics.csv"},
     {"default_root_dir", T_STR, OFF(default_root_dir), ".", NULL, NOR, 0, C_ALL, "trainer",
      "directory of lightning_logs/"},
     {"ckpt_path", T_STR, OFF(ckpt_path), "", NULL, NOR, 1, C_ALL, "trainer",

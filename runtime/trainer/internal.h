@@ -46,6 +46,7 @@ typedef struct lg_tconfig {
     int enable_checkpointing;
     int enable_model_summary;
     int logger;
+    int tensorboard;
     char *default_root_dir;
     char *ckpt_path;                 /* PATH | URL | last | best | "" */
     char *data_dir, *mirror;
@@ -105,6 +106,17 @@ double lg_now(void);
 void lg_progress_begin(lg_progress *p, const char *desc, int64_t total);
 void lg_progress_update(lg_progress *p, int64_t done, const char *extra, int force);
 void lg_progress_end(lg_progress *p);
+
+/* ---- TensorBoard event files (tensorboard.c) ------------------------------ */
+
+typedef struct lg_tb {
+    FILE *f;
+} lg_tb;
+
+uint32_t lg_crc32c(const void *data, size_t n);
+lg_status lg_tb_open(lg_tb *tb, const char *dir, lg_error *err);
+lg_status lg_tb_scalar(lg_tb *tb, const char *tag, double value, int64_t step, lg_error *err);
+void lg_tb_close(lg_tb *tb);
 
 /* ---- the trainer's state, shared by loop.c, callbacks.c and state.c ------ */
 
@@ -169,6 +181,7 @@ typedef struct lg_trainer {
     char *root, *vdir, *ckdir;
     int64_t version;
     FILE *metrics;
+    lg_tb tb;
     int n_cols;
     char **cols;
     lg_metric_store latest;

@@ -1136,6 +1136,7 @@ static void teardown(lg_trainer *t) {
     free(t->ckdir);
     if (t->metrics)
         fclose(t->metrics);
+    lg_tb_close(&t->tb);
     for (int i = 0; i < t->n_cols; i++)
         free(t->cols[i]);
     free(t->cols);

@@ -5,8 +5,11 @@ for two epochs, opens last.ckpt with safetensors and compares every tensor
 name, dtype, shape and value, and the metadata, with what the C reader
 reports (`trainer_fake dump FILE`). Then the other way: files written by
 safetensors.numpy are read by the C side, and a dtype lgen does not handle
-is refused with a message. Exit status 0 when all checks pass.
+is refused with a message. The run's TensorBoard event file is read back
+(record CRCs, Event protos; with tensorboard's own reader when installed)
+and must hold exactly metrics.csv's values. Exit 0 when all checks pass.
 """
+import csv
 import json
 import os
 import subprocess
@@ -25,6 +28,82 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what)
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def masked(crc):
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return v, i
+
+
+def fields(b):
+    """(field number, wire type, value) of a protobuf message."""
+    i = 0
+    while i < len(b):
+        key, i = varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = varint(b, i)
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        elif wt == 2:
+            n, i = varint(b, i)
+            v, i = b[i:i + n], i + n
+        else:
+            raise ValueError("wire type %d" % wt)
+        yield num, wt, v
+
+
+def read_events(path):
+    """TFRecords of Event protos: checks both CRCs and the file_version
+    header, returns [(tag, step, simple_value)]."""
+    raw = open(path, "rb").read()
+    i, out, first = 0, [], True
+    while i < len(raw):
+        head = raw[i:i + 8]
+        n = int.from_bytes(head, "little")
+        check(int.from_bytes(raw[i + 8:i + 12], "little") == masked(crc32c(head)), "length CRC")
+        data = raw[i + 12:i + 12 + n]
+        check(int.from_bytes(raw[i + 12 + n:i + 16 + n], "little") == masked(crc32c(data)), "data CRC")
+        i += 16 + n
+        ev = list(fields(data))
+        step = next((v for num, _, v in ev if num == 2), 0)
+        if first:
+            check(any(num == 3 and v == b"brain.Event:2" for num, _, v in ev), "file_version first")
+            first = False
+            continue
+        for num, _, summary in ev:
+            if num != 5:
+                continue
+            for snum, _, value in fields(summary):
+                tag = val = None
+                for vnum, _, x in fields(value):
+                    if vnum == 1:
+                        tag = x.decode()
+                    elif vnum == 2:
+                        val = float(np.frombuffer(x, dtype="<f4")[0])
+                out.append((tag, step, val))
+    return out
 
 
 def dump(path):
@@ -83,6 +162,31 @@ with tempfile.TemporaryDirectory() as tmp:
         raw = fp.read()
     n = int.from_bytes(raw[:8], "little")
     check(n % 8 == 0 and raw[8:9] == b"{", "header: 8-byte LE size, JSON, padded to 8")
+
+    # --- TensorBoard event file ----------------------------------------------
+    vdir = os.path.join(tmp, "lightning_logs", "version_0")
+    events = [f for f in os.listdir(vdir) if f.startswith("events.out.tfevents.")]
+    check(len(events) == 1, "one TensorBoard event file: %s" % events)
+    if events:
+        scalars = read_events(os.path.join(vdir, events[0]))
+        with open(os.path.join(vdir, "metrics.csv")) as fp:
+            rows = list(csv.DictReader(fp))
+        want = {}
+        for row in rows:
+            for k, v in row.items():
+                if k not in ("epoch", "step") and v != "":
+                    want[(k, int(row["step"]))] = float(np.float32(float(v)))
+        got = {(tag, step): v for tag, step, v in scalars if tag != "epoch"}
+        check(set(want) == set(got), "event scalars match metrics.csv rows (%d vs %d)" % (len(got), len(want)))
+        check(all(abs(got[k] - want[k]) <= 1e-6 * max(1.0, abs(want[k])) for k in want if k in got),
+              "event values equal metrics.csv values")
+        try:
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            acc = EventAccumulator(vdir)
+            acc.Reload()
+            check("train_loss" in acc.Tags()["scalars"], "TensorBoard reads the event file")
+        except ImportError:
+            print("note: tensorboard is not installed; event file checked with the reader here")
 
     # --- Python wrote, C reads ----------------------------------------------
     w = (np.arange(6, dtype=np.float32) / 7).reshape(2, 3)

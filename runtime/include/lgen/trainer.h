@@ -12,7 +12,8 @@
  * the 1.x spellings), --config JSON, the loop (accumulation, clipping,
  * validation schedule, limits, fast_dev_run, overfit_batches), callbacks
  * (ModelCheckpoint, EarlyStopping, LearningRateMonitor), loggers
- * (lightning_logs/version_N/ with hparams.yaml, metrics.csv, config.json),
+ * (lightning_logs/version_N/ with hparams.yaml, metrics.csv, config.json and
+ * a TensorBoard event file),
  * checkpoints (safetensors layout, exact resume), signals and the progress
  * bar. It returns the process exit status: 0 ok, 1 runtime error, 2 usage
  * error, 130/143 after SIGINT/SIGTERM (a checkpoint was saved).
