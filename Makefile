@@ -36,6 +36,9 @@ CHECK_PROGS   :=   # Check test binaries under build/tests/, run by `make check`
 CHECK_SCRIPTS :=   # shell tests, run by `make check` from the top directory
 BENCH_TARGETS :=   # what `make bench` runs
 
+# `make` builds `all` even when a fragment (read first, bench/ sorts before
+# compiler/) defines a rule of its own.
+.DEFAULT_GOAL := all
 include $(sort $(wildcard compiler/*.mk runtime/*/module.mk tests/*.mk bench/*.mk))
 
 LIBLGEN  := $(BUILD)/liblgen.a
