@@ -931,6 +931,11 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
         n->layer = (const char *)layer_slot(el, f, explicit_name); /* resolved to a string at the end */
     if (!infer(el, n))
         return (Val){0};
+    /* Intermediate values are named after the statement that computes them
+     * (summary rows, messages); the statement's final value keeps it too. */
+    for (int i = 0; i < n->noutputs; i++)
+        if (!n->outputs[i]->name && f->stmt_base)
+            n->outputs[i]->name = f->stmt_base;
     if (n->noutputs == 1)
         return tensor(n->outputs[0]);
     Val v = {0};

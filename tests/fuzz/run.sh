@@ -17,7 +17,7 @@ if [ ! -x "$bin" ]; then
 fi
 corpus=$BUILD/fuzz/corpus
 mkdir -p "$corpus" "$BUILD/fuzz/crashes"
-for f in specs/*.lmod tests/diag/*.lmod tests/diag/inc/*.lmod tests/frontend/*.lmod; do
+for f in specs/*.lmod tests/diag/*.lmod tests/diag/inc/*.lmod tests/frontend/*.lmod tests/fuzz/regress/*.lmod; do
     [ -f "$f" ] && cp "$f" "$corpus/seed-$(basename "$f")"
 done
 start=$(date +%s)
@@ -26,6 +26,6 @@ start=$(date +%s)
     >"$BUILD/fuzz/last.log" 2>&1
 rc=$?
 end=$(date +%s)
-grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^Done|^INFO: Running|SUMMARY|ERROR' "$BUILD/fuzz/last.log" | head -20
+grep -aE '^stat::number_of_executed_units|^stat::peak_rss_mb|^Done|^INFO: Running|SUMMARY|ERROR' "$BUILD/fuzz/last.log" | head -20
 echo "fuzz: ran $((end - start)) s, exit $rc, corpus $(ls "$corpus" | wc -l) inputs"
 [ $rc -eq 0 ]
