@@ -262,6 +262,14 @@ static void emit_hparams(Emit *E) {
             range = h->lo_open ? "LG_RANGE_LO_OPEN" : "LG_RANGE_LO";
         else if (h->hi)
             range = h->hi_open ? "LG_RANGE_HI_OPEN" : "LG_RANGE_HI";
+        const char *doc = h->doc ? h->doc : "";
+        if (h->is_static && (h->type == TY_INT || h->type == TY_FLOAT)) {
+            /* a layer width or another compile-time use: the trainer was
+             * built for this value, so the flag accepts only it */
+            lo = hi = cvalue_double(&h->value);
+            range = "LG_RANGE_LO | LG_RANGE_HI";
+            doc = ir_fmt(E->p, "%s (compiled in: change it with lgen -D %s=VALUE)", doc, h->name);
+        }
         out(E, ", %s, %s, %s, ", num_str(E, lo), num_str(E, hi), range);
         if (h->type == TY_ENUM && h->nchoices) {
             fputc('"', E->f);
@@ -272,7 +280,7 @@ static void emit_hparams(Emit *E) {
             out(E, "NULL");
         }
         out(E, ", ");
-        out_str(E, h->doc ? h->doc : "");
+        out_str(E, doc);
         out(E, "},\n");
     }
     out(E, "};\n\n");
