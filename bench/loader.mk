@@ -26,4 +26,7 @@ bench-loader: $(BUILD)/bench/loader_bench
 	    a=$$(sed -n 's/^lgen: \([0-9]*\) .*/\1/p' $(BUILD)/bench/loader_lgen.txt | sort -n | tail -1); \
 	    b=$$(sed -n 's/^torchvision [^:]*: \([0-9]*\) .*/\1/p' $(BUILD)/bench/loader_torch.txt | sort -n | tail -1); \
 	    echo "loader: lgen $$a images/s, torchvision $$b images/s, ratio $$(awk "BEGIN{printf \"%.2f\", $$a/$$b}")x (target >= 3x)"; \
+	    c=$$(sed -n 's/^lgen cpu: \([0-9]*\) .*/\1/p' $(BUILD)/bench/loader_lgen.txt | sort -n | tail -1); \
+	    d=$$(sed -n 's/^torchvision cpu: \([0-9]*\) .*/\1/p' $(BUILD)/bench/loader_torch.txt | sort -n | tail -1); \
+	    echo "loader per CPU-second (insensitive to other load): lgen $$c, torchvision $$d, ratio $$(awk "BEGIN{printf \"%.2f\", $$c/$$d}")x"; \
 	else echo "loader: torchvision not installed; skipping the comparison"; fi
