@@ -20,6 +20,7 @@
  * pipelines and statement lists are loops, and block nesting is bounded, so
  * a 100,000-layer spec runs in constant stack.
  */
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2010,6 +2011,46 @@ static void unused_outputs(Ctx *ctx, Graph *g) {
     (void)g;
 }
 
+/* A parameter group whose pattern matches no parameter is almost always a
+ * typo ("*.bais"): warn, naming a parameter for comparison. Names are as the
+ * trainer sees them: prefixed by the network when there are several. */
+static void check_groups(Ctx *ctx, Module *mod) {
+    Optimizer *o = mod->optimizer;
+    if (!o)
+        return;
+    int nnets = 0;
+    for (int i = 0; i < mod->nnetworks; i++)
+        nnets += !mod->networks[i]->is_block && mod->networks[i]->graph != NULL;
+    for (int g = 0; g < o->ngroups; g++) {
+        OptGroup *grp = &o->groups[g];
+        if (!grp->match)
+            continue;
+        char *pats = arena_strdup(&ctx->arena, grp->match);
+        const char *example = NULL;
+        for (char *save = NULL, *pat = strtok_r(pats, "|", &save); pat; pat = strtok_r(NULL, "|", &save)) {
+            bool hit = false;
+            for (int i = 0; i < mod->nnetworks && !hit; i++) {
+                Network *net = mod->networks[i];
+                if (net->is_block || !net->graph)
+                    continue;
+                for (int j = 0; j < net->graph->nparams && !hit; j++) {
+                    GParam *p = net->graph->params[j];
+                    const char *name = nnets > 1 ? arena_printf(&ctx->arena, "%s.%s", net->name, p->name) : p->name;
+                    if (!example && p->trainable)
+                        example = name;
+                    hit = p->trainable && fnmatch(pat, name, 0) == 0;
+                }
+            }
+            if (!hit) {
+                diag_warning(ctx, grp->loc, "pattern '%s' of parameter group '%s' matches no trainable parameter", pat,
+                             grp->name);
+                if (example)
+                    diag_note(ctx, grp->loc, "parameters are named like '%s'", example);
+            }
+        }
+    }
+}
+
 int shape_check(Ctx *ctx, Module *mod) {
     int before = ctx->nerrors;
     /* Networks in dependency order: a network calling another elaborates it
@@ -2030,5 +2071,6 @@ int shape_check(Ctx *ctx, Module *mod) {
         if (mod->steps[i]->graph)
             unused_outputs(ctx, mod->steps[i]->graph);
     }
+    check_groups(ctx, mod);
     return ctx->nerrors - before;
 }
