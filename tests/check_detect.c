@@ -10,6 +10,7 @@
  * directory (as `make check` does).
  */
 #include "lgen/detect.h"
+#include "../runtime/detect/detect_internal.h"
 
 #include <png.h>
 #include <unistd.h>
@@ -297,6 +298,30 @@ START_TEST(test_sampler) {
     for (int i = 0; i < 100; i++)
         ck_assert_msg(hits[i] > 20 && hits[i] < 70, "index %d picked %d times of 400", i, hits[i]);
     free(ws);
+}
+END_TEST
+
+START_TEST(test_select_top) {
+    /* Quickselect + sort of the top k equals a full sort's first k, ties
+     * (quantised scores) included, for many sizes. */
+    enum { MAXN = 3000 };
+    static lg_det_scored a[MAXN], b[MAXN];
+    uint64_t state = 99;
+    for (int trial = 0; trial < 200; trial++) {
+        int n = 1 + (int)(lg_det_splitmix(&state) % MAXN);
+        int k = (int)(lg_det_splitmix(&state) % (uint64_t)(n + 1));
+        int levels = 1 + (int)(lg_det_splitmix(&state) % 50);
+        for (int i = 0; i < n; i++) {
+            float sc = (float)(lg_det_splitmix(&state) % (uint64_t)levels);
+            a[i] = b[i] = (lg_det_scored){sc, i, 0};
+        }
+        lg_det_select_top(a, (size_t)n, (size_t)k);
+        lg_det_sort_scored(a, (size_t)k);
+        lg_det_sort_scored(b, (size_t)n);
+        for (int i = 0; i < k; i++)
+            ck_assert_msg(a[i].index == b[i].index && a[i].score == b[i].score,
+                          "n %d k %d: row %d is %d, expected %d", n, k, i, a[i].index, b[i].index);
+    }
 }
 END_TEST
 
@@ -1138,6 +1163,7 @@ static Suite *detect_suite(void) {
     tcase_add_test(boxes, test_iou_and_matcher);
     tcase_add_test(boxes, test_nms);
     tcase_add_test(boxes, test_sampler);
+    tcase_add_test(boxes, test_select_top);
     suite_add_tcase(s, boxes);
     TCase *rpn = tcase_create("rpn");
     tcase_add_test(rpn, test_proposals);

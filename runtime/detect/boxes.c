@@ -314,6 +314,41 @@ void lg_det_sort_scored(lg_det_scored *v, size_t n) {
     qsort(v, n, sizeof *v, cmp_score_desc);
 }
 
+/* Quickselect (Hoare partition, median-of-three pivot): moves the k best of
+ * v[n] (in cmp_score_desc's total order, so the set is unique) to v[0..k). */
+void lg_det_select_top(lg_det_scored *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* the k-th best lies in [lo, hi) */
+    while (k > lo && k < hi && hi - lo > 16) {
+        size_t mid = lo + (hi - lo) / 2;
+        lg_det_scored a = v[lo], b = v[mid], c = v[hi - 1], pivot;
+        if (cmp_score_desc(&a, &b) < 0)
+            pivot = cmp_score_desc(&b, &c) < 0 ? b : cmp_score_desc(&a, &c) < 0 ? c : a;
+        else
+            pivot = cmp_score_desc(&a, &c) < 0 ? a : cmp_score_desc(&b, &c) < 0 ? c : b;
+        size_t i = lo, j = hi - 1;
+        for (;;) {
+            while (cmp_score_desc(&v[i], &pivot) < 0)
+                i++;
+            while (cmp_score_desc(&pivot, &v[j]) < 0)
+                j--;
+            if (i >= j)
+                break;
+            lg_det_scored t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+            i++;
+            j--;
+        }
+        /* Now v[lo..j] <= pivot <= v[j+1..hi) in the order. */
+        if (k <= j)
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
+    if (k > lo && k < hi)
+        qsort(v + lo, hi - lo, sizeof *v, cmp_score_desc);
+}
+
 size_t lg_nms_workspace(int n) {
     size_t m = (size_t)(n > 0 ? n : 1);
     return lg_det_align(m * sizeof(lg_det_scored)) + lg_det_align(m) +

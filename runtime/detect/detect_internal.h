@@ -36,6 +36,9 @@ lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
                                     const float *rois, int roi_stride, int R, int K, int image_h,
                                     int image_w, void *workspace, float *boxes, float *scores,
                                     int *labels, int *count);
+/* Moves the k highest scores of v[n] (ties: lower index first) to v[0..k),
+ * in no particular order. */
+void lg_det_select_top(lg_det_scored *v, size_t n, size_t k);
 /* Sorts by decreasing score, ties by increasing index. */
 void lg_det_sort_scored(lg_det_scored *v, size_t n);
 

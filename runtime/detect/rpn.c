@@ -113,8 +113,9 @@ lg_status lg_proposals(lg_ctx *ctx, const lg_proposal_config *cfg, const float *
                                 l, na);
         for (int i = 0; i < na; i++)
             ws.sort[i] = (lg_det_scored){objectness[first + i], (int)(first + i), l};
-        lg_det_sort_scored(ws.sort, (size_t)na);
         int k = na < cfg->pre_nms_top_n ? na : cfg->pre_nms_top_n;
+        lg_det_select_top(ws.sort, (size_t)na, (size_t)k);
+        lg_det_sort_scored(ws.sort, (size_t)k);
         for (int i = 0; i < k; i++) {
             size_t a = (size_t)ws.sort[i].index;
             float *b = ws.boxes + 4 * (size_t)n;
