@@ -256,7 +256,7 @@ START_TEST(test_config) {
     ck_assert_int_eq(run("fit", "--config", path("run.json"), "--max_epochs", "1", "--print_config"), 0);
     ck_assert_ptr_nonnull(strstr(out, "\"max_epochs\": 1,"));      /* the command line wins */
     ck_assert_ptr_nonnull(strstr(out, "\"limit_train_batches\": 0.5"));
-    ck_assert_ptr_nonnull(strstr(out, "\"lr\": 0.2"));
+    ck_assert_ptr_nonnull(strstr(out, "\"lr\": 0.2,"));
     ck_assert_ptr_nonnull(strstr(out, "\"optimizer\": \"adam\""));
     ck_assert_ptr_nonnull(strstr(out, "\"monitor\": \"val_acc\""));
     /* "seed" is both an hparam and a trainer flag: sections tell them apart */

@@ -1013,7 +1013,9 @@ char *lg_tconfig_dump(const lg_tconfig *cfg, const lg_model_def *def) {
                 json_object_set_new(sec[s], key, flag_json(cfg, f));
             }
     }
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    /* 15 digits: what a person typed prints back as typed (0.05, not
+     * 0.050000000000000003) and reads back to the same text */
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     json_decref(root);
     return text;
 }
