@@ -118,7 +118,8 @@ static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)ulnow;
     fetch *f = ud;
     double t = now_s();
-    if (f->quiet || t - f->last < 0.2)
+    /* Quick downloads get only the final line; slow ones a line every 0.2 s. */
+    if (f->quiet || t - f->start < 0.5 || t - f->last < 0.2)
         return 0;
     f->last = t;
     double rate = dlnow / (t - f->start > 1e-3 ? t - f->start : 1e-3);
@@ -182,7 +183,7 @@ static lg_status fetch_once(const char *url, const char *part, const char *name,
     if (have)
         curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
     f.start = now_s();
-    f.last = f.start - 1;
+    f.last = f.start;
     CURLcode rc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
