@@ -713,6 +713,44 @@ static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, i
     return errors;
 }
 
+/* Lightning's predict_step defaults to forward(batch): a spec without a
+ * `step predict` whose one network reads the batch's image predicts with
+ * that network's output (the runtime turns logits into probabilities). */
+static int default_predict(Lower *L) {
+    IrProgram *p = L->p;
+    IrGraph *g = &p->graphs[IR_STEP_PREDICT];
+    if (g->present)
+        return 0;
+    Network *net = NULL;
+    int nnets = 0;
+    for (int i = 0; i < L->mod->nnetworks; i++)
+        if (!L->mod->networks[i]->is_block && L->mod->networks[i]->graph) {
+            net = L->mod->networks[i];
+            nnets++;
+        }
+    if (nnets != 1 || net->graph->ninputs != 1 || net->graph->noutputs < 1 || !net->graph->outputs[0])
+        return 0;
+    int image = -1;
+    for (int i = 0; i < p->ninputs; i++)
+        if (!strcmp(p->inputs[i].name, "image"))
+            image = i;
+    GValue *x = net->graph->inputs[0];
+    if (image < 0 || x->dtype != DT_F32 || x->shape.rank != p->inputs[image].ndim)
+        return 0;
+    for (int d = 0; d < x->shape.rank; d++)
+        if (x->shape.dim[d] != p->inputs[image].dim[d])
+            return 0;
+    g->present = 1;
+    L->g = g;
+    const char *base = strrchr(L->mod->path, '/');
+    g->file = base ? base + 1 : L->mod->path;
+    int col;
+    diag_line_col(L->ctx, net->loc, &g->line, &col);
+    IrValue *args[1] = {ir_input_value(p, g, image)};
+    IrValue *res[IR_MAX_OUTPUTS] = {0};
+    return lower_graph(L, net->graph, args, res, 0);
+}
+
 static IrStepKind step_kind(StepKind k) {
     switch (k) {
     case STEP_TRAIN: return IR_STEP_TRAIN;
@@ -753,6 +791,8 @@ int ir_lower(Ctx *ctx, Module *mod, IrProgram *p) {
         L.errors += lower_graph(&L, gr, args, res, 0);
         free(args);
     }
+    if (!L.errors)
+        L.errors += default_predict(&L);
     free(L.gparams);
     return L.errors;
 }
