@@ -351,6 +351,10 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         call_end(E);
         break;
     case LG_OP_DROPOUT:
+        if (!training) {
+            where(E, op, ir_fmt(E->p, "%s = dropout(%s): the identity outside training", y->name, x->name));
+            break;
+        }
         where(E, op, ir_fmt(E->p, "%s = dropout(%s, p: %g)", y->name, x->name, op->a.p));
         out(E, "    st = lg_dropout_forward(ctx, %s, %.9g, %d, lg_dropout_seed(io->seed, (uint64_t)io->global_step, %d), %s, %s, %s);\n",
             count_expr(E, y), op->a.p, training, op->index, ptr(E, x), ptr(E, y),

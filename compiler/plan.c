@@ -225,8 +225,23 @@ void plan_rewrite(IrGraph *g) {
     }
 }
 
+/* Outside training, dropout is the identity: its output is its input. */
+static void eval_identities(IrGraph *g) {
+    if (g->step == IR_STEP_TRAIN)
+        return;
+    for (int i = 0; i < g->nops; i++) {
+        IrOp *op = g->ops[i];
+        if (op->kind == LG_OP_DROPOUT && !op->dead && is_arena(op->out[0])) {
+            op->out[0]->storage = IR_ST_VIEW;
+            op->out[0]->base = op->in[0];
+            op->in_place = 1;
+        }
+    }
+}
+
 void plan_graph(IrGraph *g) {
     g->nfused = g->ninplace = 0;
+    eval_identities(g);
     fuse(g);
     live_ranges(g);
     in_place(g);
