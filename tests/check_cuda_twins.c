@@ -8,7 +8,8 @@
  * cross entropy (weights, label smoothing, ignore_index, both reductions)
  * with its gradient, accuracy, SGD / Adam / AdamW over several steps,
  * add/mul/scale, dropout (the same elements dropped), softmax and
- * log_softmax, global and adaptive average pooling, layer_norm,
+ * log_softmax, max/avg pooling (ceil_mode, padding, overlapping windows),
+ * global and adaptive average pooling, layer_norm,
  * upsample_nearest, transpose, concat/split, top-k accuracy, the
  * elementwise losses, mean/sum,
  * gradient clipping, and lgen/detect.h's box coder, box IoU, matcher, NMS,
@@ -490,6 +491,53 @@ START_TEST(test_pool_upsample_transpose_match_cpu) {
 }
 END_TEST
 
+/* The own max/avg pooling kernels against the CPU ones, bit for bit,
+ * over configurations cuDNN cannot do (ceil_mode) and overlapping windows. */
+START_TEST(test_pooling_matches_cpu) {
+    static const struct {
+        int H, W, k, s, p, ceil, cip;
+    } cfgs[] = {{28, 28, 2, 2, 0, 0, 1}, {13, 11, 3, 2, 1, 1, 1}, {13, 11, 3, 2, 1, 1, 0},
+                {9, 10, 3, 1, 1, 0, 0},  {7, 7, 2, 3, 0, 1, 1},   {12, 9, 4, 2, 2, 1, 0}};
+    const size_t planes = 6;
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        lg_cuda_pool2d d = {.H = cfgs[k].H, .W = cfgs[k].W, .kh = cfgs[k].k, .kw = cfgs[k].k,
+                            .sh = cfgs[k].s, .sw = cfgs[k].s, .ph = cfgs[k].p, .pw = cfgs[k].p,
+                            .ceil_mode = cfgs[k].ceil, .count_include_pad = cfgs[k].cip};
+        lg_pool2d_dims cd = {.c = (int)planes, .h_in = d.H, .w_in = d.W, .kh = d.kh, .kw = d.kw,
+                             .sh = d.sh, .sw = d.sw, .ph = d.ph, .pw = d.pw, .ceil_mode = d.ceil_mode,
+                             .count_include_pad = d.count_include_pad};
+        ck_assert_int_eq(lg_pool2d_dims_init(&cd, "max_pool2d", NULL), LG_OK);
+        d.OH = lg_cuk_pool_out(d.H, d.kh, d.sh, d.ph, d.ceil_mode);
+        d.OW = lg_cuk_pool_out(d.W, d.kw, d.sw, d.pw, d.ceil_mode);
+        ck_assert_int_eq(d.OH, cd.h_out);
+        ck_assert_int_eq(d.OW, cd.w_out);
+        size_t nin = planes * (size_t)(d.H * d.W), nout = planes * (size_t)(d.OH * d.OW);
+        float *x = random_floats(nin, 60 + (unsigned)k, 1.0f), *dy = random_floats(nout, 70 + (unsigned)k, 1.0f);
+        x[5] = x[6]; /* a tie inside a window */
+        float *y = malloc(nout * 4), *cy = malloc(nout * 4), *dx = malloc(nin * 4), *cdx = malloc(nin * 4);
+        int32_t *am = malloc(nout * 4), *cam = malloc(nout * 4);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_max_pool_forward(i, &d, LG_CUDA_F32, x, y, am);
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_max_pool_backward(i, &d, LG_CUDA_F32, am, dy, dx);
+        ck_assert_int_eq(lg_max_pool2d_forward(NULL, &cd, 1, x, cy, cam), LG_OK);
+        ck_assert_int_eq(lg_max_pool2d_backward(NULL, &cd, 1, cam, dy, cdx), LG_OK);
+        assert_close("max_pool2d", y, cy, nout, 0, 0);
+        ck_assert_mem_eq(am, cam, nout * 4);
+        assert_close("max_pool2d backward", dx, cdx, nin, 0, 0);
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_avg_pool_forward(i, &d, LG_CUDA_F32, x, y);
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_avg_pool_backward(i, &d, LG_CUDA_F32, dy, dx);
+        ck_assert_int_eq(lg_avg_pool2d_forward(NULL, &cd, 1, x, cy), LG_OK);
+        ck_assert_int_eq(lg_avg_pool2d_backward(NULL, &cd, 1, dy, cdx), LG_OK);
+        assert_close("avg_pool2d", y, cy, nout, 0, 0);
+        assert_close("avg_pool2d backward", dx, cdx, nin, 1e-6, 1e-7);
+        free(x), free(dy), free(y), free(cy), free(dx), free(cdx), free(am), free(cam);
+    }
+}
+END_TEST
+
 START_TEST(test_topk_accuracy_matches_cpu) {
     const int N = 200, C = 10;
     float *logits = random_floats((size_t)N * C, 40, 1.0f);
@@ -727,6 +775,7 @@ static Suite *cuda_twins_suite(void) {
     tcase_add_test(tc, test_layer_norm_matches_cpu);
     tcase_add_test(tc, test_pool_upsample_transpose_match_cpu);
     tcase_add_test(tc, test_topk_accuracy_matches_cpu);
+    tcase_add_test(tc, test_pooling_matches_cpu);
     tcase_add_test(tc, test_iou_and_matcher_match_cpu);
     tcase_add_test(tc, test_nms_matches_cpu);
     tcase_add_test(tc, test_batched_nms_matches_cpu);

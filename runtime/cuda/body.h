@@ -349,6 +349,128 @@ LG_BODY void lg_cuk_layer_norm_param_grad(size_t k, size_t rows, size_t D, const
         dbias[k] += (float)sb;
 }
 
+/* ---- max / avg pooling with PyTorch's windows (own kernels) ------------------ */
+
+/* Output size along one axis, ceil_mode included (a last window must start
+ * inside the input or its left padding); 0 when the input is too small. */
+LG_BODY int lg_cuk_pool_out(int in, int k, int s, int p, int ceil_mode) {
+    long num = (long)in + 2L * p - k + (ceil_mode ? s - 1 : 0);
+    if (num < 0)
+        return 0;
+    long out = num / s + 1;
+    if (ceil_mode && (out - 1) * s >= (long)in + p)
+        out--;
+    return (int)out;
+}
+
+/* y[p, oh, ow] = max over the window (NaN wins, first maximum on ties);
+ * argmax gets its index in the H*W plane. */
+LG_BODY void lg_cuk_max_pool_forward(size_t idx, const lg_cuda_pool2d *d, int dt, const void *x,
+                                     void *y, int32_t *argmax) {
+    size_t OW = (size_t)d->OW, OH = (size_t)d->OH;
+    int ow = (int)(idx % OW), oh = (int)(idx / OW % OH);
+    size_t base = idx / (OW * OH) * (size_t)d->H * (size_t)d->W;
+    int h0 = oh * d->sh - d->ph, h1 = h0 + d->kh, w0 = ow * d->sw - d->pw, w1 = w0 + d->kw;
+    h1 = h1 < d->H ? h1 : d->H;
+    w1 = w1 < d->W ? w1 : d->W;
+    h0 = h0 > 0 ? h0 : 0;
+    w0 = w0 > 0 ? w0 : 0;
+    float best = -INFINITY;
+    int32_t bi = h0 * d->W + w0;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++) {
+            float v = lg_cuk_load(x, base + (size_t)(ih * d->W + iw), dt);
+            if (v > best || v != v) {
+                best = v;
+                bi = ih * d->W + iw;
+            }
+        }
+    lg_cuk_store(y, idx, dt, best);
+    if (argmax)
+        argmax[idx] = bi;
+}
+
+/* The range of outputs along one axis whose windows cover input i. */
+LG_BODY void lg_cuk_pool_covering(int i, int k, int s, int p, int out, int *o0, int *o1) {
+    int lo = i + p - k + 1; /* o * s >= lo */
+    int a = lo <= 0 ? 0 : (lo + s - 1) / s;
+    int b = (i + p) / s + 1; /* o * s <= i + p */
+    *o0 = a;
+    *o1 = b < out ? b : out;
+}
+
+/* dx[p, ih, iw] (written) = sum of dy over the outputs whose arg-max is
+ * this element, in output order (as the CPU kernel adds them). */
+LG_BODY void lg_cuk_max_pool_backward(size_t idx, const lg_cuda_pool2d *d, int dt,
+                                      const int32_t *argmax, const void *dy, void *dx) {
+    size_t W = (size_t)d->W, H = (size_t)d->H;
+    int iw = (int)(idx % W), ih = (int)(idx / W % H);
+    size_t obase = idx / (W * H) * (size_t)d->OH * (size_t)d->OW;
+    int32_t me = ih * d->W + iw;
+    int oh0, oh1, ow0, ow1;
+    lg_cuk_pool_covering(ih, d->kh, d->sh, d->ph, d->OH, &oh0, &oh1);
+    lg_cuk_pool_covering(iw, d->kw, d->sw, d->pw, d->OW, &ow0, &ow1);
+    float s = 0.0f;
+    for (int oh = oh0; oh < oh1; oh++)
+        for (int ow = ow0; ow < ow1; ow++) {
+            size_t o = obase + (size_t)(oh * d->OW + ow);
+            if (argmax[o] == me)
+                s += lg_cuk_load(dy, o, dt);
+        }
+    lg_cuk_store(dx, idx, dt, s);
+}
+
+/* avg_pool2d's window of output (oh, ow), clipped to the input, and the
+ * reciprocal of its divisor (PyTorch's, count_include_pad or not). */
+LG_BODY float lg_cuk_avg_window(const lg_cuda_pool2d *d, int oh, int ow, int *h0, int *h1, int *w0,
+                                int *w1) {
+    int hs = oh * d->sh - d->ph, ws = ow * d->sw - d->pw;
+    int he = hs + d->kh, we = ws + d->kw;
+    he = he < d->H + d->ph ? he : d->H + d->ph;
+    we = we < d->W + d->pw ? we : d->W + d->pw;
+    int pool = (he - hs) * (we - ws);
+    hs = hs > 0 ? hs : 0;
+    ws = ws > 0 ? ws : 0;
+    he = he < d->H ? he : d->H;
+    we = we < d->W ? we : d->W;
+    *h0 = hs, *h1 = he, *w0 = ws, *w1 = we;
+    int div = d->count_include_pad ? pool : (he - hs) * (we - ws);
+    return div > 0 ? 1.0f / (float)div : 0.0f;
+}
+
+LG_BODY void lg_cuk_avg_pool_forward(size_t idx, const lg_cuda_pool2d *d, int dt, const void *x,
+                                     void *y) {
+    size_t OW = (size_t)d->OW, OH = (size_t)d->OH;
+    int ow = (int)(idx % OW), oh = (int)(idx / OW % OH);
+    size_t base = idx / (OW * OH) * (size_t)d->H * (size_t)d->W;
+    int h0, h1, w0, w1;
+    float inv = lg_cuk_avg_window(d, oh, ow, &h0, &h1, &w0, &w1);
+    float s = 0.0f;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++)
+            s += lg_cuk_load(x, base + (size_t)(ih * d->W + iw), dt);
+    lg_cuk_store(y, idx, dt, s * inv);
+}
+
+LG_BODY void lg_cuk_avg_pool_backward(size_t idx, const lg_cuda_pool2d *d, int dt, const void *dy,
+                                      void *dx) {
+    size_t W = (size_t)d->W, H = (size_t)d->H;
+    int iw = (int)(idx % W), ih = (int)(idx / W % H);
+    size_t obase = idx / (W * H) * (size_t)d->OH * (size_t)d->OW;
+    int oh0, oh1, ow0, ow1;
+    lg_cuk_pool_covering(ih, d->kh, d->sh, d->ph, d->OH, &oh0, &oh1);
+    lg_cuk_pool_covering(iw, d->kw, d->sw, d->pw, d->OW, &ow0, &ow1);
+    float s = 0.0f;
+    for (int oh = oh0; oh < oh1; oh++)
+        for (int ow = ow0; ow < ow1; ow++) {
+            int h0, h1, w0, w1;
+            float inv = lg_cuk_avg_window(d, oh, ow, &h0, &h1, &w0, &w1);
+            if (ih >= h0 && ih < h1 && iw >= w0 && iw < w1)
+                s += lg_cuk_load(dy, obase + (size_t)(oh * d->OW + ow), dt) * inv;
+        }
+    lg_cuk_store(dx, idx, dt, s);
+}
+
 /* ---- adaptive average pooling (PyTorch's bins) ------------------------------- */
 
 LG_BODY size_t lg_cuk_bin_start(size_t i, size_t in, size_t out) {

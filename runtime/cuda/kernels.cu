@@ -232,6 +232,25 @@ static __global__ void ln_param_kernel(size_t rows, size_t D, const float *x, co
     GRID_LOOP(k, D) lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
 }
 
+static __global__ void max_pool_kernel(lg_cuda_pool2d d, int dt, size_t n, const void *x, void *y,
+                                       int32_t *argmax) {
+    GRID_LOOP(i, n) lg_cuk_max_pool_forward(i, &d, dt, x, y, argmax);
+}
+
+static __global__ void max_pool_backward_kernel(lg_cuda_pool2d d, int dt, size_t n,
+                                                const int32_t *argmax, const void *dy, void *dx) {
+    GRID_LOOP(i, n) lg_cuk_max_pool_backward(i, &d, dt, argmax, dy, dx);
+}
+
+static __global__ void avg_pool_kernel(lg_cuda_pool2d d, int dt, size_t n, const void *x, void *y) {
+    GRID_LOOP(i, n) lg_cuk_avg_pool_forward(i, &d, dt, x, y);
+}
+
+static __global__ void avg_pool_backward_kernel(lg_cuda_pool2d d, int dt, size_t n, const void *dy,
+                                                void *dx) {
+    GRID_LOOP(i, n) lg_cuk_avg_pool_backward(i, &d, dt, dy, dx);
+}
+
 static __global__ void adaptive_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW, const float *x,
                                 float *y) {
     GRID_LOOP(i, n) lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
@@ -691,6 +710,58 @@ lg_status lg_cuda_layer_norm_backward(lg_cuda *c, size_t rows, size_t D, const f
         ln_param_kernel<<<grid_for(D), THREADS, 0, c->stream>>>(rows, D, x, save_mean, save_invstd, dy,
                                                                  dweight, dbias);
     return launched("layer_norm backward", err);
+}
+
+lg_status lg_cuda_pool2d_init(lg_cuda_pool2d *d, lg_error *err) {
+    if (d->H < 1 || d->W < 1 || d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 ||
+        d->pw < 0 || 2 * d->ph > d->kh || 2 * d->pw > d->kw)
+        return lg_error_set(err, LG_ERR_ARG,
+                            "pool2d: input (%d, %d), kernel (%d, %d), stride (%d, %d) must be >= 1 "
+                            "and padding (%d, %d) at most half the kernel",
+                            d->H, d->W, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw);
+    d->OH = lg_cuk_pool_out(d->H, d->kh, d->sh, d->ph, d->ceil_mode);
+    d->OW = lg_cuk_pool_out(d->W, d->kw, d->sw, d->pw, d->ceil_mode);
+    if (d->OH < 1 || d->OW < 1)
+        return lg_error_set(err, LG_ERR_ARG, "pool2d: output size (%d, %d) is too small", d->OH, d->OW);
+    return LG_OK;
+}
+
+lg_status lg_cuda_max_pool2d_forward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                     size_t planes, const void *x, void *y, int32_t *argmax,
+                                     lg_error *err) {
+    size_t n = planes * (size_t)d->OH * (size_t)d->OW;
+    if (n == 0)
+        return LG_OK;
+    max_pool_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*d, (int)dt, n, x, y, argmax);
+    return launched("max_pool2d", err);
+}
+
+lg_status lg_cuda_max_pool2d_backward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                      size_t planes, const int32_t *argmax, const void *dy,
+                                      void *dx, lg_error *err) {
+    size_t n = planes * (size_t)d->H * (size_t)d->W;
+    if (n == 0)
+        return LG_OK;
+    max_pool_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*d, (int)dt, n, argmax, dy, dx);
+    return launched("max_pool2d backward", err);
+}
+
+lg_status lg_cuda_avg_pool2d_forward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                     size_t planes, const void *x, void *y, lg_error *err) {
+    size_t n = planes * (size_t)d->OH * (size_t)d->OW;
+    if (n == 0)
+        return LG_OK;
+    avg_pool_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*d, (int)dt, n, x, y);
+    return launched("avg_pool2d", err);
+}
+
+lg_status lg_cuda_avg_pool2d_backward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                      size_t planes, const void *dy, void *dx, lg_error *err) {
+    size_t n = planes * (size_t)d->H * (size_t)d->W;
+    if (n == 0)
+        return LG_OK;
+    avg_pool_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(*d, (int)dt, n, dy, dx);
+    return launched("avg_pool2d backward", err);
 }
 
 lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, size_t planes, size_t H, size_t W,

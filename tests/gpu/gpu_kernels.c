@@ -493,6 +493,44 @@ static void check_more_pointwise(void) {
     free(a), free(b), free(y), free(ry), free(mask), free(rmask);
 }
 
+static void check_own_pooling(void) {
+    lg_cuda_pool2d d = {.H = 33, .W = 29, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+                        .ceil_mode = 1, .count_include_pad = 0};
+    TRY(lg_cuda_pool2d_init(&d, &err));
+    const size_t planes = 64, nin = planes * 33 * 29, nout = planes * (size_t)(d.OH * d.OW);
+    float *x = random_floats(nin, 80, 1.0f), *dy = random_floats(nout, 81, 1.0f);
+    float *y = malloc(nout * 4), *ry = malloc(nout * 4), *dx = malloc(nin * 4), *rdx = malloc(nin * 4);
+    int32_t *am = malloc(nout * 4), *ram = malloc(nout * 4);
+    arena_top = 0;
+    void *dX = dcopy(x, nin * 4), *dDY = dcopy(dy, nout * 4), *dY = dalloc(nout * 4), *dDX = dalloc(nin * 4);
+    int32_t *dAM = dalloc(nout * 4);
+    TRY(lg_cuda_max_pool2d_forward(cu, &d, LG_CUDA_F32, planes, dX, dY, dAM, &err));
+    TRY(lg_cuda_max_pool2d_backward(cu, &d, LG_CUDA_F32, planes, dAM, dDY, dDX, &err));
+    fetch(y, dY, nout * 4);
+    fetch(am, dAM, nout * 4);
+    fetch(dx, dDX, nin * 4);
+    for (size_t i = 0; i < nout; i++)
+        lg_cuk_max_pool_forward(i, &d, LG_CUDA_F32, x, ry, ram);
+    for (size_t i = 0; i < nin; i++)
+        lg_cuk_max_pool_backward(i, &d, LG_CUDA_F32, ram, dy, rdx);
+    report("max_pool2d ceil_mode (own)", y, ry, nout, 0, 0);
+    report("max_pool2d backward (own)", dx, rdx, nin, 0, 0);
+    int bad = memcmp(am, ram, nout * 4) != 0;
+    printf("%s %-28s\n", bad ? "FAIL" : "ok  ", "max_pool2d argmax");
+    failures += bad;
+    TRY(lg_cuda_avg_pool2d_forward(cu, &d, LG_CUDA_F32, planes, dX, dY, &err));
+    TRY(lg_cuda_avg_pool2d_backward(cu, &d, LG_CUDA_F32, planes, dDY, dDX, &err));
+    fetch(y, dY, nout * 4);
+    fetch(dx, dDX, nin * 4);
+    for (size_t i = 0; i < nout; i++)
+        lg_cuk_avg_pool_forward(i, &d, LG_CUDA_F32, x, ry);
+    for (size_t i = 0; i < nin; i++)
+        lg_cuk_avg_pool_backward(i, &d, LG_CUDA_F32, dy, rdx);
+    report("avg_pool2d (own)", y, ry, nout, 1e-6, 1e-7);
+    report("avg_pool2d backward (own)", dx, rdx, nin, 1e-6, 1e-7);
+    free(x), free(dy), free(y), free(ry), free(dx), free(rdx), free(am), free(ram);
+}
+
 /* ---- cuBLAS(Lt) and cuDNN vs plain loops --------------------------------------- */
 
 static void check_linear(void) {
@@ -671,6 +709,7 @@ int main(void) {
     check_matcher();
     check_roi_align();
     check_more_pointwise();
+    check_own_pooling();
     check_linear();
     check_conv_pool_bn();
     lg_cuda_free(cu);

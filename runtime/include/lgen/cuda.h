@@ -270,6 +270,31 @@ lg_status lg_cuda_pool_forward(lg_cuda *c, const lg_cuda_pool_plan *p, const voi
 lg_status lg_cuda_pool_backward(lg_cuda *c, const lg_cuda_pool_plan *p, const void *x,
                                 const void *y, const void *dy, void *dx, lg_error *err);
 
+/* The project's own pooling kernels, for what cuDNN cannot do (ceil_mode,
+ * PyTorch's exact avg_pool2d divisor at the borders) and for results that
+ * match the CPU kernels bit for bit: max pooling saves the arg-max (index
+ * in the H*W plane) for backward, and both backward passes gather (no
+ * atomics: deterministic). Over planes = N * C. */
+typedef struct lg_cuda_pool2d {
+    int H, W, OH, OW;
+    int kh, kw, sh, sw, ph, pw;
+    int ceil_mode, count_include_pad;
+} lg_cuda_pool2d;
+
+/* Fills OH and OW with PyTorch's formula (ceil_mode included); checks the
+ * attributes (padding at most half the kernel). */
+lg_status lg_cuda_pool2d_init(lg_cuda_pool2d *d, lg_error *err);
+lg_status lg_cuda_max_pool2d_forward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                     size_t planes, const void *x, void *y, int32_t *argmax,
+                                     lg_error *err);
+lg_status lg_cuda_max_pool2d_backward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                      size_t planes, const int32_t *argmax, const void *dy,
+                                      void *dx, lg_error *err);
+lg_status lg_cuda_avg_pool2d_forward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                     size_t planes, const void *x, void *y, lg_error *err);
+lg_status lg_cuda_avg_pool2d_backward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cuda_dtype dt,
+                                      size_t planes, const void *dy, void *dx, lg_error *err);
+
 /* Spatial batch norm over [N, C, H, W] in dtype; weight, bias, running
  * statistics and the saved mean / inverse std are float32 [C]. */
 typedef struct lg_cuda_bn {
