@@ -106,15 +106,16 @@ Hparam *parse_hparam(LexState *lx, const char *name, Loc loc, TypeSpec *type, Ex
 }
 
 TypeSpec parse_type_name(LexState *lx, const char *name, Loc loc, PtrVec *choices) {
-    static const char *const names[] = {"int", "float", "bool", "string", "enum"};
-    static const Type types[] = {TY_INT, TY_FLOAT, TY_BOOL, TY_STRING, TY_ENUM};
+    /* shape: a tuple of ints, e.g. a kernel size, for block parameters */
+    static const char *const names[] = {"int", "float", "bool", "string", "enum", "shape"};
+    static const Type types[] = {TY_INT, TY_FLOAT, TY_BOOL, TY_STRING, TY_ENUM, TY_TUPLE};
     TypeSpec t = {TY_NONE, NULL, 0, loc};
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(name, names[i]) == 0)
             t.type = types[i];
     if (t.type == TY_NONE) {
         diag_error(lx->ctx, loc, "unknown type '%s'", name);
-        diag_suggest(lx->ctx, loc, name, names, 5);
+        diag_suggest(lx->ctx, loc, name, names, 6);
         return t;
     }
     if (t.type == TY_ENUM && !choices) {

@@ -139,6 +139,12 @@ static void sema_hparams(Ctx *ctx, Module *mod) {
             }
         if (h->type == TY_NONE)
             continue;
+        if (h->type == TY_TUPLE) {
+            diag_error(ctx, h->type_loc, "an hparam is an int, float, bool, string or enum; 'shape' is for block "
+                                         "parameters");
+            h->type = TY_NONE;
+            continue;
+        }
         if (!h->doc)
             diag_warning(ctx, h->loc, "hparam '%s' has no doc string; its flag's --help line will be empty",
                          h->name);

@@ -1071,6 +1071,16 @@ static Val block_call(El *el, Frame *f, Network *blk, Expr *call, Val *piped) {
                 break;
             case TY_BOOL: ok = c->type == TY_BOOL; break;
             case TY_STRING: ok = c->type == TY_STRING; break;
+            case TY_TUPLE: /* shape: an int or a tuple of ints (an int k means (k, k)) */
+                if (c->type == TY_INT) {
+                    CValue *items = arena_array(A, 2, sizeof *items);
+                    items[0] = items[1] = *c;
+                    *c = (CValue){.type = TY_TUPLE, .items = items, .nitems = 2};
+                }
+                ok = c->type == TY_TUPLE && c->nitems > 0;
+                for (int j = 0; ok && j < c->nitems; j++)
+                    ok = c->items[j].type == TY_INT;
+                break;
             case TY_ENUM: {
                 ok = c->type == TY_ENUM || c->type == TY_STRING;
                 bool found = false;
@@ -1092,7 +1102,8 @@ static Val block_call(El *el, Frame *f, Network *blk, Expr *call, Val *piped) {
         }
         if (!ok) {
             diag_error(el->ctx, vloc, "parameter '%s' of '%s' must be %s, found %s", p->name, blk->name,
-                       ast_type_name(p->type), v->kind == VK_SCALAR ? cv_str(el->ctx, c) : "a tensor");
+                       p->type == TY_TUPLE ? "a shape (a tuple of ints)" : ast_type_name(p->type),
+                       v->kind == VK_SCALAR ? cv_str(el->ctx, c) : "a tensor");
             bad = true;
         }
     }
