@@ -459,6 +459,70 @@ START_TEST(test_rpn_permute) {
 }
 END_TEST
 
+START_TEST(test_non_finite_inputs) {
+    /* A diverged network must not crash the step: NaN and huge values in
+     * the RPN outputs and RoIs give finite proposals and zero pooling. */
+    fixture *fx = fx_open("rpn");
+    size_t na;
+    const float *anchors = fx_f32(fx, "anchors", &na, NULL);
+    int A = (int)(na / 4);
+    const int32_t *per = fx_i32(fx, "per_level", NULL, NULL);
+    int per_level[5];
+    for (int l = 0; l < 5; l++)
+        per_level[l] = per[l];
+    float *obj = malloc(sizeof(float) * A), *deltas = malloc(sizeof(float) * A * 4);
+    memcpy(obj, fx_f32(fx, "objectness", NULL, NULL), sizeof(float) * A);
+    memcpy(deltas, fx_f32(fx, "deltas", NULL, NULL), sizeof(float) * A * 4);
+    for (int a = 0; a < A; a += 3) {
+        obj[a] = NAN;
+        deltas[4 * (a + 1)] = NAN;
+        deltas[4 * (a + 2) + 2] = 1e30f;
+    }
+    lg_proposal_config cfg = {150, 100, 0.7f, 1e-3f, 0.0f};
+    void *ws = malloc(lg_proposals_workspace(&cfg, per_level, 5));
+    float boxes[400], scores[100];
+    int count;
+    ck_assert_int_eq(lg_proposals(NULL, &cfg, obj, deltas, anchors, per_level, 5, 64, 64, ws, boxes,
+                                  scores, &count),
+                     LG_OK);
+    ck_assert_int_gt(count, 0);
+    for (int i = 0; i < 4 * count; i++)
+        ck_assert(isfinite(boxes[i]) && boxes[i] >= 0 && boxes[i] <= 64);
+    for (int i = 1; i < count; i++)
+        ck_assert(scores[i] <= scores[i - 1]);
+    /* RoIs: NaN, infinite, huge, inverted. */
+    float feat[2 * 3 * 8 * 8];
+    for (int i = 0; i < 2 * 3 * 8 * 8; i++)
+        feat[i] = 1.0f;
+    float rois[5 * 5] = {0, NAN, 1, 4,     4,     1,    1,    1, INFINITY, 4, NAN, 1, 1,
+                         4, 4,   0, -1e9f, -1e9f, 1e9f, 1e9f, 1, 6,        6, 2,   2};
+    float out[5 * 3 * 2 * 2], grad[2 * 3 * 8 * 8], gout[5 * 3 * 2 * 2];
+    for (int i = 0; i < 60; i++)
+        gout[i] = 1.0f;
+    lg_roi_align_config rc = {2, 2, 1.0f, -1, 0};
+    ck_assert_int_eq(lg_roi_align_forward(NULL, &rc, feat, 2, 3, 8, 8, rois, 5, out), LG_OK);
+    for (int i = 0; i < 36; i++) /* the three non-finite RoIs */
+        ck_assert_float_eq(out[i], 0.0f);
+    for (int i = 36; i < 60; i++)
+        ck_assert(isfinite(out[i]));
+    ck_assert_int_eq(lg_roi_align_backward(NULL, &rc, gout, 2, 3, 8, 8, rois, 5, grad), LG_OK);
+    for (int i = 0; i < 2 * 3 * 8 * 8; i++)
+        ck_assert(isfinite(grad[i]));
+    lg_multiscale_roi_align ms = {2, {0.25f, 0.125f}, 2, 2, 2, 0, 224, 4};
+    const float *feats[2] = {feat, feat};
+    int hs[2] = {8, 8}, wd[2] = {8, 8}, levels[5];
+    ck_assert_int_eq(lg_roi_levels(NULL, &ms, rois, 5, levels), LG_OK);
+    for (int k = 0; k < 5; k++)
+        ck_assert(levels[k] == 0 || levels[k] == 1);
+    ck_assert_int_eq(lg_multiscale_roi_align_forward(NULL, &ms, feats, hs, wd, 2, 3, rois, 5, out),
+                     LG_OK);
+    free(ws);
+    free(obj);
+    free(deltas);
+    fx_close(fx);
+}
+END_TEST
+
 /* ---- RoI heads ------------------------------------------------------------------------- */
 
 /* sum(output * gout) in double, for the finite differences. */
@@ -1170,6 +1234,7 @@ static Suite *detect_suite(void) {
     tcase_add_test(rpn, test_rpn_targets);
     tcase_add_test(rpn, test_rpn_loss);
     tcase_add_test(rpn, test_rpn_permute);
+    tcase_add_test(rpn, test_non_finite_inputs);
     suite_add_tcase(s, rpn);
     TCase *roi = tcase_create("roi");
     tcase_set_timeout(roi, 60);

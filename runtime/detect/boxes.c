@@ -405,8 +405,9 @@ lg_status lg_batched_nms(lg_ctx *ctx, const float *boxes, const float *scores, c
     lg_det_scored *v = workspace;
     unsigned char *removed = (unsigned char *)workspace + lg_det_align(m * sizeof *v);
     float *soa = (float *)(removed + lg_det_align(m));
-    for (int i = 0; i < n; i++)
-        v[i] = (lg_det_scored){scores[i], i, idxs ? idxs[i] : 0};
+    for (int i = 0; i < n; i++) /* NaN last, so the order stays total */
+        v[i] =
+            (lg_det_scored){scores[i] == scores[i] ? scores[i] : -INFINITY, i, idxs ? idxs[i] : 0};
     qsort(v, (size_t)n, sizeof *v, idxs ? cmp_group_score : cmp_score_desc);
     int kept = 0;
     for (int start = 0; start < n;) {

@@ -114,7 +114,8 @@ typedef struct bilinear {
 } bilinear;
 
 static void bilinear_at(int H, int W, float y, float x, bilinear *b) {
-    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) {
+    /* torchvision's y < -1 || y > H || ..., written so NaN is outside too. */
+    if (!(y >= -1.0f && y <= (float)H && x >= -1.0f && x <= (float)W)) {
         *b = (bilinear){{0, 0, 0, 0}, {-1, -1, -1, -1}};
         return;
     }
@@ -147,6 +148,24 @@ static void bilinear_at(int H, int W, float y, float x, bilinear *b) {
     b->pos[3] = y_high * W + x_high;
 }
 
+/* ceil(roi size / bins) points per bin side, at most MAX_ADAPTIVE_GRID so
+ * that an absurd box (a diverged regression) cannot stall a step. */
+#define MAX_ADAPTIVE_GRID 256
+
+static int adaptive_grid(float size, int bins) {
+    float g = ceilf(size / (float)bins);
+    return g >= 0 && g <= MAX_ADAPTIVE_GRID ? (int)g
+           : g > MAX_ADAPTIVE_GRID          ? MAX_ADAPTIVE_GRID
+                                            : 0;
+}
+
+/* A RoI row that pools zeros and takes no gradient: padding (negative
+ * image index) or non-finite coordinates. */
+static int roi_skipped(const float *roi) {
+    return !(roi[0] >= 0) || !isfinite(roi[1]) || !isfinite(roi[2]) || !isfinite(roi[3]) ||
+           !isfinite(roi[4]);
+}
+
 typedef struct roi_geom {
     float start_h, start_w, bin_h, bin_w;
     int grid_h, grid_w;
@@ -167,8 +186,8 @@ static void roi_geometry(int pooled_h, int pooled_w, float scale, int sampling_r
     g->start_w = sw;
     g->bin_h = rh / (float)pooled_h;
     g->bin_w = rw / (float)pooled_w;
-    g->grid_h = sampling_ratio > 0 ? sampling_ratio : (int)ceilf(rh / (float)pooled_h);
-    g->grid_w = sampling_ratio > 0 ? sampling_ratio : (int)ceilf(rw / (float)pooled_w);
+    g->grid_h = sampling_ratio > 0 ? sampling_ratio : adaptive_grid(rh, pooled_h);
+    g->grid_w = sampling_ratio > 0 ? sampling_ratio : adaptive_grid(rw, pooled_w);
     int c = g->grid_h * g->grid_w;
     g->count = (float)(c > 1 ? c : 1);
 }
@@ -349,7 +368,7 @@ static void roi_forward_task(void *arg, size_t task) {
     for (int k = (int)(task * ROIS_PER_TASK); k < k1 && k < j->K; k++) {
         const float *roi = j->rois + 5 * (size_t)k;
         float *out = j->output + per_roi * k;
-        if (roi[0] < 0) {
+        if (roi_skipped(roi)) {
             memset(out, 0, per_roi * sizeof(float));
             continue;
         }
@@ -368,7 +387,7 @@ static void roi_backward_task(void *arg, size_t task) {
     int c1 = c0 + CHANNELS_PER_TASK < j->C ? c0 + CHANNELS_PER_TASK : j->C;
     for (int k = 0; k < j->K; k++) {
         const float *roi = j->rois + 5 * (size_t)k;
-        if (roi[0] < 0)
+        if (roi_skipped(roi))
             continue;
         int l = job_level(j, roi), b = (int)roi[0];
         size_t plane = (size_t)j->heights[l] * j->widths[l];
@@ -491,7 +510,7 @@ static int level_of(const lg_multiscale_roi_align *cfg, const float *roi, int k_
     float s = sqrtf(area);
     float lvl =
         floorf((float)cfg->canonical_level + log2f(s / (float)cfg->canonical_scale) + 1e-6f);
-    if (lvl < (float)k_min)
+    if (!(lvl >= (float)k_min)) /* NaN (an inverted box) too */
         lvl = (float)k_min;
     if (lvl > (float)k_max)
         lvl = (float)k_max;
@@ -731,7 +750,8 @@ lg_status lg_det_detections_strided(lg_ctx *ctx, const lg_detect_config *cfg,
             lg_det_decode_one(&cfg->coder, box_regression + ((size_t)r * K + k) * 4,
                               rois + (size_t)roi_stride * r, b);
             lg_boxes_clip(b, 1, image_h, image_w);
-            if (b[2] - b[0] < cfg->min_size || b[3] - b[1] < cfg->min_size)
+            /* remove_small_boxes keeps (w >= min) & (h >= min): NaN goes. */
+            if (!(b[2] - b[0] >= cfg->min_size && b[3] - b[1] >= cfg->min_size))
                 continue;
             ws.scores[n] = p;
             ws.labels[n] = k;

@@ -111,8 +111,10 @@ lg_status lg_proposals(lg_ctx *ctx, const lg_proposal_config *cfg, const float *
         if (na < 0)
             return lg_error_set(LG_DET_ERR(ctx), LG_ERR_ARG, "proposals: level %d has %d anchors",
                                 l, na);
-        for (int i = 0; i < na; i++)
-            ws.sort[i] = (lg_det_scored){objectness[first + i], (int)(first + i), l};
+        for (int i = 0; i < na; i++) { /* NaN last, so the order stays total */
+            float o = objectness[first + i];
+            ws.sort[i] = (lg_det_scored){o == o ? o : -INFINITY, (int)(first + i), l};
+        }
         int k = na < cfg->pre_nms_top_n ? na : cfg->pre_nms_top_n;
         lg_det_select_top(ws.sort, (size_t)na, (size_t)k);
         lg_det_sort_scored(ws.sort, (size_t)k);
@@ -122,7 +124,8 @@ lg_status lg_proposals(lg_ctx *ctx, const lg_proposal_config *cfg, const float *
             lg_det_decode_one(&coder, deltas + 4 * a, anchors + 4 * a, b);
             lg_boxes_clip(b, 1, image_h, image_w);
             float prob = 1.0f / (1.0f + expf(-ws.sort[i].score));
-            if (b[2] - b[0] < cfg->min_size || b[3] - b[1] < cfg->min_size)
+            /* remove_small_boxes keeps (w >= min) & (h >= min): NaN goes. */
+            if (!(b[2] - b[0] >= cfg->min_size && b[3] - b[1] >= cfg->min_size))
                 continue;
             if (prob < cfg->score_thresh)
                 continue;
