@@ -302,6 +302,7 @@ START_TEST(test_fit_files) {
     make_root();
     ck_assert_int_eq(run("fit", "--max_epochs", "2"), 0);
     ck_assert_int_eq(count_ckpts("lightning_logs/version_0", "events.out.tfevents."), 1);
+    ck_assert_ptr_nonnull(strstr(out, "`Trainer.fit` stopped: `max_epochs=2` reached."));
     ck_assert_ptr_nonnull(strstr(out, "0  | fc.weight                 | [3, 4]             | train  | 12\n"));
     ck_assert_ptr_nonnull(strstr(out, "15         Trainable params\n5          Non-trainable params"));
     ck_assert(exists("lightning_logs/version_0/hparams.yaml"));
@@ -639,6 +640,7 @@ START_TEST(test_loop_options) {
     ck_assert_str_eq(meta(path("lightning_logs/version_1/checkpoints/last.ckpt"), "global_step"), "3");
     /* max_steps stops mid-epoch */
     ck_assert_int_eq(run("fit", "--max_epochs", "-1", "--max_steps", "10"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "`Trainer.fit` stopped: `max_steps=10` reached."));
     ck_assert_str_eq(meta(path("lightning_logs/version_2/checkpoints/last.ckpt"), "global_step"), "10");
     /* accumulation: ceil(7 / 3) = 3 steps per epoch */
     ck_assert_int_eq(run("fit", "--max_epochs", "2", "--accumulate_grad_batches", "3"), 0);
@@ -717,6 +719,7 @@ START_TEST(test_early_stopping) {
                          "--early_stopping.patience", "2", "--early_stopping.min_delta", "100"),
                      0);
     ck_assert_ptr_nonnull(strstr(out, "Signaling Trainer to stop"));
+    ck_assert_ptr_nonnull(strstr(out, "`Trainer.fit` stopped: early stopping (val_loss)"));
     ck_assert_str_eq(meta(path("lightning_logs/version_0/checkpoints/last.ckpt"), "epoch"), "2");
     /* min_epochs holds it back */
     ck_assert_int_eq(run("fit", "--max_epochs", "50", "--min_epochs", "5", "--early_stopping.monitor",

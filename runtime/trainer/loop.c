@@ -668,6 +668,16 @@ static lg_status fit(lg_trainer *t, int *status) {
         if (t->should_stop && t->epoch + 1 >= c->min_epochs)
             break;
     }
+    if (!fdr) {
+        /* Lightning's closing line names what ended the run. */
+        if (t->should_stop)
+            printf("`Trainer.fit` stopped: early stopping (%s) after epoch %lld.\n", c->es_monitor,
+                   (long long)t->epoch);
+        else if (max_steps >= 0 && t->global_step >= max_steps)
+            printf("`Trainer.fit` stopped: `max_steps=%lld` reached.\n", (long long)max_steps);
+        else
+            printf("`Trainer.fit` stopped: `max_epochs=%lld` reached.\n", (long long)max_epochs);
+    }
     if (fdr)
         printf("fast_dev_run: ran %lld training batch(es)%s; no logs or checkpoints were written\n",
                (long long)t->n_train, val_enabled ? " and validation" : "");
