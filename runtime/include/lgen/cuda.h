@@ -13,11 +13,16 @@
  * in err ("no CUDA device: <cudaGetErrorString>", or "<file>:<line>: cuDNN
  * error: <name>" around a failing library call). Nothing here exits.
  *
- * The project's own kernels (activations, cross entropy, accuracy, fused
- * optimizer updates, fp16/bf16 conversion, loss scaling, NMS, RoIAlign) are
- * launchers over per-thread bodies in runtime/cuda/body.h, which the host
- * tests run on the CPU. This header needs no CUDA headers: a C trainer
- * includes it, and only liblgen_cuda.a is compiled against the toolkit.
+ * The project's own kernels (activations, elementwise arithmetic, dropout,
+ * softmax, pooling, layer_norm, structure ops, losses and reductions,
+ * accuracy, fused optimizer updates and clipping, fp16/bf16 conversion,
+ * loss scaling, and the detection ops: box coder, IoU, matcher, NMS,
+ * RoIAlign) are launchers over per-thread bodies in runtime/cuda/body.h,
+ * which the host tests run on the CPU. This header needs no CUDA headers: a
+ * C trainer includes it, and only liblgen_cuda.a is compiled against the
+ * toolkit — except lg_accelerator_select, which is in liblgen.a so that
+ * CPU-only trainers answer --accelerator too. docs/cuda.md has the
+ * op-to-call table and the mixed-precision step.
  */
 #ifndef LGEN_CUDA_H
 #define LGEN_CUDA_H
