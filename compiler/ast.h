@@ -345,7 +345,7 @@ typedef struct TensorType {
 
 /* A parameter: a tensor input `x: f32[3, 32, 32]` (network) or `x` (block,
  * shape taken from the caller), or a scalar `planes: int`, `stride: int = 1`,
- * `kind: enum(basic, bottleneck)`. */
+ * `kind: enum(basic, bottleneck)`, `kernel: shape = (3, 3)` (TY_TUPLE). */
 typedef struct BlockParam {
     const char *name;
     Loc loc;
@@ -546,13 +546,16 @@ typedef enum {
     GN_OP,       /* an op from ops.def: op, attrs */
     GN_INPUT,    /* a network input or a batch field: outputs[0] */
     GN_CALL,     /* a step calling a network: callee, inputs, outputs */
-    GN_CONST,    /* a scalar constant in a step (loss weights): cval */
+    GN_CONST,    /* reserved: not produced; a constant factor (0.5 * loss)
+                  * becomes a `scale` op with attribute `by` */
 } GNodeKind;
 
 /* A value flowing in a graph: one output of one node. */
 struct GValue {
     int id;              /* dense, per graph */
-    const char *name;    /* source name ("x", "conv1", "b.image", "loss") or NULL */
+    const char *name;    /* the value its statement assigns ("conv1" for every op of
+                          * `conv1 = x |> conv2d(...) |> relu`), "b.image", or NULL;
+                          * not unique (x = x |> ... reuses names) */
     DType dtype;
     Shape shape;
     GNode *producer;
