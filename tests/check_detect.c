@@ -1214,6 +1214,9 @@ START_TEST(test_voc_map_small_cases) {
     ck_assert_float_eq_tol(map, 0.5f + 0.5f * 2 / 3, 1e-6f);
     lg_voc_eval_compute(&ev, &p11, ap, &map, NULL);
     ck_assert_float_eq_tol(ap[1], (6 + 5 * 2.0f / 3) / 11, 1e-6f);
+    /* Computing again (the other variant, then this one) changes nothing. */
+    lg_voc_eval_compute(&ev, &auc, ap, &map, NULL);
+    ck_assert_float_eq_tol(ap[1], 0.5f + 0.5f * 2 / 3, 1e-6f);
     lg_voc_eval_free(&ev);
 }
 END_TEST
