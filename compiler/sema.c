@@ -1771,7 +1771,10 @@ static int sema_module(Ctx *ctx, Module *mod, int depth) {
     /* An imported file lends its blocks and networks (with its own hparams);
      * its datasets, steps and settings are its own business when it is
      * checked as a model itself. */
-    bool library = mod->is_import;
+    /* A file of blocks and networks alone (no model line, no data, steps or
+     * settings) is a library: `lgen check` checks what it defines. */
+    bool model_parts = mod->ndatasets || mod->data || mod->nsteps || mod->optimizer || mod->scheduler || mod->trainer;
+    bool library = mod->is_import || (!mod->name && !model_parts);
     if (!library && !mod->name)
         diag_error(ctx, (Loc){mod->file, 0, 0}, "missing 'model NAME \"doc\"' line");
     sema_hparams(ctx, mod);
