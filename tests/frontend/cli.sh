@@ -58,6 +58,12 @@ grep -q 'trainable params: 11181642 ' "$tmp/s" || bad "resnet18 (10 classes): ex
 "$LGEN" summary -D arch=resnet50 specs/resnet.lmod >"$tmp/s" || bad "lgen summary -D arch=resnet50 failed"
 grep -q 'trainable params: 23528522 ' "$tmp/s" || bad "resnet50 (10 classes): expected 23528522 params: $(grep trainable "$tmp/s")"
 
+# imports found through -I, and a missing one
+sed 's|import "inc/blocks.lmod"|import "blocks.lmod"|' tests/diag/ok_import.lmod >"$tmp/imp.lmod"
+"$LGEN" check "$tmp/imp.lmod" 2>"$tmp/e"; [ $? -eq 1 ] || bad "an import outside the search path should fail"
+grep -q "cannot find imported file 'blocks.lmod'" "$tmp/e" || bad "missing import message: $(head -2 "$tmp/e")"
+"$LGEN" check -I tests/diag/inc "$tmp/imp.lmod" || bad "lgen check -I tests/diag/inc did not find blocks.lmod"
+
 # command line
 "$LGEN" --help >"$tmp/h" || bad "--help exited nonzero"
 grep -q 'lgen check' "$tmp/h" || bad "--help does not list lgen check"
