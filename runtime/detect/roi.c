@@ -662,9 +662,11 @@ lg_status lg_fastrcnn_loss_backward(lg_ctx *ctx, const float *class_logits,
                 for (int k = 1; k < K; k++)
                     mx = lg_det_maxf(mx, z[k]);
                 for (int k = 0; k < K; k++)
-                    sum += expf(z[k] - mx);
+                    sum += (g[k] = expf(z[k] - mx));
+                float scale = sc / sum;
                 for (int k = 0; k < K; k++)
-                    g[k] = (expf(z[k] - mx) / sum - (k == labels[r] ? 1.0f : 0.0f)) * sc;
+                    g[k] *= scale;
+                g[labels[r]] -= sc;
             }
         }
         if (grad_box) {
