@@ -17,7 +17,8 @@
  * end-to-end test serves the tar over loopback HTTP. tests/check_detect_vocgen.c
  * checks determinism and that the annotations describe the pixels.
  *
- *     vocgen [--seed N] [--images N] [--size PIXELS] [--out FILE.tar] [--dir DIR]
+ *     vocgen [--seed N] [--images N] [--size PIXELS] [--objects N] [--out FILE.tar]
+ *            [--dir DIR]
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -68,7 +69,7 @@ typedef struct object {
 
 typedef struct options {
     uint64_t seed;
-    int images, size;
+    int images, size, objects;
     const char *out, *dir;
 } options;
 
@@ -322,11 +323,13 @@ static long parse_int(const char *flag, const char *v, long lo, long hi) {
 }
 
 static void usage(FILE *f) {
-    fputs("usage: vocgen [--seed N] [--images N] [--size PIXELS] [--out FILE.tar] [--dir DIR]\n"
+    fputs("usage: vocgen [--seed N] [--images N] [--size PIXELS] [--objects N] [--out FILE.tar]\n"
+          "              [--dir DIR]\n"
           "Writes a small VOC-layout data set (VOCdevkit/VOC2007) as a tar and prints its sha256.\n"
           "  --seed N      everything follows from it (default 1)\n"
           "  --images N    number of images, 4 to 100000 (default 200)\n"
           "  --size PIXELS square image side, 48 to 1024 (default 128)\n"
+          "  --objects N   at most N shapes per image, 1 to 4 (default 4)\n"
           "  --out FILE    the tar to write (default vocgen.tar)\n"
           "  --dir DIR     also write the files under DIR\n"
           "classes: circle square triangle diamond cross\n",
@@ -334,7 +337,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    options o = {1, 200, 128, "vocgen.tar", NULL};
+    options o = {1, 200, 128, MAX_OBJECTS, "vocgen.tar", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -349,6 +352,8 @@ int main(int argc, char **argv) {
             o.seed = (uint64_t)parse_int(a, argv[++i], 0, 0x7fffffffL);
         else if (!strcmp(a, "--images"))
             o.images = (int)parse_int(a, argv[++i], 4, 100000);
+        else if (!strcmp(a, "--objects"))
+            o.objects = (int)parse_int(a, argv[++i], 1, MAX_OBJECTS);
         else if (!strcmp(a, "--size"))
             o.size = (int)parse_int(a, argv[++i], 48, 1024);
         else if (!strcmp(a, "--out"))
@@ -385,7 +390,7 @@ int main(int argc, char **argv) {
         snprintf(id, sizeof id, "%06d", i + 1);
         paint_background(img, S, &r);
         object objs[MAX_OBJECTS];
-        int n = paint_objects(img, S, &r, objs, rng_int(&r, 1, MAX_OBJECTS));
+        int n = paint_objects(img, S, &r, objs, rng_int(&r, 1, o.objects));
         unsigned long jsize = 0;
         unsigned char *jpeg = encode_jpeg(img, S, &jsize);
         snprintf(name, sizeof name, ROOT "JPEGImages/%s.jpg", id);
