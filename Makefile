@@ -36,14 +36,16 @@ CHECK_PROGS   :=   # Check test binaries under build/tests/, run by `make check`
 CHECK_SCRIPTS :=   # shell tests, run by `make check` from the top directory
 BENCH_TARGETS :=   # what `make bench` runs
 
+# The outputs, named before the fragments are read: a fragment's rule
+# prerequisites are expanded as it is read, so these must already be set.
+LIBLGEN  := $(BUILD)/liblgen.a
+LIBLGENC := $(BUILD)/liblgenc.a
+LGEN     := $(BUILD)/lgen
+
 # `make` builds `all` even when a fragment (read first, bench/ sorts before
 # compiler/) defines a rule of its own.
 .DEFAULT_GOAL := all
 include $(sort $(wildcard compiler/*.mk runtime/*/module.mk tests/*.mk bench/*.mk))
-
-LIBLGEN  := $(BUILD)/liblgen.a
-LIBLGENC := $(BUILD)/liblgenc.a
-LGEN     := $(BUILD)/lgen
 
 RUNTIME_OBJS := $(RUNTIME_SRCS:%.c=$(BUILD)/obj/%.o)
 LGEN_OBJS    := $(filter-out %/main.o,$(LGEN_SRCS:%.c=$(BUILD)/obj/%.o)) $(LGEN_GEN_OBJS)
