@@ -112,6 +112,8 @@ def main():
     ap.add_argument("--torch-steps", type=int, default=200)
     ap.add_argument("--models", default="mlp,lenet")
     args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    args.lgen = os.path.abspath(args.lgen)
     try:
         import torch  # noqa: F401
     except ImportError:
