@@ -114,9 +114,10 @@ def main():
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     args.lgen = os.path.abspath(args.lgen)
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    # find it without importing it: the runs are forked from this process and
+    # wait4's ru_maxrss counts the pages a child had before its exec
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
         raise SystemExit("bench: PyTorch is not installed (python3 -m pip install torch)")
     os.makedirs(args.build, exist_ok=True)
     results = {}
