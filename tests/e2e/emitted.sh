@@ -7,5 +7,6 @@ set -eu
 BUILD=${BUILD:-build}
 gen=$BUILD/tests/codegen_emit
 [ -f "$gen/lenet.c" ] || { echo "emitted: $gen/lenet.c missing (build/tests/check_codegen_emit writes it)"; exit 1; }
-make -s -C "$gen" CC="${CC:-cc}" CFLAGS="-O2 -Werror"
+. tests/e2e/san_flags.sh
+make -s -C "$gen" CC="${CC:-cc}" CFLAGS="-O2 -Werror $SAN_FLAGS" LDFLAGS="$SAN_FLAGS"
 TRAINER=$gen exec tests/e2e/lenet.sh

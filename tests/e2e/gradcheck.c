@@ -100,5 +100,11 @@ int main(void) {
         printf("%-24s max relative error %.2e\n", p->name, worst);
     }
     printf("gradcheck: %d entries, %d mismatches\n", checked, bad);
+    free(params);
+    free(grads);
+    free(arena);
+    free(image);
+    free(analytic);
+    free(scratch);
     return bad ? 1 : 0;
 }

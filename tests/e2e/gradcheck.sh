@@ -10,6 +10,7 @@ LGEN=${LGEN:-$BUILD/lgen}
 out=$BUILD/tests/gradcheck.$$
 mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT
+. tests/e2e/san_flags.sh
 
 check() { # generated.c name
     src=$1 name=$2
@@ -20,7 +21,7 @@ check() { # generated.c name
         -e 's/io->loss = \(.*\);/((double *)(void *)io->logs)[15] = \1;/' \
         -e 's/io->logs\[\([0-9]*\)\]/((double *)(void *)io->logs)[\1]/g' \
         "$src" > "$out/${name}_f64.c"
-    $CC -std=c11 -D_GNU_SOURCE -O1 -w -Iruntime/include -I"$out" \
+    $CC -std=c11 -D_GNU_SOURCE -O1 -w $SAN_FLAGS -Iruntime/include -I"$out" \
         -DGEN_FILE="\"${name}_f64.c\"" -DGEN_DEF="${name}_def" \
         -o "$out/gradcheck_$name" tests/e2e/gradcheck.c "$BUILD/liblgen.a" \
         -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm -lcrypto -lz

@@ -19,6 +19,7 @@ out=$BUILD/tests/e2e/$name.$$
 rm -rf "$out"
 mkdir -p "$out"
 fail() { echo "e2e $name: FAIL: $* (files in $out)"; exit 1; }
+. tests/e2e/san_flags.sh
 
 if [ -n "${TRAINER:-}" ]; then
     gen=$TRAINER
@@ -29,7 +30,7 @@ else
     cmp "$gen/$name.c" "$out/gen2/$name.c" || fail "two runs of lgen gave different $name.c"
     cmp "$gen/Makefile" "$out/gen2/Makefile" || fail "two runs of lgen gave different Makefiles"
     echo "e2e $name: lgen output byte-identical across runs"
-    make -s -C "$gen" CC="${CC:-cc}" CFLAGS="-O2 -Werror" >"$out/make.log" 2>&1 ||
+    make -s -C "$gen" CC="${CC:-cc}" CFLAGS="-O2 -Werror $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >"$out/make.log" 2>&1 ||
         { cat "$out/make.log"; fail "the generated trainer does not build warning-free"; }
 fi
 exe=$gen/$name
