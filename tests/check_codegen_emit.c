@@ -303,6 +303,50 @@ static Network *zoo2_network(void) {
     return net;
 }
 
+/* An autoencoder-like graph for the elementwise losses, scalar arithmetic
+ * and reductions: mse + l1 + smooth_l1 + bce_with_logits of a reconstruction
+ * against the (flattened) input, plus 0.5 * mean + sum. */
+static Graph *zoo3_train_graph(void) {
+    Graph *g = graph_new("train");
+    GNode *ni = node(g, GN_INPUT, 0, NULL, 20, 0);
+    ni->field = "image";
+    GValue *img = val(g, "b.image", DT_F32, true, 3, 1, 28, 28);
+    out_of(ni, img);
+    g->inputs[g->ninputs++] = img;
+    GValue *f = opn(g, LG_OP_FLATTEN, 21, img, NULL, val(g, "target", DT_F32, true, 1, 784));
+    GValue *h = linear(g, "enc", 22, f, 784, 16);
+    GValue *s = opn(g, LG_OP_SIGMOID, 22, h, NULL, val(g, "code", DT_F32, true, 1, 16));
+    GValue *y = linear(g, "dec", 23, s, 16, 784);
+    GValue *l1 = opn(g, LG_OP_MSE_LOSS, 24, y, f, val(g, "mse", DT_F32, false, 0));
+    GValue *l2 = opn(g, LG_OP_L1_LOSS, 25, y, f, val(g, "l1", DT_F32, false, 0));
+    GNode *sl = node(g, GN_OP, LG_OP_SMOOTH_L1_LOSS, NULL, 26, 2, y, f);
+    set_float(sl, "beta", 0.5);
+    GValue *l3 = val(g, "huber", DT_F32, false, 0);
+    out_of(sl, l3);
+    GNode *bce = node(g, GN_OP, LG_OP_BCE_WITH_LOGITS, NULL, 27, 2, y, f);
+    AttrValue *red = &bce->attrs[attr_slot(LG_OP_BCE_WITH_LOGITS, "reduction")];
+    red->type = TY_ENUM;
+    red->s = "sum";
+    GValue *l4 = val(g, "bce", DT_F32, false, 0);
+    out_of(bce, l4);
+    GValue *m = opn(g, LG_OP_MEAN, 28, y, NULL, val(g, "avg", DT_F32, false, 0));
+    GNode *sc = node(g, GN_OP, LG_OP_SCALE, NULL, 28, 1, m);
+    set_float(sc, "by", 0.5);
+    GValue *hm = val(g, "half", DT_F32, false, 0);
+    out_of(sc, hm);
+    GValue *su = opn(g, LG_OP_SUM, 29, s, NULL, val(g, "total", DT_F32, false, 0));
+    GValue *a1 = opn(g, LG_OP_ADD, 30, l1, l2, val(g, "a1", DT_F32, false, 0));
+    GValue *a2 = opn(g, LG_OP_ADD, 30, a1, l3, val(g, "a2", DT_F32, false, 0));
+    GValue *a3 = opn(g, LG_OP_ADD, 30, a2, l4, val(g, "a3", DT_F32, false, 0));
+    GValue *a4 = opn(g, LG_OP_ADD, 30, a3, hm, val(g, "a4", DT_F32, false, 0));
+    GValue *loss = opn(g, LG_OP_ADD, 30, a4, su, val(g, "loss", DT_F32, false, 0));
+    g->loss = loss;
+    g->log_names[g->nlogs] = "train_loss";
+    g->log_values[g->nlogs++] = loss;
+    g->outputs[g->noutputs++] = loss;
+    return g;
+}
+
 static Network *lenet_network(void) {
     Network *net = arena_alloc(&ctx.arena, sizeof *net);
     net->name = "lenet";
@@ -395,10 +439,33 @@ static Module *zoo_module(int which) {
     for (int i = 0; i < 40; i++)
         memcpy(text + 10 * i, "# line...\n", 10);
     text[400] = 0;
-    int file = diag_add_file(&ctx, which ? "tests/zoo2.lmod" : "tests/zoo.lmod", text, 400);
+    static const char *paths[] = {"tests/zoo.lmod", "tests/zoo2.lmod", "tests/zoo3.lmod"};
+    int file = diag_add_file(&ctx, paths[which], text, 400);
     Module *m = ast_module_new(&ctx, file);
-    m->path = which ? "tests/zoo2.lmod" : "tests/zoo.lmod";
-    m->name = which ? "zoo2" : "zoo";
+    m->path = paths[which];
+    m->name = which == 2 ? "zoo3" : which ? "zoo2" : "zoo";
+    if (which == 2) {
+        /* parameters come from a network's graph: the autoencoder's layers
+         * live in a network that the step graph inlines by hand here */
+        Network *ae = arena_alloc(&ctx.arena, sizeof *ae);
+        ae->name = "zoo3";
+        ae->graph = graph_new("zoo3");
+        Graph *tg = zoo3_train_graph();
+        for (int i = 0; i < tg->nnodes; i++)
+            for (int k = 0; k < tg->nodes[i]->nparams; k++)
+                ae->graph->params[ae->graph->nparams++] = tg->nodes[i]->params[k];
+        m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
+        m->networks[0] = ae;
+        m->nnetworks = 1;
+        Step *st = arena_alloc(&ctx.arena, sizeof *st);
+        st->kind = STEP_TRAIN;
+        st->name = "train";
+        st->loc = (Loc){0, 190, 191};
+        st->graph = tg;
+        m->steps = arena_array(&ctx.arena, 1, sizeof *m->steps);
+        m->steps[m->nsteps++] = st;
+        return m;
+    }
     Network *net = which ? zoo2_network() : zoo_network();
     m->networks = arena_array(&ctx.arena, 1, sizeof *m->networks);
     m->networks[0] = net;
@@ -610,27 +677,42 @@ START_TEST(test_emit_lenet) {
 }
 END_TEST
 
-START_TEST(test_emit_zoo2) {
+static void emit_zoo(int which, const char *const *calls, size_t ncalls) {
     ctx_init(&ctx);
-    Module *m = zoo_module(1);
+    Module *m = zoo_module(which);
     char path[600], cmd[2048];
-    const char *dir = outdir_of("codegen_zoo2");
+    const char *dir = outdir_of(which == 2 ? "codegen_zoo3" : "codegen_zoo2");
     ck_assert_int_eq(emit_program(&ctx, m, dir), 0);
-    snprintf(path, sizeof path, "%s/zoo2.c", dir);
+    snprintf(path, sizeof path, "%s/%s.c", dir, which == 2 ? "zoo3" : "zoo2");
     char *c = slurp(path);
     ck_assert_ptr_nonnull(c);
-    static const char *calls[] = {"lg_adaptive_avg_pool2d_backward", "lg_upsample_nearest_backward",
-                                  "lg_transpose_backward", "lg_split_forward", "lg_concat_forward",
-                                  "lg_layer_norm_backward", "lg_log_softmax_backward"};
-    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
+    for (size_t i = 0; i < ncalls; i++)
         if (!strstr(c, calls[i]))
-            ck_abort_msg("zoo2.c has no %s", calls[i]);
+            ck_abort_msg("%s has no %s", path, calls[i]);
     snprintf(cmd, sizeof cmd,
              "%s -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only %s",
              getenv("CC") ? getenv("CC") : "cc", path);
     ck_assert_int_eq(system(cmd), 0);
     free(c);
     ctx_free(&ctx);
+}
+
+/* adaptive_avg_pool2d, upsample_nearest, transpose, concat/split, reshape,
+ * layer_norm, log_softmax (tests/e2e/gradcheck.sh checks the gradients). */
+START_TEST(test_emit_zoo2) {
+    static const char *calls[] = {"lg_adaptive_avg_pool2d_backward", "lg_upsample_nearest_backward",
+                                  "lg_transpose_backward", "lg_split_forward", "lg_concat_forward",
+                                  "lg_layer_norm_backward", "lg_log_softmax_backward"};
+    emit_zoo(1, calls, sizeof calls / sizeof *calls);
+}
+END_TEST
+
+/* the elementwise losses, scalar add/scale, mean and sum */
+START_TEST(test_emit_zoo3) {
+    static const char *calls[] = {"lg_mse_loss_backward", "lg_l1_loss_backward", "lg_smooth_l1_loss_backward",
+                                  "lg_bce_with_logits_backward", "lg_mean_backward", "lg_sum_backward",
+                                  "lg_scale_backward", "LG_REDUCE_SUM"};
+    emit_zoo(2, calls, sizeof calls / sizeof *calls);
 }
 END_TEST
 
@@ -641,6 +723,7 @@ int main(void) {
     tcase_add_test(tc, test_emit_lenet);
     tcase_add_test(tc, test_emit_zoo);
     tcase_add_test(tc, test_emit_zoo2);
+    tcase_add_test(tc, test_emit_zoo3);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -38,6 +38,7 @@ gen=$BUILD/tests/codegen_emit/lenet.c
 check "$gen" lenet
 check "$BUILD/tests/codegen_zoo/zoo.c" zoo
 check "$BUILD/tests/codegen_zoo2/zoo2.c" zoo2
+check "$BUILD/tests/codegen_zoo3/zoo3.c" zoo3
 for spec in specs/mlp.lmod specs/lenet.lmod; do
     [ -f "$spec" ] || continue
     name=$(basename "$spec" .lmod)
