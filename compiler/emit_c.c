@@ -100,8 +100,8 @@ static void name_values(Emit *E, IrGraph *g) {
     for (int i = 0; i < g->nvalues; i++) {
         IrValue *v = g->values[i];
         v->cname = NULL;
-        if (v->storage == IR_ST_ARENA && v->first < 0)
-            continue; /* never declared: absorbed by fusion or unused */
+        if (v->storage != IR_ST_ARENA || v->first < 0)
+            continue; /* not declared: a view, a parameter, a batch field, or absorbed by fusion */
         const char *base = c_ident(E, v->name, 0);
         const char *name = base;
         for (int k = 2; name_taken(g, i, name); k++)
