@@ -80,7 +80,34 @@ static IrValue *pgrad(IrProgram *p, IrGraph *g, IrValue *param) {
     return ir_param_value(p, g, param->param, IR_ST_GRAD);
 }
 
+/* split: the gradient is the concatenation of the pieces' gradients, zeros
+ * for a piece nothing downstream used. */
+static int differentiate_split(IrGraph *g, IrOp *op) {
+    IrValue *x = op->in[0];
+    int any = 0;
+    for (int i = 0; i < op->nout; i++)
+        any |= op->out[i]->grad != NULL;
+    if (!any || !needs_grad(x))
+        return 0;
+    IrValue *in[IR_MAX_INPUTS];
+    for (int i = 0; i < op->nout && i < IR_MAX_INPUTS; i++) {
+        in[i] = op->out[i]->grad;
+        if (!in[i]) {
+            IrOp *z = bwd_op(g, IR_ZERO, op, 0, NULL);
+            IrValue *zv = grad_like(g, op->out[i]);
+            zv->def = z;
+            z->out[0] = zv;
+            z->nout = 1;
+            in[i] = zv;
+        }
+    }
+    emit_rule(g, IR_SPLIT_BWD, op, x, op->nout, in);
+    return 0;
+}
+
 static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
+    if (op->kind == LG_OP_SPLIT)
+        return differentiate_split(g, op);
     IrValue *y = op->out[0];
     IrValue *dy = y ? y->grad : NULL;
     IrValue *x = op->in[0];

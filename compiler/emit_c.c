@@ -419,6 +419,19 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         call_end(E);
         break;
     }
+    case LG_OP_SPLIT: {
+        size_t outer;
+        const char *sizes;
+        concat_layout(E, op->out, op->nout, op->a.dim, &outer, &sizes);
+        where(E, op, ir_fmt(E->p, "split(%s) into %d pieces along dim %d", x->name, op->nout, op->a.dim));
+        out(E, "    {\n        const size_t sizes[] = {%s};\n        float *const outputs[] = {", sizes);
+        for (int i = 0; i < op->nout; i++)
+            out(E, "%s%s", i ? ", " : "", ptr(E, op->out[i]));
+        out(E, "};\n        st = lg_split_forward(ctx, n * %zu, %d, sizes, %s, outputs);\n    }\n", outer, op->nout,
+            ptr(E, x));
+        call_end(E);
+        break;
+    }
     case LG_OP_FLATTEN:
     case LG_OP_RESHAPE:
         where(E, op, ir_fmt(E->p, "%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
@@ -647,6 +660,23 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
             out(E, "%s%s", i ? ", " : "", ptr(E, op->out[i]));
         out(E, "};\n        st = lg_split_forward(ctx, n * %zu, %d, sizes, %s, outputs);\n    }\n", outer, op->nout,
             ptr(E, op->in[0]));
+        call_end(E);
+        break;
+    }
+    case IR_ZERO:
+        out(E, "    // %s: no use downstream, a zero gradient\n", y->name);
+        out(E, "    memset(%s, 0, %s * sizeof(float));\n", ptr(E, y), count_expr(E, y));
+        break;
+    case IR_SPLIT_BWD: {
+        size_t outer;
+        const char *sizes;
+        concat_layout(E, op->fwd->out, op->fwd->nout, op->a.dim, &outer, &sizes);
+        where(E, op, ir_fmt(E->p, "d split: concatenate the pieces' gradients into d %s", op->fwd->in[0]->name));
+        out(E, "    {\n        const size_t sizes[] = {%s};\n        const float *const inputs[] = {", sizes);
+        for (int i = 0; i < op->nin; i++)
+            out(E, "%s%s", i ? ", " : "", ptr(E, op->in[i]));
+        out(E, "};\n        st = lg_concat_forward(ctx, n * %zu, %d, sizes, inputs, %s);\n    }\n", outer, op->nin,
+            ptr(E, y));
         call_end(E);
         break;
     }

@@ -252,6 +252,8 @@ const char *ir_kind_name(IrKind k) {
         [IR_UPSAMPLE_NEAREST_BWD - IR_KIND_BASE] = "upsample_nearest_backward",
         [IR_TRANSPOSE_BWD - IR_KIND_BASE] = "transpose_backward",
         [IR_CONCAT_BWD - IR_KIND_BASE] = "concat_backward",
+        [IR_SPLIT_BWD - IR_KIND_BASE] = "split_backward",
+        [IR_ZERO - IR_KIND_BASE] = "zero",
     };
     /* from ops.def directly: lgen does not link the runtime's lg_op_name */
     static const char *ops[] = {
@@ -544,7 +546,8 @@ static void lower_attrs(const GNode *n, IrAttrs *a) {
     case LG_OP_SOFTMAX:
     case LG_OP_LOG_SOFTMAX:
     case LG_OP_CONCAT:
-        a->dim = attr_int(n, "dim", n->op == LG_OP_CONCAT ? 0 : -1);
+    case LG_OP_SPLIT:
+        a->dim = attr_int(n, "dim", n->op == LG_OP_SOFTMAX || n->op == LG_OP_LOG_SOFTMAX ? -1 : 0);
         break;
     case LG_OP_SCALE:
         a->by = attr_float(n, "by", 1);

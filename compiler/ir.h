@@ -61,6 +61,8 @@ typedef enum {
     IR_UPSAMPLE_NEAREST_BWD, /* (dy) -> dx */
     IR_TRANSPOSE_BWD,   /* (dy) -> dx */
     IR_CONCAT_BWD,      /* (dy) -> dx_0 .. dx_k-1 (a split) */
+    IR_SPLIT_BWD,       /* (dy_0 .. dy_k-1) -> dx (a concat) */
+    IR_ZERO,            /* () -> zeros (the gradient of an unused output) */
     IR_KIND_END
 } IrExtraKind;
 

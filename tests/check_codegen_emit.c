@@ -285,16 +285,28 @@ static Network *zoo2_network(void) {
     set_int(cat, "dim", 0);
     GValue *c = val(g, "cat", DT_F32, true, 3, 8, 14, 14);
     out_of(cat, c);
-    GValue *r = opn(g, LG_OP_RESHAPE, 8, c, NULL, val(g, "rows", DT_F32, true, 2, 8, 196));
+    /* split (3, 5) and keep only the second piece: the first one's
+     * gradient is zero */
+    GNode *sp = node(g, GN_OP, LG_OP_SPLIT, NULL, 8, 1, c);
+    set_int(sp, "dim", 0);
+    GValue *p0 = val(g, "head", DT_F32, true, 3, 3, 14, 14);
+    GValue *p1 = val(g, "tail", DT_F32, true, 3, 5, 14, 14);
+    out_of(sp, p0);
+    out_of(sp, p1);
+    GNode *cat2 = node(g, GN_OP, LG_OP_CONCAT, NULL, 8, 2, p1, u);
+    set_int(cat2, "dim", 0);
+    GValue *c2 = val(g, "cat2", DT_F32, true, 3, 9, 14, 14);
+    out_of(cat2, c2);
+    GValue *r = opn(g, LG_OP_RESHAPE, 8, c2, NULL, val(g, "rows", DT_F32, true, 2, 9, 196));
     GNode *ln = node(g, GN_OP, LG_OP_LAYER_NORM, "ln", 9, 1, r);
     set_float(ln, "eps", 1e-5);
     set_bool(ln, "affine", 1);
     add_param(g, ln, "ln.weight", 1, 196);
     add_param(g, ln, "ln.bias", 1, 196);
-    GValue *l = val(g, "ln", DT_F32, true, 2, 8, 196);
+    GValue *l = val(g, "ln", DT_F32, true, 2, 9, 196);
     out_of(ln, l);
-    GValue *f = opn(g, LG_OP_FLATTEN, 10, l, NULL, val(g, "flat", DT_F32, true, 1, 1568));
-    GValue *fc = linear(g, "fc", 11, f, 1568, 10);
+    GValue *f = opn(g, LG_OP_FLATTEN, 10, l, NULL, val(g, "flat", DT_F32, true, 1, 1764));
+    GValue *fc = linear(g, "fc", 11, f, 1764, 10);
     GNode *ls = node(g, GN_OP, LG_OP_LOG_SOFTMAX, NULL, 12, 1, fc);
     set_int(ls, "dim", -1);
     GValue *o = val(g, "logp", DT_F32, true, 1, 10);
@@ -697,12 +709,14 @@ static void emit_zoo(int which, const char *const *calls, size_t ncalls) {
     ctx_free(&ctx);
 }
 
-/* adaptive_avg_pool2d, upsample_nearest, transpose, concat/split, reshape,
+/* adaptive_avg_pool2d, upsample_nearest, transpose, concat, split (one piece
+ * unused: a zero gradient), reshape,
  * layer_norm, log_softmax (tests/e2e/gradcheck.sh checks the gradients). */
 START_TEST(test_emit_zoo2) {
     static const char *calls[] = {"lg_adaptive_avg_pool2d_backward", "lg_upsample_nearest_backward",
                                   "lg_transpose_backward", "lg_split_forward", "lg_concat_forward",
-                                  "lg_layer_norm_backward", "lg_log_softmax_backward"};
+                                  "lg_layer_norm_backward", "lg_log_softmax_backward",
+                                  "a zero gradient"};
     emit_zoo(1, calls, sizeof calls / sizeof *calls);
 }
 END_TEST
