@@ -356,7 +356,12 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
             break;
         }
         where(E, op, ir_fmt(E->p, "%s = dropout(%s, p: %g)", y->name, x->name, op->a.p));
-        out(E, "    st = lg_dropout_forward(ctx, %s, %.9g, %d, lg_dropout_seed(io->seed, (uint64_t)io->global_step, %d), %s, %s, %s);\n",
+        /* the mask follows (seed, epoch, batch, layer): distinct for every
+         * batch, also the micro-batches of one accumulated step, and the
+         * same again when a run resumes at that batch */
+        out(E, "    st = lg_dropout_forward(ctx, %s, %.9g, %d,\n"
+               "                            lg_dropout_seed(io->seed ^ ((uint64_t)io->epoch << 40), (uint64_t)b->batch_index, %d),\n"
+               "                            %s, %s, %s);\n",
             count_expr(E, y), op->a.p, training, op->index, ptr(E, x), ptr(E, y),
             training ? ir_fmt(E->p, "(uint8_t *)%s", ptr(E, op->out[1])) : "NULL");
         call_end(E);
