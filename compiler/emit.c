@@ -326,9 +326,15 @@ int emit_plan_report(Ctx *ctx, Module *mod, FILE *out) {
             IrGraph *g = &p.graphs[i];
             if (!g->present)
                 continue;
+            int live = 0, backward = 0;
+            for (int k = 0; k < g->nops; k++)
+                if (!g->ops[k]->dead) {
+                    live++;
+                    backward += g->ops[k]->backward;
+                }
             fprintf(out, "%s step: %d ops (%d backward), activation arena %zu bytes per sample + %zu bytes"
                          " (%zu per sample without reuse; %d fused, %d in place)\n",
-                    g->name, g->nops, g->nforward ? g->nops - g->nforward : 0, g->arena_per_sample * 4,
+                    g->name, live, backward, g->arena_per_sample * 4,
                     g->arena_fixed * 4, g->naive_per_sample * 4, g->nfused, g->ninplace);
         }
     fprintf(out, "parameters: %zu floats (%zu trainable)\n", p.param_floats, p.grad_floats);
