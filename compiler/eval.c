@@ -26,7 +26,7 @@ static void cv_print(char *buf, size_t size, const CValue *v) {
     switch (v->type) {
     case TY_INT: snprintf(buf, size, "%lld", (long long)v->i); break;
     case TY_FLOAT: {
-        if (v->f == (double)(int64_t)v->f && fabs(v->f) < 1e15) {
+        if (fabs(v->f) < 1e15 && v->f == (double)(int64_t)v->f) {
             snprintf(buf, size, "%.1f", v->f);
             break;
         }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/fuzz/run.sh [SECONDS] — runs the libFuzzer front-end target for
-# SECONDS (default $FUZZ_SECONDS, else 600) on a corpus seeded from specs/
+# SECONDS (default $FUZZ_SECONDS, else 600; FUZZ_EXTRA adds libFuzzer flags) on a corpus seeded from specs/
 # and tests/diag/. Prints the run's summary; exits nonzero if a crash was
 # found (the reproducer is left in build/fuzz/). `make fuzz` builds and
 # calls it; make check calls it with 15 seconds when clang's libFuzzer is
@@ -22,7 +22,7 @@ for f in specs/*.lmod tests/diag/*.lmod tests/diag/inc/*.lmod tests/frontend/*.l
 done
 start=$(date +%s)
 "$bin" "$corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -dict=tests/fuzz/lmod.dict -artifact_prefix="$BUILD/fuzz/crashes/" -print_final_stats=1 \
+    -dict=tests/fuzz/lmod.dict -artifact_prefix="$BUILD/fuzz/crashes/" -print_final_stats=1 ${FUZZ_EXTRA:-} \
     >"$BUILD/fuzz/last.log" 2>&1
 rc=$?
 end=$(date +%s)
