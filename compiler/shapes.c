@@ -1873,6 +1873,16 @@ static void name_params(El *el, Graph *g) {
     }
 }
 
+/* The values a body returned, as an array in the arena: a single value lives
+ * in the Val itself, which is on the caller's stack. */
+static GValue **returned_values(El *el, const Val *r, int nr) {
+    if (r->kind == VK_MULTI)
+        return r->ts;
+    GValue **rs = arena_array(A, (size_t)nr, sizeof *rs);
+    rs[0] = r->t;
+    return rs;
+}
+
 static void elaborate_network(Ctx *ctx, Module *mod, Network *net) {
     El el_ = {ctx, mod, NULL, {0}, {0}, {0}, ctx->nerrors, 0};
     El *el = &el_;
@@ -1920,7 +1930,7 @@ static void elaborate_network(Ctx *ctx, Module *mod, Network *net) {
     if (!returned || r.kind == VK_NONE)
         return;
     int nr = r.kind == VK_MULTI ? r.nts : 1;
-    GValue **rs = r.kind == VK_MULTI ? r.ts : &r.t;
+    GValue **rs = returned_values(el, &r, nr);
     if (net->noutputs == 0) {
         /* No declared outputs: they are what the body returns. */
         g->outputs = rs;
@@ -1996,7 +2006,7 @@ static void elaborate_step(Ctx *ctx, Module *mod, Step *s) {
         return;
     if (returned && r.kind != VK_NONE) {
         int nr = r.kind == VK_MULTI ? r.nts : 1;
-        GValue **rs = r.kind == VK_MULTI ? r.ts : &r.t;
+        GValue **rs = returned_values(el, &r, nr);
         g->outputs = rs;
         g->noutputs = nr;
         for (int i = 0; i < nr; i++)
