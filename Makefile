@@ -79,7 +79,8 @@ check: all $(CHECK_PROGS)
 	@pass=0; fail=0; failed=""; \
 	for t in $(CHECK_PROGS) $(CHECK_SCRIPTS); do \
 	    echo "== $$t"; \
-	    if LGEN=$(LGEN) BUILD=$(BUILD) CC="$(CC)" ./$$t; then pass=$$((pass+1)); \
+	    case $$t in /*) run=$$t;; *) run=./$$t;; esac; \
+	    if LGEN=$(LGEN) BUILD=$(BUILD) CC="$(CC)" $$run; then pass=$$((pass+1)); \
 	    else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
 	done; \
 	[ -z "$$failed" ] || echo "failed:$$failed"; \

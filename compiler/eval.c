@@ -122,9 +122,13 @@ static bool lookup_global(EvalScope *sc, Expr *e, CValue *out) {
             }
         }
         /* Trainer settings with Lightning's defaults may be named without
-         * being set: max_epochs is 1000 in Lightning when unset. */
+         * being set: max_epochs is 1000 in Lightning when unset. The last
+         * two are known only when the run starts (the data set's size and
+         * the limits): the value here is a stand-in for checking, and the
+         * generated code reads the run's value (lg_fit_info). */
         static const struct { const char *name; int64_t v; } defaults[] = {
             {"max_epochs", 1000}, {"max_steps", -1}, {"min_epochs", 0}, {"accumulate_grad_batches", 1},
+            {"steps_per_epoch", 1000}, {"estimated_stepping_batches", 1000},
         };
         for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
             if (strcmp(defaults[i].name, e->str) == 0) {

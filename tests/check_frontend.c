@@ -269,13 +269,10 @@ START_TEST(test_lenet) {
     ck_assert_double_eq(db->splits[1].hi, 1.0);
     ck_assert_int_eq(db->splits[1].seed, 42);
     ck_assert_str_eq(db->splits[2].source->name, "test");
-    ck_assert_int_eq(db->splits[0].ntransforms, 2);
-    ck_assert_int_eq(db->splits[0].transforms[0].kind, TF_RANDOM_CROP);
-    ck_assert_int_eq(db->splits[0].transforms[0].i[0], 28);
-    ck_assert_int_eq(db->splits[0].transforms[0].i[2], 2);
-    ck_assert_int_eq(db->splits[0].transforms[1].kind, TF_NORMALIZE);
-    ck_assert_float_eq_tol(db->splits[0].transforms[1].f[0], 0.286f, 1e-6f);
-    ck_assert_float_eq_tol(db->splits[0].transforms[1].f[5], 0.353f, 1e-6f);
+    ck_assert_int_eq(db->splits[0].ntransforms, 1);
+    ck_assert_int_eq(db->splits[0].transforms[0].kind, TF_NORMALIZE);
+    ck_assert_float_eq_tol(db->splits[0].transforms[0].f[0], 0.286f, 1e-6f);
+    ck_assert_float_eq_tol(db->splits[0].transforms[0].f[5], 0.353f, 1e-6f);
     assert_shape(&db->splits[0].image_shape, 3, (int64_t[]){1, 28, 28});
     ck_assert_int_eq(db->batch_size->ref, REF_HPARAM);
     /* network */
@@ -383,6 +380,24 @@ static void compare_state_dict(Module *m, const char *const *nets, int nnets, bo
     ck_assert_msg(total == nlines, "%s: the spec has %d parameters, torchvision %d", fixture, total, nlines);
     free(text);
 }
+
+/* A pipeline of several transforms with arguments: resnet20's CIFAR-10
+ * augmentation, random_crop(32, padding: 4) |> random_horizontal_flip(0.5). */
+START_TEST(test_transform_pipeline) {
+    Fx fx;
+    fx_init(&fx);
+    ck_assert_int_eq(fx_run(&fx, "specs/resnet20.lmod"), 0);
+    DataBlock *db = fx.mod->data;
+    ck_assert_str_eq(db->splits[0].name, "train");
+    ck_assert_int_ge(db->splits[0].ntransforms, 2);
+    ck_assert_int_eq(db->splits[0].transforms[0].kind, TF_RANDOM_CROP);
+    ck_assert_int_eq(db->splits[0].transforms[0].i[0], 32);
+    ck_assert_int_eq(db->splits[0].transforms[0].i[2], 4);
+    ck_assert_int_eq(db->splits[0].transforms[1].kind, TF_RANDOM_HFLIP);
+    ck_assert_float_eq_tol(db->splits[0].transforms[1].f[0], 0.5f, 1e-6f);
+    fx_free(&fx);
+}
+END_TEST
 
 START_TEST(test_resnet18_torchvision_names) {
     Fx fx;
@@ -564,6 +579,7 @@ static Suite *frontend_suite(void) {
     Suite *s = suite_create("frontend");
     TCase *tc = tcase_create("diag");
     tcase_add_test(tc, test_suggest);
+    tcase_add_test(tc, test_transform_pipeline);
     tcase_add_test(tc, test_line_col_and_caret);
     tcase_add_test(tc, test_several_errors_one_run);
     tcase_add_test(tc, test_every_op_has_a_shape_rule);
