@@ -753,6 +753,14 @@ static void print_help(const lg_model_def *def, int cmd) {
             if (!any++)
                 printf("\n%s:\n", titles[s]);
             const char *d = spec_default(def, f->name);
+            char data_dflt[32];
+            if (!d && def->data && (!strcmp(f->name, "batch_size") || !strcmp(f->name, "num_workers"))) {
+                /* the spec's data block sets these */
+                const lg_loader_options *lo = &def->data->options;
+                snprintf(data_dflt, sizeof data_dflt, "%d",
+                         f->name[0] == 'b' ? (lo->batch_size > 0 ? lo->batch_size : 1) : lo->num_workers);
+                d = data_dflt;
+            }
             char choice[96];
             const char *t = type_word(f->type);
             if (f->type == T_ENUM) {
