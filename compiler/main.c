@@ -197,8 +197,15 @@ int main(int argc, char **argv) {
             }
             if (cmd == CMD_GRAPH)
                 graph_write_dot(&ctx, mod, stdout);
-            else if (cmd == CMD_SUMMARY)
+            else if (cmd == CMD_SUMMARY) {
                 summary_write(&ctx, mod, stdout);
+                /* a program (not a library of blocks): the memory plan too */
+                if (mod->nsteps > 0) {
+                    printf("\nmemory plan of the generated trainer (one arena per step, reused by lifetime):\n");
+                    if (emit_plan_report(&ctx, mod, stdout) != 0)
+                        rc = 1;
+                }
+            }
             else if (cmd == CMD_GEN && emit_program(&ctx, mod, outdir) != 0)
                 rc = 1;
         }

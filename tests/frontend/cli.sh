@@ -53,6 +53,8 @@ fi
 "$LGEN" summary specs/lenet.lmod >"$tmp/s" || bad "lgen summary failed"
 grep -q 'trainable params: 61706 ' "$tmp/s" || bad "lenet summary: expected 61706 trainable params: $(grep trainable "$tmp/s")"
 grep -q 'conv1 .*conv2d .*f32\[6, 28, 28\]' "$tmp/s" || bad "lenet summary lacks conv1's row"
+grep -q '^train step: [0-9]* ops ([0-9]* backward), activation arena [0-9]* bytes per sample' "$tmp/s" ||
+    bad "lenet summary lacks the memory plan: $(tail -3 "$tmp/s")"
 "$LGEN" summary specs/resnet.lmod >"$tmp/s" || bad "lgen summary resnet failed"
 grep -q 'trainable params: 11181642 ' "$tmp/s" || bad "resnet18 (10 classes): expected 11181642 params: $(grep trainable "$tmp/s")"
 "$LGEN" summary -D arch=resnet50 specs/resnet.lmod >"$tmp/s" || bad "lgen summary -D arch=resnet50 failed"
