@@ -2025,13 +2025,6 @@ static void elaborate_step(Ctx *ctx, Module *mod, Step *s) {
     s->graph = g;
 }
 
-/* Warnings for values computed and never used (after elaboration, so a
- * value used in only one branch of an `if` that ran counts as used). */
-static void unused_outputs(Ctx *ctx, Graph *g) {
-    (void)ctx;
-    (void)g;
-}
-
 /* A parameter group whose pattern matches no parameter is almost always a
  * typo ("*.bais"): warn, naming a parameter for comparison. Names are as the
  * trainer sees them: prefixed by the network when there are several. */
@@ -2087,11 +2080,8 @@ int shape_check(Ctx *ctx, Module *mod) {
     }
     if (ctx->nerrors > before)
         return ctx->nerrors - before;
-    for (int i = 0; i < mod->nsteps; i++) {
+    for (int i = 0; i < mod->nsteps; i++)
         elaborate_step(ctx, mod, mod->steps[i]);
-        if (mod->steps[i]->graph)
-            unused_outputs(ctx, mod->steps[i]->graph);
-    }
     check_groups(ctx, mod);
     return ctx->nerrors - before;
 }
