@@ -564,6 +564,34 @@ START_TEST(test_csv) {
     write_text("t/iris.csv", "a,b,species,c\n1.5,2,0.5,3\n");
     open_ds(&d, "train", LG_ERR_FORMAT, &err);
     ck_assert_ptr_nonnull(strstr(err.msg, "not a class index"));
+    /* RFC 4180 quoting: commas, "" and a line break inside quoted fields,
+     * quoted numbers, CRLF records */
+    write_text("t/iris.csv", "\"petal, width\",\"say \"\"hi\"\"\",species,\"multi\nline\"\r\n"
+                             "\"1.5\",2,\"1\",3\r\n\"-2\", 7 ,0,\" 8\"\n");
+    ds = open_ds(&d, "train", LG_OK, &err);
+    ck_assert_int_eq(lg_dataset_size(ds), 2);
+    ck_assert_int_eq(ds->get(ds, 0, &s, &err), LG_OK);
+    ck_assert_int_eq(s.w, 3);
+    ck_assert_int_eq(s.label, 1);
+    ck_assert_float_eq(s.img[0], 1.5f);
+    ck_assert_float_eq(s.img[2], 3.0f);
+    ck_assert_int_eq(ds->get(ds, 1, &s, &err), LG_OK);
+    ck_assert_int_eq(s.label, 0);
+    ck_assert_float_eq(s.img[0], -2.0f);
+    ck_assert_float_eq(s.img[1], 7.0f);
+    ck_assert_float_eq(s.img[2], 8.0f);
+    lg_sample_free(&s);
+    lg_dataset_close(ds);
+    /* the line numbers after a quoted line break are the file's */
+    write_text("t/iris.csv", "a,\"b\nb\",species,c\n1,2,0,3\n1,2,0,\"z\"\n");
+    open_ds(&d, "train", LG_ERR_FORMAT, &err);
+    ck_assert_ptr_nonnull(strstr(err.msg, "iris.csv:4:7: 'z' is not a number"));
+    write_text("t/iris.csv", "a,b,species,c\n1,\"2,0,3\n");
+    open_ds(&d, "train", LG_ERR_FORMAT, &err);
+    ck_assert_ptr_nonnull(strstr(err.msg, "iris.csv:2:3: a quoted field is not closed"));
+    write_text("t/iris.csv", "a,b,species,c\n1,\"2\"x,0,3\n");
+    open_ds(&d, "train", LG_ERR_FORMAT, &err);
+    ck_assert_ptr_nonnull(strstr(err.msg, "iris.csv:2:6: text after the closing quote"));
     rm_tmp();
 }
 END_TEST
