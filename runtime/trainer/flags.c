@@ -111,6 +111,12 @@ static const flag flags[] = {
      "directory of lightning_logs/"},
     {"ckpt_path", T_STR, OFF(ckpt_path), "", NULL, NOR, 1, C_ALL, "trainer",
      "checkpoint to resume or evaluate: a path, a URL, last or best (alias --resume_from_checkpoint)"},
+    {"init_from", T_STR, OFF(init_from), "", NULL, NOR, 1, C_ALL, "trainer",
+     "initialise parameters and buffers from a safetensors file with PyTorch names before the "
+     "run (tensors whose names match; not when --ckpt_path gives the weights)"},
+    {"init_prefix", T_STR, OFF(init_prefix), "", NULL, NOR, 1, C_ALL, "trainer",
+     "prepended to --init_from's tensor names: with backbone.body. the file's conv1.weight "
+     "initialises backbone.body.conv1.weight"},
     {"num_threads", T_INT, OFF(num_threads), "0", NULL, 0, 1024, 0, C_ALL, "trainer",
      "compute threads (0: every online CPU)"},
     {"predict_output", T_STR, OFF(predict_output), "predictions.csv", NULL, NOR, 0, C_PRED,

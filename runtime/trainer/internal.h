@@ -49,6 +49,7 @@ typedef struct lg_tconfig {
     int tensorboard;
     char *default_root_dir;
     char *ckpt_path;                 /* PATH | URL | last | best | "" */
+    char *init_from, *init_prefix;   /* --init_from FILE, --init_prefix PREFIX ("": none) */
     char *data_dir, *mirror;
     int64_t num_workers, batch_size, num_threads;
     char *predict_output;            /* file name under the version dir */
@@ -229,5 +230,9 @@ lg_status lg_tr_setup_optimizer(lg_trainer *t, const lg_fit_info *fit);
 lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path);
 lg_status lg_tr_resolve_ckpt(lg_trainer *t, const char *spec, char **out);
 lg_status lg_tr_ckpt_load(lg_trainer *t, const char *path, int full);
+
+/* init_from.c: --init_from FILE [--init_prefix PREFIX] into t->params (after
+ * the def's init; skipped, with a note, when --ckpt_path is set). */
+lg_status lg_tr_init_from(lg_trainer *t);
 
 #endif

@@ -693,7 +693,8 @@ out:
 
 static lg_status load_for_eval(lg_trainer *t) {
     if (!t->cfg->ckpt_path[0]) {
-        printf("no --ckpt_path given: using the initial (untrained) weights\n");
+        printf("no --ckpt_path given: using the %s weights\n",
+               t->cfg->init_from[0] ? "--init_from" : "initial (untrained)");
         return LG_OK;
     }
     char *path;
@@ -1093,6 +1094,8 @@ static lg_status setup(lg_trainer *t) {
         def->init(t->params, &t->rng);
     else
         lg_init_params(def, t->params, &t->rng);
+    if ((st = lg_tr_init_from(t)) != LG_OK)
+        return st;
     /* data options */
     if (def->data) {
         t->lopt = def->data->options;
