@@ -249,8 +249,12 @@ START_TEST(test_messages) {
 
     /* configuration errors: exit status 2 */
     ck_assert_int_eq(run("validate", "--init_from", FIX "noprefix.safetensors", NULL), 2);
-    expect(2, "no tensor name matches the model, but the file's 'bias' is the model's 'fc.bias': "
-              "add --init_prefix fc.");
+    expect(2, "no tensor name matches the model; --init_prefix fc. would match 2 of its 2 tensors");
+    ck_assert_int_eq(run("validate", "--init_from", FIX "full.safetensors", "--init_prefix", "xx.",
+                         NULL),
+                     2);
+    expect(2, "no tensor name matches the model under --init_prefix 'xx.'; no --init_prefix would "
+              "match 4 of its 5 tensors");
     ck_assert_int_eq(run("validate", "--init_from", FIX "foreign.safetensors", NULL), 2);
     expect(2, "none of its 1 tensors ('features.0.weight') is a tensor of the model ('fc.weight', "
               "'fc.bias', 'stats.running_mean', 'stats.num_batches_tracked')");

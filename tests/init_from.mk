@@ -3,6 +3,7 @@
 # (tests/fixtures/gen_init_from.py, committed under tests/fixtures/init_from/),
 # and examples/convert_resnet.py checked against a generated trainer.
 CHECK_PROGS   += $(BUILD)/tests/check_init_from
+CHECK_SCRIPTS += tests/e2e/init_from.sh
 
 $(BUILD)/tests/check_init_from: tests/check_init_from.c tests/trainer/fake_model.c tests/trainer/fake_model.h \
                                 $(BUILD)/liblgen.a

@@ -64,25 +64,53 @@ static int find_param(const lg_model_def *def, const char *prefix, const char *f
     return -1;
 }
 
-/* When nothing matched: a prefix P such that model tensor *model is named
- * P + (file tensor *file), written into buf; 0 when there is none. */
-static int guess_prefix(const lg_model_def *def, const lg_st_file *f, char *buf, size_t n,
-                        const char **model, const char **file) {
-    for (int i = 0; i < f->n_tensors; i++) {
+/* File tensors that land on a model tensor under prefix. */
+static int count_matches(const lg_model_def *def, const lg_st_file *f, const char *prefix) {
+    int n = 0;
+    for (int i = 0; i < f->n_tensors; i++)
+        n += find_param(def, prefix, lg_st_name(f, i)) >= 0;
+    return n;
+}
+
+/* When nothing matched: the prefix P (maybe empty) under which the most file
+ * tensors would land, each candidate taken from a model name that ends in
+ * "." + a file name (or equals it). Written into buf with its count; 0 when
+ * there is none. */
+static int guess_prefix(const lg_model_def *def, const lg_st_file *f, char *buf, size_t n) {
+    enum { MAX_CANDIDATES = 32 };
+    char cand[MAX_CANDIDATES][256];
+    int nc = 0, best = 0;
+    for (int i = 0; i < f->n_tensors && nc < MAX_CANDIDATES; i++) {
         const char *fn = lg_st_name(f, i);
         size_t fl = strlen(fn);
-        for (int k = 0; k < def->n_params; k++) {
+        for (int k = 0; k < def->n_params && nc < MAX_CANDIDATES; k++) {
             const char *m = def->params[k].name;
             size_t ml = strlen(m);
-            if (ml > fl && strcmp(m + ml - fl, fn) == 0 && m[ml - fl - 1] == '.') {
-                snprintf(buf, n, "%.*s", (int)(ml - fl), m);
-                *model = m;
-                *file = fn;
-                return 1;
-            }
+            if (ml < fl || strcmp(m + ml - fl, fn) != 0 || (ml > fl && m[ml - fl - 1] != '.') ||
+                ml - fl >= sizeof cand[0])
+                continue;
+            int seen = 0;
+            for (int c = 0; c < nc && !seen; c++)
+                seen = strlen(cand[c]) == ml - fl && strncmp(cand[c], m, ml - fl) == 0;
+            if (!seen)
+                snprintf(cand[nc++], sizeof cand[0], "%.*s", (int)(ml - fl), m);
         }
     }
-    return 0;
+    int at = -1;
+    for (int c = 0; c < nc; c++) {
+        int hits = count_matches(def, f, cand[c]);
+        if (hits > best) {
+            best = hits;
+            at = c;
+        }
+    }
+    if (at >= 0) {
+        size_t len = strlen(cand[at]);
+        if (len >= n)
+            return 0;
+        memcpy(buf, cand[at], len + 1);
+    }
+    return best;
 }
 
 /* Copies tensor data (already checked against q) into the parameter block. */
@@ -170,13 +198,15 @@ lg_status lg_tr_init_from(lg_trainer *t) {
             list_add(first_m, sizeof first_m, &nm, def->params[k].name);
         for (int i = 0; i < f.n_tensors && i < SHOW_NAMES; i++)
             list_add(first_f, sizeof first_f, &nf, lg_st_name(&f, i));
-        const char *gm, *gf;
-        if (guess_prefix(def, &f, guess, sizeof guess, &gm, &gf))
+        int hits = guess_prefix(def, &f, guess, sizeof guess);
+        if (hits)
             st = lg_tr_usage(t,
-                             "--init_from '%s': no tensor name matches the model%s%s%s, but the "
-                             "file's '%s' is the model's '%s': add --init_prefix %s",
+                             "--init_from '%s': no tensor name matches the model%s%s%s; %s%s%s "
+                             "would match %d of its %d tensors",
                              path, prefix[0] ? " under --init_prefix '" : "", prefix,
-                             prefix[0] ? "'" : "", gf, gm, guess);
+                             prefix[0] ? "'" : "",
+                             guess[0] ? "--init_prefix " : "no --init_prefix",
+                             guess[0] ? guess : "", guess[0] ? "" : "", hits, f.n_tensors);
         else
             st = lg_tr_usage(t,
                              "--init_from '%s': none of its %d tensors (%s) is a tensor of the "
