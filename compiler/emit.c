@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "autodiff.h"
+#include "emit_cuda.h"
 #include "emit_internal.h"
 #include "plan.h"
 
@@ -221,7 +222,7 @@ static char *fill_template(const char *text, const char *const *keys, const char
 
 /* ---- the driver --------------------------------------------------------------- */
 
-static const char *tpl_keys[] = {"NAME", "VERSION", "SPEC", "HASH", "INCLUDE", "LIBDIR", "LIBS"};
+static const char *tpl_keys[] = {"NAME", "VERSION", "SPEC", "HASH", "INCLUDE", "LIBDIR", "LIBS", "CUDA"};
 
 void emit_banner(Emit *E) {
     char templates[PATH_MAX], include[PATH_MAX], libdir[PATH_MAX];
@@ -234,8 +235,8 @@ void emit_banner(Emit *E) {
                 E->lower, LGEN_VERSION, E->mod->path);
         return;
     }
-    const char *vals[] = {E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, "", "", ""};
-    char *b = fill_template(text, tpl_keys, vals, 7);
+    const char *vals[] = {E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, "", "", "", ""};
+    char *b = fill_template(text, tpl_keys, vals, 8);
     fputs(b, E->f);
     free(b);
     free(text);
@@ -257,6 +258,10 @@ static int prepare(Ctx *ctx, Module *mod, IrProgram *p) {
 }
 
 int emit_program(Ctx *ctx, Module *mod, const char *outdir) {
+    return emit_program_targets(ctx, mod, outdir, EMIT_C);
+}
+
+int emit_program_targets(Ctx *ctx, Module *mod, const char *outdir, int targets) {
     IrProgram p;
     int errors = prepare(ctx, mod, &p);
     if (errors) {
@@ -295,6 +300,16 @@ int emit_program(Ctx *ctx, Module *mod, const char *outdir) {
         errors += write_if_changed(ctx, path, cbuf, clen);
     }
     free(cbuf);
+    /* the CUDA half reads the names emit_c_file gave the values and parameters */
+    if (!errors && (targets & EMIT_CUDA)) {
+        E.f = open_memstream(&cbuf, &clen);
+        errors = emit_cuda_file(&E);
+        fclose(E.f);
+        snprintf(path, sizeof path, "%s/%s_cuda.c", outdir, lower);
+        if (!errors)
+            errors += write_if_changed(ctx, path, cbuf, clen);
+        free(cbuf);
+    }
     free(E.dims);
     free(E.param_names);
 
@@ -306,8 +321,9 @@ int emit_program(Ctx *ctx, Module *mod, const char *outdir) {
         fprintf(ctx->err, "lgen: error: cannot read the template '%s': %s\n", path, strerror(errno));
         errors++;
     } else if (!errors) {
-        const char *vals[] = {lower, LGEN_VERSION, mod->path, hex, include, libdir, RUNTIME_LIBS};
-        char *mk = fill_template(tpl, tpl_keys, vals, 7);
+        const char *vals[] = {lower, LGEN_VERSION, mod->path, hex, include, libdir, RUNTIME_LIBS,
+                              targets & EMIT_CUDA_DEFAULT ? "1" : "0"};
+        char *mk = fill_template(tpl, tpl_keys, vals, 8);
         snprintf(path, sizeof path, "%s/Makefile", outdir);
         errors += write_if_changed(ctx, path, mk, strlen(mk));
         free(mk);

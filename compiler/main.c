@@ -29,6 +29,10 @@ static void usage(FILE *out) {
           "\n"
           "options:\n"
           "  -o DIR            output directory of code generation\n"
+          "  --target T        what code generation writes: c (NAME.c and a Makefile; the\n"
+          "                    default), cuda (also NAME_cuda.c, the steps on a GPU, and\n"
+          "                    a Makefile that builds with CUDA by default), all (both\n"
+          "                    sources; `make CUDA=1` builds the GPU trainer)\n"
           "  -D NAME=VALUE     set an hparam's compile-time value (its default and any\n"
           "                    structural use such as a layer width)\n"
           "  -I DIR            search DIR for imported .lmod files (after the importing\n"
@@ -121,6 +125,7 @@ int main(int argc, char **argv) {
     } while (0)
     const char *outdir = NULL;
     int write = 0;
+    int targets = EMIT_C;
     const char **specs = calloc((size_t)argc, sizeof *specs);
     ctx.overrides = calloc((size_t)argc, sizeof *ctx.overrides);
     ctx.import_dirs = calloc((size_t)argc, sizeof *ctx.import_dirs);
@@ -153,6 +158,18 @@ int main(int argc, char **argv) {
             if (!dir)
                 USAGE("option '%s' needs a directory", a);
             ctx.import_dirs[ctx.nimport_dirs++] = dir;
+        } else if (strcmp(a, "--target") == 0 || strncmp(a, "--target=", 9) == 0) {
+            const char *t = a[8] == '=' ? a + 9 : (++i < argc ? argv[i] : NULL);
+            if (!t)
+                USAGE("option '%s' needs c, cuda or all", a);
+            if (strcmp(t, "c") == 0)
+                targets = EMIT_C;
+            else if (strcmp(t, "cuda") == 0)
+                targets = EMIT_C | EMIT_CUDA | EMIT_CUDA_DEFAULT;
+            else if (strcmp(t, "all") == 0)
+                targets = EMIT_C | EMIT_CUDA;
+            else
+                USAGE("--target takes c, cuda or all, found '%s'", t);
         } else if (strcmp(a, "-Werror") == 0) {
             ctx.warnings_as_errors = true;
         } else if (strcmp(a, "-w") == 0) {
@@ -206,7 +223,7 @@ int main(int argc, char **argv) {
                         rc = 1;
                 }
             }
-            else if (cmd == CMD_GEN && emit_program(&ctx, mod, outdir) != 0)
+            else if (cmd == CMD_GEN && emit_program_targets(&ctx, mod, outdir, targets) != 0)
                 rc = 1;
         }
         for (int i = 0; i < ctx.noverrides; i++)

@@ -25,6 +25,7 @@
  * no other way to talk to the loop.
  */
 #include "internal.h"
+#include "lgen/cuda.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1065,17 +1066,36 @@ static lg_status setup(lg_trainer *t) {
                               "the model's parameter block (%zu floats, the first %zu trained)",
                               q->name, q->offset, q->numel, def->n_floats, def->n_train);
     }
-    if (strcmp(c->precision, "32-true") != 0)
+    /* --accelerator/--devices: a trainer built with `make CUDA=1` links its
+     * NAME_cuda.c, which defines lg_cuda_trainer_steps (a weak symbol: NULL
+     * otherwise); lg_accelerator_select picks the GPU or the CPU and says which. */
+    const lg_cuda_trainer *gpu = &lg_cuda_trainer_steps;
+    lg_accel accel = LG_ACCEL_CPU;
+    int device = 0;
+    if (gpu) {
+        long devices = strcmp(c->devices, "auto") == 0 ? -1 : strtol(c->devices, NULL, 10);
+        char line[320];
+        if ((st = lg_accelerator_select(c->accelerator, (int)devices, gpu->device_count, &accel,
+                                        &device, line, sizeof line, t->err)) != LG_OK)
+            return st;
+        printf("%s\n", line);
+        if (accel == LG_ACCEL_GPU && devices > 1)
+            return lg_tr_fail(t, LG_ERR_UNSUPPORTED,
+                              "--devices %ld: this trainer runs on one GPU per process (several "
+                              "devices are distributed training, not built)",
+                              devices);
+    }
+    if (accel == LG_ACCEL_CPU && strcmp(c->precision, "32-true") != 0)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED,
                     "precision '%s' is not implemented on this build (only 32-true, also "
                     "spelled 32)",
                     c->precision);
-    if (strcmp(c->accelerator, "gpu") == 0)
+    if (!gpu && strcmp(c->accelerator, "gpu") == 0)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED,
                     "accelerator gpu: this trainer was built without CUDA (use --accelerator cpu)");
-    if (strcmp(c->accelerator, "auto") == 0)
+    if (!gpu && strcmp(c->accelerator, "auto") == 0)
         printf("accelerator auto: using cpu (this trainer was built without CUDA)\n");
-    if (strcmp(c->devices, "auto") != 0 && strcmp(c->devices, "1") != 0 &&
+    if (accel == LG_ACCEL_CPU && strcmp(c->devices, "auto") != 0 && strcmp(c->devices, "1") != 0 &&
         strcmp(c->devices, "-1") != 0)
         return lg_tr_fail(t, LG_ERR_UNSUPPORTED,
                     "--devices %s: this build trains in one CPU process (devices 1); data "
@@ -1108,6 +1128,13 @@ static lg_status setup(lg_trainer *t) {
     }
     if (t->lopt.batch_size < 1)
         return lg_tr_usage(t, "batch_size %d must be at least 1", t->lopt.batch_size);
+    if (accel == LG_ACCEL_GPU) {
+        /* the same model with its steps on the GPU (NAME_cuda.c) */
+        const lg_model_def *on_gpu = NULL;
+        if ((st = gpu->init(device, c->precision, t->lopt.batch_size, def, &on_gpu, t->err)) != LG_OK)
+            return st;
+        t->def = def = on_gpu;
+    }
     t->dcfg.data_dir = c->data_dir[0] ? c->data_dir : NULL;
     t->dcfg.mirror = c->mirror[0] ? c->mirror : NULL;
     t->dcfg.quiet = !c->enable_progress_bar;
@@ -1142,6 +1169,8 @@ static void teardown(lg_trainer *t) {
     free(t->params);
     free(t->grads);
     free(t->arena);
+    if (&lg_cuda_trainer_steps)
+        lg_cuda_trainer_steps.free(); /* the GPU's, if init ran */
     free(t->logbuf);
     free(t->outbuf);
     free(t->root);

@@ -532,6 +532,25 @@ lg_status lg_cuda_roi_align_backward(lg_cuda *c, const lg_cuda_roi_align *d, flo
                                      const float *rois, size_t K, const float *dout,
                                      lg_error *err);
 
+/* ---- a generated trainer's GPU steps ---------------------------------------
+ * `lgen SPEC -o DIR --target cuda` writes DIR/NAME_cuda.c, which defines
+ * lg_cuda_trainer_steps; `make CUDA=1` links it into the trainer. The
+ * runtime's setup (runtime/trainer/loop.c) finds it through this weak
+ * declaration (its address is NULL in a CPU-only trainer), chooses with
+ * lg_accelerator_select and device_count, and on a GPU calls init, which
+ * prepares the device for batches of up to batch_size and returns a copy of
+ * the model def whose steps run there; free releases it (safe to call when
+ * init never ran). */
+struct lg_model_def;
+typedef struct lg_cuda_trainer {
+    lg_device_count_fn device_count;
+    lg_status (*init)(int device, const char *precision, int batch_size,
+                      const struct lg_model_def *cpu, const struct lg_model_def **gpu,
+                      lg_error *err);
+    void (*free)(void);
+} lg_cuda_trainer;
+extern const lg_cuda_trainer lg_cuda_trainer_steps __attribute__((weak));
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,952 @@
+/* emit_cuda.c — the CUDA half of code generation: DIR/NAME_cuda.c.
+ *
+ * `lgen SPEC -o DIR --target cuda` (or `all`) writes, beside emit_c.c's
+ * NAME.c, a file with the same steps running on one GPU. It reads the same
+ * IR, backward pass and memory plan (no second lowering): every op of a step
+ * becomes one lg_cuda_* call (lgen/cuda.h: cuDNN convolutions and batch
+ * norm, cuBLASLt/cuBLAS linear layers, the project's own kernels for the
+ * rest), every arena value the same plan offset, in a device arena.
+ *
+ * The generated file is plain C compiled by $(CC) (the kernels live in
+ * liblgen_cuda.a, built by nvcc). What it holds, in order:
+ *   - the parameter offsets and the device arena's layout: parameters,
+ *     gradients, the step scalars, two batch buffers (one per pinned
+ *     staging slot), the activations at the plan's per-sample offsets
+ *     times Bp (the batch size rounded up so that every
+ *     offset, a multiple of 16 floats, lands on a 256-byte boundary), and
+ *     the loss and metric workspaces. Its size is known once batch_size is:
+ *     lg_cuda_init makes the one cudaMalloc; the steps never allocate;
+ *   - the layer plans (cuBLASLt heuristics, cuDNN algorithms), made for the
+ *     batch size and again when a batch of another size arrives (the last,
+ *     short batch of an epoch), outside the steady state;
+ *   - one function per step. The trainer runtime keeps the parameters on
+ *     the host (its optimizers, checkpoints and callbacks are shared with
+ *     the CPU path): a step uploads them, copies the batch from a pinned
+ *     slot on the copy stream, runs forward and backward on the compute
+ *     stream, and brings back the gradients (added into the host's, as the
+ *     CPU kernels' `+=`), batch norm's running statistics and the logged
+ *     scalars;
+ *   - lg_cuda_trainer_steps, which runtime/trainer/loop.c finds (a weak
+ *     symbol) when the trainer is built with `make CUDA=1`.
+ */
+#include "emit_cuda.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+static void out(Emit *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(Emit *E, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(E->f, fmt, ap);
+    va_end(ap);
+}
+
+/* A float literal: 0.1f, 1e-05f, 1.0f. */
+static const char *flit(Emit *E, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    if (!strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+    return ir_fmt(E->p, "%sf", buf);
+}
+
+/* ---- plans: one per layer (shared by the steps and by forward/backward) ---- */
+
+typedef struct Plan {
+    char kind;          /* 'L' linear, 'C' conv, 'N' batch norm, 'P' own pooling */
+    const char *field;  /* member of the generated gpu struct */
+    const char *body;   /* designated initialiser; "n" is the batch size */
+    const char *file;
+    int line;
+} Plan;
+
+typedef struct CudaEmit {
+    Emit *E;
+    Plan *plans;
+    int nplans, capplans;
+    size_t round;       /* Bp is the batch size rounded up to a multiple of this */
+} CudaEmit;
+
+static const char *plan_for(CudaEmit *X, IrOp *op) {
+    Emit *E = X->E;
+    IrOp *f = op->fwd ? op->fwd : op;
+    IrValue *x = f->in[0], *y = f->out[0];
+    char body[512];
+    char kind;
+    switch (f->kind) {
+    case LG_OP_LINEAR: {
+        size_t rows = 1;
+        for (int i = 0; i + 1 < x->ndim; i++)
+            rows *= (size_t)x->dim[i];
+        kind = 'L';
+        snprintf(body, sizeof body,
+                 "{.N = (int)(n * %zu), .in = %d, .out = %d, .bias = %d, .dtype = LG_CUDA_F32}", rows,
+                 x->dim[x->ndim - 1], y->dim[y->ndim - 1], f->nin > 2);
+        break;
+    }
+    case LG_OP_CONV2D:
+        kind = 'C';
+        snprintf(body, sizeof body,
+                 "{.N = (int)n, .C = %d, .H = %d, .W = %d, .K = %d, .R = %d, .S = %d,\n"
+                 "        .pad_h = %d, .pad_w = %d, .stride_h = %d, .stride_w = %d, .dil_h = %d, .dil_w = %d,\n"
+                 "        .groups = %d, .bias = %d, .dtype = LG_CUDA_F32}",
+                 x->dim[0], x->dim[1], x->dim[2], y->dim[0], f->a.kh, f->a.kw, f->a.ph, f->a.pw, f->a.sh,
+                 f->a.sw, f->a.dh, f->a.dw, f->a.groups, f->nin > 2);
+        break;
+    case LG_OP_BATCH_NORM: {
+        size_t spatial = 1;
+        for (int i = 1; i < x->ndim; i++)
+            spatial *= (size_t)x->dim[i];
+        kind = 'N';
+        snprintf(body, sizeof body,
+                 "{.N = (int)n, .C = %d, .H = %zu, .W = 1, .eps = %.9g, .momentum = %.9g, .dtype = LG_CUDA_F32}",
+                 x->dim[0], spatial, f->a.eps, f->a.momentum);
+        break;
+    }
+    case LG_OP_MAX_POOL2D:
+    case LG_OP_AVG_POOL2D:
+        kind = 'P';
+        snprintf(body, sizeof body,
+                 "{.H = %d, .W = %d, .kh = %d, .kw = %d, .sh = %d, .sw = %d, .ph = %d, .pw = %d,\n"
+                 "        .ceil_mode = %d, .count_include_pad = %d}",
+                 x->dim[1], x->dim[2], f->a.kh, f->a.kw, f->a.sh, f->a.sw, f->a.ph, f->a.pw, f->a.ceil_mode,
+                 f->a.count_include_pad);
+        break;
+    default:
+        return NULL;
+    }
+    for (int i = 0; i < X->nplans; i++)
+        if (X->plans[i].kind == kind && !strcmp(X->plans[i].body, body))
+            return X->plans[i].field;
+    /* the member's name: the layer's, made a C identifier and unique */
+    const char *stem = f->layer ? f->layer : y->name;
+    char *id = ir_fmt(E->p, "%s_%s", kind == 'P' ? "pool" : kind == 'N' ? "bn" : kind == 'C' ? "conv" : "linear",
+                      stem);
+    for (char *c = id; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+    const char *field = id;
+    for (int i = 0; i < X->nplans; i++)
+        if (!strcmp(X->plans[i].field, field))
+            field = ir_fmt(E->p, "%s_%d", id, X->nplans);
+    if (X->nplans == X->capplans) {
+        X->capplans = X->capplans ? 2 * X->capplans : 16;
+        X->plans = realloc(X->plans, (size_t)X->capplans * sizeof *X->plans);
+    }
+    X->plans[X->nplans++] = (Plan){kind, field, ir_strdup(E->p, body), f->file, f->line};
+    return field;
+}
+
+/* ---- device pointers ------------------------------------------------------- */
+
+static const char *dptr(Emit *E, IrValue *v) {
+    if (!v)
+        return "NULL";
+    IrValue *r = plan_root(v);
+    switch (r->storage) {
+    case IR_ST_PARAM:
+        return ir_fmt(E->p, "params + %s", E->param_names[r->param]);
+    case IR_ST_GRAD:
+        return ir_fmt(E->p, "grads + %s", E->param_names[r->param]);
+    case IR_ST_INPUT:
+        return ir_fmt(E->p, "in_%s", E->p->inputs[r->input].name);
+    default:
+        return r->cname;
+    }
+}
+
+static size_t numel(const IrValue *v) {
+    return ir_numel(v);
+}
+
+static const char *count(Emit *E, const IrValue *v) {
+    return v->batched ? ir_fmt(E->p, "n * %zu", numel(v)) : ir_fmt(E->p, "%zu", numel(v));
+}
+
+static void where(Emit *E, IrOp *op, const char *what) {
+    out(E, "    // %s", what);
+    if (op->file)
+        out(E, " (%s:%d)", op->file, op->line);
+    if (op->nout && op->out[0]) {
+        IrValue *y = op->out[0];
+        out(E, " -> (%s", y->batched ? "B" : "");
+        for (int i = 0; i < y->ndim; i++)
+            out(E, "%s%d", i || y->batched ? ", " : "", y->dim[i]);
+        out(E, ")");
+    }
+    out(E, "\n");
+}
+
+static int ident_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Whether text names the C identifier id (a whole word). */
+static int mentions(const char *text, const char *id) {
+    size_t n = strlen(id);
+    for (const char *s = strstr(text, id); s; s = strstr(s + 1, id))
+        if ((s == text || !ident_char(s[-1])) && !ident_char(s[n]))
+            return 1;
+    return 0;
+}
+
+static void check(Emit *E) {
+    out(E, "    if (st) return st;\n");
+}
+
+/* x viewed as [outer, dim, inner] along d (outer counts the batch). */
+static void axis(const IrValue *x, int dim, size_t *outer, size_t *mid, size_t *inner) {
+    int d = dim < 0 ? x->ndim + dim : dim;
+    *outer = 1, *inner = 1;
+    for (int i = 0; i < d; i++)
+        *outer *= (size_t)x->dim[i];
+    for (int i = d + 1; i < x->ndim; i++)
+        *inner *= (size_t)x->dim[i];
+    *mid = (size_t)x->dim[d];
+}
+
+static const char *act_kind(IrKind k) {
+    switch (k) {
+    case LG_OP_RELU: case IR_RELU_BWD: return "LG_CUDA_ACT_RELU";
+    case LG_OP_SIGMOID: case IR_SIGMOID_BWD: return "LG_CUDA_ACT_SIGMOID";
+    case LG_OP_TANH: case IR_TANH_BWD: return "LG_CUDA_ACT_TANH";
+    case LG_OP_SILU: case IR_SILU_BWD: return "LG_CUDA_ACT_SILU";
+    case LG_OP_LEAKY_RELU: case IR_LEAKY_RELU_BWD: return "LG_CUDA_ACT_LEAKY_RELU";
+    default: return NULL;
+    }
+}
+
+static const char *loss_kind(IrKind k) {
+    switch (k) {
+    case LG_OP_MSE_LOSS: return "LG_CUDA_LOSS_MSE";
+    case LG_OP_L1_LOSS: return "LG_CUDA_LOSS_L1";
+    case LG_OP_SMOOTH_L1_LOSS: return "LG_CUDA_LOSS_SMOOTH_L1";
+    case LG_OP_BCE_WITH_LOGITS: return "LG_CUDA_LOSS_BCE_WITH_LOGITS";
+    default: return NULL;
+    }
+}
+
+/* The cross entropy's description for this batch (N is the batch's n). */
+static const char *ce_desc(Emit *E, IrOp *f) {
+    IrValue *x = f->in[0];
+    return ir_fmt(E->p, "{.N = (int)n, .C = %d, .label_smoothing = %s, .ignore_index = %d, .reduction_sum = %d}",
+                  x->dim[x->ndim - 1], flit(E, f->a.label_smoothing), f->a.ignore_index, f->a.reduction);
+}
+
+/* One op; returns 1 when the CUDA target has no call for it. */
+static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
+    Emit *E = X->E;
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    IrValue *x = op->nin ? op->in[0] : NULL;
+    int training = g->step == IR_STEP_TRAIN;
+    const char *layer = op->layer ? op->layer : (y ? y->name : ir_kind_name(op->kind));
+    switch (op->kind) {
+    case LG_OP_LINEAR:
+        where(E, op, ir_fmt(E->p, "%s = linear(%s)%s: cuBLASLt", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        out(E, "    st = lg_cuda_linear_forward(c, gpu.%s, %s, %s, %s, %s, err);\n", plan_for(X, op), dptr(E, x),
+            dptr(E, op->in[1]), op->nin > 2 ? dptr(E, op->in[2]) : "NULL", dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_CONV2D:
+        where(E, op, ir_fmt(E->p, "%s = conv2d(%s)%s: cuDNN", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        out(E, "    st = lg_cuda_conv_forward(c, gpu.%s, %s, %s, %s, %s, err);\n", plan_for(X, op), dptr(E, x),
+            dptr(E, op->in[1]), op->nin > 2 ? dptr(E, op->in[2]) : "NULL", dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_BATCH_NORM:
+        if (!op->in[1] || !op->in[2])
+            return 1; /* affine: false has no cuDNN call here yet */
+        where(E, op, ir_fmt(E->p, "%s = batch_norm(%s)%s: cuDNN", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        if (training)
+            out(E, "    st = lg_cuda_bn_forward_train(c, gpu.%s, %s, %s, %s, %s, %s, %s, %s, %s, err);\n",
+                plan_for(X, op), dptr(E, x), dptr(E, y), dptr(E, op->in[1]), dptr(E, op->in[2]),
+                dptr(E, op->in[3]), dptr(E, op->in[4]), dptr(E, op->out[1]), dptr(E, op->out[2]));
+        else
+            out(E, "    st = lg_cuda_bn_forward_eval(c, gpu.%s, %s, %s, %s, %s, %s, %s, err);\n", plan_for(X, op),
+                dptr(E, x), dptr(E, y), dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[3]),
+                dptr(E, op->in[4]));
+        check(E);
+        break;
+    case LG_OP_RELU:
+    case LG_OP_SIGMOID:
+    case LG_OP_TANH:
+    case LG_OP_SILU:
+    case LG_OP_LEAKY_RELU:
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_cuda_act_forward(c, %s, %s, LG_CUDA_F32, %s, %s, %s, err);\n", act_kind(op->kind),
+            flit(E, op->kind == LG_OP_LEAKY_RELU ? op->a.slope : 0.0), dptr(E, x), dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case LG_OP_GELU:
+        where(E, op, ir_fmt(E->p, "%s = gelu(%s)", y->name, x->name));
+        out(E, "    st = lg_cuda_act_forward(c, %s, 0.0f, LG_CUDA_F32, %s, %s, %s, err);\n",
+            op->a.approximate ? "LG_CUDA_ACT_GELU_TANH" : "LG_CUDA_ACT_GELU", dptr(E, x), dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case LG_OP_DROPOUT:
+        if (!training) {
+            where(E, op, ir_fmt(E->p, "%s = dropout(%s): the identity outside training", y->name, x->name));
+            break;
+        }
+        where(E, op, ir_fmt(E->p, "%s = dropout(%s, p: %g): the CPU kernel's mask for the same seed", y->name,
+                            x->name, op->a.p));
+        out(E, "    st = lg_cuda_dropout_forward(c, LG_CUDA_F32, %.9g,\n"
+               "                                 lg_dropout_seed(io->seed ^ ((uint64_t)io->epoch << 40), (uint64_t)b->batch_index, %d),\n"
+               "                                 %s, %s, (uint8_t *)%s, %s, err);\n",
+            op->a.p, op->index, dptr(E, x), dptr(E, y), dptr(E, op->out[1]), count(E, y));
+        check(E);
+        break;
+    case LG_OP_MAX_POOL2D:
+    case LG_OP_AVG_POOL2D: {
+        int max = op->kind == LG_OP_MAX_POOL2D;
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        if (max)
+            out(E, "    st = lg_cuda_max_pool2d_forward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, %s, err);\n",
+                plan_for(X, op), x->dim[0], dptr(E, x), dptr(E, y),
+                op->nout > 1 ? ir_fmt(E->p, "(int32_t *)%s", dptr(E, op->out[1])) : "NULL");
+        else
+            out(E, "    st = lg_cuda_avg_pool2d_forward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, err);\n",
+                plan_for(X, op), x->dim[0], dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    }
+    case LG_OP_GLOBAL_AVG_POOL:
+        where(E, op, ir_fmt(E->p, "%s = global_avg_pool(%s)", y->name, x->name));
+        out(E, "    st = lg_cuda_global_avg_pool_forward(c, LG_CUDA_F32, n * %d, %zu, %s, %s, err);\n", x->dim[0],
+            numel(x) / (size_t)x->dim[0], dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_FLATTEN:
+    case LG_OP_RESHAPE:
+        where(E, op, ir_fmt(E->p, "%s = %s(%s): the same memory", y->name, ir_kind_name(op->kind), x->name));
+        break;
+    case LG_OP_SOFTMAX:
+    case LG_OP_LOG_SOFTMAX: {
+        size_t o, m, in;
+        axis(x, op->a.dim, &o, &m, &in);
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_cuda_softmax_forward(c, %d, n * %zu, %zu, %zu, %s, %s, err);\n",
+            op->kind == LG_OP_LOG_SOFTMAX, o, m, in, dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    }
+    case LG_OP_ADD:
+    case LG_OP_MUL:
+        if (numel(x) != numel(op->in[1]) || x->batched != op->in[1]->batched)
+            return 1; /* broadcasting: no device call yet */
+        where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_cuda_%s(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", ir_kind_name(op->kind), dptr(E, x),
+            dptr(E, op->in[1]), dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case LG_OP_SCALE:
+        where(E, op, ir_fmt(E->p, "%s = %g * %s", y->name, op->a.by, x->name));
+        out(E, "    st = lg_cuda_scale(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", flit(E, op->a.by), dptr(E, x),
+            dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case LG_OP_MEAN:
+    case LG_OP_SUM:
+        where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        out(E, "    st = lg_cuda_reduce(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, %s, NULL, %s, %s, err);\n",
+            op->kind == LG_OP_MEAN, dptr(E, x), count(E, x), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_MSE_LOSS:
+    case LG_OP_L1_LOSS:
+    case LG_OP_SMOOTH_L1_LOSS:
+    case LG_OP_BCE_WITH_LOGITS:
+        where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
+        out(E, "    st = lg_cuda_reduce(c, %s, %d, %s, %s, %s, %s, %s, err);\n", loss_kind(op->kind),
+            !op->a.reduction, flit(E, op->kind == LG_OP_SMOOTH_L1_LOSS ? op->a.beta : 0.0), dptr(E, x),
+            dptr(E, op->in[1]), count(E, x), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_CROSS_ENTROPY:
+        where(E, op, ir_fmt(E->p, "%s = cross_entropy(%s, %s)", y->name, x->name, op->in[1]->name));
+        out(E, "    {\n        const lg_cuda_ce d = %s;\n", ce_desc(E, op));
+        out(E, "        st = lg_cuda_cross_entropy_forward(c, &d, %s, %s, NULL, %s, ce_ws, err);\n    }\n",
+            dptr(E, x), dptr(E, op->in[1]), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_ACCURACY:
+        where(E, op, ir_fmt(E->p, "%s = accuracy(%s, %s)", y->name, x->name, op->in[1]->name));
+        out(E, "    st = lg_cuda_accuracy(c, %s, %s, (int)n, %d, %s, metric_ws, err);\n", dptr(E, x),
+            dptr(E, op->in[1]), x->dim[x->ndim - 1], dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_TOPK_ACCURACY:
+        where(E, op, ir_fmt(E->p, "%s = topk_accuracy(%s, %s, k: %d)", y->name, x->name, op->in[1]->name, op->a.k));
+        out(E, "    st = lg_cuda_topk_accuracy(c, %s, %s, (int)n, %d, %d, %s, metric_ws, err);\n", dptr(E, x),
+            dptr(E, op->in[1]), x->dim[x->ndim - 1], op->a.k, dptr(E, y));
+        check(E);
+        break;
+
+    /* ---- backward ---- */
+    case IR_SEED:
+        out(E, "    // d loss / d loss = 1\n");
+        out(E, "    st = lg_cuda_copy(c, %s, one, sizeof(float), err);\n", dptr(E, y));
+        check(E);
+        break;
+    case IR_CROSS_ENTROPY_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    {\n        const lg_cuda_ce d = %s;\n", ce_desc(E, op->fwd));
+        out(E, "        st = lg_cuda_cross_entropy_backward(c, &d, %s, %s, NULL, %d.0f, %s, ce_ws, %s, err);\n    }\n",
+            dptr(E, op->in[1]), dptr(E, op->in[2]), op->in[1]->dim[op->in[1]->ndim - 1], dptr(E, op->in[0]),
+            dptr(E, y));
+        check(E);
+        break;
+    case IR_MSE_LOSS_BWD:
+    case IR_L1_LOSS_BWD:
+    case IR_SMOOTH_L1_LOSS_BWD:
+    case IR_BCE_WITH_LOGITS_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_loss_backward(c, %s, %d, %s, %s, %s, %s, %s, %s, err);\n", loss_kind(op->fwd->kind),
+            !op->fwd->a.reduction, flit(E, op->fwd->kind == LG_OP_SMOOTH_L1_LOSS ? op->fwd->a.beta : 0.0),
+            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
+        check(E);
+        break;
+    case IR_MEAN_BWD:
+    case IR_SUM_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_loss_backward(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, NULL, NULL, %s, %s, %s, err);\n",
+            op->kind == IR_MEAN_BWD, dptr(E, op->in[0]), dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case IR_LINEAR_BWD:
+        where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient = (cuBLAS)", layer));
+        out(E, "    st = lg_cuda_linear_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
+            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[3]),
+            dptr(E, op->in[4]));
+        check(E);
+        break;
+    case IR_CONV2D_BWD:
+        where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient = (cuDNN)", layer));
+        out(E, "    st = lg_cuda_conv_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
+            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[3]),
+            dptr(E, op->in[4]));
+        check(E);
+        break;
+    case IR_BATCH_NORM_BWD:
+        if (!op->in[2])
+            return 1;
+        where(E, op, ir_fmt(E->p, "d %s (cuDNN)", layer));
+        out(E, "    st = lg_cuda_bn_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
+            dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[2]), dptr(E, op->in[5]),
+            dptr(E, op->in[6]), dptr(E, op->in[3]), dptr(E, op->in[4]));
+        check(E);
+        break;
+    case IR_RELU_BWD:
+        /* relu's output is positive exactly where its input is (as emit_c.c) */
+        where(E, op, ir_fmt(E->p, "d relu -> %s", op->fwd->in[0]->name));
+        out(E, "    st = lg_cuda_act_backward(c, LG_CUDA_ACT_RELU, 0.0f, LG_CUDA_F32, %s, %s, %s, %s, %s, err);\n",
+            dptr(E, op->in[1]), dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
+        check(E);
+        break;
+    case IR_SIGMOID_BWD:
+    case IR_TANH_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->kind == IR_SIGMOID_BWD ? "sigmoid" : "tanh"));
+        out(E, "    st = lg_cuda_act_backward(c, %s, 0.0f, LG_CUDA_F32, NULL, %s, %s, %s, %s, err);\n",
+            act_kind(op->kind), dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
+        check(E);
+        break;
+    case IR_SILU_BWD:
+    case IR_LEAKY_RELU_BWD:
+    case IR_GELU_BWD: {
+        const char *k = op->kind == IR_GELU_BWD ? (op->a.approximate ? "LG_CUDA_ACT_GELU_TANH" : "LG_CUDA_ACT_GELU")
+                                                : act_kind(op->kind);
+        where(E, op, ir_fmt(E->p, "d %s", ir_kind_name(op->fwd->kind)));
+        out(E, "    st = lg_cuda_act_backward(c, %s, %s, LG_CUDA_F32, %s, NULL, %s, %s, %s, err);\n", k,
+            flit(E, op->kind == IR_LEAKY_RELU_BWD ? op->a.slope : 0.0), dptr(E, op->in[1]), dptr(E, op->in[0]),
+            dptr(E, y), count(E, op->in[1]));
+        check(E);
+        break;
+    }
+    case IR_DROPOUT_BWD:
+        where(E, op, "d dropout");
+        out(E, "    st = lg_cuda_dropout_backward(c, LG_CUDA_F32, %.9g, (const uint8_t *)%s, %s, %s, %s, err);\n",
+            op->a.p, dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[0]));
+        check(E);
+        break;
+    case IR_MAX_POOL2D_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_max_pool2d_backward(c, &gpu.%s, LG_CUDA_F32, n * %d, (const int32_t *)%s, %s, %s, err);\n",
+            plan_for(X, op), op->fwd->in[0]->dim[0], dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    case IR_AVG_POOL2D_BWD:
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_avg_pool2d_backward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, err);\n",
+            plan_for(X, op), op->fwd->in[0]->dim[0], dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    case IR_GLOBAL_AVG_POOL_BWD: {
+        IrValue *fx = op->fwd->in[0];
+        where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_global_avg_pool_backward(c, LG_CUDA_F32, n * %d, %zu, %s, %s, err);\n", fx->dim[0],
+            numel(fx) / (size_t)fx->dim[0], dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    }
+    case IR_SOFTMAX_BWD:
+    case IR_LOG_SOFTMAX_BWD: {
+        size_t o, m, in;
+        axis(op->in[1], op->a.dim, &o, &m, &in);
+        where(E, op, ir_fmt(E->p, "d %s", op->kind == IR_SOFTMAX_BWD ? "softmax" : "log_softmax"));
+        out(E, "    st = lg_cuda_softmax_backward(c, %d, n * %zu, %zu, %zu, %s, %s, %s, err);\n",
+            op->kind == IR_LOG_SOFTMAX_BWD, o, m, in, dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    }
+    case IR_ACCUM:
+        where(E, op, ir_fmt(E->p, "gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
+        if (op->in_place)
+            out(E, "    st = lg_cuda_accumulate(c, LG_CUDA_F32, %s, %s, %s, err);\n", dptr(E, op->in[1]), dptr(E, y),
+                count(E, y));
+        else
+            out(E, "    st = lg_cuda_add(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", dptr(E, op->in[0]),
+                dptr(E, op->in[1]), dptr(E, y), count(E, y));
+        check(E);
+        break;
+    case IR_COPY:
+        where(E, op, ir_fmt(E->p, "%s: the gradient passed through", y->name));
+        out(E, "    st = lg_cuda_copy(c, %s, %s, %s * sizeof(float), err);\n", dptr(E, y), dptr(E, op->in[0]),
+            count(E, y));
+        check(E);
+        break;
+    case IR_ZERO:
+        out(E, "    // %s: no use downstream, a zero gradient\n", y->name);
+        out(E, "    st = lg_cuda_memset(c, %s, 0, %s * sizeof(float), err);\n", dptr(E, y), count(E, y));
+        check(E);
+        break;
+    default:
+        return 1;
+    }
+    if (op->fused_relu) {
+        out(E, "    st = lg_cuda_act_forward(c, LG_CUDA_ACT_RELU, 0.0f, LG_CUDA_F32, %s, %s, %s, err);\n", dptr(E, y),
+            dptr(E, y), count(E, y));
+        check(E);
+    }
+    return 0;
+}
+
+/* ---- a step ---------------------------------------------------------------- */
+
+static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn) {
+    Emit *E = X->E;
+    IrProgram *p = E->p;
+    const char *m = E->prefix;
+    int errors = 0;
+    /* the ops first, into a buffer: a step the target cannot lower is reported once per op */
+    char *body = NULL;
+    size_t nbody = 0;
+    FILE *f = E->f;
+    E->f = open_memstream(&body, &nbody);
+    for (int i = 0; i < g->nops; i++) {
+        IrOp *op = g->ops[i];
+        if (op->dead)
+            continue;
+        if (i == g->nforward && g->nforward && g->nops > g->nforward)
+            out(E, "\n    /* ---- backward: generated at compile time, last layer first ---- */\n");
+        if (emit_op(X, g, op)) {
+            fprintf(E->ctx->err, "%s:%d: error: the CUDA target has no device kernel call for '%s' yet\n",
+                    op->file ? op->file : "?", op->line, ir_kind_name(op->kind));
+            errors++;
+        }
+    }
+    fclose(E->f);
+    E->f = f;
+    int training = g->step == IR_STEP_TRAIN;
+
+    out(E, "/* %s step (%s:%d) on the GPU: the same ops as %s() in %s.c. */\n", g->name, g->file ? g->file : "?",
+        g->line, cpu_fn, E->lower);
+    out(E, "static lg_status %s(lg_step_io *io, const lg_batch *b) {\n", fn);
+    out(E, "    lg_error *err = io->ctx->err;\n");
+    out(E, "    lg_cuda *c = gpu.c;\n");
+    out(E, "    const size_t n = (size_t)b->n; // samples in this batch\n");
+    out(E, "    const size_t Bp = gpu.Bp;       // the arena's layout unit (batch_size rounded up)\n");
+    out(E, "    const int slot = (int)(b->batch_index & 1);\n");
+    out(E, "    lg_status st = %s_gpu_begin(io, b, slot, %d);\n", E->lower, training);
+    out(E, "    if (st) return st;\n");
+    /* declare what the ops use (the body is printed below) */
+    if (mentions(body, "params"))
+        out(E, "    float *params = gpu.params;\n");
+    if (mentions(body, "grads"))
+        out(E, "    float *grads = gpu.grads;\n");
+    out(E, "    float *fixed = gpu.fixed;\n");
+    int need_act = 0;
+    for (int i = 0; i < g->nvalues; i++) {
+        IrValue *v = g->values[i];
+        need_act |= v->storage == IR_ST_ARENA && v->first >= 0 && v->cname && v->batched && mentions(body, v->cname);
+    }
+    if (need_act)
+        out(E, "    float *act = gpu.act;\n");
+    if (mentions(body, "ce_ws"))
+        out(E, "    void *ce_ws = gpu.ce_ws;\n");
+    if (mentions(body, "metric_ws"))
+        out(E, "    void *metric_ws = gpu.metric_ws;\n");
+    if (mentions(body, "one"))
+        out(E, "    const float *one = gpu.one; // a device 1.0f, set at start-up\n");
+    for (int k = 0; k < p->ninputs; k++)
+        if (mentions(body, ir_fmt(p, "in_%s", p->inputs[k].name)))
+            out(E, "    %s *in_%s = (%s *)(gpu.batch[slot] + %s_BATCH_%s_OFFSET(Bp)); // b->%s\n",
+                p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", p->inputs[k].name,
+                p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", m, p->inputs[k].name, p->inputs[k].name);
+    for (int i = 0; i < g->nvalues; i++) {
+        IrValue *v = g->values[i];
+        if (v->storage != IR_ST_ARENA || v->first < 0 || !v->cname || !mentions(body, v->cname))
+            continue;
+        const char *t = v->dtype == IR_I32 ? "int32_t" : "float";
+        if (v->batched)
+            out(E, "    %s *%s = %s(act + %zu * Bp);\n", t, v->cname, v->dtype == IR_I32 ? "(int32_t *)" : "",
+                v->offset);
+        else
+            out(E, "    %s *%s = %s(fixed + %zu);\n", t, v->cname, v->dtype == IR_I32 ? "(int32_t *)" : "",
+                v->offset);
+    }
+    if (!need_act && !mentions(body, "Bp") && !p->ninputs)
+        out(E, "    (void)Bp;\n");
+    out(E, "\n");
+    fwrite(body, 1, nbody, E->f);
+    free(body);
+    out(E, "\n    /* results back to the host: the logged scalars (and for training the\n"
+           "     * gradients and batch norm's running statistics) */\n");
+    out(E, "    if ((st = lg_cuda_upload_release(c, slot, err)) != LG_OK) return st;\n");
+    out(E, "    float host_fixed[%s_FIXED_FLOATS];\n", m);
+    out(E, "    if ((st = lg_cuda_download(c, host_fixed, fixed, sizeof host_fixed, err)) != LG_OK) return st;\n");
+    if (training)
+        out(E, "    if ((st = %s_gpu_end_train(io)) != LG_OK) return st;\n", E->lower);
+    if (g->loss)
+        out(E, "    io->loss = host_fixed[%zu];\n", plan_root(g->loss)->offset);
+    for (int i = 0; i < g->nlogs; i++) {
+        IrValue *r = plan_root(g->logs[i].value);
+        if (r->storage == IR_ST_ARENA && !r->batched)
+            out(E, "    io->logs[%d] = host_fixed[%zu]; // %s\n", i, r->offset, g->logs[i].name);
+        else
+            errors++, fprintf(E->ctx->err, "%s:%d: error: the CUDA target logs only scalars ('%s')\n",
+                              g->file ? g->file : "?", g->line, g->logs[i].name);
+    }
+    if (g->step == IR_STEP_PREDICT && g->output)
+        out(E, "    if ((st = lg_cuda_download(c, io->outputs, %s, n * %zu * sizeof(float), err)) != LG_OK) return st;\n",
+            dptr(E, g->output), numel(g->output));
+    /* batch norm's num_batches_tracked counts on the host, as it is a float of the block */
+    if (training)
+        for (int i = 0; i < g->nops; i++) {
+            IrOp *op = g->ops[i];
+            if (!op->dead && op->kind == LG_OP_BATCH_NORM && op->nin > 5)
+                out(E, "    io->params[%zu] += 1.0f; // %s.num_batches_tracked (host block)\n",
+                    E->p->params[plan_root(op->in[5])->param].offset, op->layer ? op->layer : "?");
+        }
+    out(E, "    return LG_OK;\n}\n\n");
+    return errors;
+}
+
+/* ---- the file ---------------------------------------------------------------- */
+
+static void emit_layout(Emit *E, size_t fixed, size_t per_sample) {
+    IrProgram *p = E->p;
+    const char *m = E->prefix;
+    out(E, "/* The parameters on the device: PyTorch's state_dict order as in %s.c's\n"
+           " * block, but each tensor on a 256-byte boundary (64 floats), as cuBLASLt and\n"
+           " * cuDNN's fast paths want. Offsets in floats; the gradients use the same. */\n", E->lower);
+    out(E, "enum {\n");
+    size_t dev = 0, dev_train = 0;
+    size_t *devoff = calloc((size_t)p->nparams + 1, sizeof *devoff);
+    for (int i = 0; i < p->nparams; i++) {
+        dev = (dev + 63) / 64 * 64;
+        devoff[i] = dev;
+        out(E, "    %s = %zu, // %s (at %zu in the host block)\n", E->param_names[i], dev, p->params[i].name,
+            p->params[i].offset);
+        dev += p->params[i].numel;
+        if (p->params[i].role == IR_TRAIN)
+            dev_train = dev;
+    }
+    dev_train = (dev_train + 63) / 64 * 64;
+    out(E, "    %s_N_FLOATS = %zu, // the host block: %zu floats, the first %zu trained\n", m,
+        (dev + 63) / 64 * 64, p->param_floats, p->grad_floats);
+    out(E, "    %s_N_TRAIN = %zu,\n", m, dev_train);
+    out(E, "    %s_FIXED_FLOATS = %zu, // the steps' scalars (loss, logged values)\n", m, fixed ? fixed : 1);
+    out(E, "    %s_ACT_FLOATS_PER_SAMPLE = %zu, // the plan's activations and gradients\n};\n\n", m, per_sample);
+    out(E, "/* Each tensor's place in the host's block (the runtime's) and on the device. */\n");
+    out(E, "static const struct {\n    size_t host, dev, numel;\n    int trained;\n} %s_tensors[] = {\n", E->lower);
+    for (int i = 0; i < p->nparams; i++)
+        out(E, "    {%zu, %s, %zu, %d}, // %s\n", p->params[i].offset, E->param_names[i], p->params[i].numel,
+            p->params[i].role == IR_TRAIN, p->params[i].name);
+    out(E, "};\n\n");
+    free(devoff);
+    out(E, "/* The device arena, planned here (bytes, every region 256-byte aligned); Bp is\n"
+           " * the batch size rounded up (see the init function). */\n");
+    out(E, "#define %s_ALIGN(x) (((x) + 255) / 256 * 256)\n", m);
+    out(E, "#define %s_PARAMS_OFFSET 0\n", m);
+    out(E, "#define %s_GRADS_OFFSET %s_ALIGN(%s_N_FLOATS * sizeof(float))\n", m, m, m);
+    out(E, "#define %s_FIXED_OFFSET (%s_GRADS_OFFSET + %s_ALIGN(%s_N_TRAIN * sizeof(float)))\n", m, m, m, m);
+    out(E, "#define %s_ONE_OFFSET (%s_FIXED_OFFSET + %s_ALIGN(%s_FIXED_FLOATS * sizeof(float)))\n", m, m, m, m);
+    /* a batch: each field at an aligned offset */
+    out(E, "/* one batch as the loader fills it: ");
+    for (int k = 0; k < p->ninputs; k++)
+        out(E, "%s%s", k ? ", " : "", p->inputs[k].name);
+    out(E, " */\n");
+    const char *prev = "0";
+    for (int k = 0; k < p->ninputs; k++) {
+        size_t per = 1;
+        for (int d = 0; d < p->inputs[k].ndim; d++)
+            per *= (size_t)p->inputs[k].dim[d];
+        out(E, "#define %s_BATCH_%s_OFFSET(Bp) (%s)\n", m, p->inputs[k].name, prev);
+        out(E, "#define %s_BATCH_%s_BYTES(Bp) ((Bp) * %zu * sizeof(%s))\n", m, p->inputs[k].name, per,
+            p->inputs[k].dtype == IR_I32 ? "int32_t" : "float");
+        prev = ir_fmt(p, "%s_ALIGN(%s_BATCH_%s_OFFSET(Bp) + %s_BATCH_%s_BYTES(Bp))", m, m, p->inputs[k].name, m,
+                      p->inputs[k].name);
+    }
+    out(E, "#define %s_BATCH_BYTES(Bp) (%s)\n", m, prev);
+    out(E, "#define %s_BATCH_OFFSET(slot, Bp) (%s_ONE_OFFSET + 256 + (size_t)(slot) * %s_BATCH_BYTES(Bp))\n", m, m,
+        m);
+    out(E, "#define %s_ACT_OFFSET(Bp) %s_BATCH_OFFSET(2, Bp)\n", m, m);
+    out(E, "#define %s_CE_WS_OFFSET(Bp) (%s_ACT_OFFSET(Bp) + %s_ALIGN((Bp) * %s_ACT_FLOATS_PER_SAMPLE * sizeof(float)))\n",
+        m, m, m, m);
+    out(E, "#define %s_METRIC_WS_OFFSET(Bp, ce_ws) (%s_CE_WS_OFFSET(Bp) + %s_ALIGN(ce_ws))\n", m, m, m);
+    out(E, "#define %s_ARENA_BYTES(Bp, ce_ws) (%s_METRIC_WS_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * sizeof(float)))\n\n",
+        m, m, m);
+}
+
+static void emit_state(CudaEmit *X) {
+    Emit *E = X->E;
+    out(E, "/* The device state: one context (streams, handles, the arena), the arena's\n"
+           " * regions, and a plan per layer. File scope: a trainer process trains one\n"
+           " * model on one device. */\n");
+    out(E, "static struct {\n");
+    out(E, "    lg_cuda *c;\n");
+    out(E, "    size_t B, Bp;                 // batch_size, and rounded up for alignment\n");
+    out(E, "    size_t n;                     // the batch size the plans are made for\n");
+    out(E, "    float *params, *grads, *fixed, *act, *one;\n");
+    out(E, "    char *batch[2];               // one per pinned staging slot\n");
+    out(E, "    void *ce_ws, *metric_ws;\n");
+    out(E, "    float *host_params, *host_grads; // the device layout on the host side\n");
+    out(E, "    lg_model_def def;             // the model def with the GPU steps\n");
+    for (int i = 0; i < X->nplans; i++) {
+        Plan *pl = &X->plans[i];
+        const char *t = pl->kind == 'L' ? "lg_cuda_linear_plan *" : pl->kind == 'C' ? "lg_cuda_conv_plan *"
+                      : pl->kind == 'N' ? "lg_cuda_bn_plan *" : "lg_cuda_pool2d ";
+        out(E, "    %s%s; // %s:%d\n", t, pl->field, pl->file ? pl->file : "?", pl->line);
+    }
+    out(E, "} gpu;\n\n");
+}
+
+static void emit_plans(CudaEmit *X) {
+    Emit *E = X->E;
+    out(E, "/* The layer plans for batches of n samples (cuBLASLt heuristics, cuDNN\n"
+           " * algorithms and workspace): at start-up, and again when a batch of\n"
+           " * another size arrives (the last one of an epoch). */\n");
+    out(E, "static void %s_plans_free(void) {\n", E->lower);
+    for (int i = 0; i < X->nplans; i++) {
+        Plan *pl = &X->plans[i];
+        if (pl->kind == 'P')
+            continue;
+        out(E, "    lg_cuda_%s_free(gpu.%s);\n    gpu.%s = NULL;\n",
+            pl->kind == 'L' ? "linear" : pl->kind == 'C' ? "conv" : "bn", pl->field, pl->field);
+    }
+    out(E, "}\n\n");
+    out(E, "static lg_status %s_plans(size_t n, lg_error *err) {\n", E->lower);
+    out(E, "    lg_status st = LG_OK;\n");
+    out(E, "    %s_plans_free();\n", E->lower);
+    for (int i = 0; i < X->nplans; i++) {
+        Plan *pl = &X->plans[i];
+        if (pl->kind == 'P')
+            continue;
+        const char *t = pl->kind == 'L' ? "linear" : pl->kind == 'C' ? "conv" : "bn";
+        out(E, "    { // %s:%d\n        const lg_cuda_%s d = %s;\n", pl->file ? pl->file : "?", pl->line, t, pl->body);
+        out(E, "        if ((st = lg_cuda_%s_init(gpu.c, &gpu.%s, &d, err)) != LG_OK) return st;\n    }\n", t,
+            pl->field);
+    }
+    out(E, "    gpu.n = n;\n    return st;\n}\n\n");
+}
+
+static void emit_begin_end(Emit *E) {
+    const char *m = E->prefix;
+    IrProgram *p = E->p;
+    out(E, "/* Before a step's launches: plans for this batch's size, the parameters\n"
+           " * (the host's, which the optimizer updated), zeroed gradients for training,\n"
+           " * and the batch: into the pinned slot, then to the device on the copy\n"
+           " * stream, which the compute stream waits for. */\n");
+    out(E, "static lg_status %s_gpu_begin(lg_step_io *io, const lg_batch *b, int slot, int training) {\n", E->lower);
+    out(E, "    lg_error *err = io->ctx->err;\n    lg_status st;\n");
+    out(E, "    const size_t n = (size_t)b->n;\n");
+    out(E, "    if (n != gpu.n && (st = %s_plans(n, err)) != LG_OK)\n        return st;\n", E->lower);
+    out(E, "    for (size_t k = 0; k < sizeof %s_tensors / sizeof *%s_tensors; k++)\n"
+           "        memcpy(gpu.host_params + %s_tensors[k].dev, io->params + %s_tensors[k].host,\n"
+           "               %s_tensors[k].numel * sizeof(float));\n", E->lower, E->lower, E->lower, E->lower, E->lower);
+    out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.params, gpu.host_params, %s_N_FLOATS * sizeof(float), err)) != LG_OK)\n"
+           "        return st;\n", m);
+    out(E, "    if (training && (st = lg_cuda_memset(gpu.c, gpu.grads, 0, %s_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
+           "        return st;\n", m);
+    out(E, "    if ((st = lg_cuda_staging_wait(gpu.c, slot, err)) != LG_OK)\n        return st;\n");
+    out(E, "    char *pinned = lg_cuda_staging(gpu.c, slot);\n");
+    for (int k = 0; k < p->ninputs; k++) {
+        const char *nm = p->inputs[k].name;
+        const char *fld = !strcmp(nm, "image") || !strcmp(nm, "label") ? nm : NULL;
+        if (!fld) {
+            fprintf(E->ctx->err, "lgen: error: the CUDA target reads only image and label batches, not '%s'\n", nm);
+            E->ctx->nerrors++;
+            continue;
+        }
+        out(E, "    memcpy(pinned + %s_BATCH_%s_OFFSET(gpu.Bp), b->%s, %s_BATCH_%s_BYTES(n));\n", m, nm, fld, m, nm);
+    }
+    out(E, "    if ((st = lg_cuda_upload_async(gpu.c, slot, gpu.batch[slot], %s_BATCH_BYTES(gpu.Bp), err)) != LG_OK)\n"
+           "        return st;\n", m);
+    out(E, "    return lg_cuda_upload_wait(gpu.c, slot, err);\n}\n\n");
+
+    out(E, "/* After a training step: its gradients added into the host's (the CPU\n"
+           " * kernels' `+=`, so gradient accumulation works alike) and the buffers\n"
+           " * (batch norm's running statistics) copied back. */\n");
+    out(E, "static lg_status %s_gpu_end_train(lg_step_io *io) {\n", E->lower);
+    out(E, "    lg_error *err = io->ctx->err;\n");
+    out(E, "    lg_status st = lg_cuda_download(gpu.c, gpu.host_grads, gpu.grads, %s_N_TRAIN * sizeof(float), err);\n", m);
+    out(E, "    if (st) return st;\n");
+    out(E, "    if (%s_N_FLOATS > %s_N_TRAIN)\n", m, m);
+    out(E, "        st = lg_cuda_download(gpu.c, gpu.host_params + %s_N_TRAIN, gpu.params + %s_N_TRAIN,\n"
+           "                              (%s_N_FLOATS - %s_N_TRAIN) * sizeof(float), err);\n", m, m, m, m);
+    out(E, "    for (size_t k = 0; st == LG_OK && k < sizeof %s_tensors / sizeof *%s_tensors; k++) {\n", E->lower, E->lower);
+    out(E, "        size_t h = %s_tensors[k].host, d = %s_tensors[k].dev;\n", E->lower, E->lower);
+    out(E, "        if (%s_tensors[k].trained)\n", E->lower);
+    out(E, "            for (size_t i = 0; i < %s_tensors[k].numel; i++)\n"
+           "                io->grads[h + i] += gpu.host_grads[d + i];\n", E->lower);
+    out(E, "        else\n            memcpy(io->params + h, gpu.host_params + d, %s_tensors[k].numel * sizeof(float));\n    }\n",
+        E->lower);
+    out(E, "    return st;\n}\n\n");
+}
+
+static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
+    Emit *E = X->E;
+    const char *m = E->prefix, *l = E->lower;
+    static const char *slot[IR_STEP_COUNT] = {"train_step", "eval_step[LG_STAGE_VALIDATE]",
+                                              "eval_step[LG_STAGE_TEST]", "predict_step"};
+    out(E, "static void %s_gpu_free(void) {\n", l);
+    out(E, "    %s_plans_free();\n    lg_cuda_free(gpu.c);\n    free(gpu.host_params);\n    free(gpu.host_grads);\n", l);
+    out(E, "    memset(&gpu, 0, sizeof gpu);\n}\n\n");
+    out(E, "/* Start-up on GPU `device`: the context with the one arena, the plans, and\n"
+           " * the model def whose steps run here. */\n");
+    out(E, "static lg_status %s_gpu_init(int device, const char *precision, int batch_size,\n"
+           "                               const lg_model_def *cpu, const lg_model_def **out, lg_error *err) {\n", l);
+    out(E, "    if (strcmp(precision, \"32-true\") != 0)\n");
+    out(E, "        return lg_error_set(err, LG_ERR_UNSUPPORTED,\n"
+           "                            \"precision '%%s' on the GPU is not generated yet (use 32-true)\", precision);\n");
+    out(E, "    %s_gpu_free();\n", l);
+    out(E, "    gpu.B = (size_t)batch_size;\n");
+    out(E, "    gpu.Bp = (gpu.B + %zu) / %zu * %zu; // every plan offset times Bp: a multiple of 64 floats\n",
+        X->round - 1, X->round, X->round);
+    out(E, "    const lg_cuda_ce ce = {.N = (int)gpu.Bp, .C = 1};\n");
+    out(E, "    size_t ce_ws = 0;\n");
+    /* the largest cross entropy workspace of the program */
+    for (int s = 0; s < IR_STEP_COUNT; s++) {
+        IrGraph *g = &E->p->graphs[s];
+        for (int i = 0; g->present && i < g->nops; i++)
+            if (g->ops[i]->kind == LG_OP_CROSS_ENTROPY && !g->ops[i]->dead) {
+                IrValue *x = g->ops[i]->in[0];
+                out(E, "    {\n        lg_cuda_ce d = ce;\n        d.C = %d;\n", x->dim[x->ndim - 1]);
+                out(E, "        if (lg_cuda_cross_entropy_workspace(&d) > ce_ws)\n"
+                       "            ce_ws = lg_cuda_cross_entropy_workspace(&d);\n    }\n");
+            }
+    }
+    out(E, "    const lg_cuda_config cfg = {.device = device, .arena_bytes = %s_ARENA_BYTES(gpu.Bp, ce_ws),\n"
+           "                                .staging_bytes = %s_BATCH_BYTES(gpu.Bp), .staging_slots = 2};\n", m, m);
+    out(E, "    lg_status st = lg_cuda_init(&gpu.c, &cfg, err);\n");
+    out(E, "    if (st) return st;\n");
+    out(E, "    gpu.params = lg_cuda_arena(gpu.c, %s_PARAMS_OFFSET);\n", m);
+    out(E, "    gpu.grads = lg_cuda_arena(gpu.c, %s_GRADS_OFFSET);\n", m);
+    out(E, "    gpu.fixed = lg_cuda_arena(gpu.c, %s_FIXED_OFFSET);\n", m);
+    out(E, "    gpu.one = lg_cuda_arena(gpu.c, %s_ONE_OFFSET);\n", m);
+    out(E, "    gpu.batch[0] = lg_cuda_arena(gpu.c, %s_BATCH_OFFSET(0, gpu.Bp));\n", m);
+    out(E, "    gpu.batch[1] = lg_cuda_arena(gpu.c, %s_BATCH_OFFSET(1, gpu.Bp));\n", m);
+    out(E, "    gpu.act = lg_cuda_arena(gpu.c, %s_ACT_OFFSET(gpu.Bp));\n", m);
+    out(E, "    gpu.ce_ws = lg_cuda_arena(gpu.c, %s_CE_WS_OFFSET(gpu.Bp));\n", m);
+    out(E, "    gpu.metric_ws = lg_cuda_arena(gpu.c, %s_METRIC_WS_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.host_params = calloc(%s_N_FLOATS + 1, sizeof(float));\n", m);
+    out(E, "    gpu.host_grads = calloc(%s_N_TRAIN + 1, sizeof(float));\n", m);
+    out(E, "    if (!gpu.host_params || !gpu.host_grads)\n        return lg_error_set(err, LG_ERR_NOMEM, \"out of memory\");\n");
+    out(E, "    static const float one = 1.0f;\n");
+    out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.one, &one, sizeof one, err)) != LG_OK)\n        return st;\n");
+    for (int i = 0; i < X->nplans; i++) {
+        Plan *pl = &X->plans[i];
+        if (pl->kind != 'P')
+            continue;
+        out(E, "    gpu.%s = (lg_cuda_pool2d)%s; // %s:%d\n", pl->field, pl->body, pl->file ? pl->file : "?", pl->line);
+        out(E, "    if ((st = lg_cuda_pool2d_init(&gpu.%s, err)) != LG_OK)\n        return st;\n", pl->field);
+    }
+    out(E, "    if ((st = %s_plans(gpu.B, err)) != LG_OK)\n        return st;\n", l);
+    out(E, "    gpu.def = *cpu;\n");
+    for (int s = 0; s < IR_STEP_COUNT; s++)
+        if (gpu_fn[s])
+            out(E, "    gpu.def.%s = %s;\n", slot[s], gpu_fn[s]);
+    out(E, "    *out = &gpu.def;\n    return LG_OK;\n}\n\n");
+    out(E, "/* What runtime/trainer/loop.c looks for (a weak symbol in liblgen.a). */\n");
+    out(E, "const lg_cuda_trainer lg_cuda_trainer_steps = {\n");
+    out(E, "    .device_count = lg_cuda_device_count,\n    .init = %s_gpu_init,\n    .free = %s_gpu_free,\n};\n", l, l);
+}
+
+int emit_cuda_file(Emit *E) {
+    IrProgram *p = E->p;
+    CudaEmit X = {.E = E};
+    static const char *fns[IR_STEP_COUNT] = {"train_step", "validation_step", "test_step", "predict_step"};
+    size_t fixed = 0, per_sample = 0;
+    for (int i = 0; i < IR_STEP_COUNT; i++) {
+        if (!p->graphs[i].present)
+            continue;
+        if (p->graphs[i].arena_fixed > fixed)
+            fixed = p->graphs[i].arena_fixed;
+        if (p->graphs[i].arena_per_sample > per_sample)
+            per_sample = p->graphs[i].arena_per_sample;
+    }
+    /* Bp: the plan's per-sample offsets times Bp must be multiples of 64
+     * floats (256 bytes); with offsets that are multiples of 16, Bp = 4k */
+    size_t g64 = 64;
+    for (int i = 0; i < IR_STEP_COUNT; i++)
+        for (int k = 0; p->graphs[i].present && k < p->graphs[i].nvalues; k++) {
+            IrValue *v = p->graphs[i].values[k];
+            if (v->storage == IR_ST_ARENA && v->batched && v->first >= 0)
+                while (v->offset % g64)
+                    g64 /= 2;
+        }
+    X.round = 64 / g64;
+    /* steps first (they collect the plans) */
+    char *steps = NULL;
+    size_t nsteps = 0;
+    FILE *f = E->f;
+    E->f = open_memstream(&steps, &nsteps);
+    const char *gpu_fn[IR_STEP_COUNT] = {0};
+    int errors = 0;
+    for (int i = 0; i < IR_STEP_COUNT; i++) {
+        if (!p->graphs[i].present)
+            continue;
+        gpu_fn[i] = ir_fmt(p, "%s_gpu_%s", E->lower, fns[i]);
+        errors += emit_step(&X, &p->graphs[i], gpu_fn[i], ir_fmt(p, "%s_%s", E->lower, fns[i]));
+    }
+    fclose(E->f);
+    E->f = f;
+
+    out(E, "/* %s_cuda.c — the %s trainer's steps on a GPU, generated by lgen %s from %s\n"
+           " * (sha256 %s).\n *\n"
+           " * Edit the spec, not this file: `lgen %s -o DIR --target cuda` writes it again.\n"
+           " * `make CUDA=1` compiles it with %s.c and links liblgen_cuda.a, cuDNN and\n"
+           " * cuBLAS; then `./%s fit --accelerator gpu` (or auto) runs these steps.\n *\n"
+           " * Every op is the one of %s.c, with the spec line it comes from; values sit at\n"
+           " * the same plan offsets in one device arena (B -> Bp, the batch size rounded\n"
+           " * up to 4, keeps them 256-byte aligned). The trainer runtime keeps the\n"
+           " * parameters and the optimizer on the host: a step uploads the parameters\n"
+           " * and the batch (pinned slot, copy stream), runs forward and backward here,\n"
+           " * and brings back the gradients, running statistics and logged values.\n */\n",
+        E->lower, E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, E->mod->path, E->lower, E->lower, E->lower);
+    out(E, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
+    out(E, "#include <lgen/cuda.h>\n#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n");
+    emit_layout(E, fixed, per_sample);
+    emit_state(&X);
+    emit_plans(&X);
+    emit_begin_end(E);
+    fwrite(steps, 1, nsteps, E->f);
+    free(steps);
+    emit_init(&X, gpu_fn);
+    free(X.plans);
+    return errors;
+}
