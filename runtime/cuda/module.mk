@@ -27,6 +27,8 @@ $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins: runtime/cuda/bod
 # Link checks of the CUDA library; prints "SKIP: no nvcc" where there is none
 # (it reads the nvcc found here from LGEN_NVCC).
 CHECK_SCRIPTS += tests/cuda/check_link.sh
+# lgen --target c|cuda|all and the generated NAME_cuda.c: everywhere (no toolkit needed).
+CHECK_SCRIPTS += tests/cuda/check_target.sh
 export LGEN_NVCC := $(NVCC)
 
 .PHONY: cuda check-gpu
@@ -72,9 +74,11 @@ $(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(BUILD)/lib
 # The device tests are also built by `make` (so CI compiles them), run only here.
 cuda: $(BUILD)/tests/gpu/gpu_kernels $(BUILD)/tests/gpu/gpu_lenet
 
-check-gpu: cuda
-	./$(BUILD)/tests/gpu/gpu_kernels
-	./$(BUILD)/tests/gpu/gpu_lenet
+# every part runs, the status says whether all passed
+check-gpu: cuda $(LGEN)
+	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_lenet \
+	    tests/gpu/compare_trainers.sh; do \
+	    echo "== $$t"; BUILD=$(BUILD) LGEN=$(LGEN) $$t || fail=1; done; [ $$fail -eq 0 ]
 
 # `make install` also installs the CUDA library (lgen/cuda.h goes with the
 # other headers).

@@ -7,8 +7,8 @@
 # program links libcudnn, libcublas, libcublasLt and libcudart and that they
 # all resolve, and that the probe behaves like `--accelerator gpu`: on a
 # machine without a driver or device it exits 1 with "error: no CUDA
-# device: ...", with one it runs a kernel and exits 0. Once lgen can emit
-# CUDA trainers, each spec's is built and checked the same way.
+# device: ...", with one it runs a kernel and exits 0. Then every spec's
+# CUDA trainer (lgen --target cuda) is built and checked the same way.
 set -u
 BUILD=${BUILD:-build}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -68,44 +68,94 @@ else
     [ -s "$tmp/out" ] && bad "the probe wrote to stdout on failure: $(cat "$tmp/out")"
 fi
 
-# Every spec's CUDA trainer, once lgen emits them (`--target cuda`): it
-# builds with CUDA=1 and warnings as errors, links cuDNN and cuBLAS, and
-# `fit --accelerator gpu` without a device fails at once with exit 1.
+# Every spec's CUDA trainer: each spec lgen generates C for is generated
+# with `--target cuda`, and all are built at once (the trainers are C; nvcc
+# ran once, for liblgen_cuda.a) with CUDA=1 and warnings as errors. Each
+# must link cuDNN and cuBLAS, and without a device `fit --accelerator gpu`
+# must fail at once with exit 1. A spec whose ops the CUDA target cannot
+# lower yet must say so (exit 1, "no device kernel call for 'OP'") and is
+# listed as not covered. Then lenet's CUDA trainer with `--accelerator auto`
+# falls back to the CPU and trains a step (where the data is on the machine).
 LGEN=${LGEN:-$BUILD/lgen}
-if [ -x "$LGEN" ] && "$LGEN" --help 2>&1 | grep -q -- '--target'; then
-    for spec in specs/*.lmod; do
-        name=$(basename "$spec" .lmod)
-        out=$BUILD/tests/cuda/specs/$name
-        rm -rf "$out"
-        if ! "$LGEN" "$spec" -o "$out" --target cuda >"$tmp/lgen.err" 2>&1; then
-            bad "lgen $spec --target cuda: $(head -3 "$tmp/lgen.err")"
-            continue
+specdir=$BUILD/tests/cuda/specs
+built=
+uncovered=
+for spec in specs/*.lmod; do
+    name=$(basename "$spec" .lmod)
+    out=$specdir/$name
+    rm -rf "$out" "$tmp/c-$name"
+    if ! "$LGEN" "$spec" -o "$tmp/c-$name" >"$tmp/lgen.err" 2>&1; then
+        echo "note: $spec: lgen generates no C for it, so no CUDA either: $(head -1 "$tmp/lgen.err")"
+        continue
+    fi
+    "$LGEN" "$spec" -o "$out" --target cuda >"$tmp/lgen.err" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        if [ $rc -eq 1 ] && grep -q "error: the CUDA target has no device kernel call for '" "$tmp/lgen.err"; then
+            ops=$(sed -n "s/.*no device kernel call for '\([^']*\)'.*/\1/p" "$tmp/lgen.err" | sort -u | tr '\n' ' ')
+            uncovered="$uncovered $name"
+            echo "note: $spec: not covered: the CUDA target has no device call yet for: $ops"
+        else
+            bad "lgen $spec --target cuda (exit $rc): $(head -3 "$tmp/lgen.err")"
         fi
-        if ! make -s -C "$out" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make.out" 2>&1; then
-            bad "make -C $out CUDA=1: $(tail -5 "$tmp/make.out")"
-            continue
-        fi
-        bin=
-        for f in "$out"/*; do
-            [ -f "$f" ] && [ -x "$f" ] && readelf -h "$f" >/dev/null 2>&1 && bin=$f
-        done
-        [ -n "$bin" ] || { bad "no trainer binary in $out"; continue; }
-        needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
-        for l in libcudnn.so libcublas.so; do
-            echo "$needed" | grep -q "^$l\." || bad "$bin does not link $l"
-        done
-        if ! [ -e /dev/nvidiactl ]; then
-            (cd "$tmp" && "$bin" fit --accelerator gpu --max_epochs 1 >out.gpu 2>err.gpu)
-            rc=$?
-            [ $rc -eq 1 ] || bad "$bin fit --accelerator gpu without a device exited $rc, not 1"
-            grep -q "no CUDA device" "$tmp/err.gpu" ||
-                bad "$bin fit --accelerator gpu said: $(head -3 "$tmp/err.gpu")"
-        fi
-        echo "ok: $spec: CUDA trainer builds and links cuDNN/cuBLAS"
+        continue
+    fi
+    [ -f "$out/${name}_cuda.c" ] || { bad "lgen $spec --target cuda wrote no ${name}_cuda.c"; continue; }
+    built="$built $name"
+done
+# all trainers at once, in parallel
+for name in $built; do
+    make -s -C "$specdir/$name" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make-$name.out" 2>&1 &
+done
+wait
+for name in $built; do
+    bin=$specdir/$name/$name
+    if ! [ -x "$bin" ]; then
+        bad "make -C $specdir/$name CUDA=1: $(tail -5 "$tmp/make-$name.out")"
+        continue
+    fi
+    grep -q "warning" "$tmp/make-$name.out" && bad "make CUDA=1 $name warned: $(grep warning "$tmp/make-$name.out" | head -3)"
+    needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+    for l in libcudnn.so libcublas.so libcublasLt.so libcudart.so; do
+        echo "$needed" | grep -q "^$l\." || bad "$bin does not link $l"
     done
-else
-    echo "note: lgen has no --target option yet: the specs' CUDA trainers are not built"
+    nm "$bin" | grep -q " lg_cuda_trainer_steps$" || bad "$bin has no lg_cuda_trainer_steps (its GPU steps)"
+    if ! [ -e /dev/nvidiactl ]; then
+        (cd "$tmp" && "$bin" fit --accelerator gpu --max_epochs 1 >out.gpu 2>err.gpu)
+        rc=$?
+        if [ $rc -eq 2 ] && grep -q "(the spec's trainer block)" "$tmp/err.gpu"; then
+            # the trainer refuses its own spec's defaults before any accelerator
+            # choice (the CPU build does the same): not this target's to fix
+            echo "note: $name: the trainer refuses its spec's trainer block: $(head -1 "$tmp/err.gpu")"
+            echo "ok: $name: CUDA trainer builds warning-free, links cuDNN/cuBLAS(Lt)/cudart"
+            continue
+        fi
+        [ $rc -eq 1 ] || bad "$bin fit --accelerator gpu without a device exited $rc, not 1"
+        grep -q "^$name: error: no CUDA device: ." "$tmp/err.gpu" ||
+            bad "$bin fit --accelerator gpu said: $(head -3 "$tmp/err.gpu")"
+        [ -d "$tmp/lightning_logs" ] && bad "$bin fit --accelerator gpu wrote logs before failing"
+    fi
+    echo "ok: $name: CUDA trainer builds warning-free, links cuDNN/cuBLAS(Lt)/cudart, --accelerator gpu without a device: exit 1"
+done
+[ -n "$built" ] || bad "no spec's CUDA trainer was built"
+echo "$built" | grep -q " lenet" || bad "specs/lenet.lmod's CUDA trainer was not built"
+if echo "$built" | grep -q " lenet" && [ -x "$specdir/lenet/lenet" ] && ! [ -e /dev/nvidiactl ]; then
+    if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+        mkdir -p "$tmp/auto"
+        (cd "$tmp/auto" && "$specdir/lenet/lenet" fit --accelerator auto --fast_dev_run --num_workers 0 \
+            --enable_progress_bar false --data_dir "$BUILD/tests/cuda/data" >out 2>err)
+        rc=$?
+        [ $rc -eq 0 ] || bad "lenet CUDA trainer, --accelerator auto without a device: exit $rc: $(tail -3 "$tmp/auto/err")"
+        grep -q "^GPU available: False, used: False (no CUDA device: " "$tmp/auto/out" ||
+            bad "lenet --accelerator auto did not say it fell back: $(head -2 "$tmp/auto/out")"
+        grep -q "fast_dev_run: ran 1 training batch" "$tmp/auto/out" ||
+            bad "lenet --accelerator auto did not train a step on the CPU: $(tail -3 "$tmp/auto/out")"
+        echo "ok: lenet CUDA trainer, --accelerator auto without a device: the CPU, one step trained"
+    else
+        echo "note: no /usr/share/datasets/fashion-mnist: the --accelerator auto run is skipped"
+    fi
 fi
+[ -z "$uncovered" ] || echo "note: specs the CUDA target does not cover yet:$uncovered"
 
 [ $fail -eq 0 ] && echo "ok: liblgen_cuda.a (sm_80, sm_90) links cuDNN/cuBLAS(Lt); probe: $(cat "$tmp/err" "$tmp/out" | head -1)"
 exit $fail
