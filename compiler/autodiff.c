@@ -105,9 +105,103 @@ static int differentiate_split(IrGraph *g, IrOp *op) {
     return 0;
 }
 
+/* A backward op with one fresh gradient output per listed input that
+ * needs one (NULL where it does not: the runtime function skips it). */
+static IrOp *multi_rule(IrGraph *g, IrKind kind, IrOp *fwd, int nx, IrValue *const *xs, int nin,
+                        IrValue *const *in) {
+    IrOp *op = bwd_op(g, kind, fwd, nin, in);
+    op->nout = nx;
+    for (int i = 0; i < nx; i++) {
+        op->out[i] = NULL;
+        if (!needs_grad(xs[i]))
+            continue;
+        IrValue *dx = grad_like(g, xs[i]);
+        dx->def = op;
+        op->out[i] = dx;
+    }
+    for (int i = 0; i < nx; i++)
+        if (op->out[i])
+            add_grad(g, xs[i], op->out[i], fwd);
+    return op;
+}
+
+/* Detection ops: the two-output losses take both losses' gradients (either
+ * may be unused, NULL: zero); anchors, proposals, sampling, detections and
+ * the mAP carry none (as in torchvision). */
+static int differentiate_detect(IrGraph *g, IrOp *op) {
+    switch (op->kind) {
+    case LG_OP_RPN_LOSS:
+    case LG_OP_FASTRCNN_LOSS: {
+        IrValue *d0 = op->out[0]->grad, *d1 = op->out[1]->grad;
+        if (!d0 && !d1)
+            return 0;
+        int rpn = op->kind == LG_OP_RPN_LOSS;
+        /* rpn: labels and box targets are the forward's saved outputs;
+         * fastrcnn: roi_sample's, passed in */
+        IrValue *in[6] = {d0, d1, op->in[0], op->in[1], rpn ? op->out[2] : op->in[2],
+                          rpn ? op->out[3] : op->in[3]};
+        IrValue *xs[2] = {op->in[0], op->in[1]};
+        multi_rule(g, rpn ? IR_RPN_LOSS_BWD : IR_FASTRCNN_LOSS_BWD, op, 2, xs, 6, in);
+        return 0;
+    }
+    case LG_OP_ROI_ALIGN: {
+        IrValue *dy = op->out[0]->grad;
+        if (!dy)
+            return 0;
+        IrValue *in[2] = {dy, op->in[0]};
+        /* the runtime writes every level's gradient */
+        IrOp *b = bwd_op(g, IR_ROI_ALIGN_BWD, op, 2, in);
+        b->nout = op->nin - 1;
+        for (int i = 1; i < op->nin; i++) {
+            IrValue *dx = grad_like(g, op->in[i]);
+            dx->def = b;
+            b->out[i - 1] = dx;
+        }
+        for (int i = 1; i < op->nin; i++)
+            if (needs_grad(op->in[i]))
+                add_grad(g, op->in[i], b->out[i - 1], op);
+        return 0;
+    }
+    case IR_RPN_FLATTEN: {
+        IrValue *dy = op->out[0]->grad;
+        if (!dy)
+            return 0;
+        IrValue *in[1] = {dy};
+        IrOp *b = bwd_op(g, IR_RPN_FLATTEN_BWD, op, 1, in);
+        b->nout = op->nin;
+        for (int i = 0; i < op->nin; i++) {
+            IrValue *dx = grad_like(g, op->in[i]);
+            dx->def = b;
+            b->out[i] = dx;
+        }
+        for (int i = 0; i < op->nin; i++)
+            if (needs_grad(op->in[i]))
+                add_grad(g, op->in[i], b->out[i], op);
+        return 0;
+    }
+    default: /* anchors, proposals, roi_sample, detections, voc_map */
+        return 0;
+    }
+}
+
 static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
     if (op->kind == LG_OP_SPLIT)
         return differentiate_split(g, op);
+    switch (op->kind) {
+    case LG_OP_ANCHORS:
+    case LG_OP_PROPOSALS:
+    case LG_OP_RPN_LOSS:
+    case LG_OP_ROI_SAMPLE:
+    case LG_OP_ROI_ALIGN:
+    case LG_OP_FASTRCNN_LOSS:
+    case LG_OP_DETECTIONS:
+    case LG_OP_VOC_MAP:
+    case IR_RPN_FLATTEN:
+    case IR_ROIS_FROM_PROPOSALS:
+        return differentiate_detect(g, op);
+    default:
+        break;
+    }
     IrValue *y = op->out[0];
     IrValue *dy = y ? y->grad : NULL;
     IrValue *x = op->in[0];
@@ -281,7 +375,7 @@ int ad_backward(IrProgram *p, void *errs) {
     g->loss->grad = d;
     int errors = 0;
     for (int i = g->nforward - 1; i >= 0; i--)
-        if (g->ops[i]->kind < LG_OP_COUNT)
+        if (g->ops[i]->kind < LG_OP_COUNT || g->ops[i]->kind == IR_RPN_FLATTEN)
             errors += differentiate(p, g, g->ops[i], errs);
     return errors;
 }

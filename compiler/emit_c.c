@@ -298,6 +298,328 @@ static void concat_layout(Emit *E, IrValue *const *pieces, int k, int d, size_t 
     *sizes = ir_strdup(E->p, buf);
 }
 
+/* ---- detection ops ------------------------------------------------------------------
+ * Faster R-CNN's ops call the batch functions of lgen/detect.h. Their
+ * configurations are file-scope constants (declared once, named after the
+ * value), their scratch space is part of the step workspace (main() sizes
+ * it from the runtime's _workspace functions), and the batch's ground truth
+ * reaches them as one lg_det_targets `tg` made at the top of the step. */
+
+static void add_decl(Emit *E, const char *text) {
+    for (int i = 0; i < E->ndecls; i++)
+        if (!strcmp(E->decls[i], text))
+            return;
+    if (E->ndecls == E->capdecls) {
+        E->capdecls = E->capdecls ? 2 * E->capdecls : 16;
+        E->decls = realloc(E->decls, (size_t)E->capdecls * sizeof *E->decls);
+    }
+    E->decls[E->ndecls++] = ir_strdup(E->p, text);
+}
+
+static void add_ws(Emit *E, const char *expr) {
+    for (int i = 0; i < E->nws; i++)
+        if (!strcmp(E->ws_exprs[i], expr))
+            return;
+    if (E->nws == E->capws) {
+        E->capws = E->capws ? 2 * E->capws : 8;
+        E->ws_exprs = realloc(E->ws_exprs, (size_t)E->capws * sizeof *E->ws_exprs);
+    }
+    E->ws_exprs[E->nws++] = ir_strdup(E->p, expr);
+}
+
+/* A file-scope name for op's configuration: <graph>_<value>_<what>. */
+static const char *det_name(Emit *E, IrGraph *g, IrOp *op, const char *what) {
+    IrOp *f = op->fwd ? op->fwd : op;
+    return ir_fmt(E->p, "%s_%s_%s", g->name, c_ident(E, f->out[0]->name, 0), what);
+}
+
+static const char *src_comment(Emit *E, IrOp *op) {
+    return op->file ? ir_fmt(E->p, " // %s:%d", op->file, op->line) : "";
+}
+
+/* The targets argument: the batch's ground truth. */
+static const char *tgt(Emit *E, IrValue *v) {
+    (void)E;
+    (void)v;
+    return "&tg";
+}
+
+/* The box coder weights of roi_sample / detections (torchvision's (10, 10, 5, 5)). */
+static const char *coder_body(Emit *E, const IrAttrs *a) {
+    double w[4] = {10, 10, 5, 5};
+    for (int i = 0; i < 4 && i < a->nfloats; i++)
+        w[i] = a->floats[i];
+    return ir_fmt(E->p, "{%s, %s, %s, %s, LG_BBOX_XFORM_CLIP}", flit(E, w[0]), flit(E, w[1]), flit(E, w[2]),
+                  flit(E, w[3]));
+}
+
+/* anchors: the level table, each level's anchor count (for proposals). */
+static const char *anchor_tables(Emit *E, IrGraph *g, IrOp *op) {
+    const char *lv = det_name(E, g, op, "levels");
+    int L = op->nin;
+    char buf[2048];
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "static const float %s_sizes[] = {", lv);
+    for (int i = 0; i < op->a.nsizes; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", flit(E, op->a.sizes[i]));
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "};\nstatic const float %s_ratios[] = {", lv);
+    for (int i = 0; i < op->a.nfloats; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", flit(E, op->a.floats[i]));
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "};%s\nstatic const lg_anchor_level %s[] = {\n", src_comment(E, op), lv);
+    for (int l = 0; l < L; l++) {
+        IrValue *x = op->in[l];
+        int ns = L == 1 ? op->a.nsizes : 1;
+        k += (size_t)snprintf(buf + k, sizeof buf - k,
+                              "    {.feat_h = %d, .feat_w = %d, .num_sizes = %d, .sizes = %s_sizes + %d, "
+                              ".num_ratios = %d, .aspect_ratios = %s_ratios},\n",
+                              x->dim[1], x->dim[2], ns, lv, L == 1 ? 0 : l, op->a.nfloats, lv);
+    }
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "};\nstatic const int %s_per_level[] = {", lv);
+    for (int l = 0; l < L; l++) {
+        IrValue *x = op->in[l];
+        int ns = L == 1 ? op->a.nsizes : 1;
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", l ? ", " : "", x->dim[1] * x->dim[2] * ns * op->a.nfloats);
+    }
+    snprintf(buf + k, sizeof buf - k, "};");
+    add_decl(E, buf);
+    return lv;
+}
+
+/* The multi-scale RoIAlign configuration and level sizes of a roi_align op. */
+static const char *roi_align_tables(Emit *E, IrGraph *g, IrOp *f) {
+    const char *nm = det_name(E, g, f, "pool");
+    int L = f->nin - 1;
+    char buf[2048];
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "static const lg_multiscale_roi_align %s = {.num_levels = %d, .scales = {",
+                          nm, L);
+    for (int i = 0; i < L; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", flit(E, f->a.floats[i]));
+    k += (size_t)snprintf(buf + k, sizeof buf - k,
+                          "},\n    .pooled_h = %d, .pooled_w = %d, .sampling_ratio = %d, .aligned = %d, "
+                          ".canonical_scale = %d, .canonical_level = %d};%s\n",
+                          f->a.out_h, f->a.out_w, f->a.sampling_ratio, f->a.aligned, f->a.canonical_scale,
+                          f->a.canonical_level, src_comment(E, f));
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "static const int %s_heights[] = {", nm);
+    for (int i = 0; i < L; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", i ? ", " : "", f->in[i + 1]->dim[1]);
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "};\nstatic const int %s_widths[] = {", nm);
+    for (int i = 0; i < L; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", i ? ", " : "", f->in[i + 1]->dim[2]);
+    snprintf(buf + k, sizeof buf - k, "};");
+    add_decl(E, buf);
+    return nm;
+}
+
+/* The step's sample index for the samplers: epoch and batch position, so
+ * that micro-batches differ and a resumed run draws the same samples. */
+#define DET_STEP "((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index)"
+
+static int emit_detect(Emit *E, IrGraph *g, IrOp *op) {
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    IrValue *x = op->nin ? op->in[0] : NULL;
+    IrOp *f = op->fwd ? op->fwd : op;
+    char buf[1024];
+    E->detect = 1;
+    switch (op->kind) {
+    case LG_OP_ANCHORS: {
+        const char *lv = anchor_tables(E, g, op);
+        where(E, op, ir_fmt(E->p, "%s = anchors(%d feature maps)", y->name, op->nin));
+        out(E, "    st = lg_anchors_generate(ctx, %s, %d, %d, %d, %s, NULL);\n", lv, op->nin, op->a.image_h,
+            op->a.image_w, ptr(E, y));
+        call_end(E);
+        return 0;
+    }
+    case IR_RPN_FLATTEN:
+    case IR_RPN_FLATTEN_BWD: {
+        int bwd = op->kind == IR_RPN_FLATTEN_BWD;
+        int D = f->a.k, A = f->a.num_anchors, total = f->out[0]->dim[0], off = 0;
+        if (bwd)
+            where(E, op, ir_fmt(E->p, "d %s: back to the levels' maps", f->out[0]->name));
+        else
+            where(E, op, ir_fmt(E->p, "%s: %d levels' maps in anchor order (permute and flatten)", y->name, op->nin));
+        for (int l = 0; l < f->nin; l++) {
+            IrValue *m = f->in[l];
+            if (bwd && op->out[l])
+                out(E, "    lg_rpn_permute_backward(%s, (int)n, %d, %d, %d, %d, %d, %d, %s);\n", ptr(E, op->in[0]), A,
+                    D, m->dim[1], m->dim[2], total, off, ptr(E, op->out[l]));
+            else if (!bwd)
+                out(E, "    lg_rpn_permute_forward(%s, (int)n, %d, %d, %d, %d, %s, %d, %d);\n", ptr(E, m), A, D,
+                    m->dim[1], m->dim[2], ptr(E, y), total, off);
+            off += m->dim[1] * m->dim[2] * A;
+        }
+        return 0;
+    }
+    case LG_OP_PROPOSALS: {
+        IrOp *anc = op->in[2]->def;
+        const char *lv = anchor_tables(E, g, anc);
+        const char *cfg = det_name(E, g, op, "cfg");
+        snprintf(buf, sizeof buf,
+                 "static const lg_proposal_config %s = {.pre_nms_top_n = %d, .post_nms_top_n = %d, "
+                 ".nms_thresh = %s,\n    .min_size = %s, .score_thresh = %s};%s",
+                 cfg, op->a.top_n, op->a.post_top_n, flit(E, op->a.nms_thresh), flit(E, op->a.min_size),
+                 flit(E, op->a.thresh), src_comment(E, op));
+        add_decl(E, buf);
+        add_ws(E, ir_fmt(E->p, "lg_proposals_batch_workspace(&%s, %s_per_level, %d, 1)", cfg, lv, anc->nin));
+        where(E, op, ir_fmt(E->p, "%s = proposals(%s, %s, %s)", y->name, x->name, op->in[1]->name, op->in[2]->name));
+        out(E, "    st = lg_proposals_batch(ctx, &%s, %s, %s, %s, %s_per_level, %d, (int)n, %d, %d, NULL, ws,\n"
+               "                            %s, %s, %s);\n",
+            cfg, ptr(E, x), ptr(E, op->in[1]), ptr(E, op->in[2]), lv, anc->nin, op->a.image_h, op->a.image_w,
+            ptr(E, y), ptr(E, op->out[1]), ptr(E, op->out[2]));
+        call_end(E);
+        return 0;
+    }
+    case IR_ROIS_FROM_PROPOSALS:
+        where(E, op, ir_fmt(E->p, "%s: the proposals as a RoI batch (image, x1, y1, x2, y2)", y->name));
+        out(E, "    lg_rois_from_proposals(%s, %s, (int)n, %d, %s);\n", ptr(E, x), ptr(E, op->in[1]), x->dim[0],
+            ptr(E, y));
+        return 0;
+    case LG_OP_RPN_LOSS:
+    case IR_RPN_LOSS_BWD: {
+        const char *cfg = det_name(E, g, f, "cfg");
+        snprintf(buf, sizeof buf,
+                 "static const lg_rpn_loss_config %s = {\n    .rpn = {.fg_iou_thresh = %s, .bg_iou_thresh = %s, "
+                 ".batch_size_per_image = %d, .positive_fraction = %s},\n    .beta = %s, .seed = %lluu};%s",
+                 cfg, flit(E, f->a.fg_iou), flit(E, f->a.bg_iou), f->a.per_image, flit(E, f->a.fraction),
+                 flit(E, f->a.beta), (unsigned long long)f->a.seed, src_comment(E, f));
+        add_decl(E, buf);
+        int A = f->in[0]->dim[0];
+        if (op->kind == LG_OP_RPN_LOSS) {
+            add_ws(E, ir_fmt(E->p, "lg_rpn_loss_batch_workspace(%d, %d)", A, op->in[3]->dim[0]));
+            where(E, op, ir_fmt(E->p, "%s, %s = rpn_loss(%s, %s, %s, targets)", y->name, op->out[1]->name, x->name,
+                                op->in[1]->name, op->in[2]->name));
+            out(E, "    {\n        lg_rpn_loss_config c = %s;\n        c.seed ^= io->seed;\n", cfg);
+            out(E, "        st = lg_rpn_loss_batch_forward(ctx, &c, %s, %s, %s, %d, (int)n, %s, %s, ws,\n"
+                   "                                       %s, %s, %s, %s);\n    }\n",
+                ptr(E, x), ptr(E, op->in[1]), ptr(E, op->in[2]), A, tgt(E, op->in[3]), DET_STEP,
+                ptr(E, op->out[2]), ptr(E, op->out[3]), ptr(E, y), ptr(E, op->out[1]));
+        } else {
+            where(E, op, ir_fmt(E->p, "d rpn_loss: objectness and box deltas"));
+            out(E, "    st = lg_rpn_loss_backward(ctx, %s, %s, %s, %s, (int)n, %d, %s, %s, %s, %s, %s);\n",
+                ptr(E, op->in[2]), ptr(E, op->in[3]), ptr(E, op->in[4]), ptr(E, op->in[5]), A, flit(E, f->a.beta),
+                op->in[0] ? ir_fmt(E->p, "%s[0]", ptr(E, op->in[0])) : "0.0f",
+                op->in[1] ? ir_fmt(E->p, "%s[0]", ptr(E, op->in[1])) : "0.0f", ptr(E, op->out[0]),
+                ptr(E, op->out[1]));
+        }
+        call_end(E);
+        return 0;
+    }
+    case LG_OP_ROI_SAMPLE: {
+        const char *cfg = det_name(E, g, op, "cfg");
+        int P = x->dim[0], R = op->a.per_image;
+        snprintf(buf, sizeof buf,
+                 "static const lg_roi_sample_config %s = {.fg_iou_thresh = %s, .bg_iou_thresh = %s,\n"
+                 "    .batch_size_per_image = %d, .positive_fraction = %s, .coder = %s};%s",
+                 cfg, flit(E, op->a.fg_iou), flit(E, op->a.bg_iou), R, flit(E, op->a.fraction),
+                 coder_body(E, &op->a), src_comment(E, op));
+        add_decl(E, buf);
+        add_ws(E, ir_fmt(E->p, "lg_roi_sample_batch_workspace(&%s, %d, %d)", cfg, P, op->in[1]->dim[0]));
+        where(E, op, ir_fmt(E->p, "%s, %s, %s = roi_sample(%s, targets)", y->name, op->out[1]->name,
+                            op->out[2]->name, x->name));
+        out(E, "    st = lg_roi_sample_batch(ctx, &%s, %s, %s, %d, (int)n, %s, io->seed ^ %lluu, %s, ws,\n"
+               "                             %s, %s, %s);\n",
+            cfg, ptr(E, x), ptr(E, op->in[2]), P, tgt(E, op->in[1]), (unsigned long long)op->a.seed, DET_STEP,
+            ptr(E, y), ptr(E, op->out[1]), ptr(E, op->out[2]));
+        call_end(E);
+        return 0;
+    }
+    case LG_OP_ROI_ALIGN:
+    case IR_ROI_ALIGN_BWD: {
+        const char *cfg = roi_align_tables(E, g, f);
+        IrValue *rois = f->in[0];
+        int C = f->in[1]->dim[0], R = rois->dim[0];
+        if (op->kind == LG_OP_ROI_ALIGN) {
+            where(E, op, ir_fmt(E->p, "%s = roi_align(%s, %d feature maps)", y->name, rois->name, op->nin - 1));
+            out(E, "    {\n        const float *const maps[] = {");
+            for (int i = 1; i < op->nin; i++)
+                out(E, "%s%s", i > 1 ? ", " : "", ptr(E, op->in[i]));
+            out(E, "};\n        st = lg_multiscale_roi_align_forward(ctx, &%s, maps, %s_heights, %s_widths, (int)n, %d,\n"
+                   "                                             %s, (int)(n * %d), %s);\n    }\n",
+                cfg, cfg, cfg, C, ptr(E, rois), R, ptr(E, y));
+        } else {
+            where(E, op, ir_fmt(E->p, "d %s: into every level's map", f->out[0]->name));
+            out(E, "    {\n        float *const maps[] = {");
+            for (int i = 0; i < op->nout; i++)
+                out(E, "%s%s", i ? ", " : "", ptr(E, op->out[i]));
+            out(E, "};\n        st = lg_multiscale_roi_align_backward(ctx, &%s, %s, %s_heights, %s_widths, (int)n, %d,\n"
+                   "                                              %s, (int)(n * %d), maps);\n    }\n",
+                cfg, ptr(E, op->in[0]), cfg, cfg, C, ptr(E, rois), R);
+        }
+        call_end(E);
+        return 0;
+    }
+    case LG_OP_FASTRCNN_LOSS:
+    case IR_FASTRCNN_LOSS_BWD: {
+        IrValue *lg = f->in[0];
+        int R = lg->dim[0], K = lg->dim[1];
+        if (op->kind == LG_OP_FASTRCNN_LOSS) {
+            where(E, op, ir_fmt(E->p, "%s, %s = fastrcnn_loss(%s, %s, %s, %s)", y->name, op->out[1]->name, x->name,
+                                op->in[1]->name, op->in[2]->name, op->in[3]->name));
+            out(E, "    st = lg_fastrcnn_loss_forward(ctx, %s, %s, %s, %s, (int)(n * %d), %d, %s, %s, %s);\n",
+                ptr(E, x), ptr(E, op->in[1]), ptr(E, op->in[2]), ptr(E, op->in[3]), R, K, flit(E, op->a.beta),
+                ptr(E, y), ptr(E, op->out[1]));
+        } else {
+            where(E, op, "d fastrcnn_loss: class logits and box regression");
+            out(E, "    st = lg_fastrcnn_loss_backward(ctx, %s, %s, %s, %s, (int)(n * %d), %d, %s, %s, %s,\n"
+                   "                                   %s, %s);\n",
+                ptr(E, op->in[2]), ptr(E, op->in[3]), ptr(E, op->in[4]), ptr(E, op->in[5]), R, K, flit(E, f->a.beta),
+                op->in[0] ? ir_fmt(E->p, "%s[0]", ptr(E, op->in[0])) : "0.0f",
+                op->in[1] ? ir_fmt(E->p, "%s[0]", ptr(E, op->in[1])) : "0.0f", ptr(E, op->out[0]),
+                ptr(E, op->out[1]));
+        }
+        call_end(E);
+        return 0;
+    }
+    case LG_OP_DETECTIONS: {
+        const char *cfg = det_name(E, g, op, "cfg");
+        IrValue *rois = op->in[2];
+        int R = rois->dim[0], K = x->dim[1], D = op->a.post_top_n;
+        snprintf(buf, sizeof buf,
+                 "static const lg_detect_config %s = {.score_thresh = %s, .nms_thresh = %s, "
+                 ".detections_per_img = %d,\n    .min_size = %s, .coder = %s};%s",
+                 cfg, flit(E, op->a.thresh), flit(E, op->a.nms_thresh), D, flit(E, op->a.min_size),
+                 coder_body(E, &op->a), src_comment(E, op));
+        add_decl(E, buf);
+        add_ws(E, ir_fmt(E->p, "lg_detections_batch_workspace(%d, %d, 1)", R, K));
+        where(E, op, ir_fmt(E->p, "%s = detections(%s, %s, %s): boxes, scores, labels, count", y->name, x->name,
+                            op->in[1]->name, rois->name));
+        out(E, "    st = lg_detections_batch(ctx, &%s, %s, %s, %s, (int)n, %d, %d, %d, %d, NULL, ws,\n"
+               "                             %s, %s, %s, %s);\n",
+            cfg, ptr(E, x), ptr(E, op->in[1]), ptr(E, rois), R, K, op->a.image_h, op->a.image_w, ptr(E, y),
+            ptr(E, op->out[1]), ptr(E, op->out[2]), ptr(E, op->out[3]));
+        call_end(E);
+        return 0;
+    }
+    case LG_OP_VOC_MAP: {
+        const char *ev = det_name(E, g, op, "eval");
+        snprintf(buf, sizeof buf,
+                 "/* %s's detections and ground truth of the epoch so far (%s_eval_begin / _end). */\n"
+                 "static lg_voc_eval %s;",
+                 y->name, E->lower, ev);
+        add_decl(E, buf);
+        where(E, op, ir_fmt(E->p, "%s = voc_map(%s, targets): gathered over the epoch", y->name, x->name));
+        out(E, "    st = lg_voc_eval_add_batch(&%s, %s, %s, %s, %s, (int)n, %d, %s, ctx->err);\n", ev, ptr(E, x),
+            ptr(E, op->in[2]), ptr(E, op->in[3]), ptr(E, op->in[4]), x->dim[0], tgt(E, op->in[1]));
+        call_end(E);
+        out(E, "    %s[0] = 0.0f; // the epoch's mAP replaces it (%s_eval_end)\n", ptr(E, y), E->lower);
+        return 0;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* Does g read the batch's detection targets? */
+static int reads_targets(const IrGraph *g) {
+    for (int i = 0; i < g->nops; i++)
+        for (int j = 0; j < g->ops[i]->nin; j++) {
+            const IrValue *v = g->ops[i]->in[j];
+            if (!g->ops[i]->dead && v && v->storage == IR_ST_INPUT && !strcmp(v->name, "targets"))
+                return 1;
+        }
+    return 0;
+}
+
 static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
     IrValue *y = op->nout ? op->out[0] : NULL;
     IrValue *x = op->nin ? op->in[0] : NULL;
@@ -711,7 +1033,7 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         call_end(E);
         break;
     default:
-        return 1;
+        return emit_detect(E, g, op);
     }
     /* a relu fused into its producer runs in place on the producer's output */
     if (op->fused_relu) {
@@ -728,6 +1050,25 @@ static int uses_conv(const IrGraph *g) {
         if (!g->ops[i]->dead && (g->ops[i]->kind == LG_OP_CONV2D || g->ops[i]->kind == IR_CONV2D_BWD))
             return 1;
     return 0;
+}
+
+static int targets_max(const IrGraph *g) {
+    for (int i = 0; i < g->nvalues; i++)
+        if (g->values[i]->storage == IR_ST_INPUT && !strcmp(g->values[i]->name, "targets"))
+            return g->values[i]->dim[0];
+    return 0;
+}
+
+/* predict of a detector: rows (x1, y1, x2, y2, score, label) per detection,
+ * label -1 past the image's count. */
+static void emit_predict_detections(Emit *E, IrValue *out0) {
+    IrOp *d = out0->def;
+    int D = out0->dim[0];
+    out(E, "    // outputs: per image %d rows (x1, y1, x2, y2, score, label), label -1 past its count\n", D);
+    out(E, "    for (size_t i = 0; i < n * %d; i++) {\n", D);
+    out(E, "        float *o = io->outputs + i * 6;\n");
+    out(E, "        memcpy(o, %s + i * 4, 4 * sizeof(float));\n", ptr(E, d->out[0]));
+    out(E, "        o[4] = %s[i];\n        o[5] = (float)%s[i];\n    }\n", ptr(E, d->out[1]), ptr(E, d->out[2]));
 }
 
 static int emit_step(Emit *E, IrGraph *g, const char *fn) {
@@ -780,6 +1121,13 @@ static int emit_step(Emit *E, IrGraph *g, const char *fn) {
             out(E, "    %s *%s = %s(fixed + %zu); // %s\n", t, v->cname,
                 v->dtype == IR_I32 ? "(int32_t *)" : "", v->offset, shape_comment(E, v));
     }
+    if (reads_targets(g))
+        out(E, "    // b.targets: the batch's ground truth boxes, at most %d per image; the data set's\n"
+               "    // class k is detection class k + 1 (0 is the background)\n"
+               "    const lg_det_targets tg = {.max_boxes = b->max_boxes, .boxes = b->boxes, .labels = b->box_label,\n"
+               "                               .difficult = b->box_difficult, .count = b->box_count,\n"
+               "                               .label_offset = 1, .skip_difficult = 0};\n",
+            targets_max(g));
     out(E, "\n");
     int errors = 0;
     for (int i = 0; i < g->nops; i++) {
@@ -799,7 +1147,9 @@ static int emit_step(Emit *E, IrGraph *g, const char *fn) {
         out(E, "    io->loss = %s[0];\n", ptr(E, g->loss));
     for (int i = 0; i < g->nlogs; i++)
         out(E, "    io->logs[%d] = %s[0]; // %s\n", i, ptr(E, g->logs[i].value), g->logs[i].name);
-    if (g->step == IR_STEP_PREDICT && g->output)
+    if (g->step == IR_STEP_PREDICT && g->output && g->output->def && g->output->def->kind == LG_OP_DETECTIONS)
+        emit_predict_detections(E, g->output);
+    else if (g->step == IR_STEP_PREDICT && g->output)
         out(E, "    memcpy(io->outputs, %s, n * %zu * sizeof(float));\n", ptr(E, g->output),
             numel(g->output));
     out(E, "    return LG_OK;\n}\n\n");
@@ -844,6 +1194,64 @@ static void emit_step_names(Emit *E) {
         E->step_fn[i] = E->p->graphs[i].present ? ir_fmt(E->p, "%s_%s", E->lower, fns[i]) : NULL;
 }
 
+/* The VOC mAP of validation and test: the steps add each batch to a file-scope
+ * evaluator; eval_begin starts it, eval_end computes the epoch's mAP and each
+ * class's AP into the logged values (lg_model_def.eval_begin / eval_end). */
+static void emit_eval_hooks(Emit *E) {
+    IrProgram *p = E->p;
+    int any = 0;
+    for (int s = IR_STEP_VALIDATE; s <= IR_STEP_TEST; s++)
+        for (int i = 0; p->graphs[s].present && i < p->graphs[s].nops; i++)
+            any |= p->graphs[s].ops[i]->kind == LG_OP_VOC_MAP;
+    if (!any)
+        return;
+    static const char *stage_enum[IR_STEP_COUNT] = {"LG_STAGE_TRAIN", "LG_STAGE_VALIDATE", "LG_STAGE_TEST",
+                                                    "LG_STAGE_PREDICT"};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0)
+            out(E, "/* VOC mAP over a whole evaluation epoch: the trainer calls this before the\n"
+                   " * first batch, the steps add every batch's detections and ground truth ... */\n"
+                   "static lg_status %s_eval_begin(lg_stage stage, lg_error *err) {\n", E->lower);
+        else
+            out(E, "/* ... and this after the last: the epoch's mAP and each class's AP replace\n"
+                   " * the logged values (means[], in the order of the stage's logs). */\n"
+                   "static lg_status %s_eval_end(lg_stage stage, double *means, lg_error *err) {\n", E->lower);
+        for (int s = IR_STEP_VALIDATE; s <= IR_STEP_TEST; s++) {
+            IrGraph *g = &p->graphs[s];
+            for (int i = 0; g->present && i < g->nops; i++) {
+                IrOp *op = g->ops[i];
+                if (op->kind != LG_OP_VOC_MAP)
+                    continue;
+                const char *ev = det_name(E, g, op, "eval");
+                int K = op->a.k, li = -1;
+                for (int k = 0; k < g->nlogs && li < 0; k++)
+                    if (g->logs[k].value == op->out[0])
+                        li = k;
+                out(E, "    if (stage == %s) {%s\n", stage_enum[s], src_comment(E, op));
+                if (pass == 0) {
+                    out(E, "        lg_voc_eval_free(&%s);\n        lg_status st = lg_voc_eval_init(&%s, %d, err);\n"
+                           "        if (st) return st;\n    }\n", ev, ev, K);
+                    continue;
+                }
+                out(E, "        static const lg_voc_map_config cfg = {.iou_thresh = %s, .use_07_metric = %d, "
+                       ".pixel_offset = %d};\n",
+                    flit(E, op->a.thresh), op->a.use_07, op->a.pixel_offset);
+                out(E, "        float ap[%d], map;\n", K);
+                out(E, "        lg_status st = lg_voc_eval_compute(&%s, &cfg, ap, &map, err);\n", ev);
+                out(E, "        lg_voc_eval_free(&%s);\n        if (st) return st;\n", ev);
+                if (li >= 0) {
+                    out(E, "        means[%d] = map; // %s\n", li, g->logs[li].name);
+                    int c = 1;
+                    for (int k = li + 1; k < g->nlogs && c < K && g->logs[k].value == op->out[0]; k++, c++)
+                        out(E, "        means[%d] = ap[%d]; // %s\n", k, c, g->logs[k].name);
+                }
+                out(E, "        (void)ap;\n    }\n");
+            }
+        }
+        out(E, "    (void)stage;\n    (void)err;%s\n    return LG_OK;\n}\n\n", pass ? "\n    (void)means;" : "");
+    }
+}
+
 int emit_c_file(Emit *E) {
     IrProgram *p = E->p;
     emit_step_names(E);
@@ -862,7 +1270,8 @@ int emit_c_file(Emit *E) {
 
     emit_banner(E);
     out(E, "#include <stdint.h>\n#include <string.h>\n\n");
-    out(E, "#include <lgen/data.h>\n#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n");
+    out(E, "#include <lgen/data.h>\n%s#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n",
+        E->detect ? "#include <lgen/detect.h>\n" : "");
     size_t fixed = 0, per_sample = 0;
     for (int i = 0; i < IR_STEP_COUNT; i++) {
         if (!p->graphs[i].present)
@@ -885,11 +1294,16 @@ int emit_c_file(Emit *E) {
             out(E, " // %s:%d", E->dims[i].file, E->dims[i].line);
         out(E, "\n");
     }
+    if (E->ndecls)
+        out(E, "\n/* Detection: configurations (torchvision's defaults unless the spec sets them). */\n");
+    for (int i = 0; i < E->ndecls; i++)
+        out(E, "%s\n", E->decls[i]);
     out(E, "\n/* Convolution scratch per sample of a batch, from the kernels' own\n"
            " * workspace functions (set once by main before the trainer starts). */\n");
     out(E, "static size_t %s_ws_per_sample;\n\n", E->prefix);
     fwrite(steps, 1, nsteps, E->f);
     free(steps);
+    emit_eval_hooks(E);
     emit_tables(E);
     /* main */
     out(E, "int main(int argc, char **argv) {\n");
@@ -901,10 +1315,18 @@ int emit_c_file(Emit *E) {
                 E->dims[i].name, E->dims[i].name);
             nconv++;
         }
+    if (E->nws)
+        out(E, "    /* the detection ops' scratch (per image, or for one image of a batch) */\n");
+    for (int i = 0; i < E->nws; i++)
+        out(E, "    if (%s > ws)\n        ws = %s;\n", E->ws_exprs[i], E->ws_exprs[i]);
     out(E, "    %s_ws_per_sample = (ws + 63) / 64 * 64;\n", E->prefix);
     out(E, "    %s_def.arena_per_sample = %s_ACT_BYTES_PER_SAMPLE + %s_ws_per_sample;\n", E->lower,
         E->prefix, E->prefix);
     out(E, "    return lg_main(argc, argv, &%s_def);\n}\n", E->lower);
     (void)nconv;
+    free(E->decls);
+    free(E->ws_exprs);
+    E->decls = E->ws_exprs = NULL;
+    E->ndecls = E->nws = E->capdecls = E->capws = 0;
     return errors;
 }

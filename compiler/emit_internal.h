@@ -29,6 +29,13 @@ typedef struct Emit {
     const char *step_fn[IR_STEP_COUNT];
     EmitDims *dims;
     int ndims, capdims;
+    /* detection: file-scope declarations the steps use (config structs,
+     * anchor tables, the VOC evaluators) and workspace sizes for main() */
+    const char **decls;
+    int ndecls, capdecls;
+    const char **ws_exprs;
+    int nws, capws;
+    int detect;                /* some step calls lgen/detect.h */
 } Emit;
 
 void emit_banner(Emit *E);

@@ -740,8 +740,32 @@ int emit_tables(Emit *E) {
             first = 0;
         }
     out(E, "},\n");
+    int voc = 0;
+    for (int s = IR_STEP_VALIDATE; s <= IR_STEP_TEST; s++)
+        for (int i = 0; p->graphs[s].present && i < p->graphs[s].nops; i++)
+            voc |= p->graphs[s].ops[i]->kind == LG_OP_VOC_MAP;
+    if (voc)
+        out(E, "    .eval_begin = %s_eval_begin,\n    .eval_end = %s_eval_end,\n", E->lower, E->lower);
     IrGraph *pg = &p->graphs[IR_STEP_PREDICT];
-    if (E->step_fn[IR_STEP_PREDICT] && pg->output) {
+    if (E->step_fn[IR_STEP_PREDICT] && pg->output && pg->output->def &&
+        pg->output->def->kind == LG_OP_DETECTIONS) {
+        /* a detector: D rows of (x1, y1, x2, y2, score, label) per image */
+        int D = pg->output->dim[0], K = pg->output->def->in[0]->dim[1];
+        out(E, "    .predict_step = %s,\n", E->step_fn[IR_STEP_PREDICT]);
+        out(E, "    .predict_width = %d,\n    .predict_probs = 1,\n    .predict_detections = %d,\n", D * 6, D);
+        const Dataset *ds = NULL;
+        for (int i = 0; i < m->ndatasets && !ds; i++)
+            if (m->datasets[i]->format == FMT_VOC && m->datasets[i]->nclasses == K - 1)
+                ds = m->datasets[i];
+        if (ds) {
+            out(E, "    .class_names = (const char *const[]){\"__background__\"");
+            for (int i = 0; i < ds->nclasses; i++) {
+                out(E, ", ");
+                out_str(E, ds->classes[i]);
+            }
+            out(E, "},\n    .n_class_names = %d,\n", K);
+        }
+    } else if (E->step_fn[IR_STEP_PREDICT] && pg->output) {
         out(E, "    .predict_step = %s,\n", E->step_fn[IR_STEP_PREDICT]);
         out(E, "    .predict_width = %zu,\n", ir_numel(pg->output));
         int probs = pg->output->def && pg->output->def->kind == LG_OP_SOFTMAX;

@@ -85,6 +85,7 @@ void ir_program_free(IrProgram *p) {
             free(g->ops[j]);
         free(g->values);
         free(g->ops);
+        free(g->paramvals);
         free(g->logs);
     }
     free(p->params);
@@ -169,15 +170,24 @@ IrValue *ir_input_value(IrProgram *p, IrGraph *g, int input) {
 }
 
 IrValue *ir_param_value(IrProgram *p, IrGraph *g, int param, IrStorage st) {
-    for (int i = 0; i < g->nvalues; i++)
-        if (g->values[i]->storage == st && g->values[i]->param == param)
-            return g->values[i];
+    /* one value per (parameter, storage) and graph, found through a cache
+     * (a scan of the values made lowering quadratic in the layers) */
+    int slot = 2 * param + (st == IR_ST_GRAD);
+    if (slot >= g->nparamvals) {
+        int n = 2 * p->nparams > slot + 1 ? 2 * p->nparams : slot + 1;
+        g->paramvals = xrealloc(g->paramvals, (size_t)n * sizeof *g->paramvals);
+        memset(g->paramvals + g->nparamvals, 0, (size_t)(n - g->nparamvals) * sizeof *g->paramvals);
+        g->nparamvals = n;
+    }
+    if (g->paramvals[slot])
+        return g->paramvals[slot];
     IrParam *q = &p->params[param];
     IrValue *v = ir_value(g, st == IR_ST_GRAD ? ir_fmt(p, "%s.grad", q->name) : q->name, q->dtype, 0,
                           q->ndim, q->dim);
     v->storage = st;
     v->param = param;
     v->requires_grad = st == IR_ST_PARAM && q->role == IR_TRAIN;
+    g->paramvals[slot] = v;
     return v;
 }
 
@@ -254,6 +264,12 @@ const char *ir_kind_name(IrKind k) {
         [IR_CONCAT_BWD - IR_KIND_BASE] = "concat_backward",
         [IR_SPLIT_BWD - IR_KIND_BASE] = "split_backward",
         [IR_ZERO - IR_KIND_BASE] = "zero",
+        [IR_RPN_FLATTEN - IR_KIND_BASE] = "rpn_flatten",
+        [IR_RPN_FLATTEN_BWD - IR_KIND_BASE] = "rpn_flatten_backward",
+        [IR_ROIS_FROM_PROPOSALS - IR_KIND_BASE] = "rois_from_proposals",
+        [IR_RPN_LOSS_BWD - IR_KIND_BASE] = "rpn_loss_backward",
+        [IR_ROI_ALIGN_BWD - IR_KIND_BASE] = "roi_align_backward",
+        [IR_FASTRCNN_LOSS_BWD - IR_KIND_BASE] = "fastrcnn_loss_backward",
     };
     /* from ops.def directly: lgen does not link the runtime's lg_op_name */
     static const char *ops[] = {
@@ -342,6 +358,7 @@ typedef struct Lower {
     IrProgram *p;
     IrGraph *g;
     GParam **gparams; /* index i: the GParam behind p->params[i] */
+    struct ParamRef *byptr; /* gparams sorted by address, for param_index */
     int errors;
 } Lower;
 
@@ -411,11 +428,28 @@ static void shape_dims(const Shape *s, int *ndim, int *dim) {
         dim[i] = (int)s->dim[i];
 }
 
+/* p->params index of a layer's GParam: a binary search in L->byptr (the
+ * table sorted by GParam address), or -1. */
+typedef struct ParamRef {
+    const GParam *gp;
+    int index;
+} ParamRef;
+
+static int ref_cmp(const void *a, const void *b) {
+    const ParamRef *x = a, *y = b;
+    return x->gp < y->gp ? -1 : x->gp > y->gp;
+}
+
 static int param_index(Lower *L, GParam *gp) {
-    for (int i = 0; i < L->p->nparams; i++)
-        if (L->gparams[i] == gp)
-            return i;
-    return -1;
+    if (!L->byptr) {
+        L->byptr = xcalloc(((size_t)L->p->nparams + 1) * sizeof *L->byptr);
+        for (int i = 0; i < L->p->nparams; i++)
+            L->byptr[i] = (ParamRef){L->gparams[i], i};
+        qsort(L->byptr, (size_t)L->p->nparams, sizeof *L->byptr, ref_cmp);
+    }
+    ParamRef key = {gp, 0};
+    ParamRef *r = bsearch(&key, L->byptr, (size_t)L->p->nparams, sizeof *L->byptr, ref_cmp);
+    return r ? r->index : -1;
 }
 
 /* Every network a step calls contributes its parameters; with one network
@@ -609,6 +643,287 @@ static void add_saved(IrGraph *g, IrOp *op, int training) {
 
 static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, int depth);
 
+/* ---- detection ops ---------------------------------------------------------
+ * Faster R-CNN's plumbing keeps static shapes: every variable count is a
+ * maximum, and the ops carry the extra outputs the runtime's batch functions
+ * write (proposal scores and counts, sampled labels, detection scores ...)
+ * as values of the graph, so the plan places them like any activation. */
+
+/* FLOATS attribute into a->floats (at most IR_MAX_DIMS * 2). */
+static void attr_floats(const GNode *n, const char *name, IrAttrs *a) {
+    const AttrValue *v = attr(n, name);
+    a->nfloats = 0;
+    for (int i = 0; v && i < v->n && i < IR_MAX_DIMS * 2; i++)
+        a->floats[a->nfloats++] = v->floats[i];
+}
+
+/* A further output of op. */
+static IrValue *add_out(IrGraph *g, IrOp *op, const char *name, IrDtype dt, int batched, int ndim, const int *dim) {
+    IrValue *v = ir_value(g, name, dt, batched, ndim, dim);
+    v->def = op;
+    op->out[op->nout++] = v;
+    return v;
+}
+
+/* The RoI batch (P, 5) of a proposals value (P, 4): made once, before its
+ * first reader; a sampled RoI batch (roi_sample's first output) is one
+ * already. */
+static IrValue *roi_batch(Lower *L, IrValue *v) {
+    IrGraph *g = L->g;
+    if (!v->def || v->def->kind != LG_OP_PROPOSALS)
+        return v;
+    for (int i = 0; i < g->nops; i++)
+        if (g->ops[i]->kind == IR_ROIS_FROM_PROPOSALS && g->ops[i]->in[0] == v)
+            return g->ops[i]->out[0];
+    IrValue *in[2] = {v, v->def->out[2]};
+    int dim[2] = {v->dim[0], 5};
+    IrValue *r = ir_op1(g, IR_ROIS_FROM_PROPOSALS, 2, in, ir_fmt(L->p, "%s_rois", v->name), IR_F32, 1, 2, dim);
+    r->requires_grad = 0;
+    r->def->file = v->def->file;
+    r->def->line = v->def->line;
+    return r;
+}
+
+/* rpn_head over L levels: per level a 3x3 conv + relu and the two 1x1 convs
+ * (the parameters shared by every level), then the per-level maps permuted
+ * into anchor order (objectness (total), deltas (total, 4)). */
+static int lower_rpn_head(Lower *L, GNode *n, IrValue **in, int nin, IrValue **outs) {
+    IrGraph *g = L->g;
+    int k0 = param_index(L, n->params[0]);
+    if (n->nparams != 6 || k0 < 0) {
+        diag_error(L->ctx, n->loc, "internal: rpn_head without its six parameters");
+        return 1;
+    }
+    IrValue *w[6];
+    for (int i = 0; i < 6; i++)
+        w[i] = ir_param_value(L->p, g, k0 + i, IR_ST_PARAM);
+    int A = attr_int(n, "num_anchors", 3);
+    const char *layer = n->layer ? n->layer : "rpn_head";
+    IrValue *cls[IR_MAX_INPUTS], *box[IR_MAX_INPUTS];
+    for (int l = 0; l < nin; l++) {
+        IrValue *x = in[l];
+        int C = x->dim[0];
+        struct {
+            const char *leaf;
+            int cout, k, pad;
+            IrValue *src;
+        } convs[3] = {{"conv.0.0", C, 3, 1, x}, {"cls_logits", A, 1, 0, NULL}, {"bbox_pred", 4 * A, 1, 0, NULL}};
+        IrValue *t = NULL;
+        for (int c = 0; c < 3; c++) {
+            int dim[3] = {convs[c].cout, x->dim[1], x->dim[2]};
+            IrValue *cin[3] = {c ? t : x, w[2 * c], w[2 * c + 1]};
+            const char *name = ir_fmt(L->p, "%s.%s.%d", layer, convs[c].leaf, l);
+            IrValue *y = ir_op1(g, LG_OP_CONV2D, 3, cin, name, IR_F32, 1, 3, dim);
+            IrOp *op = y->def;
+            op->layer = ir_fmt(L->p, "%s.%s", layer, convs[c].leaf);
+            set_loc(L, op, n->loc);
+            op->a.out_features = convs[c].cout;
+            op->a.kh = op->a.kw = convs[c].k;
+            op->a.sh = op->a.sw = op->a.dh = op->a.dw = op->a.groups = 1;
+            op->a.ph = op->a.pw = convs[c].pad;
+            op->a.bias = 1;
+            op->param = k0 + 2 * c;
+            op->nparam = 2;
+            if (c == 0) {
+                IrValue *rin[1] = {y};
+                t = ir_op1(g, LG_OP_RELU, 1, rin, ir_fmt(L->p, "%s.relu.%d", layer, l), IR_F32, 1, 3, dim);
+                set_loc(L, t->def, n->loc);
+            } else if (c == 1) {
+                cls[l] = y;
+            } else {
+                box[l] = y;
+            }
+        }
+    }
+    for (int d = 0; d < 2; d++) {
+        int D = d ? 4 : 1;
+        int total = 0;
+        for (int l = 0; l < nin; l++)
+            total += in[l]->dim[1] * in[l]->dim[2] * A;
+        int dim[2] = {total, 4};
+        GValue *o = n->outputs[d];
+        IrValue *y = ir_op1(g, IR_RPN_FLATTEN, nin, d ? box : cls, o->name ? o->name : value_name(L->p, n, o, d),
+                            IR_F32, 1, d ? 2 : 1,
+                            dim);
+        set_loc(L, y->def, n->loc);
+        y->def->a.k = D;
+        y->def->a.num_anchors = A;
+        y->def->layer = layer;
+        outs[d] = y;
+    }
+    return 0;
+}
+
+/* The detection ops other than rpn_head: one IR op each, with the extra
+ * outputs and attributes the emitter needs. Returns -1 for other ops. */
+static int lower_detect(Lower *L, GNode *n, IrValue **in, int nin, IrValue **outs) {
+    IrGraph *g = L->g;
+    IrProgram *p = L->p;
+    GValue *o0 = n->outputs[0];
+    const char *name = value_name(p, n, o0, 0);
+    int dim[IR_MAX_DIMS], ndim;
+    IrValue *y = NULL;
+    IrAttrs a;
+    memset(&a, 0, sizeof a);
+    switch (n->op) {
+    case LG_OP_RPN_HEAD:
+        return lower_rpn_head(L, n, in, nin, outs);
+    case LG_OP_ANCHORS: {
+        const AttrValue *sz = attr(n, "sizes");
+        a.nsizes = 0;
+        for (int i = 0; sz && i < sz->n && i < IR_MAX_DIMS; i++)
+            a.sizes[a.nsizes++] = (int)sz->ints[i];
+        attr_floats(n, "aspect_ratios", &a);
+        attr_pair(n, "image_size", 0, &a.image_h, &a.image_w);
+        if (nin != a.nsizes && nin != 1) {
+            diag_error(L->ctx, n->loc, "'anchors' takes one size per feature map (at most %d)", IR_MAX_DIMS);
+            return 1;
+        }
+        shape_dims(&o0->shape, &ndim, dim);
+        y = ir_op1(g, LG_OP_ANCHORS, nin, in, name, IR_F32, 0, ndim, dim);
+        break;
+    }
+    case LG_OP_PROPOSALS: {
+        a.top_n = attr_int(n, "pre_nms_top_n", 2000);
+        a.post_top_n = attr_int(n, "post_nms_top_n", 2000);
+        a.nms_thresh = attr_float(n, "nms_thresh", 0.7);
+        a.min_size = attr_float(n, "min_size", 1e-3);
+        a.thresh = attr_float(n, "score_thresh", 0);
+        attr_pair(n, "image_size", 0, &a.image_h, &a.image_w);
+        if (in[2]->def == NULL || in[2]->def->kind != LG_OP_ANCHORS) {
+            diag_error(L->ctx, n->loc, "'proposals' needs the anchors op's output as its third input");
+            return 1;
+        }
+        int P = a.post_top_n, one = 1;
+        dim[0] = P;
+        dim[1] = 4;
+        y = ir_op1(g, LG_OP_PROPOSALS, 3, in, name, IR_F32, 1, 2, dim);
+        add_out(g, y->def, ir_fmt(p, "%s_scores", name), IR_F32, 1, 1, &P);
+        add_out(g, y->def, ir_fmt(p, "%s_count", name), IR_I32, 1, 1, &one);
+        break;
+    }
+    case LG_OP_RPN_LOSS: {
+        a.fg_iou = attr_float(n, "fg_iou_thresh", 0.7);
+        a.bg_iou = attr_float(n, "bg_iou_thresh", 0.3);
+        a.per_image = attr_int(n, "batch_size_per_image", 256);
+        a.fraction = attr_float(n, "positive_fraction", 0.5);
+        a.beta = attr_float(n, "beta", 1.0 / 9);
+        a.seed = attr_int(n, "seed", 0);
+        if (!in[2]->def || in[2]->def->kind != LG_OP_ANCHORS || in[3]->storage != IR_ST_INPUT) {
+            diag_error(L->ctx, n->loc, "'rpn_loss' needs the anchors op's output and the batch's targets (b.targets)");
+            return 1;
+        }
+        int A = in[0]->dim[0], dim2[2] = {A, 4};
+        y = ir_op1(g, LG_OP_RPN_LOSS, 4, in, name, IR_F32, 0, 0, dim);
+        add_out(g, y->def, value_name(p, n, n->outputs[1], 1), IR_F32, 0, 0, dim)->requires_grad = y->requires_grad;
+        add_out(g, y->def, ir_fmt(p, "%s_labels", name), IR_I32, 1, 1, &A);
+        add_out(g, y->def, ir_fmt(p, "%s_box_targets", name), IR_F32, 1, 2, dim2);
+        break;
+    }
+    case LG_OP_ROI_SAMPLE: {
+        a.fg_iou = attr_float(n, "fg_iou_thresh", 0.5);
+        a.bg_iou = attr_float(n, "bg_iou_thresh", 0.5);
+        a.per_image = attr_int(n, "batch_size_per_image", 512);
+        a.fraction = attr_float(n, "positive_fraction", 0.25);
+        a.seed = attr_int(n, "seed", 0);
+        attr_floats(n, "weights", &a);
+        if (!in[0]->def || in[0]->def->kind != LG_OP_PROPOSALS || in[1]->storage != IR_ST_INPUT) {
+            diag_error(L->ctx, n->loc, "'roi_sample' needs the proposals op's output and the batch's targets (b.targets)");
+            return 1;
+        }
+        int R = a.per_image, d5[2] = {R, 5}, d4[2] = {R, 4};
+        IrValue *sin[3] = {in[0], in[1], in[0]->def->out[2]};
+        y = ir_op1(g, LG_OP_ROI_SAMPLE, 3, sin, name, IR_F32, 1, 2, d5);
+        add_out(g, y->def, value_name(p, n, n->outputs[1], 1), IR_I32, 1, 1, &R);
+        add_out(g, y->def, value_name(p, n, n->outputs[2], 2), IR_F32, 1, 2, d4);
+        break;
+    }
+    case LG_OP_ROI_ALIGN: {
+        attr_pair(n, "output_size", 7, &a.out_h, &a.out_w);
+        attr_floats(n, "spatial_scale", &a);
+        a.sampling_ratio = attr_int(n, "sampling_ratio", 2);
+        a.aligned = attr_int(n, "aligned", 0);
+        a.canonical_scale = attr_int(n, "canonical_scale", 224);
+        a.canonical_level = attr_int(n, "canonical_level", 4);
+        if (nin - 1 > 8 || nin - 1 != a.nfloats) {
+            diag_error(L->ctx, n->loc, "'roi_align' takes one spatial scale per feature map (at most 8 maps)");
+            return 1;
+        }
+        in[0] = roi_batch(L, in[0]);
+        shape_dims(&o0->shape, &ndim, dim);
+        y = ir_op1(g, LG_OP_ROI_ALIGN, nin, in, name, IR_F32, 1, ndim, dim);
+        break;
+    }
+    case LG_OP_FASTRCNN_LOSS:
+        a.beta = attr_float(n, "beta", 1.0 / 9);
+        y = ir_op1(g, LG_OP_FASTRCNN_LOSS, 4, in, name, IR_F32, 0, 0, dim);
+        add_out(g, y->def, value_name(p, n, n->outputs[1], 1), IR_F32, 0, 0, dim)->requires_grad = y->requires_grad;
+        break;
+    case LG_OP_DETECTIONS: {
+        a.thresh = attr_float(n, "score_thresh", 0.05);
+        a.nms_thresh = attr_float(n, "nms_thresh", 0.5);
+        a.post_top_n = attr_int(n, "detections_per_img", 100);
+        a.min_size = attr_float(n, "min_size", 1e-2);
+        attr_floats(n, "weights", &a);
+        attr_pair(n, "image_size", 0, &a.image_h, &a.image_w);
+        in[2] = roi_batch(L, in[2]);
+        int D = a.post_top_n, d4[2] = {D, 4}, one = 1;
+        y = ir_op1(g, LG_OP_DETECTIONS, 3, in, name, IR_F32, 1, 2, d4);
+        add_out(g, y->def, ir_fmt(p, "%s_scores", name), IR_F32, 1, 1, &D);
+        add_out(g, y->def, ir_fmt(p, "%s_labels", name), IR_I32, 1, 1, &D);
+        add_out(g, y->def, ir_fmt(p, "%s_count", name), IR_I32, 1, 1, &one);
+        y->requires_grad = 0;
+        break;
+    }
+    case LG_OP_VOC_MAP: {
+        a.thresh = attr_float(n, "iou_thresh", 0.5);
+        a.use_07 = attr_int(n, "use_07_metric", 0);
+        a.pixel_offset = attr_int(n, "pixel_offset", 0);
+        IrOp *d = in[0]->def;
+        if (!d || d->kind != LG_OP_DETECTIONS || in[1]->storage != IR_ST_INPUT) {
+            diag_error(L->ctx, n->loc, "'voc_map' needs the detections op's output and the batch's targets (b.targets)");
+            return 1;
+        }
+        IrValue *vin[5] = {d->out[0], in[1], d->out[1], d->out[2], d->out[3]};
+        y = ir_op1(g, LG_OP_VOC_MAP, 5, vin, name, IR_F32, 0, 0, dim);
+        a.k = d->in[0]->dim[1]; /* classes, background included */
+        break;
+    }
+    default:
+        return -1;
+    }
+    IrOp *op = y->def;
+    op->a = a;
+    op->layer = n->layer;
+    set_loc(L, op, n->loc);
+    if (n->op != LG_OP_RPN_LOSS && n->op != LG_OP_FASTRCNN_LOSS && n->op != LG_OP_ROI_ALIGN)
+        for (int i = 0; i < op->nout; i++)
+            op->out[i]->requires_grad = 0;
+    if (n->op == LG_OP_RPN_LOSS)
+        op->out[2]->requires_grad = op->out[3]->requires_grad = 0;
+    for (int i = 0; i < n->noutputs && i < op->nout; i++)
+        outs[i] = op->out[i];
+    return 0;
+}
+
+
+static int lg_op_kind_is_detect(int op) {
+    switch (op) {
+    case LG_OP_ANCHORS:
+    case LG_OP_RPN_HEAD:
+    case LG_OP_PROPOSALS:
+    case LG_OP_RPN_LOSS:
+    case LG_OP_ROI_SAMPLE:
+    case LG_OP_ROI_ALIGN:
+    case LG_OP_FASTRCNN_LOSS:
+    case LG_OP_DETECTIONS:
+    case LG_OP_VOC_MAP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
     IrGraph *g = L->g;
     int training = g->step == IR_STEP_TRAIN;
@@ -643,6 +958,13 @@ static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
         return e;
     }
     /* GN_OP */
+    if (lg_op_kind_is_detect(n->op)) {
+        IrValue *res[IR_MAX_OUTPUTS] = {0};
+        int e = lower_detect(L, n, in, nin, res);
+        for (int k = 0; k < n->noutputs && k < IR_MAX_OUTPUTS; k++)
+            env[n->outputs[k]->id] = res[k];
+        return e;
+    }
     GValue *out0 = n->outputs[0];
     int ndim, dim[IR_MAX_DIMS];
     shape_dims(&out0->shape, &ndim, dim);
@@ -686,6 +1008,38 @@ static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
     return 0;
 }
 
+/* A logged voc_map is followed by one log per class, "<name>_<class>" (the
+ * classes of the spec's voc data set), which the epoch's per-class AP fills
+ * (emit_c.c's eval_end). */
+static void per_class_logs(Lower *L) {
+    IrGraph *g = L->g;
+    const Dataset *ds = NULL;
+    for (int i = 0; i < L->mod->ndatasets; i++)
+        if (L->mod->datasets[i]->format == FMT_VOC && !ds)
+            ds = L->mod->datasets[i];
+    for (int k = 0; k < g->nlogs; k++) {
+        IrValue *v = g->logs[k].value;
+        if (!v->def || v->def->kind != LG_OP_VOC_MAP)
+            continue;
+        int K = v->def->a.k;
+        /* val_map -> val_ap_<class> */
+        const char *base = g->logs[k].name, *m = strstr(base, "map");
+        if (m)
+            base = ir_fmt(L->p, "%.*sap%s", (int)(m - base), base, m + 3);
+        else
+            base = ir_fmt(L->p, "%s_ap", base);
+        for (int c = 1; c < K; c++) {
+            const char *cls = ds && ds->nclasses == K - 1 ? ds->classes[c - 1] : ir_fmt(L->p, "class%d", c);
+            ir_log(g, ir_fmt(L->p, "%s_%s", base, cls), v);
+            /* move it to k + c */
+            IrLog t = g->logs[g->nlogs - 1];
+            memmove(&g->logs[k + c + 1], &g->logs[k + c], (size_t)(g->nlogs - 1 - (k + c)) * sizeof *g->logs);
+            g->logs[k + c] = t;
+        }
+        k += K - 1;
+    }
+}
+
 static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, int depth) {
     IrValue **env = calloc((size_t)gr->nvalues + 1, sizeof *env);
     int errors = 0;
@@ -711,6 +1065,7 @@ static int lower_graph(Lower *L, Graph *gr, IrValue **args, IrValue **results, i
             }
         if (gr->noutputs && gr->outputs[0])
             L->g->output = env[gr->outputs[0]->id];
+        per_class_logs(L);
     }
     free(env);
     return errors;
@@ -797,5 +1152,6 @@ int ir_lower(Ctx *ctx, Module *mod, IrProgram *p) {
     if (!L.errors)
         L.errors += default_predict(&L);
     free(L.gparams);
+    free(L.byptr);
     return L.errors;
 }

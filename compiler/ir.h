@@ -63,6 +63,14 @@ typedef enum {
     IR_CONCAT_BWD,      /* (dy) -> dx_0 .. dx_k-1 (a split) */
     IR_SPLIT_BWD,       /* (dy_0 .. dy_k-1) -> dx (a concat) */
     IR_ZERO,            /* () -> zeros (the gradient of an unused output) */
+    /* detection (Faster R-CNN): rpn_head is lowered to per-level conv2d ops
+     * sharing their parameters, and these */
+    IR_RPN_FLATTEN,     /* forward: (level maps (A*D, h, w) ...) -> (total, D) in anchor order */
+    IR_RPN_FLATTEN_BWD, /* (dy) -> d level maps */
+    IR_ROIS_FROM_PROPOSALS, /* forward: (boxes (P, 4), count) -> RoI batch (P, 5) */
+    IR_RPN_LOSS_BWD,    /* (dloss_obj, dloss_box, objectness, deltas, labels, box_targets) -> dobj, ddeltas */
+    IR_ROI_ALIGN_BWD,   /* (dy, rois) -> d feature maps */
+    IR_FASTRCNN_LOSS_BWD, /* (dloss_cls, dloss_box, logits, box_reg, labels, box_targets) -> dlogits, dbox_reg */
     IR_KIND_END
 } IrExtraKind;
 
@@ -121,7 +129,19 @@ typedef struct IrAttrs {
     double label_smoothing, beta;
     int ignore_index;
     int reduction;              /* 0 mean, 1 sum */
-    int k;                      /* topk_accuracy */
+    int k;                      /* topk_accuracy; rpn_flatten: D (1 or 4) */
+    /* detection (ops.def's names) */
+    int image_h, image_w;       /* anchors, proposals, detections */
+    int nfloats;                /* anchors: aspect ratios; roi_align: spatial scales; */
+    double floats[IR_MAX_DIMS * 2]; /* roi_sample, detections: box coder weights */
+    int top_n, post_top_n;      /* proposals: pre/post NMS top n; detections: per image */
+    double fg_iou, bg_iou, fraction; /* rpn_loss, roi_sample */
+    int per_image;              /* rpn_loss, roi_sample: batch_size_per_image */
+    double thresh, nms_thresh, min_size; /* score / IoU thresholds */
+    int sampling_ratio, aligned, canonical_scale, canonical_level; /* roi_align */
+    int use_07, pixel_offset;   /* voc_map */
+    long long seed;             /* rpn_loss, roi_sample */
+    int num_anchors;            /* rpn_flatten: A */
 } IrAttrs;
 
 struct IrOp {
@@ -195,6 +215,8 @@ typedef struct IrGraph {
     IrLog *logs;
     int nlogs, caplogs;
     int nforward;               /* ops before autodiff appended the backward */
+    IrValue **paramvals;        /* ir_param_value's cache: [2 * param + (grad)] */
+    int nparamvals;
     /* plan.c */
     size_t arena_per_sample;    /* floats per sample */
     size_t arena_fixed;         /* floats independent of B (scalars) */

@@ -26,23 +26,30 @@ static int is_arena(const IrValue *v) {
     return v && v->storage == IR_ST_ARENA;
 }
 
-/* How many live ops read v directly, plus 1 if the step returns or logs it. */
-static int count_uses(const IrGraph *g, const IrValue *v) {
-    int n = 0;
+/* How many live ops read each value directly, plus 1 for each view of it
+ * and each time the step returns or logs it, by value id (once per graph:
+ * counting per value made fusion quadratic in the layers). */
+static int *use_counts(const IrGraph *g) {
+    int *n = calloc((size_t)g->nvalues + 1, sizeof *n);
+    if (!n)
+        abort();
     for (int i = 0; i < g->nops; i++) {
         const IrOp *op = g->ops[i];
         if (op->dead)
             continue;
         for (int j = 0; j < op->nin; j++)
-            n += op->in[j] == v;
+            if (op->in[j])
+                n[op->in[j]->id]++;
     }
     for (int i = 0; i < g->nvalues; i++)
-        if (g->values[i]->storage == IR_ST_VIEW && g->values[i]->base == v)
-            n++;
-    if (g->loss == v || g->output == v)
-        n++;
+        if (g->values[i]->storage == IR_ST_VIEW && g->values[i]->base)
+            n[g->values[i]->base->id]++;
+    if (g->loss)
+        n[g->loss->id]++;
+    if (g->output)
+        n[g->output->id]++;
     for (int i = 0; i < g->nlogs; i++)
-        n += g->logs[i].value == v;
+        n[g->logs[i].value->id]++;
     return n;
 }
 
@@ -51,6 +58,8 @@ static int count_uses(const IrGraph *g, const IrValue *v) {
  * relu's output (the backward of those layers needs their input, not their
  * output, and relu's backward needs only its output). */
 static void fuse(IrGraph *g) {
+    /* fusing one relu changes no other relu input's count */
+    int *uses = use_counts(g);
     for (int i = 0; i < g->nops; i++) {
         IrOp *op = g->ops[i];
         if (op->dead || op->kind != LG_OP_RELU || op->backward)
@@ -59,7 +68,7 @@ static void fuse(IrGraph *g) {
         IrOp *prod = x->def;
         if (!prod || prod->dead || prod->fused_relu || prod->out[0] != x || !is_arena(x))
             continue;
-        if (count_uses(g, x) != 1)
+        if (uses[x->id] != 1)
             continue;
         if (prod->kind != LG_OP_LINEAR && prod->kind != LG_OP_CONV2D && prod->kind != LG_OP_BATCH_NORM) {
             /* any other producer: the relu overwrites its input in place */
@@ -82,6 +91,7 @@ static void fuse(IrGraph *g) {
         x->def = NULL; /* the pre-activation no longer exists */
         g->nfused++;
     }
+    free(uses);
 }
 
 /* Elementwise ops that may write their result over their first input. */
@@ -190,12 +200,16 @@ static void release(Block *live, int *nlive, size_t off) {
  * on a tensor kh * kw times smaller. Rewrites forward ops only, before
  * autodiff, when the relu's output has no other reader. */
 void plan_rewrite(IrGraph *g) {
+    /* a rewrite changes no other relu output's count; values it makes are
+     * past the table and never a relu's output */
+    int nv = g->nvalues;
+    int *uses = use_counts(g);
     for (int i = 0; i + 1 < g->nops; i++) {
         IrOp *r = g->ops[i];
         if (r->dead || r->kind != LG_OP_RELU || r->backward)
             continue;
         IrValue *x = r->in[0], *rv = r->out[0];
-        if (!is_arena(rv) || count_uses(g, rv) != 1)
+        if (!is_arena(rv) || rv->id >= nv || uses[rv->id] != 1)
             continue;
         int j = i + 1;
         while (j < g->nops && !(g->ops[j]->nin && g->ops[j]->in[0] == rv))
@@ -223,6 +237,7 @@ void plan_rewrite(IrGraph *g) {
         for (int k = i; k <= j; k++)
             g->ops[k]->index = k;
     }
+    free(uses);
 }
 
 /* Outside training, dropout is the identity: its output is its input. */

@@ -1763,7 +1763,9 @@ static bool infer(El *el, GNode *n) {
             return fail(el, n, msgf(el, "'rpn_loss' needs (objectness, deltas, anchors, targets) with targets (M, 4), "
                                     "found %s, %s, %s and %s", shape_str(el, in[0]), shape_str(el, in[1]),
                                     shape_str(el, in[2]), shape_str(el, in[3])));
-        s = shp(0, false);
+        /* (loss_objectness, loss_rpn_box_reg), as torchvision's RPN returns them */
+        nout = 2;
+        outs[0] = outs[1] = shp(0, false);
         break;
     case LG_OP_ROI_SAMPLE: {
         if (in[0]->shape.rank != 2 || in[0]->shape.dim[1] != 4 || in[1]->shape.rank != 2 || in[1]->shape.dim[1] != 4)
@@ -1804,7 +1806,9 @@ static bool infer(El *el, GNode *n) {
             cl->shape.dim[0] != br->shape.dim[0])
             return fail(el, n, msgf(el, "'fastrcnn_loss' needs class logits (R, K) and box regression (R, 4K), found "
                                     "%s and %s", shape_str(el, cl), shape_str(el, br)));
-        s = shp(0, false);
+        /* (loss_classifier, loss_box_reg), as torchvision's RoIHeads returns them */
+        nout = 2;
+        outs[0] = outs[1] = shp(0, false);
         break;
     }
     case LG_OP_DETECTIONS: {

@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 #include "lgen/cuda.h"
+#include "lgen/detect.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -214,6 +215,8 @@ static lg_status run_eval(lg_trainer *t, lg_feed *f, int64_t n, lg_stage stage, 
     lg_status st = feed_start(t, f, t->epoch, 0);
     if (st != LG_OK)
         return st;
+    if (def->eval_begin && (st = def->eval_begin(stage, t->err)) != LG_OK)
+        return st;
     lg_progress_begin(&t->bar, desc, n);
     for (int64_t i = 0; i < n; i++) {
         const lg_batch *b;
@@ -234,9 +237,13 @@ static lg_status run_eval(lg_trainer *t, lg_feed *f, int64_t n, lg_stage stage, 
         if (g_signal)
             break;
     }
+    for (int k = 0; k < nl && k < MAX_METRICS; k++)
+        means[k] = count ? sums[k] / (double)count : NAN;
+    /* epoch-level metrics (VOC mAP) replace their means */
+    if (def->eval_end && (st = def->eval_end(stage, means, t->err)) != LG_OK)
+        return st;
     size_t o = 0;
     for (int k = 0; k < nl && k < MAX_METRICS; k++) {
-        means[k] = count ? sums[k] / (double)count : NAN;
         if (o < sizeof t->bar.extra)
             o += (size_t)snprintf(t->bar.extra + o, sizeof t->bar.extra - o, "%s%s=%.4g",
                                   k ? ", " : "", def->logs[stage][k].name, means[k]);
@@ -890,6 +897,114 @@ static void predict_files_free(predict_files *pf) {
     free(pf->dir);
 }
 
+/* predict of a detector (def->predict_detections = D): every image's rows
+ * (x1, y1, x2, y2, score, label) gathered for one JSON file, and a PNG copy
+ * of the network's input with the boxes and labels drawn. */
+typedef struct det_out {
+    int D;
+    int64_t n, cap;
+    float *boxes, *scores;
+    int *labels, *count;
+    char **names;
+    char *png_dir;
+    const float *mean, *std; /* the split's normalize, undone for the PNGs */
+    unsigned char *rgb;
+} det_out;
+
+static void det_out_free(det_out *d) {
+    for (int64_t i = 0; i < d->n; i++)
+        free(d->names[i]);
+    free(d->names);
+    free(d->boxes);
+    free(d->scores);
+    free(d->labels);
+    free(d->count);
+    free(d->png_dir);
+    free(d->rgb);
+}
+
+static lg_status det_out_add(lg_trainer *t, det_out *d, const lg_batch *b, const float *rows,
+                             const predict_files *pf, int64_t first) {
+    const lg_model_def *def = t->def;
+    int D = d->D;
+    if (d->n + b->n > d->cap) {
+        int64_t cap = d->cap ? 2 * d->cap : 64;
+        while (cap < d->n + b->n)
+            cap *= 2;
+        float *bx = realloc(d->boxes, (size_t)cap * D * 4 * sizeof *bx);
+        if (bx)
+            d->boxes = bx;
+        float *sc = realloc(d->scores, (size_t)cap * D * sizeof *sc);
+        if (sc)
+            d->scores = sc;
+        int *lb = realloc(d->labels, (size_t)cap * D * sizeof *lb);
+        if (lb)
+            d->labels = lb;
+        int *ct = realloc(d->count, (size_t)cap * sizeof *ct);
+        if (ct)
+            d->count = ct;
+        char **nm = realloc(d->names, (size_t)cap * sizeof *nm);
+        if (nm)
+            d->names = nm;
+        if (!bx || !sc || !lb || !ct || !nm)
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        d->cap = cap;
+    }
+    int C = b->channels, H = b->height, W = b->width;
+    if (!d->rgb && !(d->rgb = malloc((size_t)H * W * 3)))
+        return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < b->n; s++) {
+        int64_t k = d->n;
+        const float *r = rows + (size_t)s * D * 6;
+        int cnt = 0;
+        for (int j = 0; j < D; j++) {
+            d->boxes[((size_t)k * D + j) * 4 + 0] = r[j * 6 + 0];
+            d->boxes[((size_t)k * D + j) * 4 + 1] = r[j * 6 + 1];
+            d->boxes[((size_t)k * D + j) * 4 + 2] = r[j * 6 + 2];
+            d->boxes[((size_t)k * D + j) * 4 + 3] = r[j * 6 + 3];
+            d->scores[(size_t)k * D + j] = r[j * 6 + 4];
+            d->labels[(size_t)k * D + j] = (int)r[j * 6 + 5];
+            if (r[j * 6 + 5] >= 0)
+                cnt = j + 1;
+        }
+        d->count[k] = cnt;
+        long long idx = b->index ? (long long)b->index[s] : (long long)(first + s);
+        char name[64];
+        if (pf->n && idx >= 0 && idx < pf->n) {
+            const char *base = strrchr(pf->files[idx], '/');
+            base = base ? base + 1 : pf->files[idx];
+            snprintf(name, sizeof name, "%08lld_%.40s", idx, base);
+            char *dot = strrchr(name, '.');
+            if (dot && dot > name + 8)
+                *dot = 0;
+        } else {
+            snprintf(name, sizeof name, "%08lld", idx);
+        }
+        d->names[k] = pf->n && idx >= 0 && idx < pf->n ? lg_tr_xstrdup(pf->files[idx]) : lg_tr_xstrdup(name);
+        if (!d->names[k])
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        d->n++;
+        /* the PNG: the network's input, boxes and labels drawn */
+        lg_status st = lg_detect_image_to_rgb(b->image + (size_t)s * C * H * W, C, H, W, d->mean, d->std,
+                                              d->rgb, t->err);
+        if (st == LG_OK)
+            st = lg_detect_draw(d->rgb, H, W, d->boxes + (size_t)k * D * 4, d->scores + (size_t)k * D,
+                                d->labels + (size_t)k * D, cnt, def->class_names, def->n_class_names,
+                                t->err);
+        char file[96];
+        snprintf(file, sizeof file, "%s.png", name);
+        char *path = lg_tr_path_join(d->png_dir, file);
+        if (!path)
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        if (st == LG_OK)
+            st = lg_detect_write_png(path, d->rgb, H, W, t->err);
+        free(path);
+        if (st != LG_OK)
+            return st;
+    }
+    return LG_OK;
+}
+
 static lg_status predict(lg_trainer *t) {
     const lg_model_def *def = t->def;
     lg_tconfig *c = t->cfg;
@@ -923,6 +1038,47 @@ static lg_status predict(lg_trainer *t) {
         return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
     size_t ol = strlen(out);
     int as_json = ol > 5 && strcmp(out + ol - 5, ".json") == 0;
+    det_out det;
+    memset(&det, 0, sizeof det);
+    det.D = def->predict_detections;
+    if (det.D > 0 && !as_json) {
+        /* a detector writes JSON: predictions.csv becomes predictions.json */
+        char *dot = strrchr(out, '.');
+        char *slash = strrchr(out, '/');
+        size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - out) : ol;
+        char *j = malloc(stem + 6);
+        if (!j) {
+            free(out);
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        }
+        memcpy(j, out, stem);
+        memcpy(j + stem, ".json", 6);
+        free(out);
+        out = j;
+        as_json = 1;
+    }
+    if (det.D > 0) {
+        char *base = lg_tr_xstrdup(out);
+        char *slash = base ? strrchr(base, '/') : NULL;
+        if (slash)
+            *slash = 0;
+        det.png_dir = base ? lg_tr_path_join(slash ? base : ".", "predictions") : NULL;
+        free(base);
+        if (!det.png_dir) {
+            free(out);
+            return lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
+        }
+        if ((st = lg_tr_mkdir_p(t, det.png_dir)) != LG_OK) {
+            free(out);
+            det_out_free(&det);
+            return st;
+        }
+        for (int k = 0; k < spec->n_transforms; k++)
+            if (spec->transforms[k].kind == LG_TF_NORMALIZE && spec->transforms[k].i[0] == 3) {
+                det.mean = spec->transforms[k].f;
+                det.std = spec->transforms[k].f + 3;
+            }
+    }
     FILE *fp = fopen(out, "w");
     if (!fp) {
         st = lg_tr_fail(t, LG_ERR_IO, "cannot create '%s': %s", out, strerror(errno));
@@ -953,7 +1109,9 @@ static lg_status predict(lg_trainer *t) {
     if (c->fast_dev_run && n > c->fast_dev_run)
         n = c->fast_dev_run;
     int K = def->predict_width;
-    if (as_json)
+    if (det.D > 0)
+        ; /* written at the end (lg_detect_write_json) */
+    else if (as_json)
         fputs("[\n", fp);
     else {
         fputs(pf.n ? "index,file,prediction" : "index,prediction", fp);
@@ -980,6 +1138,15 @@ static lg_status predict(lg_trainer *t) {
         if ((st = def->predict_step(&io, b)) != LG_OK) {
             st = step_failed(t, "predict_step", st);
             goto done;
+        }
+        if (det.D > 0) {
+            if ((st = det_out_add(t, &det, b, t->outbuf, &pf, rows)) != LG_OK)
+                goto done;
+            rows += b->n;
+            lg_progress_update(&t->bar, i + 1, NULL, 0);
+            if (g_signal)
+                break;
+            continue;
         }
         for (int s = 0; s < b->n; s++) {
             float *p = t->outbuf + (size_t)s * K;
@@ -1036,10 +1203,21 @@ static lg_status predict(lg_trainer *t) {
             break;
     }
     lg_progress_end(&t->bar);
-    if (as_json)
-        fputs(rows ? "\n]\n" : "]\n", fp);
-    printf("wrote %lld predictions to %s\n", (long long)rows, out);
+    if (det.D > 0) {
+        st = lg_detect_write_json(out, (const char *const *)det.names, (int)det.n, det.boxes, det.scores,
+                                  det.labels, det.count, det.D, def->class_names, def->n_class_names,
+                                  t->err);
+        if (st != LG_OK)
+            goto done;
+        printf("wrote the detections of %lld images to %s and their drawings to %s/\n", (long long)rows,
+               out, det.png_dir);
+    } else {
+        if (as_json)
+            fputs(rows ? "\n]\n" : "]\n", fp);
+        printf("wrote %lld predictions to %s\n", (long long)rows, out);
+    }
 done:
+    det_out_free(&det);
     feed_close(&f);
     predict_files_free(&pf);
     if (fclose(fp) != 0 && st == LG_OK)

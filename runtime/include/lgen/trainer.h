@@ -308,7 +308,19 @@ typedef struct lg_model_def {
     int predict_width;         /* per-sample outputs (class scores or probabilities) */
     int predict_probs;         /* 1: outputs are probabilities already;
                                 * 0: the runtime applies softmax for the file */
-    const char *const *class_names; /* optional, predict_width entries */
+    const char *const *class_names; /* optional, predict_width entries (a detector:
+                                * its classes, background first) */
+    int predict_detections;    /* a detector: D > 0 detections per image, its outputs
+                                * rows (x1, y1, x2, y2, score, label), label -1 past
+                                * the image's count; predict writes JSON and PNG copies */
+    int n_class_names;         /* a detector: entries of class_names */
+
+    /* Optional: metrics of a whole evaluation epoch (VOC mAP). eval_begin runs
+     * before the first batch of a validation or test loop, eval_end after the
+     * last; it may overwrite means[k], the epoch values of the stage's logs
+     * (otherwise the batch-size weighted means). */
+    lg_status (*eval_begin)(lg_stage stage, lg_error *err);
+    lg_status (*eval_end)(lg_stage stage, double *means, lg_error *err);
 } lg_model_def;
 
 /* The whole program: parses argv, runs the subcommand, returns the exit status. */
