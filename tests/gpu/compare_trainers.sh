@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/gpu/compare_trainers.sh — generated CUDA trainers against the CPU path.
 #
-# For specs/lenet.lmod and specs/mlp.lmod (Fashion-MNIST): `lgen --target all`,
+# For specs/lenet.lmod, specs/mlp.lmod and tests/gpu/bnnet.lmod (batch norm,
+# a residual add, pooling, dropout; all on Fashion-MNIST): `lgen --target all`,
 # `make CUDA=1`, then the same trainer fits one short epoch twice from the
 # same seed, `--accelerator cpu` and `--accelerator gpu`; every step's
 # train_loss and the epoch's val_loss and val_acc must agree (relative 2% on
@@ -26,10 +27,11 @@ bad() { echo "FAIL: $*"; fail=1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for name in lenet mlp; do
+for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod; do
+    name=$(basename "$spec" .lmod)
     out=$BUILD/tests/gpu/specs/$name
     if [ "${PREBUILT:-0}" != 1 ]; then
-        "$LGEN" "specs/$name.lmod" -o "$out" --target all || { bad "lgen $name --target all"; continue; }
+        "$LGEN" "$spec" -o "$out" --target all || { bad "lgen $name --target all"; continue; }
         make -s -C "$out" CUDA=1 >"$tmp/make.out" 2>&1 || { bad "make CUDA=1 $name: $(tail -5 "$tmp/make.out")"; continue; }
     fi
     bin=$out/$name
