@@ -12,6 +12,7 @@ libopenblas-dev dataset-fashion-mnist graphviz python3"
 # data pipeline (issue 5): sha256 through libcrypto, .gz through zlib
 PKGS="$PKGS libssl-dev zlib1g-dev"
 PKGS="$PKGS libdnnl-dev valgrind"   # bench/ops_bench (oneDNN conv comparison); valgrind runs on the tests
+PKGS="$PKGS libdnnl-dev"   # the runtime: float32 conv2d through oneDNN (runtime/ops/conv_dnnl.c, -ldnnl -lgomp)
 PKGS="$PKGS clang libclang-rt-14-dev"   # front end fuzzing (libFuzzer + ASan/UBSan): make fuzz, tests/fuzz
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,7 @@
 #define LG_T float
 #define LG_FN(name) name
 #define LG_GEMM cblas_sgemm
+#define LG_DNNL 1 /* conv2d through oneDNN first (conv_dnnl.c) */
 
 #include "dense.inc"
 #include "pointwise.inc"

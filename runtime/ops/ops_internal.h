@@ -27,4 +27,15 @@ static inline size_t lg_chunks(size_t count, size_t chunk) {
     return (count + chunk - 1) / chunk;
 }
 
+/* conv_dnnl.c: conv2d in float32 through oneDNN. Each returns 1 when it ran
+ * the op and 0 when oneDNN is off or refused the shape: the caller then runs
+ * im2col + GEMM (dense.inc). Arguments as lg_conv2d_forward / _backward,
+ * already checked. */
+int lg_dnnl_conv_forward(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *x, const float *w,
+                         const float *b, float *y);
+int lg_dnnl_conv_backward_data(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *w, const float *dy,
+                               float *dx);
+int lg_dnnl_conv_backward_weights(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *x, const float *dy,
+                                  float *dw, float *db);
+
 #endif
