@@ -32,6 +32,19 @@ fail() { echo "e2e faster_rcnn: FAIL: $* (files in $out)"; exit 1; }
 "$LGEN" specs/faster_rcnn.lmod -o "$out/voc" || fail "lgen specs/faster_rcnn.lmod failed"
 make -s -C "$out/voc" CC="${CC:-cc}" CFLAGS="-O0 -Werror" >"$out/voc.log" 2>&1 ||
     { cat "$out/voc.log"; fail "the VOC trainer does not build warning-free"; }
+# the generated C: the detection calls with their spec lines, the RPN head's
+# convolutions sharing one weight over the 5 levels, the backward of both
+# losses and of RoIAlign, the epoch-level mAP hooks
+c=$out/voc/faster_rcnn.c
+for call in lg_anchors_generate lg_proposals_batch lg_rpn_loss_batch_forward lg_roi_sample_batch \
+            lg_multiscale_roi_align_forward lg_fastrcnn_loss_forward lg_fastrcnn_loss_backward \
+            lg_multiscale_roi_align_backward lg_rpn_loss_backward lg_rpn_permute_backward \
+            lg_detections_batch lg_voc_eval_add_batch lg_voc_eval_compute; do
+    grep -q "$call(" "$c" || fail "the generated trainer calls no $call"
+done
+grep -q '// rpn_loss_cfg\|faster_rcnn.lmod:[0-9]*) -> ' "$c" || fail "the generated calls carry no spec line comments"
+n=$(grep -c 'st = lg_conv2d_forward(ctx, &[a-z_0-9]*, n, [a-z_0-9]*, params + RPN_HEAD_CONV_0_0_WEIGHT' "$c")
+[ "$n" = 20 ] || fail "expected the RPN head's 3x3 conv on 5 levels in 4 steps (20 calls), found $n"
 "$out/voc/faster_rcnn" fit --help >"$out/voc_help.txt" 2>&1 || fail "faster_rcnn fit --help failed"
 grep -q -- '--image_size' "$out/voc_help.txt" || fail "fit --help lists no --image_size"
 echo "e2e faster_rcnn: specs/faster_rcnn.lmod builds warning-free"
