@@ -69,6 +69,10 @@ typedef struct CudaEmit {
     Plan *plans;
     int nplans, capplans;
     size_t round;       /* Bp is the batch size rounded up to a multiple of this */
+    size_t cvt;         /* floats per sample of the f32 conversion buffers (mixed precision) */
+    size_t half_input;  /* floats per sample of the batch's float field */
+    const char *no_mixed; /* an op with no f16/bf16 path: mixed precision is refused */
+    int uses_weight;      /* the steps call weight() / weight_grad() */
 } CudaEmit;
 
 static const char *plan_for(CudaEmit *X, IrOp *op) {
@@ -84,7 +88,7 @@ static const char *plan_for(CudaEmit *X, IrOp *op) {
             rows *= (size_t)x->dim[i];
         kind = 'L';
         snprintf(body, sizeof body,
-                 "{.N = (int)(n * %zu), .in = %d, .out = %d, .bias = %d, .dtype = LG_CUDA_F32}", rows,
+                 "{.N = (int)(n * %zu), .in = %d, .out = %d, .bias = %d, .dtype = gpu.dt}", rows,
                  x->dim[x->ndim - 1], y->dim[y->ndim - 1], f->nin > 2);
         break;
     }
@@ -93,7 +97,7 @@ static const char *plan_for(CudaEmit *X, IrOp *op) {
         snprintf(body, sizeof body,
                  "{.N = (int)n, .C = %d, .H = %d, .W = %d, .K = %d, .R = %d, .S = %d,\n"
                  "        .pad_h = %d, .pad_w = %d, .stride_h = %d, .stride_w = %d, .dil_h = %d, .dil_w = %d,\n"
-                 "        .groups = %d, .bias = %d, .dtype = LG_CUDA_F32}",
+                 "        .groups = %d, .bias = %d, .dtype = gpu.dt}",
                  x->dim[0], x->dim[1], x->dim[2], y->dim[0], f->a.kh, f->a.kw, f->a.ph, f->a.pw, f->a.sh,
                  f->a.sw, f->a.dh, f->a.dw, f->a.groups, f->nin > 2);
         break;
@@ -103,7 +107,7 @@ static const char *plan_for(CudaEmit *X, IrOp *op) {
             spatial *= (size_t)x->dim[i];
         kind = 'N';
         snprintf(body, sizeof body,
-                 "{.N = (int)n, .C = %d, .H = %zu, .W = 1, .eps = %.9g, .momentum = %.9g, .dtype = LG_CUDA_F32}",
+                 "{.N = (int)n, .C = %d, .H = %zu, .W = 1, .eps = %.9g, .momentum = %.9g, .dtype = gpu.dt}",
                  x->dim[0], spatial, f->a.eps, f->a.momentum);
         break;
     }
@@ -237,6 +241,48 @@ static const char *ce_desc(Emit *E, IrOp *f) {
                   x->dim[x->ndim - 1], flit(E, f->a.label_smoothing), f->a.ignore_index, f->a.reduction);
 }
 
+/* Mixed precision: activations are f16/bf16 (gpu.dt) except where a kernel
+ * is float32 only (cross entropy, accuracy, softmax); there the value goes
+ * through gpu.cvt_in / gpu.cvt_out, two f32 buffers of the arena. */
+static void need_cvt(CudaEmit *X, const IrValue *v) {
+    size_t k = numel(v);
+    if (k > X->cvt)
+        X->cvt = k;
+}
+
+static void to_f32(CudaEmit *X, IrValue *v, const char *indent) {
+    Emit *E = X->E;
+    need_cvt(X, v);
+    out(E, "%sif (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, LG_CUDA_F32, gpu.cvt_in, dt, %s, %s, err)) != LG_OK)\n"
+           "%s    return st;\n", indent, dptr(E, v), count(E, v), indent);
+}
+
+static const char *f32(Emit *E, IrValue *v) {
+    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : gpu.cvt_in)", dptr(E, v));
+}
+
+static const char *f32_out(Emit *E, IrValue *v) {
+    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : gpu.cvt_out)", dptr(E, v));
+}
+
+static void from_f32(CudaEmit *X, IrValue *v) {
+    Emit *E = X->E;
+    need_cvt(X, v);
+    out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, dt, %s, LG_CUDA_F32, gpu.cvt_out, %s, err)) != LG_OK)\n"
+           "        return st;\n", dptr(E, v), count(E, v));
+}
+
+/* A layer's weight, bias or their gradients in the compute dtype: the f32
+ * block, or its f16/bf16 copy (weight() and weight_grad() in the file). */
+static const char *wptr(Emit *E, IrValue *v) {
+    IrValue *r = v ? plan_root(v) : NULL;
+    if (r && r->storage == IR_ST_PARAM)
+        return ir_fmt(E->p, "weight(%s)", E->param_names[r->param]);
+    if (r && r->storage == IR_ST_GRAD)
+        return ir_fmt(E->p, "weight_grad(%s)", E->param_names[r->param]);
+    return dptr(E, v);
+}
+
 /* One op; returns 1 when the CUDA target has no call for it. */
 static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     Emit *E = X->E;
@@ -244,17 +290,27 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     IrValue *x = op->nin ? op->in[0] : NULL;
     int training = g->step == IR_STEP_TRAIN;
     const char *layer = op->layer ? op->layer : (y ? y->name : ir_kind_name(op->kind));
+    switch (op->kind) { /* float32-only kernels with no conversions around them yet */
+    case LG_OP_MEAN: case LG_OP_SUM: case LG_OP_MSE_LOSS: case LG_OP_L1_LOSS: case LG_OP_SMOOTH_L1_LOSS:
+    case LG_OP_BCE_WITH_LOGITS: case IR_MSE_LOSS_BWD: case IR_L1_LOSS_BWD: case IR_SMOOTH_L1_LOSS_BWD:
+    case IR_BCE_WITH_LOGITS_BWD: case IR_MEAN_BWD: case IR_SUM_BWD: case IR_SOFTMAX_BWD: case IR_LOG_SOFTMAX_BWD:
+        if (!X->no_mixed)
+            X->no_mixed = ir_kind_name(op->kind);
+        break;
+    default:
+        break;
+    }
     switch (op->kind) {
     case LG_OP_LINEAR:
         where(E, op, ir_fmt(E->p, "%s = linear(%s)%s: cuBLASLt", layer, x->name, op->fused_relu ? " |> relu" : ""));
         out(E, "    st = lg_cuda_linear_forward(c, gpu.%s, %s, %s, %s, %s, err);\n", plan_for(X, op), dptr(E, x),
-            dptr(E, op->in[1]), op->nin > 2 ? dptr(E, op->in[2]) : "NULL", dptr(E, y));
+            wptr(E, op->in[1]), op->nin > 2 ? wptr(E, op->in[2]) : "NULL", dptr(E, y));
         check(E);
         break;
     case LG_OP_CONV2D:
         where(E, op, ir_fmt(E->p, "%s = conv2d(%s)%s: cuDNN", layer, x->name, op->fused_relu ? " |> relu" : ""));
         out(E, "    st = lg_cuda_conv_forward(c, gpu.%s, %s, %s, %s, %s, err);\n", plan_for(X, op), dptr(E, x),
-            dptr(E, op->in[1]), op->nin > 2 ? dptr(E, op->in[2]) : "NULL", dptr(E, y));
+            wptr(E, op->in[1]), op->nin > 2 ? wptr(E, op->in[2]) : "NULL", dptr(E, y));
         check(E);
         break;
     case LG_OP_BATCH_NORM:
@@ -277,13 +333,13 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_SILU:
     case LG_OP_LEAKY_RELU:
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        out(E, "    st = lg_cuda_act_forward(c, %s, %s, LG_CUDA_F32, %s, %s, %s, err);\n", act_kind(op->kind),
+        out(E, "    st = lg_cuda_act_forward(c, %s, %s, dt, %s, %s, %s, err);\n", act_kind(op->kind),
             flit(E, op->kind == LG_OP_LEAKY_RELU ? op->a.slope : 0.0), dptr(E, x), dptr(E, y), count(E, y));
         check(E);
         break;
     case LG_OP_GELU:
         where(E, op, ir_fmt(E->p, "%s = gelu(%s)", y->name, x->name));
-        out(E, "    st = lg_cuda_act_forward(c, %s, 0.0f, LG_CUDA_F32, %s, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_act_forward(c, %s, 0.0f, dt, %s, %s, %s, err);\n",
             op->a.approximate ? "LG_CUDA_ACT_GELU_TANH" : "LG_CUDA_ACT_GELU", dptr(E, x), dptr(E, y), count(E, y));
         check(E);
         break;
@@ -294,7 +350,7 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         }
         where(E, op, ir_fmt(E->p, "%s = dropout(%s, p: %g): the CPU kernel's mask for the same seed", y->name,
                             x->name, op->a.p));
-        out(E, "    st = lg_cuda_dropout_forward(c, LG_CUDA_F32, %.9g,\n"
+        out(E, "    st = lg_cuda_dropout_forward(c, dt, %.9g,\n"
                "                                 lg_dropout_seed(io->seed ^ ((uint64_t)io->epoch << 40), (uint64_t)b->batch_index, %d),\n"
                "                                 %s, %s, (uint8_t *)%s, %s, err);\n",
             op->a.p, op->index, dptr(E, x), dptr(E, y), dptr(E, op->out[1]), count(E, y));
@@ -305,18 +361,18 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         int max = op->kind == LG_OP_MAX_POOL2D;
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
         if (max)
-            out(E, "    st = lg_cuda_max_pool2d_forward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, %s, err);\n",
+            out(E, "    st = lg_cuda_max_pool2d_forward(c, &gpu.%s, dt, n * %d, %s, %s, %s, err);\n",
                 plan_for(X, op), x->dim[0], dptr(E, x), dptr(E, y),
                 op->nout > 1 ? ir_fmt(E->p, "(int32_t *)%s", dptr(E, op->out[1])) : "NULL");
         else
-            out(E, "    st = lg_cuda_avg_pool2d_forward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, err);\n",
+            out(E, "    st = lg_cuda_avg_pool2d_forward(c, &gpu.%s, dt, n * %d, %s, %s, err);\n",
                 plan_for(X, op), x->dim[0], dptr(E, x), dptr(E, y));
         check(E);
         break;
     }
     case LG_OP_GLOBAL_AVG_POOL:
         where(E, op, ir_fmt(E->p, "%s = global_avg_pool(%s)", y->name, x->name));
-        out(E, "    st = lg_cuda_global_avg_pool_forward(c, LG_CUDA_F32, n * %d, %zu, %s, %s, err);\n", x->dim[0],
+        out(E, "    st = lg_cuda_global_avg_pool_forward(c, dt, n * %d, %zu, %s, %s, err);\n", x->dim[0],
             numel(x) / (size_t)x->dim[0], dptr(E, x), dptr(E, y));
         check(E);
         break;
@@ -329,9 +385,11 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         size_t o, m, in;
         axis(x, op->a.dim, &o, &m, &in);
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
+        to_f32(X, x, "    ");
         out(E, "    st = lg_cuda_softmax_forward(c, %d, n * %zu, %zu, %zu, %s, %s, err);\n",
-            op->kind == LG_OP_LOG_SOFTMAX, o, m, in, dptr(E, x), dptr(E, y));
+            op->kind == LG_OP_LOG_SOFTMAX, o, m, in, f32(E, x), f32_out(E, y));
         check(E);
+        from_f32(X, y);
         break;
     }
     case LG_OP_ADD:
@@ -339,13 +397,13 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         if (numel(x) != numel(op->in[1]) || x->batched != op->in[1]->batched)
             return 1; /* broadcasting: no device call yet */
         where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
-        out(E, "    st = lg_cuda_%s(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", ir_kind_name(op->kind), dptr(E, x),
+        out(E, "    st = lg_cuda_%s(c, dt, %s, %s, %s, %s, err);\n", ir_kind_name(op->kind), dptr(E, x),
             dptr(E, op->in[1]), dptr(E, y), count(E, y));
         check(E);
         break;
     case LG_OP_SCALE:
         where(E, op, ir_fmt(E->p, "%s = %g * %s", y->name, op->a.by, x->name));
-        out(E, "    st = lg_cuda_scale(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", flit(E, op->a.by), dptr(E, x),
+        out(E, "    st = lg_cuda_scale(c, dt, %s, %s, %s, %s, err);\n", flit(E, op->a.by), dptr(E, x),
             dptr(E, y), count(E, y));
         check(E);
         break;
@@ -369,36 +427,42 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_CROSS_ENTROPY:
         where(E, op, ir_fmt(E->p, "%s = cross_entropy(%s, %s)", y->name, x->name, op->in[1]->name));
         out(E, "    {\n        const lg_cuda_ce d = %s;\n", ce_desc(E, op));
+        to_f32(X, x, "        ");
         out(E, "        st = lg_cuda_cross_entropy_forward(c, &d, %s, %s, NULL, %s, ce_ws, err);\n    }\n",
-            dptr(E, x), dptr(E, op->in[1]), dptr(E, y));
+            f32(E, x), dptr(E, op->in[1]), dptr(E, y));
         check(E);
         break;
     case LG_OP_ACCURACY:
         where(E, op, ir_fmt(E->p, "%s = accuracy(%s, %s)", y->name, x->name, op->in[1]->name));
-        out(E, "    st = lg_cuda_accuracy(c, %s, %s, (int)n, %d, %s, metric_ws, err);\n", dptr(E, x),
+        to_f32(X, x, "    ");
+        out(E, "    st = lg_cuda_accuracy(c, %s, %s, (int)n, %d, %s, metric_ws, err);\n", f32(E, x),
             dptr(E, op->in[1]), x->dim[x->ndim - 1], dptr(E, y));
         check(E);
         break;
     case LG_OP_TOPK_ACCURACY:
         where(E, op, ir_fmt(E->p, "%s = topk_accuracy(%s, %s, k: %d)", y->name, x->name, op->in[1]->name, op->a.k));
-        out(E, "    st = lg_cuda_topk_accuracy(c, %s, %s, (int)n, %d, %d, %s, metric_ws, err);\n", dptr(E, x),
+        to_f32(X, x, "    ");
+        out(E, "    st = lg_cuda_topk_accuracy(c, %s, %s, (int)n, %d, %d, %s, metric_ws, err);\n", f32(E, x),
             dptr(E, op->in[1]), x->dim[x->ndim - 1], op->a.k, dptr(E, y));
         check(E);
         break;
 
     /* ---- backward ---- */
     case IR_SEED:
-        out(E, "    // d loss / d loss = 1\n");
-        out(E, "    st = lg_cuda_copy(c, %s, one, sizeof(float), err);\n", dptr(E, y));
+        out(E, "    // d loss / d loss = 1 (the loss scale under 16-mixed)\n");
+        out(E, "    st = gpu.scaling ? lg_cuda_scaler_seed(c, gpu.scaler, %s, err)\n"
+               "                     : lg_cuda_copy(c, %s, one, sizeof(float), err);\n", dptr(E, y), dptr(E, y));
         check(E);
         break;
     case IR_CROSS_ENTROPY_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    {\n        const lg_cuda_ce d = %s;\n", ce_desc(E, op->fwd));
+        to_f32(X, op->in[1], "        ");
         out(E, "        st = lg_cuda_cross_entropy_backward(c, &d, %s, %s, NULL, %d.0f, %s, ce_ws, %s, err);\n    }\n",
-            dptr(E, op->in[1]), dptr(E, op->in[2]), op->in[1]->dim[op->in[1]->ndim - 1], dptr(E, op->in[0]),
-            dptr(E, y));
+            f32(E, op->in[1]), dptr(E, op->in[2]), op->in[1]->dim[op->in[1]->ndim - 1], dptr(E, op->in[0]),
+            f32_out(E, y));
         check(E);
+        from_f32(X, y);
         break;
     case IR_MSE_LOSS_BWD:
     case IR_L1_LOSS_BWD:
@@ -420,15 +484,15 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case IR_LINEAR_BWD:
         where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient = (cuBLAS)", layer));
         out(E, "    st = lg_cuda_linear_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
-            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[3]),
-            dptr(E, op->in[4]));
+            dptr(E, op->in[1]), wptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), wptr(E, op->in[3]),
+            wptr(E, op->in[4]));
         check(E);
         break;
     case IR_CONV2D_BWD:
         where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient = (cuDNN)", layer));
         out(E, "    st = lg_cuda_conv_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
-            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[3]),
-            dptr(E, op->in[4]));
+            dptr(E, op->in[1]), wptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), wptr(E, op->in[3]),
+            wptr(E, op->in[4]));
         check(E);
         break;
     case IR_BATCH_NORM_BWD:
@@ -443,14 +507,14 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case IR_RELU_BWD:
         /* relu's output is positive exactly where its input is (as emit_c.c) */
         where(E, op, ir_fmt(E->p, "d relu -> %s", op->fwd->in[0]->name));
-        out(E, "    st = lg_cuda_act_backward(c, LG_CUDA_ACT_RELU, 0.0f, LG_CUDA_F32, %s, %s, %s, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_act_backward(c, LG_CUDA_ACT_RELU, 0.0f, dt, %s, %s, %s, %s, %s, err);\n",
             dptr(E, op->in[1]), dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
         check(E);
         break;
     case IR_SIGMOID_BWD:
     case IR_TANH_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->kind == IR_SIGMOID_BWD ? "sigmoid" : "tanh"));
-        out(E, "    st = lg_cuda_act_backward(c, %s, 0.0f, LG_CUDA_F32, NULL, %s, %s, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_act_backward(c, %s, 0.0f, dt, NULL, %s, %s, %s, %s, err);\n",
             act_kind(op->kind), dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
         check(E);
         break;
@@ -460,7 +524,7 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         const char *k = op->kind == IR_GELU_BWD ? (op->a.approximate ? "LG_CUDA_ACT_GELU_TANH" : "LG_CUDA_ACT_GELU")
                                                 : act_kind(op->kind);
         where(E, op, ir_fmt(E->p, "d %s", ir_kind_name(op->fwd->kind)));
-        out(E, "    st = lg_cuda_act_backward(c, %s, %s, LG_CUDA_F32, %s, NULL, %s, %s, %s, err);\n", k,
+        out(E, "    st = lg_cuda_act_backward(c, %s, %s, dt, %s, NULL, %s, %s, %s, err);\n", k,
             flit(E, op->kind == IR_LEAKY_RELU_BWD ? op->a.slope : 0.0), dptr(E, op->in[1]), dptr(E, op->in[0]),
             dptr(E, y), count(E, op->in[1]));
         check(E);
@@ -468,26 +532,26 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     }
     case IR_DROPOUT_BWD:
         where(E, op, "d dropout");
-        out(E, "    st = lg_cuda_dropout_backward(c, LG_CUDA_F32, %.9g, (const uint8_t *)%s, %s, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_dropout_backward(c, dt, %.9g, (const uint8_t *)%s, %s, %s, %s, err);\n",
             op->a.p, dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[0]));
         check(E);
         break;
     case IR_MAX_POOL2D_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_cuda_max_pool2d_backward(c, &gpu.%s, LG_CUDA_F32, n * %d, (const int32_t *)%s, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_max_pool2d_backward(c, &gpu.%s, dt, n * %d, (const int32_t *)%s, %s, %s, err);\n",
             plan_for(X, op), op->fwd->in[0]->dim[0], dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y));
         check(E);
         break;
     case IR_AVG_POOL2D_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_cuda_avg_pool2d_backward(c, &gpu.%s, LG_CUDA_F32, n * %d, %s, %s, err);\n",
+        out(E, "    st = lg_cuda_avg_pool2d_backward(c, &gpu.%s, dt, n * %d, %s, %s, err);\n",
             plan_for(X, op), op->fwd->in[0]->dim[0], dptr(E, op->in[0]), dptr(E, y));
         check(E);
         break;
     case IR_GLOBAL_AVG_POOL_BWD: {
         IrValue *fx = op->fwd->in[0];
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_cuda_global_avg_pool_backward(c, LG_CUDA_F32, n * %d, %zu, %s, %s, err);\n", fx->dim[0],
+        out(E, "    st = lg_cuda_global_avg_pool_backward(c, dt, n * %d, %zu, %s, %s, err);\n", fx->dim[0],
             numel(fx) / (size_t)fx->dim[0], dptr(E, op->in[0]), dptr(E, y));
         check(E);
         break;
@@ -505,29 +569,29 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case IR_ACCUM:
         where(E, op, ir_fmt(E->p, "gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
         if (op->in_place)
-            out(E, "    st = lg_cuda_accumulate(c, LG_CUDA_F32, %s, %s, %s, err);\n", dptr(E, op->in[1]), dptr(E, y),
+            out(E, "    st = lg_cuda_accumulate(c, dt, %s, %s, %s, err);\n", dptr(E, op->in[1]), dptr(E, y),
                 count(E, y));
         else
-            out(E, "    st = lg_cuda_add(c, LG_CUDA_F32, %s, %s, %s, %s, err);\n", dptr(E, op->in[0]),
+            out(E, "    st = lg_cuda_add(c, dt, %s, %s, %s, %s, err);\n", dptr(E, op->in[0]),
                 dptr(E, op->in[1]), dptr(E, y), count(E, y));
         check(E);
         break;
     case IR_COPY:
         where(E, op, ir_fmt(E->p, "%s: the gradient passed through", y->name));
-        out(E, "    st = lg_cuda_copy(c, %s, %s, %s * sizeof(float), err);\n", dptr(E, y), dptr(E, op->in[0]),
+        out(E, "    st = lg_cuda_copy(c, %s, %s, %s * LG_CUDA_DTYPE_SIZE(dt), err);\n", dptr(E, y), dptr(E, op->in[0]),
             count(E, y));
         check(E);
         break;
     case IR_ZERO:
         out(E, "    // %s: no use downstream, a zero gradient\n", y->name);
-        out(E, "    st = lg_cuda_memset(c, %s, 0, %s * sizeof(float), err);\n", dptr(E, y), count(E, y));
+        out(E, "    st = lg_cuda_memset(c, %s, 0, %s * LG_CUDA_DTYPE_SIZE(dt), err);\n", dptr(E, y), count(E, y));
         check(E);
         break;
     default:
         return 1;
     }
     if (op->fused_relu) {
-        out(E, "    st = lg_cuda_act_forward(c, LG_CUDA_ACT_RELU, 0.0f, LG_CUDA_F32, %s, %s, %s, err);\n", dptr(E, y),
+        out(E, "    st = lg_cuda_act_forward(c, LG_CUDA_ACT_RELU, 0.0f, dt, %s, %s, %s, err);\n", dptr(E, y),
             dptr(E, y), count(E, y));
         check(E);
     }
@@ -567,6 +631,7 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
     out(E, "static lg_status %s(lg_step_io *io, const lg_batch *b) {\n", fn);
     out(E, "    lg_error *err = io->ctx->err;\n");
     out(E, "    lg_cuda *c = gpu.c;\n");
+    out(E, "    const lg_cuda_dtype dt = gpu.dt; // f32, or f16/bf16 under mixed precision\n");
     out(E, "    const size_t n = (size_t)b->n; // samples in this batch\n");
     out(E, "    const size_t Bp = gpu.Bp;       // the arena's layout unit (batch_size rounded up)\n");
     out(E, "    const int slot = (int)(b->batch_index & 1);\n");
@@ -591,11 +656,27 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
         out(E, "    void *metric_ws = gpu.metric_ws;\n");
     if (mentions(body, "one"))
         out(E, "    const float *one = gpu.one; // a device 1.0f, set at start-up\n");
-    for (int k = 0; k < p->ninputs; k++)
-        if (mentions(body, ir_fmt(p, "in_%s", p->inputs[k].name)))
-            out(E, "    %s *in_%s = (%s *)(gpu.batch[slot] + %s_BATCH_%s_OFFSET(Bp)); // b->%s\n",
-                p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", p->inputs[k].name,
-                p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", m, p->inputs[k].name, p->inputs[k].name);
+    int float_inputs = 0;
+    for (int k = 0; k < p->ninputs; k++) {
+        if (!mentions(body, ir_fmt(p, "in_%s", p->inputs[k].name)))
+            continue;
+        out(E, "    %s *in_%s = (%s *)(gpu.batch[slot] + %s_BATCH_%s_OFFSET(Bp)); // b->%s\n",
+            p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", p->inputs[k].name,
+            p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", m, p->inputs[k].name, p->inputs[k].name);
+        if (p->inputs[k].dtype == IR_I32)
+            continue;
+        size_t per = 1;
+        for (int d = 0; d < p->inputs[k].ndim; d++)
+            per *= (size_t)p->inputs[k].dim[d];
+        if (per > X->half_input)
+            X->half_input = per;
+        if (float_inputs++ && !X->no_mixed)
+            X->no_mixed = "a second float batch field";
+        out(E, "    if (dt != LG_CUDA_F32) { // the batch in the compute dtype\n"
+               "        if ((st = lg_cuda_convert(c, dt, gpu.half_input, LG_CUDA_F32, in_%s, n * %zu, err)) != LG_OK)\n"
+               "            return st;\n        in_%s = gpu.half_input;\n    }\n",
+            p->inputs[k].name, per, p->inputs[k].name);
+    }
     for (int i = 0; i < g->nvalues; i++) {
         IrValue *v = g->values[i];
         if (v->storage != IR_ST_ARENA || v->first < 0 || !v->cname || !mentions(body, v->cname))
@@ -630,9 +711,14 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
             errors++, fprintf(E->ctx->err, "%s:%d: error: the CUDA target logs only scalars ('%s')\n",
                               g->file ? g->file : "?", g->line, g->logs[i].name);
     }
-    if (g->step == IR_STEP_PREDICT && g->output)
-        out(E, "    if ((st = lg_cuda_download(c, io->outputs, %s, n * %zu * sizeof(float), err)) != LG_OK) return st;\n",
+    if (g->step == IR_STEP_PREDICT && g->output) {
+        need_cvt(X, g->output);
+        out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, LG_CUDA_F32, gpu.cvt_out, dt, %s, n * %zu, err)) != LG_OK)\n"
+               "        return st;\n", dptr(E, g->output), numel(g->output));
+        out(E, "    if ((st = lg_cuda_download(c, io->outputs, dt == LG_CUDA_F32 ? (void *)%s : gpu.cvt_out,\n"
+               "                               n * %zu * sizeof(float), err)) != LG_OK)\n        return st;\n",
             dptr(E, g->output), numel(g->output));
+    }
     /* batch norm's num_batches_tracked counts on the host, as it is a float of the block */
     if (training)
         for (int i = 0; i < g->nops; i++) {
@@ -647,7 +733,8 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
 
 /* ---- the file ---------------------------------------------------------------- */
 
-static void emit_layout(Emit *E, size_t fixed, size_t per_sample) {
+static void emit_layout(CudaEmit *X, size_t fixed, size_t per_sample) {
+    Emit *E = X->E;
     IrProgram *p = E->p;
     const char *m = E->prefix;
     out(E, "/* The parameters on the device: PyTorch's state_dict order as in %s.c's\n"
@@ -670,12 +757,18 @@ static void emit_layout(Emit *E, size_t fixed, size_t per_sample) {
         (dev + 63) / 64 * 64, p->param_floats, p->grad_floats);
     out(E, "    %s_N_TRAIN = %zu,\n", m, dev_train);
     out(E, "    %s_FIXED_FLOATS = %zu, // the steps' scalars (loss, logged values)\n", m, fixed ? fixed : 1);
-    out(E, "    %s_ACT_FLOATS_PER_SAMPLE = %zu, // the plan's activations and gradients\n};\n\n", m, per_sample);
-    out(E, "/* Each tensor's place in the host's block (the runtime's) and on the device. */\n");
-    out(E, "static const struct {\n    size_t host, dev, numel;\n    int trained;\n} %s_tensors[] = {\n", E->lower);
+    out(E, "    %s_ACT_FLOATS_PER_SAMPLE = %zu, // the plan's activations and gradients\n", m, per_sample);
+    out(E, "    %s_CVT_FLOATS_PER_SAMPLE = %zu, // mixed precision: f32 copies for f32-only kernels\n", m,
+        X->cvt ? X->cvt : 1);
+    out(E, "    %s_HALF_INPUT_PER_SAMPLE = %zu, // mixed precision: the batch's image in f16/bf16\n};\n\n", m,
+        X->half_input ? X->half_input : 1);
+    out(E, "/* Each tensor's place in the host's block (the runtime's) and on the device.\n");
+    out(E, " * Under mixed precision the layers' weights and gradients are f16/bf16\n"
+           " * copies (half = 1); batch norm keeps f32 ones, as cuDNN wants. */\n");
+    out(E, "static const struct {\n    size_t host, dev, numel;\n    int trained, half;\n} %s_tensors[] = {\n", E->lower);
     for (int i = 0; i < p->nparams; i++)
-        out(E, "    {%zu, %s, %zu, %d}, // %s\n", p->params[i].offset, E->param_names[i], p->params[i].numel,
-            p->params[i].role == IR_TRAIN, p->params[i].name);
+        out(E, "    {%zu, %s, %zu, %d, %d}, // %s\n", p->params[i].offset, E->param_names[i], p->params[i].numel,
+            p->params[i].role == IR_TRAIN, p->params[i].owner != LG_OP_BATCH_NORM, p->params[i].name);
     out(E, "};\n\n");
     free(devoff);
     out(E, "/* The device arena, planned here (bytes, every region 256-byte aligned); Bp is\n"
@@ -708,8 +801,22 @@ static void emit_layout(Emit *E, size_t fixed, size_t per_sample) {
     out(E, "#define %s_CE_WS_OFFSET(Bp) (%s_ACT_OFFSET(Bp) + %s_ALIGN((Bp) * %s_ACT_FLOATS_PER_SAMPLE * sizeof(float)))\n",
         m, m, m, m);
     out(E, "#define %s_METRIC_WS_OFFSET(Bp, ce_ws) (%s_CE_WS_OFFSET(Bp) + %s_ALIGN(ce_ws))\n", m, m, m);
-    out(E, "#define %s_ARENA_BYTES(Bp, ce_ws) (%s_METRIC_WS_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * sizeof(float)))\n\n",
+    out(E, "/* mixed precision (unused under 32-true): the f16/bf16 copies of the parameters\n"
+           " * and their gradients, the loss scaler and its found-inf flag, the batch's\n"
+           " * image, and two f32 buffers around the f32-only kernels */\n");
+    out(E, "#define %s_HALF_PARAMS_OFFSET(Bp, ce_ws) (%s_METRIC_WS_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * sizeof(float)))\n",
         m, m, m);
+    out(E, "#define %s_HALF_GRADS_OFFSET(Bp, ce_ws) (%s_HALF_PARAMS_OFFSET(Bp, ce_ws) + %s_ALIGN(%s_N_FLOATS * 2))\n",
+        m, m, m, m);
+    out(E, "#define %s_SCALER_OFFSET(Bp, ce_ws) (%s_HALF_GRADS_OFFSET(Bp, ce_ws) + %s_ALIGN(%s_N_TRAIN * 2))\n", m, m,
+        m, m);
+    out(E, "#define %s_HALF_INPUT_OFFSET(Bp, ce_ws) (%s_SCALER_OFFSET(Bp, ce_ws) + 256)\n", m, m);
+    out(E, "#define %s_CVT_IN_OFFSET(Bp, ce_ws) (%s_HALF_INPUT_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_HALF_INPUT_PER_SAMPLE * 2))\n",
+        m, m, m, m);
+    out(E, "#define %s_CVT_OUT_OFFSET(Bp, ce_ws) (%s_CVT_IN_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n",
+        m, m, m, m);
+    out(E, "#define %s_ARENA_BYTES(Bp, ce_ws) (%s_CVT_OUT_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n\n",
+        m, m, m, m);
 }
 
 static void emit_state(CudaEmit *X) {
@@ -726,6 +833,12 @@ static void emit_state(CudaEmit *X) {
     out(E, "    void *ce_ws, *metric_ws;\n");
     out(E, "    float *host_params, *host_grads; // the device layout on the host side\n");
     out(E, "    lg_model_def def;             // the model def with the GPU steps\n");
+    out(E, "    lg_cuda_dtype dt;             // the compute dtype: f32, f16 (16-mixed), bf16 (bf16-mixed)\n");
+    out(E, "    int scaling;                  // 16-mixed: dynamic loss scaling\n");
+    out(E, "    void *half_params, *half_grads, *half_input;\n");
+    out(E, "    float *cvt_in, *cvt_out;\n");
+    out(E, "    lg_cuda_scaler *scaler;       // GradScaler's state, on the device\n");
+    out(E, "    int *found_inf;\n");
     for (int i = 0; i < X->nplans; i++) {
         Plan *pl = &X->plans[i];
         const char *t = pl->kind == 'L' ? "lg_cuda_linear_plan *" : pl->kind == 'C' ? "lg_cuda_conv_plan *"
@@ -733,6 +846,15 @@ static void emit_state(CudaEmit *X) {
         out(E, "    %s%s; // %s:%d\n", t, pl->field, pl->file ? pl->file : "?", pl->line);
     }
     out(E, "} gpu;\n\n");
+    if (X->uses_weight) {
+        out(E, "/* A layer's weight or bias (or their gradients) in the compute dtype: the f32\n"
+               " * block, or under mixed precision its f16/bf16 copy (2-byte elements at the\n"
+               " * same offsets). */\n");
+        out(E, "static void *weight(size_t off) {\n"
+               "    return gpu.dt == LG_CUDA_F32 ? (void *)(gpu.params + off) : (void *)((uint16_t *)gpu.half_params + off);\n}\n\n");
+        out(E, "static void *weight_grad(size_t off) {\n"
+               "    return gpu.dt == LG_CUDA_F32 ? (void *)(gpu.grads + off) : (void *)((uint16_t *)gpu.half_grads + off);\n}\n\n");
+    }
 }
 
 static void emit_plans(CudaEmit *X) {
@@ -782,6 +904,11 @@ static void emit_begin_end(Emit *E) {
            "        return st;\n", m);
     out(E, "    if (training && (st = lg_cuda_memset(gpu.c, gpu.grads, 0, %s_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
            "        return st;\n", m);
+    out(E, "    if (gpu.dt != LG_CUDA_F32) { // mixed precision: the f16/bf16 copy of the weights\n");
+    out(E, "        if ((st = lg_cuda_convert(gpu.c, gpu.dt, gpu.half_params, LG_CUDA_F32, gpu.params, %s_N_FLOATS, err)) != LG_OK)\n"
+           "            return st;\n", m);
+    out(E, "        if (training && (st = lg_cuda_memset(gpu.c, gpu.half_grads, 0, %s_N_TRAIN * 2, err)) != LG_OK)\n"
+           "            return st;\n    }\n", m);
     out(E, "    if ((st = lg_cuda_staging_wait(gpu.c, slot, err)) != LG_OK)\n        return st;\n");
     out(E, "    char *pinned = lg_cuda_staging(gpu.c, slot);\n");
     for (int k = 0; k < p->ninputs; k++) {
@@ -803,7 +930,27 @@ static void emit_begin_end(Emit *E) {
            " * (batch norm's running statistics) copied back. */\n");
     out(E, "static lg_status %s_gpu_end_train(lg_step_io *io) {\n", E->lower);
     out(E, "    lg_error *err = io->ctx->err;\n");
-    out(E, "    lg_status st = lg_cuda_download(gpu.c, gpu.host_grads, gpu.grads, %s_N_TRAIN * sizeof(float), err);\n", m);
+    out(E, "    lg_status st;\n");
+    out(E, "    if (gpu.dt != LG_CUDA_F32) {\n"
+           "        /* mixed precision: the f16/bf16 gradients (f32 for batch norm) to f32,\n"
+           "         * divided by the loss scale; an inf or NaN raises found_inf, and then\n"
+           "         * the optimizer skips this step (GradScaler) */\n");
+    out(E, "        for (size_t k = 0; k < sizeof %s_tensors / sizeof *%s_tensors; k++) {\n", E->lower, E->lower);
+    out(E, "            size_t d = %s_tensors[k].dev;\n", E->lower);
+    out(E, "            if (!%s_tensors[k].trained)\n                continue;\n", E->lower);
+    out(E, "            const void *g = %s_tensors[k].half ? (const void *)((uint16_t *)gpu.half_grads + d) : (const void *)(gpu.grads + d);\n", E->lower);
+    out(E, "            st = lg_cuda_unscale(gpu.c, gpu.scaler, %s_tensors[k].half ? gpu.dt : LG_CUDA_F32, g, gpu.grads + d,\n"
+           "                                 %s_tensors[k].numel, gpu.found_inf, err);\n", E->lower, E->lower);
+    out(E, "            if (st) return st;\n        }\n");
+    out(E, "        int found_inf = 0;\n");
+    out(E, "        if ((st = lg_cuda_download(gpu.c, &found_inf, gpu.found_inf, sizeof found_inf, err)) != LG_OK)\n"
+           "            return st;\n");
+    out(E, "        /* 16-mixed: the scale halves after an overflow and doubles after 2000 clean\n"
+           "         * steps; the flag is cleared (bf16-mixed: no scaling, the scale stays 1) */\n");
+    out(E, "        st = gpu.scaling ? lg_cuda_scaler_update(gpu.c, gpu.scaler, gpu.found_inf, err)\n"
+           "                         : lg_cuda_memset(gpu.c, gpu.found_inf, 0, sizeof(int), err);\n");
+    out(E, "        if (st) return st;\n        io->skip_step = found_inf != 0;\n    }\n");
+    out(E, "    st = lg_cuda_download(gpu.c, gpu.host_grads, gpu.grads, %s_N_TRAIN * sizeof(float), err);\n", m);
     out(E, "    if (st) return st;\n");
     out(E, "    if (%s_N_FLOATS > %s_N_TRAIN)\n", m, m);
     out(E, "        st = lg_cuda_download(gpu.c, gpu.host_params + %s_N_TRAIN, gpu.params + %s_N_TRAIN,\n"
@@ -830,10 +977,19 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
            " * the model def whose steps run here. */\n");
     out(E, "static lg_status %s_gpu_init(int device, const char *precision, int batch_size,\n"
            "                               const lg_model_def *cpu, const lg_model_def **out, lg_error *err) {\n", l);
-    out(E, "    if (strcmp(precision, \"32-true\") != 0)\n");
-    out(E, "        return lg_error_set(err, LG_ERR_UNSUPPORTED,\n"
-           "                            \"precision '%%s' on the GPU is not generated yet (use 32-true)\", precision);\n");
+    out(E, "    lg_cuda_dtype dt = LG_CUDA_F32;\n");
+    out(E, "    if (strcmp(precision, \"16-mixed\") == 0)\n        dt = LG_CUDA_F16;\n");
+    out(E, "    else if (strcmp(precision, \"bf16-mixed\") == 0)\n        dt = LG_CUDA_BF16;\n");
+    out(E, "    else if (strcmp(precision, \"32-true\") != 0)\n");
+    out(E, "        return lg_error_set(err, LG_ERR_UNSUPPORTED, \"precision '%%s' is not built for the GPU \"\n"
+           "                            \"(32-true, 16-mixed and bf16-mixed are)\", precision);\n");
+    if (X->no_mixed)
+        out(E, "    if (dt != LG_CUDA_F32) // %s has a float32 kernel only\n"
+               "        return lg_error_set(err, LG_ERR_UNSUPPORTED, \"precision '%%s': this model's '%s' has no \"\n"
+               "                            \"f16/bf16 path on the GPU yet (use 32-true)\", precision);\n",
+            X->no_mixed, X->no_mixed);
     out(E, "    %s_gpu_free();\n", l);
+    out(E, "    gpu.dt = dt;\n    gpu.scaling = dt == LG_CUDA_F16;\n");
     out(E, "    gpu.B = (size_t)batch_size;\n");
     out(E, "    gpu.Bp = (gpu.B + %zu) / %zu * %zu; // every plan offset times Bp: a multiple of 64 floats\n",
         X->round - 1, X->round, X->round);
@@ -863,11 +1019,23 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     out(E, "    gpu.act = lg_cuda_arena(gpu.c, %s_ACT_OFFSET(gpu.Bp));\n", m);
     out(E, "    gpu.ce_ws = lg_cuda_arena(gpu.c, %s_CE_WS_OFFSET(gpu.Bp));\n", m);
     out(E, "    gpu.metric_ws = lg_cuda_arena(gpu.c, %s_METRIC_WS_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.half_params = lg_cuda_arena(gpu.c, %s_HALF_PARAMS_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.half_grads = lg_cuda_arena(gpu.c, %s_HALF_GRADS_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.scaler = lg_cuda_arena(gpu.c, %s_SCALER_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.found_inf = (int *)((char *)gpu.scaler + 128);\n");
+    out(E, "    gpu.half_input = lg_cuda_arena(gpu.c, %s_HALF_INPUT_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.cvt_in = lg_cuda_arena(gpu.c, %s_CVT_IN_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    gpu.cvt_out = lg_cuda_arena(gpu.c, %s_CVT_OUT_OFFSET(gpu.Bp, ce_ws));\n", m);
     out(E, "    gpu.host_params = calloc(%s_N_FLOATS + 1, sizeof(float));\n", m);
     out(E, "    gpu.host_grads = calloc(%s_N_TRAIN + 1, sizeof(float));\n", m);
     out(E, "    if (!gpu.host_params || !gpu.host_grads)\n        return lg_error_set(err, LG_ERR_NOMEM, \"out of memory\");\n");
     out(E, "    static const float one = 1.0f;\n");
     out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.one, &one, sizeof one, err)) != LG_OK)\n        return st;\n");
+    out(E, "    /* GradScaler's defaults under 16-mixed; a fixed scale of 1 under bf16-mixed */\n");
+    out(E, "    const lg_cuda_scaler scaler = LG_CUDA_SCALER_INIT, unit = {1.0f, 0, 2.0f, 0.5f, 2000};\n");
+    out(E, "    const int zero = 0;\n");
+    out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.scaler, gpu.scaling ? &scaler : &unit, sizeof scaler, err)) != LG_OK ||\n"
+           "        (st = lg_cuda_upload(gpu.c, gpu.found_inf, &zero, sizeof zero, err)) != LG_OK)\n        return st;\n");
     for (int i = 0; i < X->nplans; i++) {
         Plan *pl = &X->plans[i];
         if (pl->kind != 'P')
@@ -925,6 +1093,7 @@ int emit_cuda_file(Emit *E) {
     }
     fclose(E->f);
     E->f = f;
+    X.uses_weight = mentions(steps, "weight") || mentions(steps, "weight_grad");
 
     out(E, "/* %s_cuda.c — the %s trainer's steps on a GPU, generated by lgen %s from %s\n"
            " * (sha256 %s).\n *\n"
@@ -940,7 +1109,7 @@ int emit_cuda_file(Emit *E) {
         E->lower, E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, E->mod->path, E->lower, E->lower, E->lower);
     out(E, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
     out(E, "#include <lgen/cuda.h>\n#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n");
-    emit_layout(E, fixed, per_sample);
+    emit_layout(&X, fixed, per_sample);
     emit_state(&X);
     emit_plans(&X);
     emit_begin_end(E);

@@ -239,6 +239,29 @@ START_TEST(test_bias_grad) {
         lg_cuk_bias_grad(j, LG_CUDA_F16, dyh, N, OUT, dbh, 0);
     for (int j = 0; j < OUT; j++)
         ck_assert_double_eq_tol(lg_cuk_f16_to_f32(dbh[j]), db[j] - 100, 1e-2);
+    /* a convolution's bias gradient over NCHW (the bf16 path), accumulating */
+    {
+        enum { CN = 2, CC = 3, HW = 4 };
+        float g[CN * CC * HW], cdb[CC] = {1, 2, 3};
+        for (int i = 0; i < CN * CC * HW; i++)
+            g[i] = (float)((i * 5) % 11) - 4.0f;
+        for (size_t c = 0; c < CC; c++)
+            lg_cuk_conv_bias_grad(c, LG_CUDA_F32, g, CN, CC, HW, cdb, 1);
+        for (int c = 0; c < CC; c++) {
+            double s = c + 1;
+            for (int n = 0; n < CN; n++)
+                for (int k = 0; k < HW; k++)
+                    s += g[(n * CC + c) * HW + k];
+            ck_assert_double_eq_tol(cdb[c], s, 1e-5);
+        }
+        uint16_t gb[CN * CC * HW], dbb[CC];
+        for (int i = 0; i < CN * CC * HW; i++)
+            gb[i] = lg_cuk_f32_to_bf16(g[i]);
+        for (size_t c = 0; c < CC; c++)
+            lg_cuk_conv_bias_grad(c, LG_CUDA_BF16, gb, CN, CC, HW, dbb, 0);
+        for (int c = 0; c < CC; c++)
+            ck_assert_double_eq_tol(lg_cuk_bf16_to_f32(dbb[c]), cdb[c] - (c + 1), 0.05);
+    }
     /* the bias add of the unaligned linear path: y[n, j] += b[j] */
     float y[N * OUT], b[OUT] = {1.5f, -2.0f, 0.25f};
     memcpy(y, dy, sizeof y);

@@ -627,6 +627,18 @@ LG_BODY void lg_cuk_bias_grad(size_t j, int dt, const void *dy, size_t N, size_t
     lg_cuk_store(db, j, dt, accumulate ? lg_cuk_load(db, j, dt) + s : s);
 }
 
+/* A convolution's bias gradient: db[c] (+)= sum over n and the HW output
+ * positions of dy[n, c, hw] (NCHW), summed in float; one thread per channel
+ * (cuDNN's cudnnConvolutionBackwardBias has no bf16 path). */
+LG_BODY void lg_cuk_conv_bias_grad(size_t c, int dt, const void *dy, size_t N, size_t C, size_t HW,
+                                   void *db, int accumulate) {
+    float s = 0.0f;
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < HW; k++)
+            s += lg_cuk_load(dy, (n * C + c) * HW + k, dt);
+    lg_cuk_store(db, c, dt, accumulate ? lg_cuk_load(db, c, dt) + s : s);
+}
+
 /* y[n, j] += b[j] over y [N, out] in dtype dt; one thread per element (the
  * linear layer's bias when the fused epilogue cannot be used). */
 LG_BODY void lg_cuk_bias_add(size_t idx, int dt, void *y, const void *b, size_t out) {

@@ -555,6 +555,9 @@ lg_status lg_cuda_conv_backward(lg_cuda *c, const lg_cuda_conv_plan *p, const vo
     if (dw)
         DNN_TRY(cudnnConvolutionBackwardFilter(c->dnn, &one, p->x, x, p->y, dy, p->conv,
                                                p->bwd_filter, c->ws, p->ws, &beta, p->w, dw));
+    if (db && p->d.bias && p->d.dtype == LG_CUDA_BF16) /* cuDNN: CUDNN_STATUS_NOT_SUPPORTED */
+        return lg_cuda_conv_bias_grad(c, p->d.dtype, dy, (size_t)p->d.N, (size_t)p->d.K,
+                                      (size_t)p->P * (size_t)p->Q, db, accumulate, err);
     if (db && p->d.bias)
         DNN_TRY(cudnnConvolutionBackwardBias(c->dnn, &one, p->y, dy, &beta, p->b, db));
     return LG_OK;

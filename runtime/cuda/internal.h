@@ -60,4 +60,12 @@ struct lg_cuda {
                                 cudaGetErrorString(lg_e_), #call);                             \
     } while (0)
 
+/* A convolution's bias gradient over dy [N, C, HW] (kernels.cu; cuDNN has
+ * no bf16 cudnnConvolutionBackwardBias). */
+#ifdef __cplusplus
+extern "C"
+#endif
+lg_status lg_cuda_conv_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t C,
+                                 size_t HW, void *db, int accumulate, lg_error *err);
+
 #endif

@@ -76,6 +76,11 @@ static __global__ void bias_grad_kernel(int dt, const void *dy, size_t N, size_t
     GRID_LOOP(j, out) lg_cuk_bias_grad(j, dt, dy, N, out, db, acc);
 }
 
+static __global__ void conv_bias_grad_kernel(int dt, const void *dy, size_t N, size_t C, size_t HW,
+                                             void *db, int acc) {
+    GRID_LOOP(c, C) lg_cuk_conv_bias_grad(c, dt, dy, N, C, HW, db, acc);
+}
+
 /* ---- cross entropy and accuracy ------------------------------------------------------ */
 
 /* Workspace layout (floats): row_loss[N], row_weight[N], lse[N], divisor. */
@@ -486,6 +491,12 @@ lg_status lg_cuda_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t
                             void *db, int accumulate, lg_error *err) {
     bias_grad_kernel<<<grid_for(out), THREADS, 0, c->stream>>>((int)dt, dy, N, out, db, accumulate);
     return launched("bias gradient", err);
+}
+
+lg_status lg_cuda_conv_bias_grad(lg_cuda *c, lg_cuda_dtype dt, const void *dy, size_t N, size_t C,
+                                 size_t HW, void *db, int accumulate, lg_error *err) {
+    conv_bias_grad_kernel<<<grid_for(C), THREADS, 0, c->stream>>>((int)dt, dy, N, C, HW, db, accumulate);
+    return launched("convolution bias gradient", err);
 }
 
 size_t lg_cuda_cross_entropy_workspace(const lg_cuda_ce *d) {

@@ -508,6 +508,7 @@ static lg_status fit(lg_trainer *t, int *status) {
         double ep_sum[MAX_METRICS] = {0};
         int64_t ep_count = 0, in_accum = 0;
         int stop_now = 0;
+        int overflow = 0; /* a micro-batch of this optimizer step asked to skip it */
         while (t->batch < t->n_train) {
             const lg_batch *b;
             if ((st = feed_next(t, &train, &b)) != LG_OK)
@@ -522,6 +523,7 @@ static lg_status fit(lg_trainer *t, int *status) {
                 st = step_failed(t, "train_step", st);
                 goto out;
             }
+            overflow |= io.skip_step;
             if (!isfinite(io.loss)) {
                 lg_progress_end(&t->bar);
                 st = lg_tr_fail(t, LG_ERR_NUMERIC,
@@ -551,7 +553,7 @@ static lg_status fit(lg_trainer *t, int *status) {
                     for (size_t i = 0; i < def->n_train; i++)
                         t->grads[i] *= s;
                 }
-                if (c->gradient_clip_val > 0) {
+                if (c->gradient_clip_val > 0 && !overflow) {
                     if (strcmp(c->gradient_clip_algorithm, "value") == 0)
                         st = lg_clip_grad_value(&t->ctx, t->grads, def->n_train, c->gradient_clip_val);
                     else
@@ -562,8 +564,10 @@ static lg_status fit(lg_trainer *t, int *status) {
                 }
                 for (int g = 0; g < t->optim.ngroups && g < LG_MAX_GROUPS; g++)
                     lr_now[g] = t->optim.groups[g].lr;
-                if ((st = lg_optim_step(&t->optim, &t->ctx, t->params, t->grads)) != LG_OK)
+                /* GradScaler: a step whose gradients overflowed is skipped */
+                if (!overflow && (st = lg_optim_step(&t->optim, &t->ctx, t->params, t->grads)) != LG_OK)
                     goto out;
+                overflow = 0;
                 memset(t->grads, 0, def->n_train * sizeof(float)); /* buffers have none */
                 in_accum = 0;
                 t->global_step++;

@@ -4,10 +4,11 @@
 # For specs/lenet.lmod, specs/mlp.lmod and tests/gpu/bnnet.lmod (batch norm,
 # a residual add, pooling, dropout; all on Fashion-MNIST): `lgen --target all`,
 # `make CUDA=1`, then the same trainer fits one short epoch twice from the
-# same seed, `--accelerator cpu` and `--accelerator gpu`; every step's
-# train_loss and the epoch's val_loss and val_acc must agree (relative 2% on
-# the losses, cuDNN may use TF32 for fp32 convolutions as PyTorch does;
-# 0.02 on the accuracy), and the GPU run must say it used the GPU.
+# same seed, `--accelerator cpu`, then `--accelerator gpu` in each precision
+# (32-true, 16-mixed, bf16-mixed); every step's train_loss and the epoch's
+# val_loss and val_acc must agree (32-true: relative 2% on the losses, cuDNN
+# may use TF32 for fp32 convolutions as PyTorch does, 0.02 on the accuracy;
+# mixed: 4%), and the GPU run must say it used the GPU.
 # `make check-gpu` runs it. Without a device it prints SKIP and exits 0.
 #
 # Environment: BUILD (build), LGEN ($BUILD/lgen), STEPS (40 training
@@ -18,6 +19,13 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 LGEN=${LGEN:-$BUILD/lgen}
 STEPS=${STEPS:-40}
+# PRECISIONS of the GPU runs, each against the float32 CPU run: 32-true
+# within TOL (relative, losses) and ACC_TOL (absolute, accuracy); 16-mixed
+# and bf16-mixed within MIXED_TOL (both)
+PRECISIONS=${PRECISIONS:-32-true 16-mixed bf16-mixed}
+TOL=${TOL:-0.02}
+ACC_TOL=${ACC_TOL:-0.02}
+MIXED_TOL=${MIXED_TOL:-0.04}
 if ! [ -e /dev/nvidiactl ]; then
     echo "SKIP: no CUDA device (no /dev/nvidiactl)"
     exit 0
@@ -27,6 +35,17 @@ bad() { echo "FAIL: $*"; fail=1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+run() { # run NAME DIR ACCELERATOR PRECISION
+    mkdir -p "$2"
+    (cd "$2" && "$bin" fit --accelerator "$3" --precision "$4" --max_epochs 1 --limit_train_batches "$STEPS" \
+        --limit_val_batches 10 --log_every_n_steps 1 --seed 7 --num_workers 1 \
+        --enable_progress_bar false --enable_checkpointing false \
+        ${MIRROR:+--mirror "$MIRROR"} --data_dir "$tmp/data" >out 2>err)
+    rc=$?
+    [ $rc -eq 0 ] || bad "$1 --accelerator $3 --precision $4 exited $rc: $(tail -3 "$2/err")"
+    return $rc
+}
+
 for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod; do
     name=$(basename "$spec" .lmod)
     out=$BUILD/tests/gpu/specs/$name
@@ -35,43 +54,41 @@ for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod; do
         make -s -C "$out" CUDA=1 >"$tmp/make.out" 2>&1 || { bad "make CUDA=1 $name: $(tail -5 "$tmp/make.out")"; continue; }
     fi
     bin=$out/$name
-    for acc in cpu gpu; do
-        mkdir -p "$tmp/$name-$acc"
-        (cd "$tmp/$name-$acc" && "$bin" fit --accelerator "$acc" --max_epochs 1 --limit_train_batches "$STEPS" \
-            --limit_val_batches 10 --log_every_n_steps 1 --seed 7 --num_workers 1 \
-            --enable_progress_bar false --enable_checkpointing false \
-            ${MIRROR:+--mirror "$MIRROR"} --data_dir "$tmp/data" >out 2>err)
-        rc=$?
-        [ $rc -eq 0 ] || bad "$name --accelerator $acc exited $rc: $(tail -3 "$tmp/$name-$acc/err")"
-    done
-    grep -q "GPU available: True (cuda), used: True" "$tmp/$name-gpu/out" ||
-        bad "$name --accelerator gpu did not say it used the GPU: $(head -3 "$tmp/$name-gpu/out")"
+    run $name "$tmp/$name-cpu" cpu 32-true || continue
     cpu=$tmp/$name-cpu/lightning_logs/version_0/metrics.csv
-    gpu=$tmp/$name-gpu/lightning_logs/version_0/metrics.csv
-    [ -f "$cpu" ] && [ -f "$gpu" ] || { bad "$name: no metrics.csv"; continue; }
-    # same rows, same columns; compare the numbers column by column
-    report=$(paste -d '|' "$cpu" "$gpu" | awk -F'|' -v tol=0.02 -v acc_tol=0.02 '
-        NR == 1 { n = split($1, h, ","); next }
-        {
-            split($1, a, ","); split($2, b, ",")
-            for (i = 1; i <= n; i++) {
-                if (h[i] !~ /loss|acc/ || a[i] == "" && b[i] == "") continue
-                if (a[i] == "" || b[i] == "") { print "row " NR " " h[i] ": cpu \"" a[i] "\" gpu \"" b[i] "\""; bad++; continue }
-                d = a[i] - b[i]; if (d < 0) d = -d
-                lim = h[i] ~ /acc/ ? acc_tol : tol * (a[i] < 0 ? -a[i] : a[i]) + 1e-4
-                if (d > lim) { print "row " NR " " h[i] ": cpu " a[i] " gpu " b[i]; bad++ }
-                if (d > worst[h[i]]) worst[h[i]] = d
-                seen[h[i]]++
+    for prec in $PRECISIONS; do
+        tol=$TOL acc_tol=$ACC_TOL
+        [ $prec = 32-true ] || tol=$MIXED_TOL acc_tol=$MIXED_TOL
+        dir=$tmp/$name-gpu-$prec
+        run $name "$dir" gpu $prec || continue
+        grep -q "GPU available: True (cuda), used: True" "$dir/out" ||
+            bad "$name --accelerator gpu did not say it used the GPU: $(head -3 "$dir/out")"
+        gpu=$dir/lightning_logs/version_0/metrics.csv
+        [ -f "$cpu" ] && [ -f "$gpu" ] || { bad "$name: no metrics.csv"; continue; }
+        # same rows, same columns; compare the numbers column by column
+        report=$(paste -d '|' "$cpu" "$gpu" | awk -F'|' -v tol=$tol -v acc_tol=$acc_tol '
+            NR == 1 { n = split($1, h, ","); next }
+            {
+                split($1, a, ","); split($2, b, ",")
+                for (i = 1; i <= n; i++) {
+                    if (h[i] !~ /loss|acc/ || a[i] == "" && b[i] == "") continue
+                    if (a[i] == "" || b[i] == "") { print "row " NR " " h[i] ": cpu \"" a[i] "\" gpu \"" b[i] "\""; bad++; continue }
+                    d = a[i] - b[i]; if (d < 0) d = -d
+                    lim = h[i] ~ /acc/ ? acc_tol : tol * (a[i] < 0 ? -a[i] : a[i]) + 1e-4
+                    if (d > lim) { print "row " NR " " h[i] ": cpu " a[i] " gpu " b[i]; bad++ }
+                    if (d > worst[h[i]]) worst[h[i]] = d
+                    seen[h[i]]++
+                }
             }
-        }
-        END {
-            for (k in seen) printf "%s: %d values, largest difference %.3g; ", k, seen[k], worst[k]
-            if (bad) { printf "\n%d outside the tolerance\n", bad; exit 1 }
-        }')
-    if [ $? -eq 0 ]; then
-        echo "ok: $name GPU vs CPU: $report"
-    else
-        bad "$name GPU vs CPU: $report"
-    fi
+            END {
+                for (k in seen) printf "%s: %d values, largest difference %.3g; ", k, seen[k], worst[k]
+                if (bad) { printf "\n%d outside the tolerance\n", bad; exit 1 }
+            }')
+        if [ $? -eq 0 ]; then
+            echo "ok: $name GPU ($prec) vs CPU: $report"
+        else
+            bad "$name GPU ($prec) vs CPU: $(echo "$report" | head -5)"
+        fi
+    done
 done
 exit $fail

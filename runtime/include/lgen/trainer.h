@@ -235,6 +235,8 @@ typedef struct lg_step_io {
     float *logs;               /* [n_logs of the stage]: the step writes its logged
                                 * values (batch means); the runtime averages them */
     float *outputs;            /* predict: [N, predict_width] per-sample scores */
+    int skip_step;             /* train_step sets it to skip this optimizer step (mixed
+                                * precision: inf/NaN gradients under loss scaling) */
 } lg_step_io;
 
 typedef lg_status (*lg_step_fn)(lg_step_io *io, const lg_batch *b);
