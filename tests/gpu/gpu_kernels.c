@@ -408,7 +408,9 @@ static void check_roi_align(void) {
         lg_cuk_roi_align_forward(i, &d, hf, rois, ref);
     for (size_t i = 0; i < nout; i++)
         lg_cuk_roi_align_backward(i, &d, hg, rois, dout);
-    report("roi_align forward (2 levels)", out, ref, nout, 1e-5, 1e-6);
+    /* nvcc contracts the sampling positions and bilinear weights into FMAs:
+     * 6e-6 apart from the host body at 0.02 on an H200 */
+    report("roi_align forward (2 levels)", out, ref, nout, 1e-4, 1e-5);
     report("roi_align backward level 0", g0, rg0, n0, 1e-4, 1e-5);
     report("roi_align backward level 1", g1, rg1, n1, 1e-4, 1e-5);
     free(f0), free(f1), free(r), free(dout), free(out), free(ref), free(g0), free(g1), free(rg0),
