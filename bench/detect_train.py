@@ -29,6 +29,7 @@ issue's targets (time <= 1.0x torchvision's, peak RSS below it).
 
     python3 bench/detect_train.py [--lgen build/lgen] [--build build/bench/frcnn]
                                   [--threads 2] [--iters 3] [--steps 1 4] [--rounds 2]
+                                  [--no-torch] [--env NAME=VALUE ...]
 """
 import argparse
 import json
@@ -175,6 +176,7 @@ def lgen_build(args, work):
 
 def lgen_side(args, work, exe):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS="1")
+    env.update(kv.split("=", 1) for kv in args.env)
     common = ["--batch_size", str(BATCH), "--num_threads", str(args.threads), "--num_workers", "1",
               "--limit_val_batches", "0", "--num_sanity_val_steps", "0", "--enable_checkpointing", "false",
               "--gradient_clip_val", "0", "--enable_progress_bar", "false", "--enable_model_summary", "false",
@@ -201,6 +203,8 @@ def main():
     p.add_argument("--steps", type=int, nargs=2, default=[1, 4], metavar=("S1", "S2"),
                    help="lgen runs of S1 and S2 steps (their difference is timed)")
     p.add_argument("--rounds", type=int, default=2, help="torchvision/lgen rounds, alternated")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment of lgen's runs (e.g. LGEN_CONV=im2col); repeatable")
     p.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-torch", action="store_true", help="lgen side only")
     args = p.parse_args()
@@ -210,7 +214,8 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     print("Faster R-CNN ResNet-50-FPN, one training iteration: %d images of %dx%d, %d classes, "
-          "%d threads" % (BATCH, IMG, IMG, CLASSES, args.threads))
+          "%d threads%s" % (BATCH, IMG, IMG, CLASSES, args.threads,
+                            "; lgen with " + " ".join(args.env) if args.env else ""))
     have_torch = False
     if not args.no_torch:
         # Asked in a subprocess: torch imported here would inflate the forked
