@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """ops_compare.py — lgen's CPU kernels beside PyTorch's, measured in one run.
 
-For each case it runs build/bench/ops_bench (C, our kernels; oneDNN's conv
-forward for the im2col-vs-oneDNN choice) and then PyTorch on the same shapes
+For each case it runs build/bench/ops_bench (C, our kernels; conv both on its
+default oneDNN path and with LGEN_CONV=im2col) and then PyTorch on the same shapes
 with torch.set_num_threads(THREADS), alternating so both see the same machine
 load, and prints the times and ratio = torch / lgen (> 1: lgen is faster).
 GEMM GFLOP/s is reported as a fraction of the 232 GFLOP/s FP32 peak of this
@@ -27,8 +27,9 @@ except ImportError:
     print("ops_compare: torch is not installed; printing lgen's times only")
 
 
-def run_c(*args):
-    out = subprocess.run([binary, str(threads), *args], env=env, check=True, capture_output=True, text=True).stdout
+def run_c(*args, extra_env=None):
+    out = subprocess.run([binary, str(threads), *args], env=dict(env, **(extra_env or {})), check=True,
+                         capture_output=True, text=True).stdout
     rows = {}
     for line in out.splitlines():
         f = line.split("\t")
@@ -132,17 +133,22 @@ if torch:
     tg = 2 * 4096 ** 3 / tm / 1e6
     print(f"gemm    torch matmul 4096^2       {tm:9.3f} ms  {tg:6.1f} GFLOP/s = {tg / PEAK:.0%} of peak")
 
-print("\n-- conv2d forward / backward (dx, dweight, dbias); oneDNN forward for the im2col choice")
-worse = []
+print("\n-- conv2d forward / backward (dx, dweight, dbias): lgen's default path (oneDNN, runtime/ops/conv_dnnl.c)"
+      "\n   against torch; im2col = the same kernel with LGEN_CONV=im2col (the fallback)")
+wins = {"fwd": 0, "bwd": 0}
 for c in CONVS:
-    r = run_c("conv", c[0])
+    r = run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1"})
+    ri = run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1", "LGEN_CONV": "im2col"})
     tf, tb = torch_conv(*c[1:]) if torch else (0, 0)
-    lf, ef = r[(c[0], "fwd")]
-    lb, eb = r[(c[0], "bwd")]
-    dn, db = r.get((c[0], "dnnl_nchw_fwd"), (0, ""))[0], r.get((c[0], "dnnl_blocked_fwd"), (0, ""))[0]
-    line("conv", c[0], "fwd", lf, tf, f"{ef} ({float(ef.split()[0]) / PEAK:.0%} of peak)  oneDNN nchw {dn:.3f} ms, blocked {db:.3f} ms")
-    line("conv", c[0], "bwd", lb, tb, f"{eb} ({float(eb.split()[0]) / PEAK:.0%} of peak)")
+    for what, t in (("fwd", tf), ("bwd", tb)):
+        lg, e = r[(c[0], what)]
+        li = ri[(c[0], what)][0]
+        wins[what] += bool(t) and lg <= t
+        line("conv", c[0], what, lg, t, f"{e} ({float(e.split()[0]) / PEAK:.0%} of peak)  im2col {li:.3f} ms")
     sys.stdout.flush()
+if torch:
+    print(f"conv: lgen at least as fast as torch on {wins['fwd']}/{len(CONVS)} forward and "
+          f"{wins['bwd']}/{len(CONVS)} backward shapes (target: all)")
 
 print("\n-- linear forward / backward (dx, dweight, dbias)")
 for c in LINEARS:
