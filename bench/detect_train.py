@@ -17,7 +17,8 @@ see the same machine load.
       and PASSIVE. Peak RSS is the child's ru_maxrss (wait4).
   lgen: specs/faster_rcnn.lmod with its dataset block pointed at a VOC-layout
       tar that tools/vocgen writes (the real VOC is not fetched), compiled
-      with `lgen -D image_size=320`; `fit --max_steps S1` and `--max_steps S2`
+      with `lgen -D image_size=320 -D arch=resnet50 -D fpn_channels=256
+      -D rois=512`; `fit --max_steps S1` and `--max_steps S2`
       runs (no validation, no checkpoints, no gradient clipping: torchvision's
       loop has none) and the difference of their wall times over S2 - S1 is
       the time per iteration (start-up, data preparation and exit cancel).
@@ -164,8 +165,11 @@ def lgen_build(args, work):
     """Generates and builds the detector; returns the trainer or {"error": ...}."""
     spec = vocgen_spec(args, work)
     gen = os.path.join(work, "gen")
-    p = subprocess.run([args.lgen, "-I", os.path.join(ROOT, "specs"), "-D", "image_size=%d" % IMG,
-                        spec, "-o", gen], capture_output=True, text=True)
+    # torchvision's sizes, named even where they are the spec's defaults, so
+    # that a change of default cannot change what is compared
+    defs = ["image_size=%d" % IMG, "arch=resnet50", "fpn_channels=256", "rois=512"]
+    p = subprocess.run([args.lgen, "-I", os.path.join(ROOT, "specs")] + sum((["-D", d] for d in defs), []) +
+                       [spec, "-o", gen], capture_output=True, text=True)
     if p.returncode != 0:
         errs = [l for l in p.stderr.splitlines() if ": error: " in l]
         return {"error": "lgen cannot generate the detector yet: " + (errs[0] if errs else p.stderr.strip()[:300]),
