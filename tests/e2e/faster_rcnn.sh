@@ -30,7 +30,7 @@ fail() { echo "e2e faster_rcnn: FAIL: $* (files in $out)"; exit 1; }
 
 # ---- 1. the VOC spec generates a trainer that builds -------------------------
 "$LGEN" specs/faster_rcnn.lmod -o "$out/voc" || fail "lgen specs/faster_rcnn.lmod failed"
-make -s -C "$out/voc" CC="${CC:-cc}" CFLAGS="-O0 -Werror" >"$out/voc.log" 2>&1 ||
+make -s -C "$out/voc" CC="${CC:-cc}" CFLAGS="-O0 -Werror $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >"$out/voc.log" 2>&1 ||
     { cat "$out/voc.log"; fail "the VOC trainer does not build warning-free"; }
 # the generated C: the detection calls with their spec lines, the RPN head's
 # convolutions sharing one weight over the 5 levels, the backward of both
@@ -72,8 +72,17 @@ url="http://127.0.0.1:$(cat "$out/port")/files/"
 # 100 training images, 3 epochs of 25 steps (batch 4)
 small="--warmup 25 --enable_progress_bar false --num_workers 2"
 root=$out/r
-"$exe" fit $small --mirror "$url" --data_dir "$out/cache" --default_root_dir "$root" --max_epochs 3 \
-    --log_every_n_steps 5 >"$out/fit.log" 2>&1 || { tail -20 "$out/fit.log"; fail "fit failed"; }
+# under the sanitizers (make check-sanitize, 3-5x slower) the run is short
+# and the accuracy bars are off: that run is about memory, not learning
+if [ -n "$SAN_FLAGS" ]; then
+    train_len="--max_epochs 1 --limit_train_batches 6 --limit_val_batches 4 --log_every_n_steps 2"
+    bar_val=0 bar_test=0 need_dets=0
+else
+    train_len="--max_epochs 3 --log_every_n_steps 5"
+    bar_val=0.15 bar_test=0.05 need_dets=1
+fi
+"$exe" fit $small --mirror "$url" --data_dir "$out/cache" --default_root_dir "$root" $train_len \
+    >"$out/fit.log" 2>&1 || { tail -20 "$out/fit.log"; fail "fit failed"; }
 grep -q '^GET /files/shapes.tar' "$out/requests.log" || { cat "$out/requests.log"; fail "no download through --mirror"; }
 [ -f "$out/cache/shapes/shapes.tar.sha256" ] || [ -n "$(find "$out/cache" -name '*.sha256')" ] ||
     fail "the tar has no verification stamp in --data_dir"
@@ -97,8 +106,8 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
          $k["train_loss"] != "" { s = $k["loss_classifier"] + $k["loss_box_reg"] + $k["loss_objectness"] + $k["loss_rpn_box_reg"];
                                   d = s - $k["train_loss"]; if (d < 0) d = -d; if (d > 1e-4 * (1 + s)) bad = 1; n++ }
          END { exit bad || n < 3 }' "$csv" || fail "the four logged losses do not sum to train_loss"
-echo "e2e faster_rcnn: downloaded, trained 75 steps; val_map $map"
-awk -v m="$map" 'BEGIN { exit !(m >= 0.15) }' || fail "val_map $map below 0.15"
+echo "e2e faster_rcnn: downloaded, trained ($train_len); val_map $map"
+awk -v m="$map" -v b=$bar_val 'BEGIN { exit !(m >= b) }' || fail "val_map $map below $bar_val"
 
 # ---- 3. test and predict from the best checkpoint ---------------------------------
 cache="--mirror $url --data_dir $out/cache"
@@ -106,13 +115,13 @@ cache="--mirror $url --data_dir $out/cache"
     { tail -20 "$out/test.log"; fail "test failed"; }
 tmap=$(awk '$1 == "test_map" { print $2 }' "$out/test.log" | tail -1)
 [ -n "$tmap" ] || { cat "$out/test.log"; fail "test printed no test_map"; }
-awk -v m="$tmap" 'BEGIN { exit !(m >= 0.05) }' || fail "test_map $tmap below 0.05"
+awk -v m="$tmap" -v b=$bar_test 'BEGIN { exit !(m >= b) }' || fail "test_map $tmap below $bar_test"
 mkdir -p "$out/photos"
 for f in $(find "$out/cache" -name '*.jpg' | sort | head -3); do cp "$f" "$out/photos/"; done
 "$exe" predict $small --default_root_dir "$out/p" --ckpt_path "$best" --predict_input "$out/photos" \
     >"$out/predict.log" 2>&1 || { tail -20 "$out/predict.log"; fail "predict failed"; }
 pv=$out/p/lightning_logs/version_0
-python3 - "$pv" <<'PY' || fail "predict's JSON or PNG files are wrong"
+python3 - "$pv" $need_dets <<'PY' || fail "predict's JSON or PNG files are wrong"
 import json, os, struct, sys, zlib
 v = sys.argv[1]
 dets = json.load(open(os.path.join(v, "predictions.json")))
@@ -128,7 +137,7 @@ for img in dets:
         assert d["score"] >= 0.3 and 1 <= d["label"] <= 5, d
         assert d["class"] in ("circle", "square", "triangle", "diamond", "cross"), d
     found += len(img["detections"])
-assert found > 0, "no detection in 3 images"
+assert found > 0 or sys.argv[2] == "0", "no detection in 3 images"
 for p in pngs:  # decode: chunks, CRCs, IDAT inflates to 128 rows of 1 + 128 * 3 bytes
     b = open(os.path.join(v, "predictions", p), "rb").read()
     assert b[:8] == b"\x89PNG\r\n\x1a\n", p
