@@ -105,7 +105,7 @@ for spec in specs/*.lmod; do
 done
 # all trainers at once, in parallel
 for name in $built; do
-    make -s -C "$specdir/$name" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make-$name.out" 2>&1 &
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/$name" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make-$name.out" 2>&1 &
 done
 wait
 for name in $built; do
@@ -114,7 +114,7 @@ for name in $built; do
         bad "make -C $specdir/$name CUDA=1: $(tail -5 "$tmp/make-$name.out")"
         continue
     fi
-    grep -q "warning" "$tmp/make-$name.out" && bad "make CUDA=1 $name warned: $(grep warning "$tmp/make-$name.out" | head -3)"
+    grep -q ": warning: " "$tmp/make-$name.out" && bad "make CUDA=1 $name warned: $(grep ": warning: " "$tmp/make-$name.out" | head -3)"
     needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
     for l in libcudnn.so libcublas.so libcublasLt.so libcudart.so; do
         echo "$needed" | grep -q "^$l\." || bad "$bin does not link $l"
