@@ -993,15 +993,23 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     out(E, "    gpu.B = (size_t)batch_size;\n");
     out(E, "    gpu.Bp = (gpu.B + %zu) / %zu * %zu; // every plan offset times Bp: a multiple of 64 floats\n",
         X->round - 1, X->round, X->round);
-    out(E, "    const lg_cuda_ce ce = {.N = (int)gpu.Bp, .C = 1};\n");
+    out(E, "    /* the cross entropy's workspace (kept from forward to backward) */\n");
     out(E, "    size_t ce_ws = 0;\n");
     /* the largest cross entropy workspace of the program */
+    int seen[16], nseen = 0;
     for (int s = 0; s < IR_STEP_COUNT; s++) {
         IrGraph *g = &E->p->graphs[s];
         for (int i = 0; g->present && i < g->nops; i++)
             if (g->ops[i]->kind == LG_OP_CROSS_ENTROPY && !g->ops[i]->dead) {
                 IrValue *x = g->ops[i]->in[0];
-                out(E, "    {\n        lg_cuda_ce d = ce;\n        d.C = %d;\n", x->dim[x->ndim - 1]);
+                int classes = x->dim[x->ndim - 1], dup = 0;
+                for (int k = 0; k < nseen; k++)
+                    dup |= seen[k] == classes;
+                if (dup)
+                    continue;
+                if (nseen < 16)
+                    seen[nseen++] = classes;
+                out(E, "    {\n        const lg_cuda_ce d = {.N = (int)gpu.Bp, .C = %d};\n", classes);
                 out(E, "        if (lg_cuda_cross_entropy_workspace(&d) > ce_ws)\n"
                        "            ce_ws = lg_cuda_cross_entropy_workspace(&d);\n    }\n");
             }

@@ -50,6 +50,13 @@ for spec in lenet mlp resnet20; do
     awk '/^static lg_status .*_gpu_.*_step\(/ { in_step = 1 } in_step && /alloc\(|lg_cuda_init/ { print } /^}/ { in_step = 0 }' "$f" |
         grep -q . && bad "$spec: an allocation inside a step"
 done
+# the device tests' specs (tests/gpu) too
+for spec in tests/gpu/bnnet.lmod tests/gpu/actnet.lmod; do
+    name=$(basename "$spec" .lmod)
+    "$LGEN" "$spec" -o "$tmp/$name" --target cuda || { bad "$spec --target cuda failed"; continue; }
+    $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only "$tmp/$name/${name}_cuda.c" ||
+        bad "$spec: ${name}_cuda.c does not compile warning-free"
+done
 grep -q "lg_cuda_conv_forward" "$tmp/lenet-cuda/lenet_cuda.c" || bad "lenet: convolutions not through cuDNN"
 grep -q "lg_cuda_bn_forward_train" "$tmp/resnet20-cuda/resnet20_cuda.c" || bad "resnet20: batch norm not through cuDNN"
 # the same spec, the same bytes

@@ -1,8 +1,9 @@
 #!/bin/sh
 # tests/gpu/compare_trainers.sh — generated CUDA trainers against the CPU path.
 #
-# For specs/lenet.lmod, specs/mlp.lmod and tests/gpu/bnnet.lmod (batch norm,
-# a residual add, pooling, dropout; all on Fashion-MNIST): `lgen --target all`,
+# For specs/lenet.lmod, specs/mlp.lmod, tests/gpu/bnnet.lmod (batch norm, a
+# residual add, pooling, dropout) and tests/gpu/actnet.lmod (gelu, silu,
+# leaky_relu, tanh, sigmoid), all on Fashion-MNIST: `lgen --target all`,
 # `make CUDA=1`, then the same trainer fits one short epoch twice from the
 # same seed, `--accelerator cpu`, then `--accelerator gpu` in each precision
 # (32-true, 16-mixed, bf16-mixed); every step's train_loss and the epoch's
@@ -46,7 +47,7 @@ run() { # run NAME DIR ACCELERATOR PRECISION
     return $rc
 }
 
-for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod; do
+for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod tests/gpu/actnet.lmod; do
     name=$(basename "$spec" .lmod)
     out=$BUILD/tests/gpu/specs/$name
     if [ "${PREBUILT:-0}" != 1 ]; then
