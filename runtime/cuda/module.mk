@@ -29,6 +29,15 @@ $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins: runtime/cuda/bod
 CHECK_SCRIPTS += tests/cuda/check_link.sh
 # lgen --target c|cuda|all and the generated NAME_cuda.c: everywhere (no toolkit needed).
 CHECK_SCRIPTS += tests/cuda/check_target.sh
+# The trainer runtime with a trainer's GPU steps (a fake lg_cuda_trainer_steps
+# over the trainer tests' fake model): accelerator choice, precision,
+# skipped steps, errors. Everywhere.
+CHECK_PROGS += $(BUILD)/tests/check_cuda_steps
+$(BUILD)/tests/check_cuda_steps: tests/check_cuda_steps.c tests/trainer/fake_model.c tests/trainer/fake_model.h \
+                                 $(BUILD)/liblgen.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_steps.c tests/trainer/fake_model.c \
+	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)
 export LGEN_NVCC := $(NVCC)
 
 .PHONY: cuda check-gpu
