@@ -137,6 +137,15 @@ for name in $built; do
     fi
     echo "ok: $name: CUDA trainer builds warning-free, links cuDNN/cuBLAS(Lt)/cudart, --accelerator gpu without a device: exit 1"
 done
+# switching flavours relinks (a stamp per flavour in the generated Makefile)
+if [ -x "$specdir/mlp/mlp" ]; then
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=0 CFLAGS=-O0 >/dev/null 2>&1
+    nm --defined-only "$specdir/mlp/mlp" | grep -q " lg_cuda_trainer_steps$" &&
+        bad "make CUDA=0 after CUDA=1 kept the GPU trainer"
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=1 CFLAGS=-O0 >/dev/null 2>&1
+    nm --defined-only "$specdir/mlp/mlp" | grep -q " lg_cuda_trainer_steps$" ||
+        bad "make CUDA=1 after CUDA=0 kept the CPU trainer"
+fi
 [ -n "$built" ] || bad "no spec's CUDA trainer was built"
 echo "$built" | grep -q " lenet" || bad "specs/lenet.lmod's CUDA trainer was not built"
 if echo "$built" | grep -q " lenet" && [ -x "$specdir/lenet/lenet" ] && ! [ -e /dev/nvidiactl ]; then
