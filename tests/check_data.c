@@ -364,6 +364,49 @@ START_TEST(test_random_split_disjoint) {
 }
 END_TEST
 
+/* The inflated IDX bytes are kept beside the .gz (NAME.gz.raw) and mapped
+ * by the next open; a .gz that changed makes the cache stale, and a cache
+ * that does not match its header is ignored. */
+START_TEST(test_idx_raw_cache) {
+    lg_dataset *ds = open_small(12);
+    char raw[1024], gz[1024];
+    snprintf(raw, sizeof raw, "%s/small/img.gz.raw", tmpdir);
+    snprintf(gz, sizeof gz, "%s/small/img.gz", tmpdir);
+    struct stat st;
+    ck_assert_int_eq(stat(raw, &st), 0);
+    ck_assert_int_eq((long)st.st_size, 64 + 16 + 12 * 64); /* header + the IDX bytes */
+    lg_dataset_close(ds);
+    lg_data_config cfg = {.data_dir = tmpdir};
+    lg_error err = {0};
+    lg_sample s = {0};
+    /* Second open: served from the cache, same values as write_idx made. */
+    ck_assert_msg(lg_dataset_open(&ds, &small, "train", &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(lg_dataset_size(ds), 12);
+    ck_assert_int_eq(ds->get(ds, 11, &s, &err), LG_OK);
+    ck_assert_int_eq(s.label, 1);
+    ck_assert_float_eq_tol(s.img[3], (float)((11 * 7 + 3) % 256) / 255.0f, 1e-6);
+    lg_dataset_close(ds);
+    /* A different .gz (now 20 images): the stale cache is not used. */
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/small", tmpdir);
+    write_idx(dir, 20, 8, 8, 1);
+    ck_assert_msg(lg_dataset_open(&ds, &small, "train", &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(lg_dataset_size(ds), 20);
+    lg_dataset_close(ds);
+    ck_assert_int_eq(stat(raw, &st), 0);
+    ck_assert_int_eq((long)st.st_size, 64 + 16 + 20 * 64);
+    /* A damaged cache (payload cut short) is ignored, not trusted. */
+    ck_assert_int_eq(truncate(raw, 100), 0);
+    ck_assert_msg(lg_dataset_open(&ds, &small, "train", &cfg, &err) == LG_OK, "%s", err.msg);
+    ck_assert_int_eq(lg_dataset_size(ds), 20);
+    ck_assert_int_eq(ds->get(ds, 19, &s, &err), LG_OK);
+    ck_assert_float_eq_tol(s.img[63], (float)((19 * 7 + 63) % 256) / 255.0f, 1e-6);
+    lg_sample_free(&s);
+    lg_dataset_close(ds);
+    rm_tmp();
+}
+END_TEST
+
 START_TEST(test_shape_mismatch_and_bad_idx) {
     lg_dataset *ds = open_small(5);
     lg_split_spec sp = small_train;
@@ -445,6 +488,7 @@ static Suite *data_suite(void) {
     tcase_add_test(tc, test_same_batches_any_workers);
     tcase_add_test(tc, test_no_shuffle_values_and_drop_last);
     tcase_add_test(tc, test_random_split_disjoint);
+    tcase_add_test(tc, test_idx_raw_cache);
     tcase_add_test(tc, test_shape_mismatch_and_bad_idx);
     tcase_add_test(tc, test_restart_mid_epoch);
     suite_add_tcase(s, tc);

@@ -4,3 +4,5 @@ CHECK_PROGS += $(BUILD)/tests/check_ops
 $(BUILD)/tests/check_ops: tests/check_ops_cases.inc tests/check_ops_fixture.h
 CHECK_PROGS += $(BUILD)/tests/check_optim
 $(BUILD)/tests/check_optim: tests/check_ops_fixture.h
+# the same suite on the im2col + GEMM conv path (oneDNN off)
+CHECK_SCRIPTS += tests/ops/im2col.sh
