@@ -1,6 +1,10 @@
 /* conv_dnnl.c — conv2d in float32 through oneDNN (libdnnl): forward,
- * backward-data and backward-weights primitives, on our NCHW / OIHW buffers
- * as they are (PyTorch's layouts; no reorders).
+ * backward-data and backward-weights primitives. Our buffers keep PyTorch's
+ * layouts (NCHW activations, OIHW weights); oneDNN's kernels run in its
+ * blocked layouts (nChw16c, OIhw16i16o, ...), and cached reorder primitives
+ * convert each chunk's tensors on the way in and out (weights too, once per
+ * chunk: they change every step). layout_of() picks, per direction and
+ * shape, blocked or im2col + GEMM (measured: bench/README.md).
  *
  * Threading: oneDNN is built on OpenMP here, and an OpenMP team next to our
  * own pool fights it for the cores (spinning workers). So oneDNN runs with
@@ -8,15 +12,20 @@
  * a fixed number of chunks (SLOTS, or n when smaller) that run as tasks on
  * our pool: no OpenMP worker is ever started. The cut depends on n only, so
  * results do not depend on the thread count. Backward-weights writes one
- * partial gradient per chunk; they are added in chunk order.
+ * partial gradient per chunk (SLOTS buffers the size of the largest weight);
+ * they are added in chunk order.
  *
  * Primitives are created once per (direction, shape, chunk size) on first
- * use, with their memory objects and their scratchpads (user mode, one per
- * slot), and kept in a process-wide cache that is freed at exit. A call
- * takes the cache's lock for its whole duration, so two contexts in two
- * threads never share a slot. Anything oneDNN refuses makes the caller fall
- * back to im2col + GEMM (dense.inc), which also is the float64 path.
- * LGEN_CONV=im2col in the environment turns this path off (benchmarks). */
+ * use, with their reorders, memory objects and scratchpad needs (user mode:
+ * one slot buffer per chunk holds the blocked tensors and scratchpads), and
+ * kept in a process-wide cache that is freed at exit. So the first step (and
+ * the first smaller last batch) creates them and later steps allocate
+ * nothing. A call takes the cache's lock for its whole duration, so two
+ * contexts in two threads never share a slot. Anything oneDNN refuses makes
+ * the caller fall back to im2col + GEMM (dense.inc), which also is the
+ * float64 path. LGEN_CONV=im2col in the environment turns this path off;
+ * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain or blocked) forces a
+ * layout per direction, for measuring. */
 #include "ops_internal.h"
 
 #include <oneapi/dnnl/dnnl.h>
