@@ -156,6 +156,8 @@ static const flag flags[] = {
      "early_stopping", "smallest change that counts as an improvement"},
     {"early_stopping.check_finite", T_BOOL, OFF(es_check_finite), "true", NULL, NOR, 0, C_FIT,
      "early_stopping", "stop when the monitored value is NaN or infinite"},
+    {"lr_monitor.logging_interval", T_ENUM, OFF(lr_logging_interval), "step", "step|epoch", NOR, 0,
+     C_FIT, "lr_monitor", "log the learning rate with every logged step, or once per epoch"},
 };
 #define N_FLAGS ((int)(sizeof flags / sizeof flags[0]))
 
@@ -747,10 +749,11 @@ static void print_help(const lg_model_def *def, int cmd) {
             print_opt(h->name, hp_type_word(h->type), h->doc, h->dflt ? h->dflt : "", range);
         }
     }
-    static const char *const sections[] = {"trainer", "data", "checkpoint", "early_stopping"};
+    static const char *const sections[] = {"trainer", "data", "checkpoint", "early_stopping",
+                                           "lr_monitor"};
     static const char *const titles[] = {"trainer", "data", "ModelCheckpoint",
-                                         "EarlyStopping"};
-    for (int s = 0; s < 4; s++) {
+                                         "EarlyStopping", "LearningRateMonitor"};
+    for (int s = 0; s < 5; s++) {
         int any = 0;
         for (int k = 0; k < N_FLAGS; k++) {
             const flag *f = &flags[k];

@@ -64,6 +64,8 @@ typedef struct lg_tconfig {
     int64_t es_patience;
     double es_min_delta;
     int es_check_finite;
+    /* LearningRateMonitor */
+    char *lr_logging_interval;       /* step | epoch */
     int print_config;
     char *config_path;
     /* hparams, in the def's order */

@@ -367,6 +367,7 @@ static lg_status fit(lg_trainer *t, int *status) {
     const lg_data_def *dd = def->data;
     lg_status st;
     lg_feed train, val;
+    const int lr_per_step = strcmp(c->lr_logging_interval, "epoch") != 0;
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
     if (!def->train_step)
@@ -592,7 +593,7 @@ static lg_status fit(lg_trainer *t, int *status) {
                         names[n] = store[n];
                         vals[n++] = t->logbuf[k];
                     }
-                    for (int g = 0; g < t->optim.ngroups; g++) {
+                    for (int g = 0; lr_per_step && g < t->optim.ngroups; g++) {
                         lg_tr_lr_name(t, g, store[n], 128);
                         names[n] = store[n];
                         vals[n++] = lr_now[g];
@@ -660,6 +661,14 @@ static lg_status fit(lg_trainer *t, int *status) {
                 vals[n] = ep_count ? ep_sum[k] / (double)ep_count : NAN;
                 lg_tr_metric_set(&t->latest, names[n], vals[n]);
                 n++;
+            }
+            /* LearningRateMonitor(logging_interval="epoch"): the rate the
+             * epoch ended with, once */
+            for (int g = 0; !lr_per_step && t->have_optim && g < t->optim.ngroups && n < MAX_METRICS;
+                 g++) {
+                lg_tr_lr_name(t, g, store[n], 128);
+                names[n] = store[n];
+                vals[n++] = t->optim.groups[g].lr;
             }
             if (n)
                 lg_tr_log_row(t, t->global_step - 1, n, names, vals);

@@ -75,10 +75,8 @@ if python3 examples/convert_resnet.py --arch resnet34 --pth "$out/rand.pth" -o "
 grep -q "is not a torchvision resnet34 state_dict: of its tensor names, 96 are missing (layer1.2.bn1.bias, " "$out/conv34.log" ||
     { cat "$out/conv34.log"; fail "wrong message for a resnet18 file given as resnet34"; }
 
-# specs/resnet.lmod (resnet18, 10 classes, 224x224); its lr_monitor(...) is
-# dropped here: the runtime does not know that trainer setting yet.
-sed '/lr_monitor/d' specs/resnet.lmod >"$out/resnet.lmod"
-gen "$out/resnet.lmod" "$out/resnet"
+# specs/resnet.lmod (resnet18, 10 classes, 224x224)
+gen specs/resnet.lmod "$out/resnet"
 exe=$out/resnet/resnet
 pred() { # pred NAME FLAGS...: predict img.png, print the probabilities
     name=$1; shift

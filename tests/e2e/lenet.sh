@@ -50,6 +50,16 @@ acc=$(awk '/test_acc/ { print $2 }' "$out/test.log" | tail -1)
 echo "e2e $name: test_acc $acc after 300 steps"
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.70) }' || fail "test accuracy $acc below 0.70"
 
+# ---- LearningRateMonitor(logging_interval: epoch): the rate once per epoch --------
+"$exe" fit $data --default_root_dir "$out/lrm" --max_epochs 1 --limit_train_batches 20 --limit_val_batches 2 \
+    --log_every_n_steps 10 --lr_monitor.logging_interval epoch >"$out/lrm.log" 2>&1 ||
+    { tail "$out/lrm.log"; fail "fit with --lr_monitor.logging_interval epoch failed"; }
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "lr-SGD") c = i; if ($i == "train_loss") l = i }; next }
+    $c != "" { lr++ } $l != "" && $c != "" { both++ } $l != "" { steps++ }
+    END { exit !(c && l && lr == 1 && both == 0 && steps == 2) }' "$out/lrm/lightning_logs/version_0/metrics.csv" ||
+    { cat "$out/lrm/lightning_logs/version_0/metrics.csv"; fail "lr column not once per epoch"; }
+echo "e2e $name: learning rate logged once per epoch with --lr_monitor.logging_interval epoch"
+
 # ---- bit-identical resume ------------------------------------------------------
 common="$data --limit_train_batches 30 --limit_val_batches 4 --num_sanity_val_steps 0"
 ckpt() { echo "$1/lightning_logs/version_0/checkpoints/last.ckpt"; }
