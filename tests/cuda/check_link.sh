@@ -11,6 +11,7 @@
 # CUDA trainer (lgen --target cuda) is built and checked the same way.
 set -u
 BUILD=${BUILD:-build}
+. tests/e2e/san_flags.sh # the sanitizers, under make check-sanitize
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 # From make, LGEN_NVCC is the nvcc runtime/cuda/module.mk found (empty: none).
 if [ -n "${LGEN_NVCC+set}" ]; then
@@ -105,7 +106,7 @@ for spec in specs/*.lmod; do
 done
 # all trainers at once, in parallel
 for name in $built; do
-    MAKEFLAGS= MFLAGS= make -s -C "$specdir/$name" CUDA=1 CFLAGS="-O2 -Werror" >"$tmp/make-$name.out" 2>&1 &
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/$name" CUDA=1 CFLAGS="-O2 -Werror $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >"$tmp/make-$name.out" 2>&1 &
 done
 wait
 for name in $built; do
@@ -132,10 +133,10 @@ for name in $built; do
 done
 # switching flavours relinks (a stamp per flavour in the generated Makefile)
 if [ -x "$specdir/mlp/mlp" ]; then
-    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=0 CFLAGS=-O0 >/dev/null 2>&1
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=0 CFLAGS="-O0 $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >/dev/null 2>&1
     nm --defined-only "$specdir/mlp/mlp" | grep -q " lg_cuda_trainer_steps$" &&
         bad "make CUDA=0 after CUDA=1 kept the GPU trainer"
-    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=1 CFLAGS=-O0 >/dev/null 2>&1
+    MAKEFLAGS= MFLAGS= make -s -C "$specdir/mlp" CUDA=1 CFLAGS="-O0 $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >/dev/null 2>&1
     nm --defined-only "$specdir/mlp/mlp" | grep -q " lg_cuda_trainer_steps$" ||
         bad "make CUDA=1 after CUDA=0 kept the CPU trainer"
 fi

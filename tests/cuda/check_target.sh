@@ -9,6 +9,7 @@
 # `make CUDA=1` with no toolkit says what it skips and builds the CPU trainer.
 set -u
 BUILD=${BUILD:-build}
+. tests/e2e/san_flags.sh # the sanitizers, under make check-sanitize
 LGEN=${LGEN:-$BUILD/lgen}
 CC=${CC:-cc}
 fail=0
@@ -64,7 +65,7 @@ grep -q "lg_cuda_bn_forward_train" "$tmp/resnet20-cuda/resnet20_cuda.c" || bad "
     bad "lenet_cuda.c differs between two runs"
 
 # make CUDA=1 without a toolkit: says so, builds the CPU trainer
-make -s -C "$tmp/mlp-all" CUDA=1 CUDA_HOME=/nonexistent CFLAGS=-O0 >"$tmp/make.out" 2>&1 || bad "make CUDA=1 without a toolkit failed: $(tail -3 "$tmp/make.out")"
+make -s -C "$tmp/mlp-all" CUDA=1 CUDA_HOME=/nonexistent CFLAGS="-O0 $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >"$tmp/make.out" 2>&1 || bad "make CUDA=1 without a toolkit failed: $(tail -3 "$tmp/make.out")"
 grep -q "cuda: skipped: no CUDA toolkit at CUDA_HOME=/nonexistent" "$tmp/make.out" || bad "make CUDA=1 without a toolkit said: $(head -3 "$tmp/make.out")"
 [ -x "$tmp/mlp-all/mlp" ] || bad "make CUDA=1 without a toolkit built no CPU trainer"
 nm --defined-only "$tmp/mlp-all/mlp" 2>/dev/null | grep -q lg_cuda_trainer_steps && bad "the CPU trainer has GPU steps"

@@ -12,6 +12,7 @@
 # Environment: LGEN, BUILD, CC (set by `make check`).
 set -eu
 BUILD=${BUILD:-build}
+. tests/e2e/san_flags.sh # the sanitizers, under make check-sanitize
 LGEN=${LGEN:-$BUILD/lgen}
 FASHION=/usr/share/datasets/fashion-mnist
 if [ ! -r $FASHION/train-images-idx3-ubyte.gz ]; then
@@ -23,7 +24,7 @@ mkdir -p "$out/www"
 fail() { echo "trainer_mirror: FAIL: $*"; exit 1; }
 
 "$LGEN" specs/lenet.lmod -o "$out/gen" || fail "lgen specs/lenet.lmod failed"
-make -s -C "$out/gen" CC="${CC:-cc}" CFLAGS="-O2" >"$out/make.log" 2>&1 ||
+make -s -C "$out/gen" CC="${CC:-cc}" CFLAGS="-O2 $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" >"$out/make.log" 2>&1 ||
     { cat "$out/make.log"; fail "the generated trainer does not build"; }
 exe=$out/gen/lenet
 
