@@ -54,7 +54,7 @@ awk -v a="$acc" 'BEGIN { exit !(a >= 0.70) }' || fail "test accuracy $acc below 
 "$exe" fit $data --default_root_dir "$out/lrm" --max_epochs 1 --limit_train_batches 20 --limit_val_batches 2 \
     --log_every_n_steps 10 --lr_monitor.logging_interval epoch >"$out/lrm.log" 2>&1 ||
     { tail "$out/lrm.log"; fail "fit with --lr_monitor.logging_interval epoch failed"; }
-awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "lr-SGD") c = i; if ($i == "train_loss") l = i }; next }
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i ~ /^lr-/) c = i; if ($i == "train_loss") l = i }; next }
     $c != "" { lr++ } $l != "" && $c != "" { both++ } $l != "" { steps++ }
     END { exit !(c && l && lr == 1 && both == 0 && steps == 2) }' "$out/lrm/lightning_logs/version_0/metrics.csv" ||
     { cat "$out/lrm/lightning_logs/version_0/metrics.csv"; fail "lr column not once per epoch"; }
