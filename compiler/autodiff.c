@@ -128,6 +128,23 @@ static IrOp *multi_rule(IrGraph *g, IrKind kind, IrOp *fwd, int nx, IrValue *con
 /* Detection ops: the two-output losses take both losses' gradients (either
  * may be unused, NULL: zero); anchors, proposals, sampling, detections and
  * the mAP carry none (as in torchvision). */
+/* The backward of an op that joins its inputs into one output (concat,
+ * rpn_flatten): one op of `kind` cuts dy into a gradient per input, and the
+ * inputs that need one receive it. */
+static void pieces_backward(IrGraph *g, IrOp *op, IrKind kind, IrValue *dy) {
+    IrValue *in[1] = {dy};
+    IrOp *b = bwd_op(g, kind, op, 1, in);
+    b->nout = op->nin;
+    for (int i = 0; i < op->nin; i++) {
+        IrValue *dx = grad_like(g, op->in[i]);
+        dx->def = b;
+        b->out[i] = dx;
+    }
+    for (int i = 0; i < op->nin; i++)
+        if (needs_grad(op->in[i]))
+            add_grad(g, op->in[i], b->out[i], op);
+}
+
 static int differentiate_detect(IrGraph *g, IrOp *op) {
     switch (op->kind) {
     case LG_OP_RPN_LOSS:
@@ -166,17 +183,7 @@ static int differentiate_detect(IrGraph *g, IrOp *op) {
         IrValue *dy = op->out[0]->grad;
         if (!dy)
             return 0;
-        IrValue *in[1] = {dy};
-        IrOp *b = bwd_op(g, IR_RPN_FLATTEN_BWD, op, 1, in);
-        b->nout = op->nin;
-        for (int i = 0; i < op->nin; i++) {
-            IrValue *dx = grad_like(g, op->in[i]);
-            dx->def = b;
-            b->out[i] = dx;
-        }
-        for (int i = 0; i < op->nin; i++)
-            if (needs_grad(op->in[i]))
-                add_grad(g, op->in[i], b->out[i], op);
+        pieces_backward(g, op, IR_RPN_FLATTEN_BWD, dy);
         return 0;
     }
     default: /* anchors, proposals, roi_sample, detections, voc_map */
@@ -248,17 +255,7 @@ static int differentiate(IrProgram *p, IrGraph *g, IrOp *op, FILE *errs) {
             any |= needs_grad(op->in[i]);
         if (!any)
             return 0;
-        IrValue *in[1] = {dy};
-        IrOp *b = bwd_op(g, IR_CONCAT_BWD, op, 1, in);
-        b->nout = op->nin;
-        for (int i = 0; i < op->nin; i++) {
-            IrValue *dx = grad_like(g, op->in[i]);
-            dx->def = b;
-            b->out[i] = dx;
-        }
-        for (int i = 0; i < op->nin; i++)
-            if (needs_grad(op->in[i]))
-                add_grad(g, op->in[i], b->out[i], op);
+        pieces_backward(g, op, IR_CONCAT_BWD, dy);
         return 0;
     }
     case LG_OP_RELU:
