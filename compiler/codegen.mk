@@ -2,7 +2,7 @@
 # plan and C emission (owned by the code generation work; compiler.mk is the
 # front end's).
 LGEN_SRCS += compiler/ir.c compiler/autodiff.c compiler/plan.c compiler/emit.c compiler/emit_c.c \
-             compiler/emit_tables.c compiler/emit_cuda.c
+             compiler/emit_tables.c compiler/emit_cuda.c compiler/emit_cuda_detect.c
 
 # lgen records its source tree, so generated Makefiles find the runtime
 # headers and liblgen.a when lgen runs from build/ (see compiler/emit.c).

@@ -29,53 +29,9 @@
  *   - lg_cuda_trainer_steps, which runtime/trainer/loop.c finds (a weak
  *     symbol) when the trainer is built with `make CUDA=1`.
  */
-#include "emit_cuda.h"
+#include "emit_cuda_internal.h"
 
-#include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "plan.h"
-
-static void out(Emit *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out(Emit *E, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(E->f, fmt, ap);
-    va_end(ap);
-}
-
-/* A float literal: 0.1f, 1e-05f, 1.0f. */
-static const char *flit(Emit *E, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.9g", v);
-    if (!strpbrk(buf, ".eEn"))
-        strcat(buf, ".0");
-    return ir_fmt(E->p, "%sf", buf);
-}
-
-/* ---- plans: one per layer (shared by the steps and by forward/backward) ---- */
-
-typedef struct Plan {
-    char kind;          /* 'L' linear, 'C' conv, 'N' batch norm, 'P' own pooling */
-    const char *field;  /* member of the generated gpu struct */
-    const char *body;   /* designated initialiser; "n" is the batch size */
-    const char *file;
-    int line;
-} Plan;
-
-typedef struct CudaEmit {
-    Emit *E;
-    Plan *plans;
-    int nplans, capplans;
-    size_t round;       /* Bp is the batch size rounded up to a multiple of this */
-    size_t cvt;         /* floats per sample of the f32 conversion buffers (mixed precision) */
-    size_t half_input;  /* floats per sample of the batch's float field */
-    const char *no_mixed; /* an op with no f16/bf16 path: mixed precision is refused */
-    int uses_weight;      /* the steps call weight() / weight_grad() */
-} CudaEmit;
-
-static const char *plan_for(CudaEmit *X, IrOp *op) {
+const char *plan_for(CudaEmit *X, IrOp *op) {
     Emit *E = X->E;
     IrOp *f = op->fwd ? op->fwd : op;
     IrValue *x = f->in[0], *y = f->out[0];
@@ -143,144 +99,6 @@ static const char *plan_for(CudaEmit *X, IrOp *op) {
     }
     X->plans[X->nplans++] = (Plan){kind, field, ir_strdup(E->p, body), f->file, f->line};
     return field;
-}
-
-/* ---- device pointers ------------------------------------------------------- */
-
-static const char *dptr(Emit *E, IrValue *v) {
-    if (!v)
-        return "NULL";
-    IrValue *r = plan_root(v);
-    switch (r->storage) {
-    case IR_ST_PARAM:
-        return ir_fmt(E->p, "params + %s", E->param_names[r->param]);
-    case IR_ST_GRAD:
-        return ir_fmt(E->p, "grads + %s", E->param_names[r->param]);
-    case IR_ST_INPUT:
-        return ir_fmt(E->p, "in_%s", E->p->inputs[r->input].name);
-    default:
-        return r->cname;
-    }
-}
-
-static size_t numel(const IrValue *v) {
-    return ir_numel(v);
-}
-
-static const char *count(Emit *E, const IrValue *v) {
-    return v->batched ? ir_fmt(E->p, "n * %zu", numel(v)) : ir_fmt(E->p, "%zu", numel(v));
-}
-
-static void where(Emit *E, IrOp *op, const char *what) {
-    out(E, "    // %s", what);
-    if (op->file)
-        out(E, " (%s:%d)", op->file, op->line);
-    if (op->nout && op->out[0]) {
-        IrValue *y = op->out[0];
-        out(E, " -> (%s", y->batched ? "B" : "");
-        for (int i = 0; i < y->ndim; i++)
-            out(E, "%s%d", i || y->batched ? ", " : "", y->dim[i]);
-        out(E, ")");
-    }
-    out(E, "\n");
-}
-
-static int ident_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-/* Whether text names the C identifier id (a whole word). */
-static int mentions(const char *text, const char *id) {
-    size_t n = strlen(id);
-    for (const char *s = strstr(text, id); s; s = strstr(s + 1, id))
-        if ((s == text || !ident_char(s[-1])) && !ident_char(s[n]))
-            return 1;
-    return 0;
-}
-
-static void check(Emit *E) {
-    out(E, "    if (st) return st;\n");
-}
-
-/* x viewed as [outer, dim, inner] along d (outer counts the batch). */
-static void axis(const IrValue *x, int dim, size_t *outer, size_t *mid, size_t *inner) {
-    int d = dim < 0 ? x->ndim + dim : dim;
-    *outer = 1, *inner = 1;
-    for (int i = 0; i < d; i++)
-        *outer *= (size_t)x->dim[i];
-    for (int i = d + 1; i < x->ndim; i++)
-        *inner *= (size_t)x->dim[i];
-    *mid = (size_t)x->dim[d];
-}
-
-static const char *act_kind(IrKind k) {
-    switch (k) {
-    case LG_OP_RELU: case IR_RELU_BWD: return "LG_CUDA_ACT_RELU";
-    case LG_OP_SIGMOID: case IR_SIGMOID_BWD: return "LG_CUDA_ACT_SIGMOID";
-    case LG_OP_TANH: case IR_TANH_BWD: return "LG_CUDA_ACT_TANH";
-    case LG_OP_SILU: case IR_SILU_BWD: return "LG_CUDA_ACT_SILU";
-    case LG_OP_LEAKY_RELU: case IR_LEAKY_RELU_BWD: return "LG_CUDA_ACT_LEAKY_RELU";
-    default: return NULL;
-    }
-}
-
-static const char *loss_kind(IrKind k) {
-    switch (k) {
-    case LG_OP_MSE_LOSS: return "LG_CUDA_LOSS_MSE";
-    case LG_OP_L1_LOSS: return "LG_CUDA_LOSS_L1";
-    case LG_OP_SMOOTH_L1_LOSS: return "LG_CUDA_LOSS_SMOOTH_L1";
-    case LG_OP_BCE_WITH_LOGITS: return "LG_CUDA_LOSS_BCE_WITH_LOGITS";
-    default: return NULL;
-    }
-}
-
-/* The cross entropy's description for this batch (N is the batch's n). */
-static const char *ce_desc(Emit *E, IrOp *f) {
-    IrValue *x = f->in[0];
-    return ir_fmt(E->p, "{.N = (int)n, .C = %d, .label_smoothing = %s, .ignore_index = %d, .reduction_sum = %d}",
-                  x->dim[x->ndim - 1], flit(E, f->a.label_smoothing), f->a.ignore_index, f->a.reduction);
-}
-
-/* Mixed precision: activations are f16/bf16 (gpu.dt) except where a kernel
- * is float32 only (cross entropy, accuracy, softmax); there the value goes
- * through gpu.cvt_in / gpu.cvt_out, two f32 buffers of the arena. */
-static void need_cvt(CudaEmit *X, const IrValue *v) {
-    size_t k = numel(v);
-    if (k > X->cvt)
-        X->cvt = k;
-}
-
-static void to_f32(CudaEmit *X, IrValue *v, const char *indent) {
-    Emit *E = X->E;
-    need_cvt(X, v);
-    out(E, "%sif (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, LG_CUDA_F32, gpu.cvt_in, dt, %s, %s, err)) != LG_OK)\n"
-           "%s    return st;\n", indent, dptr(E, v), count(E, v), indent);
-}
-
-static const char *f32(Emit *E, IrValue *v) {
-    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : gpu.cvt_in)", dptr(E, v));
-}
-
-static const char *f32_out(Emit *E, IrValue *v) {
-    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : gpu.cvt_out)", dptr(E, v));
-}
-
-static void from_f32(CudaEmit *X, IrValue *v) {
-    Emit *E = X->E;
-    need_cvt(X, v);
-    out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, dt, %s, LG_CUDA_F32, gpu.cvt_out, %s, err)) != LG_OK)\n"
-           "        return st;\n", dptr(E, v), count(E, v));
-}
-
-/* A layer's weight, bias or their gradients in the compute dtype: the f32
- * block, or its f16/bf16 copy (weight() and weight_grad() in the file). */
-static const char *wptr(Emit *E, IrValue *v) {
-    IrValue *r = v ? plan_root(v) : NULL;
-    if (r && r->storage == IR_ST_PARAM)
-        return ir_fmt(E->p, "weight(%s)", E->param_names[r->param]);
-    if (r && r->storage == IR_ST_GRAD)
-        return ir_fmt(E->p, "weight_grad(%s)", E->param_names[r->param]);
-    return dptr(E, v);
 }
 
 /* One op; returns 1 when the CUDA target has no call for it. */
@@ -587,8 +405,8 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         out(E, "    st = lg_cuda_memset(c, %s, 0, %s * LG_CUDA_DTYPE_SIZE(dt), err);\n", dptr(E, y), count(E, y));
         check(E);
         break;
-    default:
-        return 1;
+    default: /* the detection ops: emit_cuda_detect.c */
+        return emit_cuda_detect_op(X, g, op);
     }
     if (op->fused_relu) {
         out(E, "    st = lg_cuda_act_forward(c, LG_CUDA_ACT_RELU, 0.0f, dt, %s, %s, %s, err);\n", dptr(E, y),
