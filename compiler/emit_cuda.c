@@ -474,9 +474,25 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
         out(E, "    void *metric_ws = gpu.metric_ws;\n");
     if (mentions(body, "one"))
         out(E, "    const float *one = gpu.one; // a device 1.0f, set at start-up\n");
+    if (mentions(body, "det_ws"))
+        out(E, "    void *det_ws = gpu.det_ws;\n");
+    for (int k = 0; k < p->ninputs; k++) {
+        if (strcmp(p->inputs[k].name, "targets") || !mentions(body, "tg"))
+            continue;
+        const char *t = ir_fmt(p, "%s_BATCH_targets", m);
+        out(E, "    // b.targets: the batch's ground truth on the device, at most %d boxes per image;\n"
+               "    // the data set's class k is detection class k + 1 (0 is the background)\n", p->inputs[k].dim[0]);
+        out(E, "    const lg_cuda_targets tg = {.max_boxes = %d,\n"
+               "                                .boxes = (const float *)(gpu.batch[slot] + %s_BOXES(Bp)),\n"
+               "                                .labels = (const int32_t *)(gpu.batch[slot] + %s_LABELS(Bp)),\n"
+               "                                .difficult = (const uint8_t *)(gpu.batch[slot] + %s_DIFFICULT(Bp)),\n"
+               "                                .count = (const int32_t *)(gpu.batch[slot] + %s_COUNT(Bp)),\n"
+               "                                .label_offset = 1, .skip_difficult = 0};\n",
+            p->inputs[k].dim[0], t, t, t, t);
+    }
     int float_inputs = 0;
     for (int k = 0; k < p->ninputs; k++) {
-        if (!mentions(body, ir_fmt(p, "in_%s", p->inputs[k].name)))
+        if (!mentions(body, ir_fmt(p, "in_%s", p->inputs[k].name)) || !strcmp(p->inputs[k].name, "targets"))
             continue;
         out(E, "    %s *in_%s = (%s *)(gpu.batch[slot] + %s_BATCH_%s_OFFSET(Bp)); // b->%s\n",
             p->inputs[k].dtype == IR_I32 ? "int32_t" : "float", p->inputs[k].name,
@@ -603,6 +619,21 @@ static void emit_layout(CudaEmit *X, size_t fixed, size_t per_sample) {
     out(E, " */\n");
     const char *prev = "0";
     for (int k = 0; k < p->ninputs; k++) {
+        if (!strcmp(p->inputs[k].name, "targets")) {
+            /* the ground truth: lg_batch's padded fields, M boxes per image */
+            const char *t = ir_fmt(p, "%s_BATCH_targets", m);
+            int M = p->inputs[k].dim[0];
+            out(E, "/* b.targets: boxes [Bp, %d, 4] f32, labels [Bp, %d] i32, difficult [Bp, %d] u8, count [Bp] i32 */\n",
+                M, M, M);
+            out(E, "#define %s_OFFSET(Bp) (%s)\n", t, prev);
+            out(E, "#define %s_BOXES(Bp) %s_OFFSET(Bp)\n", t, t);
+            out(E, "#define %s_LABELS(Bp) (%s_BOXES(Bp) + %s_ALIGN((Bp) * %d * 4 * sizeof(float)))\n", t, t, m, M);
+            out(E, "#define %s_DIFFICULT(Bp) (%s_LABELS(Bp) + %s_ALIGN((Bp) * %d * sizeof(int32_t)))\n", t, t, m, M);
+            out(E, "#define %s_COUNT(Bp) (%s_DIFFICULT(Bp) + %s_ALIGN((Bp) * %d))\n", t, t, m, M);
+            out(E, "#define %s_BYTES(Bp) (%s_COUNT(Bp) + (Bp) * sizeof(int32_t) - %s_OFFSET(Bp))\n", t, t, t);
+            prev = ir_fmt(p, "%s_ALIGN(%s_OFFSET(Bp) + %s_BYTES(Bp))", m, t, t);
+            continue;
+        }
         size_t per = 1;
         for (int d = 0; d < p->inputs[k].ndim; d++)
             per *= (size_t)p->inputs[k].dim[d];
@@ -633,8 +664,15 @@ static void emit_layout(CudaEmit *X, size_t fixed, size_t per_sample) {
         m, m, m, m);
     out(E, "#define %s_CVT_OUT_OFFSET(Bp, ce_ws) (%s_CVT_IN_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n",
         m, m, m, m);
-    out(E, "#define %s_ARENA_BYTES(Bp, ce_ws) (%s_CVT_OUT_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n\n",
-        m, m, m, m);
+    if (X->ndet_ws) {
+        out(E, "/* the detection ops' scratch space (det_ws bytes, sized at init) */\n");
+        out(E, "#define %s_DET_WS_OFFSET(Bp, ce_ws) (%s_CVT_OUT_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n",
+            m, m, m, m);
+        out(E, "#define %s_ARENA_BYTES(Bp, ce_ws, det_ws) (%s_DET_WS_OFFSET(Bp, ce_ws) + %s_ALIGN(det_ws))\n\n", m, m, m);
+    } else {
+        out(E, "#define %s_ARENA_BYTES(Bp, ce_ws) (%s_CVT_OUT_OFFSET(Bp, ce_ws) + %s_ALIGN((Bp) * %s_CVT_FLOATS_PER_SAMPLE * sizeof(float)))\n\n",
+            m, m, m, m);
+    }
 }
 
 static void emit_state(CudaEmit *X) {
@@ -657,6 +695,8 @@ static void emit_state(CudaEmit *X) {
     out(E, "    float *cvt_in, *cvt_out;\n");
     out(E, "    lg_cuda_scaler *scaler;       // GradScaler's state, on the device\n");
     out(E, "    int *found_inf;\n");
+    if (X->ndet_ws)
+        out(E, "    void *det_ws;                 // the detection ops' scratch space\n");
     for (int i = 0; i < X->nplans; i++) {
         Plan *pl = &X->plans[i];
         const char *t = pl->kind == 'L' ? "lg_cuda_linear_plan *" : pl->kind == 'C' ? "lg_cuda_conv_plan *"
@@ -732,8 +772,27 @@ static void emit_begin_end(Emit *E) {
     for (int k = 0; k < p->ninputs; k++) {
         const char *nm = p->inputs[k].name;
         const char *fld = !strcmp(nm, "image") || !strcmp(nm, "label") ? nm : NULL;
+        if (!strcmp(nm, "targets")) {
+            const char *t = ir_fmt(p, "%s_BATCH_targets", m);
+            int M = p->inputs[k].dim[0];
+            out(E, "    /* b.targets: the loader's padded ground truth, %d boxes per image */\n", M);
+            out(E, "    if (b->boxes && b->max_boxes != %d)\n"
+                   "        return lg_error_set(err, LG_ERR_ARG, \"the batch has room for %%d boxes per image; this \"\n"
+                   "                            \"trainer was generated for %d (the data set's max_boxes)\", b->max_boxes);\n", M, M);
+            out(E, "    if (b->boxes) {\n");
+            out(E, "        memcpy(pinned + %s_BOXES(gpu.Bp), b->boxes, n * %d * 4 * sizeof(float));\n", t, M);
+            out(E, "        memcpy(pinned + %s_LABELS(gpu.Bp), b->box_label, n * %d * sizeof(int32_t));\n", t, M);
+            out(E, "        if (b->box_difficult)\n"
+                   "            memcpy(pinned + %s_DIFFICULT(gpu.Bp), b->box_difficult, n * %d);\n"
+                   "        else\n"
+                   "            memset(pinned + %s_DIFFICULT(gpu.Bp), 0, n * %d);\n", t, M, t, M);
+            out(E, "        memcpy(pinned + %s_COUNT(gpu.Bp), b->box_count, n * sizeof(int32_t));\n", t);
+            out(E, "    } else { // no ground truth in this batch (predict data): no boxes\n");
+            out(E, "        memset(pinned + %s_COUNT(gpu.Bp), 0, n * sizeof(int32_t));\n    }\n", t);
+            continue;
+        }
         if (!fld) {
-            fprintf(E->ctx->err, "lgen: error: the CUDA target reads only image and label batches, not '%s'\n", nm);
+            fprintf(E->ctx->err, "lgen: error: the CUDA target reads only image, label and targets batches, not '%s'\n", nm);
             E->ctx->nerrors++;
             continue;
         }
@@ -832,8 +891,18 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
                        "            ce_ws = lg_cuda_cross_entropy_workspace(&d);\n    }\n");
             }
     }
-    out(E, "    const lg_cuda_config cfg = {.device = device, .arena_bytes = %s_ARENA_BYTES(gpu.Bp, ce_ws),\n"
-           "                                .staging_bytes = %s_BATCH_BYTES(gpu.Bp), .staging_slots = 2};\n", m, m);
+    if (X->ndet_ws) {
+        out(E, "    /* the detection ops' scratch space: the largest of their workspaces */\n");
+        out(E, "    size_t det_ws = 0;\n    {\n        const size_t Bp = gpu.Bp;\n");
+        for (int i = 0; i < X->ndet_ws; i++)
+            out(E, "        if (%s > det_ws)\n            det_ws = %s;\n", X->det_ws[i], X->det_ws[i]);
+        out(E, "    }\n");
+        out(E, "    const lg_cuda_config cfg = {.device = device, .arena_bytes = %s_ARENA_BYTES(gpu.Bp, ce_ws, det_ws),\n"
+               "                                .staging_bytes = %s_BATCH_BYTES(gpu.Bp), .staging_slots = 2};\n", m, m);
+    } else {
+        out(E, "    const lg_cuda_config cfg = {.device = device, .arena_bytes = %s_ARENA_BYTES(gpu.Bp, ce_ws),\n"
+               "                                .staging_bytes = %s_BATCH_BYTES(gpu.Bp), .staging_slots = 2};\n", m, m);
+    }
     out(E, "    lg_status st = lg_cuda_init(&gpu.c, &cfg, err);\n");
     out(E, "    if (st) return st;\n");
     out(E, "    gpu.params = lg_cuda_arena(gpu.c, %s_PARAMS_OFFSET);\n", m);
@@ -852,6 +921,8 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     out(E, "    gpu.half_input = lg_cuda_arena(gpu.c, %s_HALF_INPUT_OFFSET(gpu.Bp, ce_ws));\n", m);
     out(E, "    gpu.cvt_in = lg_cuda_arena(gpu.c, %s_CVT_IN_OFFSET(gpu.Bp, ce_ws));\n", m);
     out(E, "    gpu.cvt_out = lg_cuda_arena(gpu.c, %s_CVT_OUT_OFFSET(gpu.Bp, ce_ws));\n", m);
+    if (X->ndet_ws)
+        out(E, "    gpu.det_ws = lg_cuda_arena(gpu.c, %s_DET_WS_OFFSET(gpu.Bp, ce_ws));\n", m);
     out(E, "    gpu.host_params = calloc(%s_N_FLOATS + 1, sizeof(float));\n", m);
     out(E, "    gpu.host_grads = calloc(%s_N_TRAIN + 1, sizeof(float));\n", m);
     out(E, "    if (!gpu.host_params || !gpu.host_grads)\n        return lg_error_set(err, LG_ERR_NOMEM, \"out of memory\");\n");

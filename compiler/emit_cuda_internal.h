@@ -32,10 +32,29 @@ typedef struct CudaEmit {
     size_t half_input;  /* floats per sample of the batch's float field */
     const char *no_mixed; /* an op with no f16/bf16 path: mixed precision is refused */
     int uses_weight;      /* the steps call weight() / weight_grad() */
+    const char *det_ws[32]; /* detection ops' workspace sizes (bytes; C expressions of Bp) */
+    int ndet_ws;
 } CudaEmit;
 
 /* The plan member (gpu.FIELD) of op's layer, made on first use (emit_cuda.c). */
 const char *plan_for(CudaEmit *X, IrOp *op);
+
+/* A detection op's workspace: expr (bytes, a C expression of Bp, the
+ * arena's batch size) joins the largest of them, the arena's det_ws
+ * region (gpu.det_ws, `det_ws` in a step), sized once at init. */
+static inline void add_det_ws(CudaEmit *X, const char *expr) {
+    for (int i = 0; i < X->ndet_ws; i++)
+        if (!strcmp(X->det_ws[i], expr))
+            return;
+    if (X->ndet_ws < (int)(sizeof X->det_ws / sizeof *X->det_ws))
+        X->det_ws[X->ndet_ws++] = expr;
+}
+
+/* The ground truth argument of a detection op (`b.targets`): the step's
+ * lg_cuda_targets `tg`, the batch's boxes on the device. */
+static inline const char *targets_arg(void) {
+    return "&tg";
+}
 
 /* One detection op (emit_cuda_detect.c); returns 1 when there is no call for it. */
 int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op);
