@@ -548,6 +548,86 @@ lg_status lg_cuda_roi_align_backward(lg_cuda *c, const lg_cuda_roi_align *d, flo
                                      const float *rois, size_t K, const float *dout,
                                      lg_error *err);
 
+/* ---- detection: proposals, RoI sampling, detections (runtime/cuda/boxes.cu) ----
+ * The batch versions of lgen/detect.h's lg_proposals_batch,
+ * lg_rois_from_proposals, lg_roi_sample_batch and lg_detections_batch, with
+ * the same inputs and outputs in device memory, and the same results (the
+ * same boxes kept in the same order, the same RoIs sampled for a seed) up to
+ * the device's expf/logf rounding. Every array is device memory; N is the
+ * batch's image count, at most the N the workspace was sized for. Sorting
+ * and top-n are bitonic sorts over 64-bit keys (score, then index); NMS is a
+ * bit-mask IoU kernel and one thread per image walking the masks. Per-thread
+ * bodies: runtime/cuda/boxes_body.h (tests/check_cuda_boxes.c). */
+
+#define LG_CUDA_DET_MAX_LEVELS 8
+
+/* A batch's ground truth on the device (lgen/detect.h's lg_det_targets). */
+typedef struct lg_cuda_det_targets {
+    int max_boxes;            /* B */
+    const float *boxes;       /* [N, B, 4] */
+    const int32_t *labels;    /* [N, B] (0-based class ids, -1 padding) */
+    const uint8_t *difficult; /* [N, B], or NULL */
+    const int32_t *count;     /* [N] */
+    int label_offset;         /* added to labels (1: class 0 is the background) */
+    int skip_difficult;       /* 1: training leaves difficult boxes out */
+} lg_cuda_det_targets;
+
+/* RPN proposals (lg_proposal_config) of images whose anchors [A, 4] come
+ * level after level, per_level[l] of them. */
+typedef struct lg_cuda_proposals_cfg {
+    int levels;
+    int per_level[LG_CUDA_DET_MAX_LEVELS];
+    int pre_nms_top_n, post_nms_top_n;
+    float nms_thresh, min_size, score_thresh;
+    int image_h, image_w;
+} lg_cuda_proposals_cfg;
+
+size_t lg_cuda_proposals_workspace(const lg_cuda_proposals_cfg *d, int N);
+/* objectness [N, A], deltas [N, A, 4] -> boxes [N, P, 4], scores [N, P],
+ * count [N] (P = post_nms_top_n; rows past the count are zero). */
+lg_status lg_cuda_proposals(lg_cuda *c, const lg_cuda_proposals_cfg *d, int N, const float *objectness,
+                            const float *deltas, const float *anchors, void *ws, float *boxes,
+                            float *scores, int32_t *count, lg_error *err);
+
+/* rois [N * P, 5] = (image, box) from boxes [N, P, 4] and count [N];
+ * (-1, 0, 0, 0, 0) past each image's count. */
+lg_status lg_cuda_rois_from_proposals(lg_cuda *c, const float *boxes, const int32_t *count, int N,
+                                      int P, float *rois, lg_error *err);
+
+/* RoI sampling (lg_roi_sample_config) of P proposals per image. */
+typedef struct lg_cuda_roi_sample_cfg {
+    int P, R; /* proposals per image, RoIs per image (batch_size_per_image) */
+    float fg_iou_thresh, bg_iou_thresh, positive_fraction;
+    lg_cuda_box_coder coder;
+} lg_cuda_roi_sample_cfg;
+
+size_t lg_cuda_roi_sample_workspace(const lg_cuda_roi_sample_cfg *d, int N, int max_boxes);
+/* proposals [N, P, 4] and count [N] -> rois [N * R, 5], labels [N * R]
+ * (-1 padding), box_targets [N * R, 4]; image n draws with
+ * lg_detect_seed(seed, step, n), as the CPU kernel. */
+lg_status lg_cuda_roi_sample(lg_cuda *c, const lg_cuda_roi_sample_cfg *d, int N,
+                             const float *proposals, const int32_t *count,
+                             const lg_cuda_det_targets *t, uint64_t seed, uint64_t step, void *ws,
+                             float *rois, int32_t *labels, float *box_targets, lg_error *err);
+
+/* Post-processing (lg_detect_config) of the box head's outputs on R RoI
+ * rows per image with K classes. */
+typedef struct lg_cuda_detect_cfg {
+    int R, K;
+    float score_thresh, nms_thresh;
+    int detections_per_img; /* D */
+    float min_size;
+    lg_cuda_box_coder coder;
+    int image_h, image_w;
+} lg_cuda_detect_cfg;
+
+size_t lg_cuda_detections_workspace(const lg_cuda_detect_cfg *d, int N);
+/* class_logits [N * R, K], box_regression [N * R, K * 4], rois [N * R, 5]
+ * -> boxes [N, D, 4], scores [N, D], labels [N, D] (-1 padding), count [N]. */
+lg_status lg_cuda_detections(lg_cuda *c, const lg_cuda_detect_cfg *d, int N, const float *class_logits,
+                             const float *box_regression, const float *rois, void *ws, float *boxes,
+                             float *scores, int32_t *labels, int32_t *count, lg_error *err);
+
 /* ---- a generated trainer's GPU steps ---------------------------------------
  * `lgen SPEC -o DIR --target cuda` writes DIR/NAME_cuda.c, which defines
  * lg_cuda_trainer_steps; `make CUDA=1` links it into the trainer. The
