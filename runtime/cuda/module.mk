@@ -16,6 +16,8 @@ endif
 # The accelerator choice is plain C and part of liblgen.a (CPU-only
 # trainers answer --accelerator gpu with a clear message too).
 RUNTIME_SRCS += runtime/cuda/accelerator.c
+# The device optimizer's per-group constants (lgen/cuda_optim.h): plain C too.
+RUNTIME_SRCS += runtime/cuda/optim_prep.c
 
 # Host-side kernel tests: always.
 # check_cuda_body: bodies vs PyTorch fixtures; check_cuda_twins: bodies vs
@@ -50,7 +52,8 @@ NVCC_FLAGS   := -std=c++17 -O2 $(CUDA_ARCHS) -Werror all-warnings -Xcompiler -Wa
 CUDA_LDLIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                 -lcudnn -lcublasLt -lcublas -lcudart -lstdc++ -lpthread -ldl -lm
 LIBLGEN_CUDA := $(BUILD)/liblgen_cuda.a
-CUDA_OBJS    := $(BUILD)/obj/runtime/cuda/cuda.o $(BUILD)/obj/runtime/cuda/kernels.o
+CUDA_OBJS    := $(BUILD)/obj/runtime/cuda/cuda.o $(BUILD)/obj/runtime/cuda/kernels.o \
+                $(BUILD)/obj/runtime/cuda/optim.o
 CUDA_HDRS    := runtime/cuda/body.h runtime/cuda/internal.h runtime/include/lgen/cuda.h \
                 runtime/include/lgen/status.h
 
@@ -64,6 +67,12 @@ $(BUILD)/obj/runtime/cuda/cuda.o: $(CUDA_HDRS)
 $(BUILD)/obj/runtime/cuda/kernels.o: runtime/cuda/kernels.cu $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+# the device optimizer: no FMA contraction, so its updates round as the CPU's
+$(BUILD)/obj/runtime/cuda/optim.o: runtime/cuda/optim.cu runtime/cuda/optim_body.h \
+                                   runtime/include/lgen/cuda_optim.h $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
 
 $(LIBLGEN_CUDA): $(CUDA_OBJS)
 	rm -f $@ && ar rcs $@ $^

@@ -1,0 +1,6 @@
+# The device optimizer (issue 7, lgen/cuda_optim.h) on any machine: its
+# bodies against the CPU optimizer (check_cuda_optim), and the trainer with
+# GPU steps that keep parameters, gradients and optimizer state on the
+# device, through a fake device in host memory (check_cuda_resident).
+CHECK_PROGS += $(BUILD)/tests/check_cuda_optim
+$(BUILD)/tests/check_cuda_optim: runtime/cuda/optim_body.h runtime/cuda/body.h runtime/include/lgen/cuda_optim.h
