@@ -482,7 +482,7 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
         const char *t = ir_fmt(p, "%s_BATCH_targets", m);
         out(E, "    // b.targets: the batch's ground truth on the device, at most %d boxes per image;\n"
                "    // the data set's class k is detection class k + 1 (0 is the background)\n", p->inputs[k].dim[0]);
-        out(E, "    const lg_cuda_targets tg = {.max_boxes = %d,\n"
+        out(E, "    const lg_cuda_det_targets tg = {.max_boxes = %d,\n"
                "                                .boxes = (const float *)(gpu.batch[slot] + %s_BOXES(Bp)),\n"
                "                                .labels = (const int32_t *)(gpu.batch[slot] + %s_LABELS(Bp)),\n"
                "                                .difficult = (const uint8_t *)(gpu.batch[slot] + %s_DIFFICULT(Bp)),\n"

@@ -51,7 +51,7 @@ static inline void add_det_ws(CudaEmit *X, const char *expr) {
 }
 
 /* The ground truth argument of a detection op (`b.targets`): the step's
- * lg_cuda_targets `tg`, the batch's boxes on the device. */
+ * lg_cuda_det_targets `tg`, the batch's boxes on the device. */
 static inline const char *targets_arg(void) {
     return "&tg";
 }

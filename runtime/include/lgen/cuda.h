@@ -125,22 +125,6 @@ typedef struct lg_cuda_roi_align {
     float spatial_scale[LG_CUDA_MAX_LEVELS];
 } lg_cuda_roi_align;
 
-/* A batch's ground truth on the device (detection data, `b.targets`): the
- * fields of lg_batch (lgen/data.h) as the loader pads them, uploaded with
- * the images through the pinned staging slots into the arena's batch
- * buffer. Every image has room for max_boxes boxes (the data set's
- * max_boxes, fixed when the trainer is generated); its count[n] real ones
- * come first. The device twin of lgen/detect.h's lg_det_targets. */
-typedef struct lg_cuda_targets {
-    int max_boxes;            /* M */
-    const float *boxes;       /* [N, M, 4] (x1, y1, x2, y2), input pixels */
-    const int32_t *labels;    /* [N, M] the data set's class, -1 padding */
-    const uint8_t *difficult; /* [N, M] VOC's difficult flag */
-    const int32_t *count;     /* [N] real boxes per image */
-    int label_offset;         /* added to labels: 1 when class 0 is the first object class */
-    int skip_difficult;       /* 1: training ignores difficult boxes */
-} lg_cuda_targets;
-
 /* ---- accelerator choice (in liblgen.a: CPU-only trainers call it too) ---- */
 
 typedef enum { LG_ACCEL_CPU = 0, LG_ACCEL_GPU = 1 } lg_accel;
