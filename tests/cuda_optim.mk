@@ -4,3 +4,10 @@
 # device, through a fake device in host memory (check_cuda_resident).
 CHECK_PROGS += $(BUILD)/tests/check_cuda_optim
 $(BUILD)/tests/check_cuda_optim: runtime/cuda/optim_body.h runtime/cuda/body.h runtime/include/lgen/cuda_optim.h
+CHECK_PROGS += $(BUILD)/tests/check_cuda_resident
+$(BUILD)/tests/check_cuda_resident: tests/check_cuda_resident.c tests/trainer/fake_model.c \
+                                    tests/trainer/fake_model.h runtime/cuda/optim_body.h \
+                                    runtime/include/lgen/cuda_optim.h $(BUILD)/liblgen.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_resident.c tests/trainer/fake_model.c \
+	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)

@@ -166,6 +166,10 @@ typedef struct lg_trainer {
     int have_sched, sched_per_step;
     char sched_monitor[128];
     const char *optim_name;  /* PyTorch's class name: "SGD", "Adam", ... */
+    /* GPU steps that keep parameters and optimizer state on the device
+     * (lgen/cuda_optim.h); res_dirty: the device's are newer than params */
+    const struct lg_cuda_resident *res;
+    int res_dirty;
     lg_prng rng;
     /* data */
     lg_data_config dcfg;
@@ -230,6 +234,11 @@ void lg_tr_early_stopping_check(lg_trainer *t);
 /* state.c: optimizer setup, checkpoints (save, resolve, load) */
 lg_status lg_tr_setup_optimizer(lg_trainer *t, const lg_fit_info *fit);
 lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path);
+/* loop.c: the host's parameters (and optimizer state) to the device after
+ * the host set them, and back before the host reads them (no-ops unless the
+ * GPU steps keep them on the device). */
+lg_status lg_tr_params_to_device(lg_trainer *t);
+lg_status lg_tr_params_to_host(lg_trainer *t);
 lg_status lg_tr_resolve_ckpt(lg_trainer *t, const char *spec, char **out);
 lg_status lg_tr_ckpt_load(lg_trainer *t, const char *path, int full);
 

@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 #include "lgen/cuda.h"
+#include "lgen/cuda_optim.h"
 #include "lgen/detect.h"
 
 #include <ctype.h>
@@ -478,6 +479,9 @@ static lg_status fit(lg_trainer *t, int *status) {
     }
     if (c->enable_model_summary && !fdr)
         print_summary(def);
+    /* GPU steps that keep the weights on the device start from the host's */
+    if ((st = lg_tr_params_to_device(t)) != LG_OK)
+        goto out;
     /* Sanity check. */
     if (val_enabled && c->num_sanity_val_steps != 0 && !fdr) {
         double means[MAX_METRICS];
@@ -525,6 +529,7 @@ static lg_status fit(lg_trainer *t, int *status) {
                 goto out;
             }
             overflow |= io.skip_step;
+            t->res_dirty = t->res != NULL;
             if (!isfinite(io.loss)) {
                 lg_progress_end(&t->bar);
                 st = lg_tr_fail(t, LG_ERR_NUMERIC,
@@ -548,28 +553,42 @@ static lg_status fit(lg_trainer *t, int *status) {
             t->batch++;
             in_accum++;
             if (in_accum == accum || t->batch == t->n_train) {
-                /* Lightning scales each loss by 1/accumulate_grad_batches. */
-                if (accum > 1) {
-                    float s = 1.0f / (float)accum;
-                    for (size_t i = 0; i < def->n_train; i++)
-                        t->grads[i] *= s;
-                }
-                if (c->gradient_clip_val > 0 && !overflow) {
-                    if (strcmp(c->gradient_clip_algorithm, "value") == 0)
-                        st = lg_clip_grad_value(&t->ctx, t->grads, def->n_train, c->gradient_clip_val);
-                    else
-                        st = lg_clip_grad_norm(&t->ctx, t->grads, def->n_train,
-                                               c->gradient_clip_val, 2.0, NULL);
-                    if (st != LG_OK)
-                        goto out;
-                }
                 for (int g = 0; g < t->optim.ngroups && g < LG_MAX_GROUPS; g++)
                     lr_now[g] = t->optim.groups[g].lr;
-                /* GradScaler: a step whose gradients overflowed is skipped */
-                if (!overflow && (st = lg_optim_step(&t->optim, &t->ctx, t->params, t->grads)) != LG_OK)
-                    goto out;
+                if (t->res) {
+                    /* parameters, gradients and state on the device: the
+                     * same scaling, clipping, skip and update there */
+                    int clip = c->gradient_clip_val <= 0 ? LG_CUDA_CLIP_NONE
+                               : strcmp(c->gradient_clip_algorithm, "value") == 0 ? LG_CUDA_CLIP_VALUE
+                                                                                    : LG_CUDA_CLIP_NORM;
+                    int skipped = 0;
+                    if ((st = t->res->optimizer_step(&t->optim, 1.0f / (float)accum, clip, c->gradient_clip_val,
+                                                     overflow, &skipped, t->err)) != LG_OK) {
+                        st = step_failed(t, "the optimizer step on the GPU", st);
+                        goto out;
+                    }
+                } else {
+                    /* Lightning scales each loss by 1/accumulate_grad_batches. */
+                    if (accum > 1) {
+                        float s = 1.0f / (float)accum;
+                        for (size_t i = 0; i < def->n_train; i++)
+                            t->grads[i] *= s;
+                    }
+                    if (c->gradient_clip_val > 0 && !overflow) {
+                        if (strcmp(c->gradient_clip_algorithm, "value") == 0)
+                            st = lg_clip_grad_value(&t->ctx, t->grads, def->n_train, c->gradient_clip_val);
+                        else
+                            st = lg_clip_grad_norm(&t->ctx, t->grads, def->n_train,
+                                                   c->gradient_clip_val, 2.0, NULL);
+                        if (st != LG_OK)
+                            goto out;
+                    }
+                    /* GradScaler: a step whose gradients overflowed is skipped */
+                    if (!overflow && (st = lg_optim_step(&t->optim, &t->ctx, t->params, t->grads)) != LG_OK)
+                        goto out;
+                    memset(t->grads, 0, def->n_train * sizeof(float)); /* buffers have none */
+                }
                 overflow = 0;
-                memset(t->grads, 0, def->n_train * sizeof(float)); /* buffers have none */
                 in_accum = 0;
                 t->global_step++;
                 if (t->have_sched && t->sched_per_step && t->sched.cfg.kind != LG_SCHED_PLATEAU &&
@@ -689,6 +708,8 @@ static lg_status fit(lg_trainer *t, int *status) {
         if (t->should_stop && t->epoch + 1 >= c->min_epochs)
             break;
     }
+    if ((st = lg_tr_params_to_host(t)) != LG_OK) /* the trained weights, on the host too */
+        goto out;
     if (!fdr) {
         /* Lightning's closing line names what ended the run. */
         if (t->should_stop)
@@ -712,11 +733,25 @@ out:
     return st;
 }
 
+lg_status lg_tr_params_to_device(lg_trainer *t) {
+    if (!t->res)
+        return LG_OK;
+    t->res_dirty = 0;
+    return t->res->to_device(t->params, t->have_optim ? &t->optim : NULL, t->err);
+}
+
+lg_status lg_tr_params_to_host(lg_trainer *t) {
+    if (!t->res || !t->res_dirty)
+        return LG_OK;
+    t->res_dirty = 0;
+    return t->res->to_host(t->params, t->have_optim ? &t->optim : NULL, t->err);
+}
+
 static lg_status load_for_eval(lg_trainer *t) {
     if (!t->cfg->ckpt_path[0]) {
         printf("no --ckpt_path given: using the %s weights\n",
                t->cfg->init_from[0] ? "--init_from" : "initial (untrained)");
-        return LG_OK;
+        return lg_tr_params_to_device(t);
     }
     char *path;
     lg_status st = lg_tr_resolve_ckpt(t, t->cfg->ckpt_path, &path);
@@ -729,7 +764,7 @@ static lg_status load_for_eval(lg_trainer *t) {
         printf("Loaded model weights from the checkpoint at %s\n",
                strstr(t->cfg->ckpt_path, "://") ? t->cfg->ckpt_path : path);
     free(path);
-    return st;
+    return st == LG_OK ? lg_tr_params_to_device(t) : st;
 }
 
 static lg_status evaluate(lg_trainer *t, lg_stage stage) {
@@ -1325,6 +1360,8 @@ static lg_status setup(lg_trainer *t) {
         if ((st = gpu->init(device, c->precision, t->lopt.batch_size, def, &on_gpu, t->err)) != LG_OK)
             return st;
         t->def = def = on_gpu;
+        if (&lg_cuda_resident_steps)
+            t->res = &lg_cuda_resident_steps; /* the optimizer runs there too */
     }
     t->dcfg.data_dir = c->data_dir[0] ? c->data_dir : NULL;
     t->dcfg.mirror = c->mirror[0] ? c->mirror : NULL;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lgen/checkpoint.h"
+#include "lgen/cuda_optim.h"
 
 #define CKPT_FORMAT "lgen.checkpoint/1"
 
@@ -259,8 +260,26 @@ static json_t *callbacks_json(lg_trainer *t) {
     return json_pack("{s:o, s:o}", "ModelCheckpoint", mc, "EarlyStopping", es);
 }
 
+/* Lightning's MixedPrecision plugin saves GradScaler.state_dict() under its
+ * class name; a 16-mixed run on the GPU has it on the device. NULL when the
+ * run does not scale (a 32-true or bf16-mixed run, the CPU). */
+static char *scaler_json(lg_trainer *t, lg_status *st) {
+    lg_cuda_scaler s;
+    int active = 0;
+    *st = LG_OK;
+    if (!t->res || !t->res->scaler_get || (*st = t->res->scaler_get(&s, &active, t->err)) != LG_OK || !active)
+        return NULL;
+    return json_text(json_pack("{s:o, s:o, s:o, s:I, s:I}", "scale", jnum(s.scale), "growth_factor",
+                               jnum(s.growth_factor), "backoff_factor", jnum(s.backoff_factor),
+                               "growth_interval", (json_int_t)s.growth_interval, "_growth_tracker",
+                               (json_int_t)s.growth_tracker));
+}
+
 lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path) {
     const lg_model_def *def = t->def;
+    lg_status pst = lg_tr_params_to_host(t); /* the GPU's weights and state, when they live there */
+    if (pst != LG_OK)
+        return pst;
     int nslots = t->have_optim ? t->optim.nslots : 0;
     int n = def->n_params, cap = n + n * nslots;
     lg_st_tensor *ts = calloc((size_t)(cap ? cap : 1), sizeof *ts);
@@ -358,10 +377,11 @@ lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path) {
             json_object_set_new(mets, t->latest.name[i], json_real(t->latest.value[i]));
     char *vals[9] = {json_text(hp), json_text(opt), json_text(sch), json_text(rng),
                      json_text(loop), json_text(callbacks_json(t)), json_text(mets), NULL, NULL};
+    vals[7] = scaler_json(t, &pst);
     const char *keys[] = {"format",      "lgen_version", "model",         "spec_path",
                           "spec_hash",   "epoch",        "global_step",   "hparams",
                           "optimizer",   "lr_schedulers", "rng",          "loop",
-                          "callbacks",   "metrics"};
+                          "callbacks",   "metrics",      "MixedPrecision"};
     const char *values[] = {CKPT_FORMAT,
                             def->version ? def->version : "",
                             def->name ? def->name : "",
@@ -375,15 +395,18 @@ lg_status lg_tr_ckpt_save(lg_trainer *t, const char *path) {
                             vals[3],
                             vals[4],
                             vals[5],
-                            vals[6]};
+                            vals[6],
+                            vals[7]};
     int ok = 1;
     for (int i = 0; i < 7; i++)
         ok &= vals[i] != NULL;
-    if (!ok)
+    if (pst != LG_OK)
+        st = pst;
+    else if (!ok)
         st = lg_tr_fail(t, LG_ERR_NOMEM, "out of memory");
     else
-        st = lg_st_write(path, ts, nt, keys, values, 14, t->err);
-    for (int i = 0; i < 7; i++)
+        st = lg_st_write(path, ts, nt, keys, values, vals[7] ? 15 : 14, t->err);
+    for (int i = 0; i < 8; i++)
         free(vals[i]);
 out:
     for (int k = 0; ints && k < n; k++)
@@ -519,6 +542,35 @@ static json_t *meta_json(lg_trainer *t, lg_st_file *f, const char *key) {
     if (!j)
         bad_ckpt(t, f->path, "metadata '%s' is missing or not JSON", key);
     return j;
+}
+
+/* The scaler back on resume, when this run scales and the file has one
+ * (Lightning: restore_precision_plugin_state). */
+static lg_status scaler_restore(lg_trainer *t, lg_st_file *f, const char *path) {
+    lg_cuda_scaler s;
+    int active = 0;
+    const char *text = lg_st_meta(f, "MixedPrecision");
+    if (!text || !t->res || !t->res->scaler_get || !t->res->scaler_set)
+        return LG_OK;
+    lg_status st = t->res->scaler_get(&s, &active, t->err);
+    if (st != LG_OK || !active)
+        return st; /* a run that does not scale ignores it, as Lightning's 32-true does */
+    json_t *j = json_loads(text, 0, NULL);
+    json_t *sc = json_object_get(j, "scale"), *gt = json_object_get(j, "_growth_tracker");
+    if (!json_is_number(sc) || !json_is_integer(gt)) {
+        json_decref(j);
+        return bad_ckpt(t, path, "its MixedPrecision state (GradScaler's) is malformed: '%.200s'", text);
+    }
+    s.scale = (float)json_number_value(sc);
+    s.growth_tracker = (int32_t)json_integer_value(gt);
+    if (json_is_number(json_object_get(j, "growth_factor")))
+        s.growth_factor = (float)json_number_value(json_object_get(j, "growth_factor"));
+    if (json_is_number(json_object_get(j, "backoff_factor")))
+        s.backoff_factor = (float)json_number_value(json_object_get(j, "backoff_factor"));
+    if (json_is_integer(json_object_get(j, "growth_interval")))
+        s.growth_interval = (int32_t)json_integer_value(json_object_get(j, "growth_interval"));
+    json_decref(j);
+    return t->res->scaler_set(&s, t->err);
 }
 
 /* Loads weights (and, with full, everything that resumes training). */
@@ -672,6 +724,7 @@ lg_status lg_tr_ckpt_load(lg_trainer *t, const char *path, int full) {
     t->es_wait = json_integer_value(json_object_get(es, "wait_count"));
     t->es_best = jget(es, "best_score");
     t->es_has_best = json_is_true(json_object_get(es, "has_best"));
+    st = scaler_restore(t, &f, path);
 out2:
     json_decref(sch);
     json_decref(rng);

@@ -66,6 +66,39 @@ lg_status lg_cuda_optim_update(lg_cuda *c, const lg_cuda_optim_hyper *h, float *
 lg_status lg_cuda_grad_accumulate(lg_cuda *c, lg_cuda_dtype dt, const void *src, float *dst,
                                   size_t n, lg_error *err);
 
+/* ---- a generated trainer whose optimizer runs on the device ---------------
+ * NAME_cuda.c defines lg_cuda_resident_steps beside lg_cuda_trainer_steps;
+ * liblgen.a declares it weak. When it is there and the run is on the GPU,
+ * the device holds the authoritative parameters, gradients (accumulated
+ * over micro-batches there) and optimizer state, and the trainer runtime
+ * (runtime/trainer/loop.c, state.c):
+ *   - calls to_device after it set the host's copy (initial weights,
+ *     --init_from, a checkpoint load or resume; o is NULL where there is no
+ *     optimizer: validate, test, predict);
+ *   - calls optimizer_step instead of scaling, clipping and stepping the
+ *     host's gradients: grad_scale is 1/accumulate_grad_batches, clip one of
+ *     LG_CUDA_CLIP_*, with clip_val Lightning's gradient_clip_val; skip is
+ *     set when a step asked to skip (lg_step_io.skip_step). It counts
+ *     o->step (as lg_optim_step does) unless the step is skipped, which it
+ *     reports in *skipped (16-mixed: inf/NaN gradients after unscaling), and
+ *     leaves the gradients zeroed;
+ *   - calls to_host before it reads the parameters or the optimizer state
+ *     (a checkpoint save, the end of fit), only when a train step ran since;
+ *   - saves GradScaler's state (scaler_get; *active is 0 when the run does
+ *     not scale: 32-true, bf16-mixed) under Lightning's checkpoint key
+ *     "MixedPrecision", and gives it back on resume (scaler_set). */
+enum { LG_CUDA_CLIP_NONE = 0, LG_CUDA_CLIP_NORM = 1, LG_CUDA_CLIP_VALUE = 2 };
+
+typedef struct lg_cuda_resident {
+    lg_status (*to_device)(const float *params, const struct lg_optim *o, lg_error *err);
+    lg_status (*to_host)(float *params, struct lg_optim *o, lg_error *err);
+    lg_status (*optimizer_step)(struct lg_optim *o, float grad_scale, int clip, double clip_val,
+                                int skip, int *skipped, lg_error *err);
+    lg_status (*scaler_get)(lg_cuda_scaler *s, int *active, lg_error *err);
+    lg_status (*scaler_set)(const lg_cuda_scaler *s, lg_error *err);
+} lg_cuda_resident;
+extern const lg_cuda_resident lg_cuda_resident_steps __attribute__((weak));
+
 #ifdef __cplusplus
 }
 #endif
