@@ -108,16 +108,6 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     IrValue *x = op->nin ? op->in[0] : NULL;
     int training = g->step == IR_STEP_TRAIN;
     const char *layer = op->layer ? op->layer : (y ? y->name : ir_kind_name(op->kind));
-    switch (op->kind) { /* float32-only kernels with no conversions around them yet */
-    case LG_OP_MEAN: case LG_OP_SUM: case LG_OP_MSE_LOSS: case LG_OP_L1_LOSS: case LG_OP_SMOOTH_L1_LOSS:
-    case LG_OP_BCE_WITH_LOGITS: case IR_MSE_LOSS_BWD: case IR_L1_LOSS_BWD: case IR_SMOOTH_L1_LOSS_BWD:
-    case IR_BCE_WITH_LOGITS_BWD: case IR_MEAN_BWD: case IR_SUM_BWD: case IR_SOFTMAX_BWD: case IR_LOG_SOFTMAX_BWD:
-        if (!X->no_mixed)
-            X->no_mixed = ir_kind_name(op->kind);
-        break;
-    default:
-        break;
-    }
     switch (op->kind) {
     case LG_OP_LINEAR:
         where(E, op, ir_fmt(E->p, "%s = linear(%s)%s: cuBLASLt", layer, x->name, op->fused_relu ? " |> relu" : ""));
@@ -203,11 +193,10 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         size_t o, m, in;
         axis(x, op->a.dim, &o, &m, &in);
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        to_f32(X, x, "    ");
-        out(E, "    st = lg_cuda_softmax_forward(c, %d, n * %zu, %zu, %zu, %s, %s, err);\n",
-            op->kind == LG_OP_LOG_SOFTMAX, o, m, in, f32(E, x), f32_out(E, y));
+        out(E, "    st = lg_cuda_softmax_forward(c, %s, %d, %s, %zu, %zu, %s, %s, err);\n", vdt(x),
+            op->kind == LG_OP_LOG_SOFTMAX, x->batched ? ir_fmt(E->p, "n * %zu", o) : ir_fmt(E->p, "%zu", o), m,
+            in, dptr(E, x), dptr(E, y));
         check(E);
-        from_f32(X, y);
         break;
     }
     case LG_OP_ADD:
@@ -228,8 +217,8 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_MEAN:
     case LG_OP_SUM:
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
-        out(E, "    st = lg_cuda_reduce(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, %s, NULL, %s, %s, err);\n",
-            op->kind == LG_OP_MEAN, dptr(E, x), count(E, x), dptr(E, y));
+        out(E, "    st = lg_cuda_reduce(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, %s, %s, NULL, %s, %s, err);\n",
+            op->kind == LG_OP_MEAN, vdt(x), dptr(E, x), count(E, x), dptr(E, y));
         check(E);
         break;
     case LG_OP_MSE_LOSS:
@@ -237,8 +226,8 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_SMOOTH_L1_LOSS:
     case LG_OP_BCE_WITH_LOGITS:
         where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
-        out(E, "    st = lg_cuda_reduce(c, %s, %d, %s, %s, %s, %s, %s, err);\n", loss_kind(op->kind),
-            !op->a.reduction, flit(E, op->kind == LG_OP_SMOOTH_L1_LOSS ? op->a.beta : 0.0), dptr(E, x),
+        out(E, "    st = lg_cuda_reduce(c, %s, %d, %s, %s, %s, %s, %s, %s, err);\n", loss_kind(op->kind),
+            !op->a.reduction, flit(E, op->kind == LG_OP_SMOOTH_L1_LOSS ? op->a.beta : 0.0), vdt(x), dptr(E, x),
             dptr(E, op->in[1]), count(E, x), dptr(E, y));
         check(E);
         break;
@@ -265,6 +254,36 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
 
+    case LG_OP_UPSAMPLE_NEAREST:
+        where(E, op, ir_fmt(E->p, "%s = upsample_nearest(%s, scale: %d)", y->name, x->name, op->a.scale));
+        out(E, "    st = lg_cuda_upsample_nearest_forward(c, %s, n * %d, %d, %d, %d, %s, %s, err);\n", vdt(x),
+            x->dim[0], x->dim[1], x->dim[2], op->a.scale, dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    case IR_RPN_FLATTEN:
+    case IR_RPN_FLATTEN_BWD: {
+        /* each level's map [A * D, h, w] to its rows of (total, D), anchor order */
+        IrOp *f = op->fwd ? op->fwd : op;
+        int bwd = op->kind == IR_RPN_FLATTEN_BWD, D = f->a.k, A = f->a.num_anchors, total = f->out[0]->dim[0];
+        if (bwd)
+            where(E, op, ir_fmt(E->p, "d %s: back to the levels' maps", f->out[0]->name));
+        else
+            where(E, op, ir_fmt(E->p, "%s: %d levels' maps in anchor order (permute and flatten)", y->name, op->nin));
+        for (int l = 0, off = 0; l < f->nin; l++) {
+            IrValue *m = f->in[l];
+            if (bwd && op->out[l])
+                out(E, "    st = lg_cuda_rpn_flatten_backward(c, %s, n, %d, %d, %d, %d, %s, %d, %d, %s, err);\n",
+                    vdt(m), A, D, m->dim[1], m->dim[2], dptr(E, op->in[0]), total, off, dptr(E, op->out[l]));
+            else if (!bwd)
+                out(E, "    st = lg_cuda_rpn_flatten_forward(c, %s, n, %d, %d, %d, %d, %s, %s, %d, %d, err);\n",
+                    vdt(m), A, D, m->dim[1], m->dim[2], dptr(E, m), dptr(E, y), total, off);
+            if (!bwd || op->out[l])
+                check(E);
+            off += m->dim[1] * m->dim[2] * A;
+        }
+        break;
+    }
+
     /* ---- backward ---- */
     case IR_SEED:
         out(E, "    // d loss / d loss = 1 (the loss scale under 16-mixed)\n");
@@ -287,16 +306,17 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case IR_SMOOTH_L1_LOSS_BWD:
     case IR_BCE_WITH_LOGITS_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_cuda_loss_backward(c, %s, %d, %s, %s, %s, %s, %s, %s, err);\n", loss_kind(op->fwd->kind),
-            !op->fwd->a.reduction, flit(E, op->fwd->kind == LG_OP_SMOOTH_L1_LOSS ? op->fwd->a.beta : 0.0),
+        out(E, "    st = lg_cuda_loss_backward(c, %s, %d, %s, %s, %s, %s, %s, %s, %s, err);\n",
+            loss_kind(op->fwd->kind), !op->fwd->a.reduction,
+            flit(E, op->fwd->kind == LG_OP_SMOOTH_L1_LOSS ? op->fwd->a.beta : 0.0), vdt(op->in[1]),
             dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), dptr(E, y), count(E, op->in[1]));
         check(E);
         break;
     case IR_MEAN_BWD:
     case IR_SUM_BWD:
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
-        out(E, "    st = lg_cuda_loss_backward(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, NULL, NULL, %s, %s, %s, err);\n",
-            op->kind == IR_MEAN_BWD, dptr(E, op->in[0]), dptr(E, y), count(E, y));
+        out(E, "    st = lg_cuda_loss_backward(c, LG_CUDA_REDUCE_SUM, %d, 0.0f, %s, NULL, NULL, %s, %s, %s, err);\n",
+            op->kind == IR_MEAN_BWD, vdt(y), dptr(E, op->in[0]), dptr(E, y), count(E, y));
         check(E);
         break;
     case IR_LINEAR_BWD:
@@ -379,8 +399,19 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         size_t o, m, in;
         axis(op->in[1], op->a.dim, &o, &m, &in);
         where(E, op, ir_fmt(E->p, "d %s", op->kind == IR_SOFTMAX_BWD ? "softmax" : "log_softmax"));
-        out(E, "    st = lg_cuda_softmax_backward(c, %d, n * %zu, %zu, %zu, %s, %s, %s, err);\n",
-            op->kind == IR_LOG_SOFTMAX_BWD, o, m, in, dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y));
+        out(E, "    st = lg_cuda_softmax_backward(c, %s, %d, %s, %zu, %zu, %s, %s, %s, err);\n", vdt(op->in[1]),
+            op->kind == IR_LOG_SOFTMAX_BWD,
+            op->in[1]->batched ? ir_fmt(E->p, "n * %zu", o) : ir_fmt(E->p, "%zu", o), m, in,
+            dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    }
+    case IR_UPSAMPLE_NEAREST_BWD: {
+        IrValue *fx = op->fwd->in[0];
+        where(E, op, ir_fmt(E->p, "d %s: each input the sum of its %dx%d block", op->fwd->out[0]->name,
+                            op->a.scale, op->a.scale));
+        out(E, "    st = lg_cuda_upsample_nearest_backward(c, %s, n * %d, %d, %d, %d, %s, %s, err);\n", vdt(fx),
+            fx->dim[0], fx->dim[1], fx->dim[2], op->a.scale, dptr(E, op->in[0]), dptr(E, y));
         check(E);
         break;
     }

@@ -129,6 +129,15 @@ static inline int mentions(const char *text, const char *id) {
     return 0;
 }
 
+/* The dtype a value is kept in on the device, as the generated code spells
+ * it: a batched value (an activation or its gradient) is in the compute
+ * dtype `dt` (f16/bf16 under mixed precision); an unbatched one (the
+ * fixed region's losses, metrics and their gradients) is float32 always,
+ * as the kernels that make them write it. */
+static inline const char *vdt(const IrValue *v) {
+    return v && v->batched ? "dt" : "LG_CUDA_F32";
+}
+
 static inline void check(Emit *E) {
     out(E, "    if (st) return st;\n");
 }

@@ -47,6 +47,46 @@ static void assert_close(const char *what, const float *a, const float *b, size_
     }
 }
 
+/* ---- mixed precision: the same inputs in f16/bf16 --------------------------------------- */
+
+static const int dtypes[] = {LG_CUDA_F32, LG_CUDA_F16, LG_CUDA_BF16};
+static const char *const dtype_names[] = {"f32", "f16", "bf16"};
+
+/* A device-style buffer of n elements of dtype dt holding x rounded to it
+ * (room for float32 either way). */
+static void *dt_buffer(const float *x, size_t n, int dt) {
+    void *b = malloc(n * 4 + 4);
+    for (size_t i = 0; x && i < n; i++)
+        lg_cuk_store(b, i, dt, x[i]);
+    return b;
+}
+
+/* The buffer's values as float32 (what a CPU kernel sees of them). */
+static float *dt_values(const void *b, size_t n, int dt) {
+    float *v = malloc(n * 4 + 4);
+    for (size_t i = 0; i < n; i++)
+        v[i] = lg_cuk_load(b, i, dt);
+    return v;
+}
+
+/* A body's dt results against the CPU kernel's float32 results on the same
+ * (rounded) inputs: within rtol/atol plus half a unit in the last place of
+ * the 16-bit type (the body rounds its float result once). */
+static void assert_dt_close(const char *what, int dt, const void *got, const float *want, size_t n,
+                            double rtol, double atol) {
+    float *g = dt_values(got, n, dt);
+    double half_ulp = dt == LG_CUDA_F16 ? 1.0 / 2048 : dt == LG_CUDA_BF16 ? 1.0 / 256 : 0.0;
+    char name[96];
+    snprintf(name, sizeof name, "%s (%s)", what, dtype_names[dt]);
+    for (size_t i = 0; i < n; i++) {
+        double diff = fabs((double)g[i] - (double)want[i]);
+        double tol = atol + (dt == LG_CUDA_F16 ? 6e-8 : 0.0) + (rtol + half_ulp) * fabs((double)want[i]);
+        ck_assert_msg(diff <= tol, "%s[%zu]: body %.9g, CPU kernel %.9g", name, i, (double)g[i],
+                      (double)want[i]);
+    }
+    free(g);
+}
+
 /* ---- activations ----------------------------------------------------------- */
 
 static lg_status cpu_act_forward(lg_cuda_act act, size_t n, const float *x, float *y) {
@@ -258,27 +298,38 @@ START_TEST(test_dropout_matches_cpu) {
 }
 END_TEST
 
+/* softmax / log_softmax in f32, f16 and bf16 (the backward from the
+ * forward's rounded output, as a mixed-precision step keeps it). */
 START_TEST(test_softmax_matches_cpu) {
     const size_t outer = 3, dim = 17, inner = 5, n = outer * dim * inner;
-    float *x = random_floats(n, 11, 6.0f), *dy = random_floats(n, 12, 1.0f);
-    float *y = malloc(n * 4), *cy = malloc(n * 4), *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    float *x0 = random_floats(n, 11, 6.0f), *dy0 = random_floats(n, 12, 1.0f);
+    float *cy = malloc(n * 4), *cdx = malloc(n * 4);
     lg_axis_dims d = {outer, dim, inner};
-    for (int lg = 0; lg < 2; lg++) {
-        for (size_t t = 0; t < outer * inner; t++)
-            lg_cuk_softmax_forward(t, dim, inner, lg, x, y);
-        for (size_t t = 0; t < outer * inner; t++)
-            lg_cuk_softmax_backward(t, dim, inner, lg, y, dy, dx);
-        if (lg) {
-            ck_assert_int_eq(lg_log_softmax_forward(NULL, &d, x, cy), LG_OK);
-            ck_assert_int_eq(lg_log_softmax_backward(NULL, &d, cy, dy, cdx), LG_OK);
-        } else {
-            ck_assert_int_eq(lg_softmax_forward(NULL, &d, x, cy), LG_OK);
-            ck_assert_int_eq(lg_softmax_backward(NULL, &d, cy, dy, cdx), LG_OK);
+    for (int k = 0; k < 3; k++) {
+        int dt = dtypes[k];
+        void *x = dt_buffer(x0, n, dt), *dy = dt_buffer(dy0, n, dt), *y = dt_buffer(NULL, n, dt),
+             *dx = dt_buffer(NULL, n, dt);
+        float *xr = dt_values(x, n, dt), *dyr = dt_values(dy, n, dt);
+        for (int lg = 0; lg < 2; lg++) {
+            for (size_t t = 0; t < outer * inner; t++)
+                lg_cuk_softmax_forward(t, dt, dim, inner, lg, x, y);
+            for (size_t t = 0; t < outer * inner; t++)
+                lg_cuk_softmax_backward(t, dt, dim, inner, lg, y, dy, dx);
+            float *yr = dt_values(y, n, dt);
+            if (lg) {
+                ck_assert_int_eq(lg_log_softmax_forward(NULL, &d, xr, cy), LG_OK);
+                ck_assert_int_eq(lg_log_softmax_backward(NULL, &d, yr, dyr, cdx), LG_OK);
+            } else {
+                ck_assert_int_eq(lg_softmax_forward(NULL, &d, xr, cy), LG_OK);
+                ck_assert_int_eq(lg_softmax_backward(NULL, &d, yr, dyr, cdx), LG_OK);
+            }
+            assert_dt_close(lg ? "log_softmax" : "softmax", dt, y, cy, n, 1e-5, 1e-6);
+            assert_dt_close(lg ? "log_softmax backward" : "softmax backward", dt, dx, cdx, n, 1e-5, 1e-6);
+            free(yr);
         }
-        assert_close(lg ? "log_softmax" : "softmax", y, cy, n, 1e-5, 1e-6);
-        assert_close(lg ? "log_softmax backward" : "softmax backward", dx, cdx, n, 1e-5, 1e-6);
+        free(x), free(dy), free(y), free(dx), free(xr), free(dyr);
     }
-    free(x), free(dy), free(y), free(cy), free(dx), free(cdx);
+    free(x0), free(dy0), free(cy), free(cdx);
 }
 END_TEST
 
@@ -300,63 +351,82 @@ END_TEST
 
 /* ---- losses, reductions, clipping ----------------------------------------------------------- */
 
-/* What lg_cuda_reduce computes, serially. */
-static float host_reduce(int kind, int mean, float beta, const float *x, const float *t, size_t n) {
+/* What lg_cuda_reduce computes, serially: x and t read in dtype dt. */
+static float host_reduce(int kind, int mean, float beta, int dt, const void *x, const void *t, size_t n) {
     float s = 0.0f;
     for (size_t i = 0; i < n; i++)
-        s += lg_cuk_reduce_term(kind, x[i], t ? t[i] : 0.0f, beta);
+        s += lg_cuk_reduce_term(kind, lg_cuk_load(x, i, dt), t ? lg_cuk_load(t, i, dt) : 0.0f, beta);
     return mean ? (float)((double)s / (double)n) : s;
 }
 
+/* The CPU kernels of the four elementwise losses, forward and backward. */
+static void cpu_loss(int kind, size_t n, lg_reduction red, float beta, const float *x, const float *t,
+                     float *loss, const float *dloss, float *dx) {
+    lg_status a, b;
+    switch (kind) {
+    case LG_CUDA_LOSS_BCE_WITH_LOGITS:
+        a = lg_bce_with_logits_forward(NULL, n, red, x, t, loss);
+        b = lg_bce_with_logits_backward(NULL, n, red, x, t, dloss, dx);
+        break;
+    case LG_CUDA_LOSS_MSE:
+        a = lg_mse_loss_forward(NULL, n, red, x, t, loss);
+        b = lg_mse_loss_backward(NULL, n, red, x, t, dloss, dx);
+        break;
+    case LG_CUDA_LOSS_L1:
+        a = lg_l1_loss_forward(NULL, n, red, x, t, loss);
+        b = lg_l1_loss_backward(NULL, n, red, x, t, dloss, dx);
+        break;
+    default:
+        a = lg_smooth_l1_loss_forward(NULL, n, red, beta, x, t, loss);
+        b = lg_smooth_l1_loss_backward(NULL, n, red, beta, x, t, dloss, dx);
+        break;
+    }
+    ck_assert_int_eq(a, LG_OK);
+    ck_assert_int_eq(b, LG_OK);
+}
+
+/* The elementwise losses and mean/sum as lg_cuda_reduce and
+ * lg_cuda_loss_backward compute them, with x, the target and dx in f32,
+ * f16 and bf16 (the loss and dloss stay f32), against the CPU kernels on
+ * the same (rounded) inputs. */
 START_TEST(test_losses_match_cpu) {
     const size_t n = 777;
-    float *x = random_floats(n, 15, 3.0f), *t = random_floats(n, 16, 2.0f);
-    float *dx = malloc(n * 4), *cdx = malloc(n * 4), dloss = 1.5f;
+    float *x0 = random_floats(n, 15, 3.0f), *t0 = random_floats(n, 16, 2.0f);
+    float *cdx = malloc(n * 4), dloss = 1.5f;
     for (size_t i = 0; i < n; i++)
         if (i % 3 == 0)
-            t[i] = t[i] > 0 ? 1.0f : 0.0f; /* BCE targets are probabilities */
-    for (int kind = LG_CUDA_LOSS_BCE_WITH_LOGITS; kind <= LG_CUDA_LOSS_SMOOTH_L1; kind++) {
-        for (int mean = 0; mean < 2; mean++) {
-            float beta = 0.7f, loss = host_reduce(kind, mean, beta, x, t, n), closs = 0;
-            float g = mean ? (float)((double)dloss / (double)n) : dloss;
-            for (size_t i = 0; i < n; i++)
-                dx[i] = g * lg_cuk_loss_grad(kind, x[i], t[i], beta);
-            lg_reduction red = mean ? LG_REDUCE_MEAN : LG_REDUCE_SUM;
-            lg_status a, b;
-            switch (kind) {
-            case LG_CUDA_LOSS_BCE_WITH_LOGITS:
-                a = lg_bce_with_logits_forward(NULL, n, red, x, t, &closs);
-                b = lg_bce_with_logits_backward(NULL, n, red, x, t, &dloss, cdx);
-                break;
-            case LG_CUDA_LOSS_MSE:
-                a = lg_mse_loss_forward(NULL, n, red, x, t, &closs);
-                b = lg_mse_loss_backward(NULL, n, red, x, t, &dloss, cdx);
-                break;
-            case LG_CUDA_LOSS_L1:
-                a = lg_l1_loss_forward(NULL, n, red, x, t, &closs);
-                b = lg_l1_loss_backward(NULL, n, red, x, t, &dloss, cdx);
-                break;
-            default:
-                a = lg_smooth_l1_loss_forward(NULL, n, red, beta, x, t, &closs);
-                b = lg_smooth_l1_loss_backward(NULL, n, red, beta, x, t, &dloss, cdx);
-                break;
+            t0[i] = t0[i] > 0 ? 1.0f : 0.0f; /* BCE targets are probabilities */
+    for (int k = 0; k < 3; k++) {
+        int dt = dtypes[k];
+        void *x = dt_buffer(x0, n, dt), *t = dt_buffer(t0, n, dt), *dx = dt_buffer(NULL, n, dt);
+        float *xr = dt_values(x, n, dt), *tr = dt_values(t, n, dt);
+        for (int kind = LG_CUDA_LOSS_BCE_WITH_LOGITS; kind <= LG_CUDA_LOSS_SMOOTH_L1; kind++) {
+            for (int mean = 0; mean < 2; mean++) {
+                float beta = 0.7f, loss = host_reduce(kind, mean, beta, dt, x, t, n), closs = 0;
+                float g = mean ? (float)((double)dloss / (double)n) : dloss;
+                for (size_t i = 0; i < n; i++)
+                    lg_cuk_store(dx, i, dt, g * lg_cuk_loss_grad(kind, lg_cuk_load(x, i, dt), lg_cuk_load(t, i, dt), beta));
+                cpu_loss(kind, n, mean ? LG_REDUCE_MEAN : LG_REDUCE_SUM, beta, xr, tr, &closs, &dloss, cdx);
+                char what[48];
+                snprintf(what, sizeof what, "loss %d mean %d (%s)", kind, mean, dtype_names[k]);
+                assert_close(what, &loss, &closs, 1, 2e-5, 1e-6);
+                assert_dt_close(what, dt, dx, cdx, n, 1e-5, 1e-7);
             }
-            ck_assert_int_eq(a, LG_OK);
-            ck_assert_int_eq(b, LG_OK);
-            char what[48];
-            snprintf(what, sizeof what, "loss %d mean %d", kind, mean);
-            assert_close(what, &loss, &closs, 1, 2e-5, 1e-6);
-            assert_close(what, dx, cdx, n, 1e-5, 1e-7);
         }
+        /* mean and sum of a tensor, and their backward (dloss spread) */
+        float m = host_reduce(LG_CUDA_REDUCE_SUM, 1, 0, dt, x, NULL, n), cm, su, csu;
+        su = host_reduce(LG_CUDA_REDUCE_SUM, 0, 0, dt, x, NULL, n);
+        ck_assert_int_eq(lg_mean_forward(NULL, n, xr, &cm), LG_OK);
+        ck_assert_int_eq(lg_sum_forward(NULL, n, xr, &csu), LG_OK);
+        assert_close("mean", &m, &cm, 1, 1e-5, 1e-6);
+        assert_close("sum", &su, &csu, 1, 1e-5, 1e-5);
+        for (size_t i = 0; i < n; i++)
+            lg_cuk_store(dx, i, dt, (float)((double)dloss / (double)n));
+        ck_assert_int_eq(lg_mean_backward(NULL, n, &dloss, cdx), LG_OK);
+        assert_dt_close("mean backward", dt, dx, cdx, n, 1e-7, 0);
+        free(x), free(t), free(dx), free(xr), free(tr);
     }
-    /* mean and sum of a tensor */
-    float m = host_reduce(LG_CUDA_REDUCE_SUM, 1, 0, x, NULL, n), cm, su, csu;
-    su = host_reduce(LG_CUDA_REDUCE_SUM, 0, 0, x, NULL, n);
-    ck_assert_int_eq(lg_mean_forward(NULL, n, x, &cm), LG_OK);
-    ck_assert_int_eq(lg_sum_forward(NULL, n, x, &csu), LG_OK);
-    assert_close("mean", &m, &cm, 1, 1e-5, 1e-6);
-    assert_close("sum", &su, &csu, 1, 1e-5, 1e-5);
-    free(x), free(t), free(dx), free(cdx);
+    free(x0), free(t0), free(cdx);
 }
 END_TEST
 
@@ -368,7 +438,7 @@ START_TEST(test_clipping_matches_cpu) {
         float *h = malloc(n * 4);
         memcpy(h, g, n * 4);
         memcpy(cg, g, n * 4);
-        float norm, coef = lg_cuk_clip_coef((double)host_reduce(LG_CUDA_REDUCE_SQUARES, 0, 0, h, NULL, n),
+        float norm, coef = lg_cuk_clip_coef((double)host_reduce(LG_CUDA_REDUCE_SQUARES, 0, 0, LG_CUDA_F32, h, NULL, n),
                                             max_norms[k], &norm);
         for (size_t i = 0; i < n; i++)
             h[i] *= coef;
@@ -389,105 +459,161 @@ END_TEST
 
 /* ---- layer_norm and structure ops -------------------------------------------------------- */
 
+/* layer_norm in f32, f16 and bf16: x, the weight, the bias and their
+ * gradients in the compute dtype, the saved statistics in f32. */
 START_TEST(test_layer_norm_matches_cpu) {
     const size_t rows = 37, D = 50, n = rows * D;
-    float *x = random_floats(n, 30, 3.0f), *w = random_floats(D, 31, 1.0f), *b = random_floats(D, 32, 0.5f);
-    float *dy = random_floats(n, 33, 1.0f);
-    float *y = malloc(n * 4), *cy = malloc(n * 4), *dx = malloc(n * 4), *cdx = malloc(n * 4);
+    float *x0 = random_floats(n, 30, 3.0f), *w0 = random_floats(D, 31, 1.0f), *b0 = random_floats(D, 32, 0.5f);
+    float *dy0 = random_floats(n, 33, 1.0f), *cy = malloc(n * 4), *cdx = malloc(n * 4);
     float sm[37], si[37], csm[37], csi[37];
-    float *dw = malloc(D * 4), *db = malloc(D * 4), *cdw = malloc(D * 4), *cdb = malloc(D * 4);
-    for (int affine = 0; affine < 2; affine++) {
-        lg_layer_norm_dims d = {(int)rows, (int)D, 1e-5f, affine};
-        const float *wp = affine ? w : NULL, *bp = affine ? b : NULL;
-        for (size_t i = 0; i < D; i++)
-            dw[i] = cdw[i] = 0.25f, db[i] = cdb[i] = -0.5f; /* both accumulate */
-        for (size_t r = 0; r < rows; r++)
-            lg_cuk_layer_norm_forward(r, D, 1e-5f, x, wp, bp, y, sm, si);
-        for (size_t r = 0; r < rows; r++)
-            lg_cuk_layer_norm_backward(r, D, x, wp, sm, si, dy, dx);
-        for (size_t k = 0; k < D; k++)
-            lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
-        ck_assert_int_eq(lg_layer_norm_forward(NULL, &d, x, wp, bp, cy, csm, csi), LG_OK);
-        ck_assert_int_eq(lg_layer_norm_backward(NULL, &d, x, wp, csm, csi, dy, cdx,
-                                                affine ? cdw : NULL, affine ? cdb : NULL),
-                         LG_OK);
-        assert_close("layer_norm", y, cy, n, 1e-6, 1e-6);
-        assert_close("layer_norm mean", sm, csm, rows, 1e-6, 1e-7);
-        assert_close("layer_norm dx", dx, cdx, n, 1e-5, 1e-6);
-        if (affine) {
-            assert_close("layer_norm dweight", dw, cdw, D, 1e-5, 1e-6);
-            assert_close("layer_norm dbias", db, cdb, D, 1e-5, 1e-6);
+    float *cdw = malloc(D * 4), *cdb = malloc(D * 4);
+    for (int k = 0; k < 3; k++) {
+        int dt = dtypes[k];
+        void *x = dt_buffer(x0, n, dt), *w = dt_buffer(w0, D, dt), *b = dt_buffer(b0, D, dt);
+        void *dy = dt_buffer(dy0, n, dt), *y = dt_buffer(NULL, n, dt), *dx = dt_buffer(NULL, n, dt);
+        void *dw = dt_buffer(NULL, D, dt), *db = dt_buffer(NULL, D, dt);
+        float *xr = dt_values(x, n, dt), *wr = dt_values(w, D, dt), *br = dt_values(b, D, dt);
+        float *dyr = dt_values(dy, n, dt);
+        for (int affine = 0; affine < 2; affine++) {
+            lg_layer_norm_dims d = {(int)rows, (int)D, 1e-5f, affine};
+            const void *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+            for (size_t i = 0; i < D; i++) { /* both accumulate */
+                lg_cuk_store(dw, i, dt, 0.25f), lg_cuk_store(db, i, dt, -0.5f);
+                cdw[i] = 0.25f, cdb[i] = -0.5f;
+            }
+            for (size_t r = 0; r < rows; r++)
+                lg_cuk_layer_norm_forward(r, dt, D, 1e-5f, x, wp, bp, y, sm, si);
+            for (size_t r = 0; r < rows; r++)
+                lg_cuk_layer_norm_backward(r, dt, D, x, wp, sm, si, dy, dx);
+            for (size_t j = 0; j < D; j++)
+                lg_cuk_layer_norm_param_grad(j, dt, rows, D, x, sm, si, dy, dw, db);
+            ck_assert_int_eq(lg_layer_norm_forward(NULL, &d, xr, affine ? wr : NULL, affine ? br : NULL, cy, csm,
+                                                   csi),
+                             LG_OK);
+            ck_assert_int_eq(lg_layer_norm_backward(NULL, &d, xr, affine ? wr : NULL, csm, csi, dyr, cdx,
+                                                    affine ? cdw : NULL, affine ? cdb : NULL),
+                             LG_OK);
+            assert_dt_close("layer_norm", dt, y, cy, n, 1e-6, 1e-6);
+            assert_close("layer_norm mean", sm, csm, rows, 1e-6, 1e-7);
+            assert_close("layer_norm invstd", si, csi, rows, 1e-6, 1e-7);
+            assert_dt_close("layer_norm dx", dt, dx, cdx, n, 1e-5, 1e-6);
+            if (affine) {
+                assert_dt_close("layer_norm dweight", dt, dw, cdw, D, 1e-5, 1e-6);
+                assert_dt_close("layer_norm dbias", dt, db, cdb, D, 1e-5, 1e-6);
+            }
         }
+        free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(xr), free(wr), free(br),
+            free(dyr);
     }
-    free(x), free(w), free(b), free(dy), free(y), free(cy), free(dx), free(cdx), free(dw), free(db),
-        free(cdw), free(cdb);
+    free(x0), free(w0), free(b0), free(dy0), free(cy), free(cdx), free(cdw), free(cdb);
 }
 END_TEST
 
+/* adaptive average pooling, upsample_nearest, transpose, concat/split and
+ * rpn_flatten in f32, f16 and bf16: the moves bit for bit, the sums within
+ * the 16-bit type's rounding. */
 START_TEST(test_pool_upsample_transpose_match_cpu) {
     /* adaptive average pooling with uneven bins: 10x7 -> 4x3 */
     const size_t N = 2, C = 3, H = 10, W = 7, OH = 4, OW = 3, nin = N * C * H * W, nout = N * C * OH * OW;
-    float *x = random_floats(nin, 34, 1.0f), *dy = random_floats(nout, 35, 1.0f);
-    float *y = malloc(nout * 4), *cy = malloc(nout * 4), *dx = malloc(nin * 4), *cdx = malloc(nin * 4);
-    lg_adaptive_pool2d_dims ad = {(int)C, (int)H, (int)W, (int)OH, (int)OW};
-    for (size_t i = 0; i < nout; i++)
-        lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
-    for (size_t i = 0; i < nin; i++)
-        lg_cuk_adaptive_pool_backward(i, H, W, OH, OW, dy, dx);
-    ck_assert_int_eq(lg_adaptive_avg_pool2d_forward(NULL, &ad, N, x, cy), LG_OK);
-    ck_assert_int_eq(lg_adaptive_avg_pool2d_backward(NULL, &ad, N, dy, cdx), LG_OK);
-    assert_close("adaptive_avg_pool2d", y, cy, nout, 1e-6, 1e-7);
-    assert_close("adaptive_avg_pool2d backward", dx, cdx, nin, 1e-6, 1e-7);
-
-    /* upsample_nearest x3 */
     const int S = 3;
-    size_t nup = nin * S * S;
-    float *u = malloc(nup * 4), *cu = malloc(nup * 4), *du = random_floats(nup, 36, 1.0f);
-    for (size_t i = 0; i < nup; i++)
-        u[i] = lg_cuk_upsample_forward(i, H, W, S, x);
-    for (size_t i = 0; i < nin; i++)
-        dx[i] = lg_cuk_upsample_backward(i, H, W, S, du);
-    ck_assert_int_eq(lg_upsample_nearest_forward(NULL, N, C, H, W, S, x, cu), LG_OK);
-    ck_assert_int_eq(lg_upsample_nearest_backward(NULL, N, C, H, W, S, du, cdx), LG_OK);
-    assert_close("upsample_nearest", u, cu, nup, 0, 0);
-    assert_close("upsample_nearest backward", dx, cdx, nin, 1e-6, 1e-7);
+    const size_t nup = nin * S * S;
+    float *x0 = random_floats(nin, 34, 1.0f), *dy0 = random_floats(nout, 35, 1.0f), *du0 = random_floats(nup, 36, 1.0f);
+    float *cy = malloc(nup * 4), *cdx = malloc(nin * 4);
+    for (int k = 0; k < 3; k++) {
+        int dt = dtypes[k];
+        void *x = dt_buffer(x0, nin, dt), *dy = dt_buffer(dy0, nout, dt), *du = dt_buffer(du0, nup, dt);
+        void *y = dt_buffer(NULL, nup, dt), *dx = dt_buffer(NULL, nin, dt);
+        float *xr = dt_values(x, nin, dt), *dyr = dt_values(dy, nout, dt), *dur = dt_values(du, nup, dt);
+        lg_adaptive_pool2d_dims ad = {(int)C, (int)H, (int)W, (int)OH, (int)OW};
+        for (size_t i = 0; i < nout; i++)
+            lg_cuk_adaptive_pool_forward(i, dt, H, W, OH, OW, x, y);
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_adaptive_pool_backward(i, dt, H, W, OH, OW, dy, dx);
+        ck_assert_int_eq(lg_adaptive_avg_pool2d_forward(NULL, &ad, N, xr, cy), LG_OK);
+        ck_assert_int_eq(lg_adaptive_avg_pool2d_backward(NULL, &ad, N, dyr, cdx), LG_OK);
+        assert_dt_close("adaptive_avg_pool2d", dt, y, cy, nout, 1e-6, 1e-7);
+        assert_dt_close("adaptive_avg_pool2d backward", dt, dx, cdx, nin, 1e-6, 1e-7);
 
-    /* transpose [2, 3, 5, 7, 1] and back */
-    lg_transpose_dims td = {2, 3, 5, 7, 1};
-    size_t nt = 2 * 3 * 5 * 7;
-    float *t = malloc(nt * 4), *ct = malloc(nt * 4), *back = malloc(nt * 4);
-    for (size_t i = 0; i < nt; i++)
-        t[i] = x[lg_cuk_transpose_src(i, 3, 5, 7, 1)];
-    ck_assert_int_eq(lg_transpose_forward(NULL, &td, x, ct), LG_OK);
-    assert_close("transpose", t, ct, nt, 0, 0);
-    for (size_t i = 0; i < nt; i++) /* backward: a and b exchanged */
-        back[i] = t[lg_cuk_transpose_src(i, 7, 5, 3, 1)];
-    assert_close("transpose back", back, x, nt, 0, 0);
+        /* upsample_nearest x3 */
+        for (size_t i = 0; i < nup; i++)
+            lg_cuk_upsample_forward(i, dt, H, W, S, x, y);
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_upsample_backward(i, dt, H, W, S, du, dx);
+        ck_assert_int_eq(lg_upsample_nearest_forward(NULL, N, C, H, W, S, xr, cy), LG_OK);
+        ck_assert_int_eq(lg_upsample_nearest_backward(NULL, N, C, H, W, S, dur, cdx), LG_OK);
+        assert_dt_close("upsample_nearest", dt, y, cy, nup, 0, 0);
+        assert_dt_close("upsample_nearest backward", dt, dx, cdx, nin, 1e-6, 1e-7);
 
-    /* concat of three pieces, and split back */
-    size_t sizes[3] = {4, 1, 6}, outer = 5, total = 11;
-    float *p0 = random_floats(outer * 4, 37, 1.0f), *p1 = random_floats(outer, 38, 1.0f);
-    float *p2 = random_floats(outer * 6, 39, 1.0f), cat[55], ccat[55];
-    const float *ins[3] = {p0, p1, p2};
-    for (size_t i = 0; i < outer * total; i++) {
-        size_t src;
-        int k = lg_cuk_concat_src(i, 3, sizes, total, &src);
-        cat[i] = ins[k][src];
+        /* transpose [2, 3, 5, 7, 1] (what the launcher does: a gather through
+         * the body's index) and back */
+        lg_transpose_dims td = {2, 3, 5, 7, 1};
+        size_t nt = 2 * 3 * 5 * 7;
+        void *back = dt_buffer(NULL, nt, dt);
+        for (size_t i = 0; i < nt; i++)
+            lg_cuk_store(y, i, dt, lg_cuk_load(x, lg_cuk_transpose_src(i, 3, 5, 7, 1), dt));
+        ck_assert_int_eq(lg_transpose_forward(NULL, &td, xr, cy), LG_OK);
+        assert_dt_close("transpose", dt, y, cy, nt, 0, 0);
+        for (size_t i = 0; i < nt; i++) /* backward: a and b exchanged */
+            lg_cuk_store(back, i, dt, lg_cuk_load(y, lg_cuk_transpose_src(i, 7, 5, 3, 1), dt));
+        assert_dt_close("transpose back", dt, back, xr, nt, 0, 0);
+
+        /* concat of three pieces, and split back */
+        size_t sizes[3] = {4, 1, 6}, outer = 5, total = 11;
+        float *p0 = random_floats(outer * 4, 37, 1.0f), *p1 = random_floats(outer, 38, 1.0f);
+        float *p2 = random_floats(outer * 6, 39, 1.0f), ccat[55];
+        void *q0 = dt_buffer(p0, outer * 4, dt), *q1 = dt_buffer(p1, outer, dt), *q2 = dt_buffer(p2, outer * 6, dt);
+        float *r0 = dt_values(q0, outer * 4, dt), *r1 = dt_values(q1, outer, dt), *r2 = dt_values(q2, outer * 6, dt);
+        const void *ins[3] = {q0, q1, q2};
+        const float *rins[3] = {r0, r1, r2};
+        for (size_t i = 0; i < outer * total; i++) {
+            size_t src;
+            int which = lg_cuk_concat_src(i, 3, sizes, total, &src);
+            lg_cuk_store(y, i, dt, lg_cuk_load(ins[which], src, dt));
+        }
+        ck_assert_int_eq(lg_concat_forward(NULL, outer, 3, sizes, rins, ccat), LG_OK);
+        assert_dt_close("concat", dt, y, ccat, outer * total, 0, 0);
+        void *s0 = dt_buffer(NULL, 20, dt), *s1 = dt_buffer(NULL, 5, dt), *s2 = dt_buffer(NULL, 30, dt);
+        void *outs[3] = {s0, s1, s2};
+        for (size_t i = 0; i < outer * total; i++) {
+            size_t dst;
+            int which = lg_cuk_concat_src(i, 3, sizes, total, &dst);
+            lg_cuk_store(outs[which], dst, dt, lg_cuk_load(y, i, dt));
+        }
+        assert_dt_close("split 0", dt, s0, r0, 20, 0, 0);
+        assert_dt_close("split 1", dt, s1, r1, 5, 0, 0);
+        assert_dt_close("split 2", dt, s2, r2, 30, 0, 0);
+
+        /* rpn_flatten: two levels (A = 3, D = 4) into 5 + ... rows of (N, total, D) */
+        const int A = 3, D = 4, lh[2] = {4, 2}, lw[2] = {5, 3};
+        const int total_rows = A * (lh[0] * lw[0] + lh[1] * lw[1]);
+        size_t nflat = N * (size_t)total_rows * D;
+        void *flat = dt_buffer(NULL, nflat, dt);
+        float *cflat = malloc(nflat * 4), *dflat0 = random_floats(nflat, 40, 1.0f);
+        void *dflat = dt_buffer(dflat0, nflat, dt);
+        float *dflatr = dt_values(dflat, nflat, dt);
+        for (int l = 0, off = 0; l < 2; l++) {
+            size_t hw = (size_t)(lh[l] * lw[l]), nl = N * (size_t)(A * D) * hw;
+            float *m0 = random_floats(nl, 41 + (unsigned)l, 1.0f), *cdm = malloc(nl * 4);
+            void *m = dt_buffer(m0, nl, dt), *dm = dt_buffer(NULL, nl, dt);
+            float *mr = dt_values(m, nl, dt);
+            for (size_t i = 0; i < nl; i++) { /* the launcher's two directions */
+                size_t j = lg_cuk_rpn_flatten_dst(i, (size_t)A, (size_t)D, hw, (size_t)total_rows, (size_t)off);
+                lg_cuk_store(flat, j, dt, lg_cuk_load(m, i, dt));
+                lg_cuk_store(dm, i, dt, lg_cuk_load(dflat, j, dt));
+            }
+            lg_rpn_permute_forward(mr, (int)N, A, D, lh[l], lw[l], cflat, total_rows, off);
+            lg_rpn_permute_backward(dflatr, (int)N, A, D, lh[l], lw[l], total_rows, off, cdm);
+            assert_dt_close("rpn_flatten backward", dt, dm, cdm, nl, 0, 0);
+            off += A * (int)hw;
+            free(m0), free(cdm), free(m), free(dm), free(mr);
+        }
+        assert_dt_close("rpn_flatten", dt, flat, cflat, nflat, 0, 0);
+        free(flat), free(cflat), free(dflat0), free(dflat), free(dflatr);
+        free(x), free(dy), free(du), free(y), free(dx), free(xr), free(dyr), free(dur), free(back);
+        free(p0), free(p1), free(p2), free(q0), free(q1), free(q2), free(r0), free(r1), free(r2), free(s0), free(s1),
+            free(s2);
     }
-    ck_assert_int_eq(lg_concat_forward(NULL, outer, 3, sizes, ins, ccat), LG_OK);
-    assert_close("concat", cat, ccat, outer * total, 0, 0);
-    float s0[20], s1[5], s2[30];
-    float *outs[3] = {s0, s1, s2};
-    for (size_t i = 0; i < outer * total; i++) {
-        size_t dst;
-        int k = lg_cuk_concat_src(i, 3, sizes, total, &dst);
-        outs[k][dst] = cat[i];
-    }
-    assert_close("split 0", s0, p0, 20, 0, 0);
-    assert_close("split 1", s1, p1, 5, 0, 0);
-    assert_close("split 2", s2, p2, 30, 0, 0);
-    free(x), free(dy), free(y), free(cy), free(dx), free(cdx), free(u), free(cu), free(du), free(t),
-        free(ct), free(back), free(p0), free(p1), free(p2);
+    free(x0), free(dy0), free(du0), free(cy), free(cdx);
 }
 END_TEST
 

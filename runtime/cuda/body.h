@@ -242,39 +242,46 @@ LG_BODY float lg_cuk_dropout(size_t i, uint64_t seed, uint64_t keep_thresh, floa
 }
 
 /* ---- softmax / log_softmax over x viewed as [outer, dim, inner] --------------- */
-/* One thread per (outer, inner) pair walks the dim axis (stride inner). */
+/* One thread per (outer, inner) pair walks the dim axis (stride inner).
+ * x, y, dy, dx in dtype dt; the maximum, the sums and the exponentials in
+ * float (mixed precision reads f16/bf16 and rounds only the results). */
 
-LG_BODY void lg_cuk_softmax_forward(size_t t, size_t dim, size_t inner, int log_, const float *x,
-                                    float *y) {
-    size_t o = t / inner, in = t % inner;
-    const float *xs = x + o * dim * inner + in;
-    float *ys = y + o * dim * inner + in;
+LG_BODY void lg_cuk_softmax_forward(size_t t, int dt, size_t dim, size_t inner, int log_, const void *x,
+                                    void *y) {
+    size_t o = t / inner, in = t % inner, base = o * dim * inner + in;
     float m = -INFINITY;
     for (size_t k = 0; k < dim; k++)
-        m = fmaxf(m, xs[k * inner]);
+        m = fmaxf(m, lg_cuk_load(x, base + k * inner, dt));
     float s = 0.0f;
     for (size_t k = 0; k < dim; k++)
-        s += expf(xs[k * inner] - m);
+        s += expf(lg_cuk_load(x, base + k * inner, dt) - m);
     if (log_) {
         float ls = logf(s);
-        for (size_t k = 0; k < dim; k++)
-            ys[k * inner] = xs[k * inner] - m - ls;
+        for (size_t k = 0; k < dim; k++) {
+            size_t i = base + k * inner;
+            lg_cuk_store(y, i, dt, lg_cuk_load(x, i, dt) - m - ls);
+        }
     } else {
-        for (size_t k = 0; k < dim; k++)
-            ys[k * inner] = expf(xs[k * inner] - m) / s;
+        for (size_t k = 0; k < dim; k++) {
+            size_t i = base + k * inner;
+            lg_cuk_store(y, i, dt, expf(lg_cuk_load(x, i, dt) - m) / s);
+        }
     }
 }
 
 /* dx from the forward output y and dy. */
-LG_BODY void lg_cuk_softmax_backward(size_t t, size_t dim, size_t inner, int log_, const float *y,
-                                     const float *dy, float *dx) {
+LG_BODY void lg_cuk_softmax_backward(size_t t, int dt, size_t dim, size_t inner, int log_, const void *y,
+                                     const void *dy, void *dx) {
     size_t o = t / inner, in = t % inner, base = o * dim * inner + in;
     float s = 0.0f;
-    for (size_t k = 0; k < dim; k++)
-        s += log_ ? dy[base + k * inner] : dy[base + k * inner] * y[base + k * inner];
     for (size_t k = 0; k < dim; k++) {
         size_t i = base + k * inner;
-        dx[i] = log_ ? dy[i] - expf(y[i]) * s : y[i] * (dy[i] - s);
+        s += log_ ? lg_cuk_load(dy, i, dt) : lg_cuk_load(dy, i, dt) * lg_cuk_load(y, i, dt);
+    }
+    for (size_t k = 0; k < dim; k++) {
+        size_t i = base + k * inner;
+        float yi = lg_cuk_load(y, i, dt), gi = lg_cuk_load(dy, i, dt);
+        lg_cuk_store(dx, i, dt, log_ ? gi - expf(yi) * s : yi * (gi - s));
     }
 }
 
@@ -294,59 +301,64 @@ LG_BODY float lg_cuk_global_avg_pool_backward(size_t i, int dt, size_t hw, const
 /* ---- layer_norm over the last D elements of each row --------------------- */
 /* Forward: one thread per row (statistics in double, as the CPU kernel);
  * backward: one thread per row for dx, one per column for dweight and
- * dbias (which accumulate, +=). */
+ * dbias (which accumulate, +=). x, y, dy, dx, the weight, the bias and
+ * their gradients in dtype dt (a layer's f16/bf16 copies under mixed
+ * precision); save_mean and save_invstd [rows] are float32. */
 
-LG_BODY void lg_cuk_layer_norm_forward(size_t r, size_t D, float eps, const float *x,
-                                       const float *w, const float *b, float *y, float *save_mean,
+LG_BODY void lg_cuk_layer_norm_forward(size_t r, int dt, size_t D, float eps, const void *x,
+                                       const void *w, const void *b, void *y, float *save_mean,
                                        float *save_invstd) {
-    const float *xr = x + r * D;
+    size_t row = r * D;
     double s = 0.0, ss = 0.0;
     for (size_t k = 0; k < D; k++)
-        s += xr[k];
+        s += lg_cuk_load(x, row + k, dt);
     double mean = s / (double)D;
-    for (size_t k = 0; k < D; k++)
-        ss += ((double)xr[k] - mean) * ((double)xr[k] - mean);
+    for (size_t k = 0; k < D; k++) {
+        double d = (double)lg_cuk_load(x, row + k, dt) - mean;
+        ss += d * d;
+    }
     double invstd = 1.0 / sqrt(ss / (double)D + (double)eps);
     for (size_t k = 0; k < D; k++) {
-        double v = ((double)xr[k] - mean) * invstd;
-        y[r * D + k] = w ? (float)(v * w[k] + b[k]) : (float)v;
+        double v = ((double)lg_cuk_load(x, row + k, dt) - mean) * invstd;
+        lg_cuk_store(y, row + k, dt,
+                     w ? (float)(v * lg_cuk_load(w, k, dt) + lg_cuk_load(b, k, dt)) : (float)v);
     }
     save_mean[r] = (float)mean;
     save_invstd[r] = (float)invstd;
 }
 
-LG_BODY void lg_cuk_layer_norm_backward(size_t r, size_t D, const float *x, const float *w,
+LG_BODY void lg_cuk_layer_norm_backward(size_t r, int dt, size_t D, const void *x, const void *w,
                                         const float *save_mean, const float *save_invstd,
-                                        const float *dy, float *dx) {
-    const float *xr = x + r * D, *g = dy + r * D;
+                                        const void *dy, void *dx) {
+    size_t row = r * D;
     double mean = save_mean[r], invstd = save_invstd[r], s1 = 0.0, s2 = 0.0;
     for (size_t k = 0; k < D; k++) {
-        double gk = w ? (double)g[k] * w[k] : (double)g[k];
+        double gk = (double)lg_cuk_load(dy, row + k, dt) * (w ? lg_cuk_load(w, k, dt) : 1.0f);
         s1 += gk;
-        s2 += gk * ((double)xr[k] - mean) * invstd;
+        s2 += gk * ((double)lg_cuk_load(x, row + k, dt) - mean) * invstd;
     }
     s1 /= (double)D;
     s2 /= (double)D;
     for (size_t k = 0; k < D; k++) {
-        double gk = w ? (double)g[k] * w[k] : (double)g[k];
-        double xhat = ((double)xr[k] - mean) * invstd;
-        dx[r * D + k] = (float)(invstd * (gk - s1 - xhat * s2));
+        double gk = (double)lg_cuk_load(dy, row + k, dt) * (w ? lg_cuk_load(w, k, dt) : 1.0f);
+        double xhat = ((double)lg_cuk_load(x, row + k, dt) - mean) * invstd;
+        lg_cuk_store(dx, row + k, dt, (float)(invstd * (gk - s1 - xhat * s2)));
     }
 }
 
-LG_BODY void lg_cuk_layer_norm_param_grad(size_t k, size_t rows, size_t D, const float *x,
+LG_BODY void lg_cuk_layer_norm_param_grad(size_t k, int dt, size_t rows, size_t D, const void *x,
                                           const float *save_mean, const float *save_invstd,
-                                          const float *dy, float *dweight, float *dbias) {
+                                          const void *dy, void *dweight, void *dbias) {
     double sw = 0.0, sb = 0.0;
     for (size_t r = 0; r < rows; r++) {
-        double g = dy[r * D + k];
-        sw += g * ((double)x[r * D + k] - save_mean[r]) * save_invstd[r];
+        double g = lg_cuk_load(dy, r * D + k, dt);
+        sw += g * ((double)lg_cuk_load(x, r * D + k, dt) - save_mean[r]) * save_invstd[r];
         sb += g;
     }
     if (dweight)
-        dweight[k] += (float)sw;
+        lg_cuk_store(dweight, k, dt, lg_cuk_load(dweight, k, dt) + (float)sw);
     if (dbias)
-        dbias[k] += (float)sb;
+        lg_cuk_store(dbias, k, dt, lg_cuk_load(dbias, k, dt) + (float)sb);
 }
 
 /* ---- max / avg pooling with PyTorch's windows (own kernels) ------------------ */
@@ -481,23 +493,24 @@ LG_BODY size_t lg_cuk_bin_end(size_t i, size_t in, size_t out) {
     return ((i + 1) * in + out - 1) / out;
 }
 
-/* y[p, oh, ow] over planes p = n * C + c; one thread per output element. */
-LG_BODY void lg_cuk_adaptive_pool_forward(size_t idx, size_t H, size_t W, size_t OH, size_t OW,
-                                          const float *x, float *y) {
+/* y[p, oh, ow] over planes p = n * C + c; one thread per output element;
+ * x and y in dtype dt, the bin's sum in double as the CPU kernel. */
+LG_BODY void lg_cuk_adaptive_pool_forward(size_t idx, int dt, size_t H, size_t W, size_t OH, size_t OW,
+                                          const void *x, void *y) {
     size_t ow = idx % OW, oh = idx / OW % OH, p = idx / (OW * OH);
     size_t h0 = lg_cuk_bin_start(oh, H, OH), h1 = lg_cuk_bin_end(oh, H, OH);
     size_t w0 = lg_cuk_bin_start(ow, W, OW), w1 = lg_cuk_bin_end(ow, W, OW);
     double s = 0.0;
     for (size_t h = h0; h < h1; h++)
         for (size_t w = w0; w < w1; w++)
-            s += x[(p * H + h) * W + w];
-    y[idx] = (float)(s / (double)((h1 - h0) * (w1 - w0)));
+            s += lg_cuk_load(x, (p * H + h) * W + w, dt);
+    lg_cuk_store(y, idx, dt, (float)(s / (double)((h1 - h0) * (w1 - w0))));
 }
 
 /* dx[p, h, w] (written): one thread per input element gathers from every
  * output bin that contains it. */
-LG_BODY void lg_cuk_adaptive_pool_backward(size_t idx, size_t H, size_t W, size_t OH, size_t OW,
-                                           const float *dy, float *dx) {
+LG_BODY void lg_cuk_adaptive_pool_backward(size_t idx, int dt, size_t H, size_t W, size_t OH, size_t OW,
+                                           const void *dy, void *dx) {
     size_t w = idx % W, h = idx / W % H, p = idx / (W * H);
     float s = 0.0f;
     for (size_t oh = 0; oh < OH; oh++) {
@@ -507,28 +520,48 @@ LG_BODY void lg_cuk_adaptive_pool_backward(size_t idx, size_t H, size_t W, size_
         for (size_t ow = 0; ow < OW; ow++) {
             size_t w0 = lg_cuk_bin_start(ow, W, OW), w1 = lg_cuk_bin_end(ow, W, OW);
             if (w >= w0 && w < w1)
-                s += dy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
+                s += lg_cuk_load(dy, (p * OH + oh) * OW + ow, dt) / (float)((h1 - h0) * (w1 - w0));
         }
     }
-    dx[idx] = s;
+    lg_cuk_store(dx, idx, dt, s);
 }
 
 /* ---- upsample_nearest by an integer scale --------------------------------------- */
+/* [planes, H, W] -> [planes, H * scale, W * scale], dtype dt: forward one
+ * thread per output element (a copy), backward one per input element (the
+ * sum of its scale x scale block, in float). */
 
-LG_BODY float lg_cuk_upsample_forward(size_t idx, size_t H, size_t W, int scale, const float *x) {
+LG_BODY void lg_cuk_upsample_forward(size_t idx, int dt, size_t H, size_t W, int scale, const void *x,
+                                     void *y) {
     size_t OW = W * (size_t)scale, OH = H * (size_t)scale;
     size_t ow = idx % OW, oh = idx / OW % OH, p = idx / (OW * OH);
-    return x[(p * H + oh / (size_t)scale) * W + ow / (size_t)scale];
+    lg_cuk_store(y, idx, dt, lg_cuk_load(x, (p * H + oh / (size_t)scale) * W + ow / (size_t)scale, dt));
 }
 
-LG_BODY float lg_cuk_upsample_backward(size_t idx, size_t H, size_t W, int scale, const float *dy) {
+LG_BODY void lg_cuk_upsample_backward(size_t idx, int dt, size_t H, size_t W, int scale, const void *dy,
+                                      void *dx) {
     size_t w = idx % W, h = idx / W % H, p = idx / (W * H), S = (size_t)scale;
     size_t OW = W * S;
     float s = 0.0f;
     for (size_t a = 0; a < S; a++)
         for (size_t b = 0; b < S; b++)
-            s += dy[(p * H * S + h * S + a) * OW + w * S + b];
-    return s;
+            s += lg_cuk_load(dy, (p * H * S + h * S + a) * OW + w * S + b, dt);
+    lg_cuk_store(dx, idx, dt, s);
+}
+
+/* ---- rpn_flatten: an RPN head's level map into rows in anchor order ------------ */
+/* A level's map x [N, A * D, H, W] (a conv output) goes to rows
+ * (N, total, D) of the flattened output, starting at row `offset` of each
+ * image, in torchvision's order (location, then anchor): the element of
+ * x's index idx lands at the returned index. Forward scatters x there,
+ * backward gathers the gradient back (lg_rpn_permute_forward/_backward). */
+LG_BODY size_t lg_cuk_rpn_flatten_dst(size_t idx, size_t A, size_t D, size_t hw, size_t total,
+                                      size_t offset) {
+    size_t p = idx % hw, t = idx / hw;
+    size_t d = t % D;
+    t /= D;
+    size_t a = t % A, n = t / A;
+    return (n * total + offset + p * A + a) * D + d;
 }
 
 /* ---- transpose: x [outer, A, mid, B, inner] -> y [outer, B, mid, A, inner] ----- */

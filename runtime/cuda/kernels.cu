@@ -202,14 +202,14 @@ static __global__ void dropout_backward_kernel(int dt, float scale, const uint8_
 
 /* ---- softmax, global average pooling -------------------------------------------------- */
 
-static __global__ void softmax_kernel(int log_, size_t rows, size_t dim, size_t inner, const float *x,
-                               float *y) {
-    GRID_LOOP(t, rows) lg_cuk_softmax_forward(t, dim, inner, log_, x, y);
+static __global__ void softmax_kernel(int dt, int log_, size_t rows, size_t dim, size_t inner,
+                                      const void *x, void *y) {
+    GRID_LOOP(t, rows) lg_cuk_softmax_forward(t, dt, dim, inner, log_, x, y);
 }
 
-static __global__ void softmax_backward_kernel(int log_, size_t rows, size_t dim, size_t inner,
-                                        const float *y, const float *dy, float *dx) {
-    GRID_LOOP(t, rows) lg_cuk_softmax_backward(t, dim, inner, log_, y, dy, dx);
+static __global__ void softmax_backward_kernel(int dt, int log_, size_t rows, size_t dim, size_t inner,
+                                               const void *y, const void *dy, void *dx) {
+    GRID_LOOP(t, rows) lg_cuk_softmax_backward(t, dt, dim, inner, log_, y, dy, dx);
 }
 
 static __global__ void gap_kernel(int dt, size_t planes, size_t hw, const void *x, void *y) {
@@ -222,19 +222,19 @@ static __global__ void gap_backward_kernel(int dt, size_t n, size_t hw, const vo
 
 /* ---- layer_norm, pooling, structure ------------------------------------------------------ */
 
-static __global__ void ln_forward_kernel(size_t rows, size_t D, float eps, const float *x, const float *w,
-                                  const float *b, float *y, float *sm, float *si) {
-    GRID_LOOP(r, rows) lg_cuk_layer_norm_forward(r, D, eps, x, w, b, y, sm, si);
+static __global__ void ln_forward_kernel(int dt, size_t rows, size_t D, float eps, const void *x,
+                                         const void *w, const void *b, void *y, float *sm, float *si) {
+    GRID_LOOP(r, rows) lg_cuk_layer_norm_forward(r, dt, D, eps, x, w, b, y, sm, si);
 }
 
-static __global__ void ln_backward_kernel(size_t rows, size_t D, const float *x, const float *w,
-                                   const float *sm, const float *si, const float *dy, float *dx) {
-    GRID_LOOP(r, rows) lg_cuk_layer_norm_backward(r, D, x, w, sm, si, dy, dx);
+static __global__ void ln_backward_kernel(int dt, size_t rows, size_t D, const void *x, const void *w,
+                                          const float *sm, const float *si, const void *dy, void *dx) {
+    GRID_LOOP(r, rows) lg_cuk_layer_norm_backward(r, dt, D, x, w, sm, si, dy, dx);
 }
 
-static __global__ void ln_param_kernel(size_t rows, size_t D, const float *x, const float *sm,
-                                const float *si, const float *dy, float *dw, float *db) {
-    GRID_LOOP(k, D) lg_cuk_layer_norm_param_grad(k, rows, D, x, sm, si, dy, dw, db);
+static __global__ void ln_param_kernel(int dt, size_t rows, size_t D, const void *x, const float *sm,
+                                       const float *si, const void *dy, void *dw, void *db) {
+    GRID_LOOP(k, D) lg_cuk_layer_norm_param_grad(k, dt, rows, D, x, sm, si, dy, dw, db);
 }
 
 static __global__ void max_pool_kernel(lg_cuda_pool2d d, int dt, size_t n, const void *x, void *y,
@@ -256,49 +256,61 @@ static __global__ void avg_pool_backward_kernel(lg_cuda_pool2d d, int dt, size_t
     GRID_LOOP(i, n) lg_cuk_avg_pool_backward(i, &d, dt, dy, dx);
 }
 
-static __global__ void adaptive_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW, const float *x,
-                                float *y) {
-    GRID_LOOP(i, n) lg_cuk_adaptive_pool_forward(i, H, W, OH, OW, x, y);
+static __global__ void adaptive_kernel(int dt, size_t n, size_t H, size_t W, size_t OH, size_t OW,
+                                       const void *x, void *y) {
+    GRID_LOOP(i, n) lg_cuk_adaptive_pool_forward(i, dt, H, W, OH, OW, x, y);
 }
 
-static __global__ void adaptive_backward_kernel(size_t n, size_t H, size_t W, size_t OH, size_t OW,
-                                         const float *dy, float *dx) {
-    GRID_LOOP(i, n) lg_cuk_adaptive_pool_backward(i, H, W, OH, OW, dy, dx);
+static __global__ void adaptive_backward_kernel(int dt, size_t n, size_t H, size_t W, size_t OH, size_t OW,
+                                                const void *dy, void *dx) {
+    GRID_LOOP(i, n) lg_cuk_adaptive_pool_backward(i, dt, H, W, OH, OW, dy, dx);
 }
 
-static __global__ void upsample_kernel(size_t n, size_t H, size_t W, int s, const float *x, float *y) {
-    GRID_LOOP(i, n) y[i] = lg_cuk_upsample_forward(i, H, W, s, x);
+static __global__ void upsample_kernel(int dt, size_t n, size_t H, size_t W, int s, const void *x, void *y) {
+    GRID_LOOP(i, n) lg_cuk_upsample_forward(i, dt, H, W, s, x, y);
 }
 
-static __global__ void upsample_backward_kernel(size_t n, size_t H, size_t W, int s, const float *dy,
-                                         float *dx) {
-    GRID_LOOP(i, n) dx[i] = lg_cuk_upsample_backward(i, H, W, s, dy);
+static __global__ void upsample_backward_kernel(int dt, size_t n, size_t H, size_t W, int s, const void *dy,
+                                                void *dx) {
+    GRID_LOOP(i, n) lg_cuk_upsample_backward(i, dt, H, W, s, dy, dx);
 }
 
-static __global__ void transpose_kernel(size_t n, size_t A, size_t mid, size_t B, size_t inner,
-                                 const float *x, float *y) {
-    GRID_LOOP(i, n) y[i] = x[lg_cuk_transpose_src(i, A, mid, B, inner)];
-}
-
-struct Pieces {
-    const float *in[LG_CUDA_MAX_CONCAT];
-    float *out[LG_CUDA_MAX_CONCAT];
-    size_t sizes[LG_CUDA_MAX_CONCAT];
-};
-
-static __global__ void concat_kernel(size_t n, int k, size_t total, Pieces p, float *y) {
+/* dir 0: y[dst] = x[idx] (forward), 1: dx[idx] = dy[dst] (backward) */
+static __global__ void rpn_flatten_kernel(int dt, int dir, size_t n, size_t A, size_t D, size_t hw,
+                                          size_t total, size_t offset, const void *src, void *dst) {
     GRID_LOOP(i, n) {
-        size_t src;
-        int which = lg_cuk_concat_src(i, k, p.sizes, total, &src);
-        y[i] = p.in[which][src];
+        size_t j = lg_cuk_rpn_flatten_dst(i, A, D, hw, total, offset);
+        if (dir == 0)
+            lg_cuk_store(dst, j, dt, lg_cuk_load(src, i, dt));
+        else
+            lg_cuk_store(dst, i, dt, lg_cuk_load(src, j, dt));
     }
 }
 
-static __global__ void split_kernel(size_t n, int k, size_t total, Pieces p, const float *x) {
+static __global__ void transpose_kernel(int dt, size_t n, size_t A, size_t mid, size_t B, size_t inner,
+                                        const void *x, void *y) {
+    GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_load(x, lg_cuk_transpose_src(i, A, mid, B, inner), dt));
+}
+
+struct Pieces {
+    const void *in[LG_CUDA_MAX_CONCAT];
+    void *out[LG_CUDA_MAX_CONCAT];
+    size_t sizes[LG_CUDA_MAX_CONCAT];
+};
+
+static __global__ void concat_kernel(int dt, size_t n, int k, size_t total, Pieces p, void *y) {
+    GRID_LOOP(i, n) {
+        size_t src;
+        int which = lg_cuk_concat_src(i, k, p.sizes, total, &src);
+        lg_cuk_store(y, i, dt, lg_cuk_load(p.in[which], src, dt));
+    }
+}
+
+static __global__ void split_kernel(int dt, size_t n, int k, size_t total, Pieces p, const void *x) {
     GRID_LOOP(i, n) {
         size_t dst;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &dst);
-        p.out[which][dst] = x[i];
+        lg_cuk_store(p.out[which], dst, dt, lg_cuk_load(x, i, dt));
     }
 }
 
@@ -309,11 +321,11 @@ static __global__ void topk_row_kernel(const float *logits, const int32_t *label
 
 /* ---- reductions (two passes, fixed order: deterministic) ------------------------------- */
 
-static __global__ void reduce_partial_kernel(int kind, float beta, const float *x, const float *t,
-                                      size_t n, float *partial) {
+static __global__ void reduce_partial_kernel(int kind, float beta, int dt, const void *x, const void *t,
+                                             size_t n, float *partial) {
     __shared__ float sh[THREADS];
     float s = 0.0f;
-    GRID_LOOP(i, n) s += lg_cuk_reduce_term(kind, x[i], t ? t[i] : 0.0f, beta);
+    GRID_LOOP(i, n) s += lg_cuk_reduce_term(kind, lg_cuk_load(x, i, dt), t ? lg_cuk_load(t, i, dt) : 0.0f, beta);
     s = block_sum(s, sh);
     if (threadIdx.x == 0)
         partial[blockIdx.x] = s;
@@ -340,12 +352,15 @@ static __global__ void reduce_final_kernel(const float *partial, unsigned blocks
     }
 }
 
-static __global__ void loss_backward_kernel(int kind, int mean, float beta, const float *x, const float *t,
-                                     const float *dloss, float *dx, size_t n) {
+static __global__ void loss_backward_kernel(int kind, int mean, float beta, int dt, const void *x,
+                                            const void *t, const float *dloss, void *dx, size_t n) {
     float g = mean ? (float)((double)*dloss / (double)n) : *dloss;
-    GRID_LOOP(i, n) dx[i] = kind == LG_CUDA_REDUCE_SUM
-                                ? g
-                                : g * lg_cuk_loss_grad(kind, x[i], t[i], beta);
+    GRID_LOOP(i, n) {
+        float v = kind == LG_CUDA_REDUCE_SUM
+                      ? g
+                      : g * lg_cuk_loss_grad(kind, lg_cuk_load(x, i, dt), lg_cuk_load(t, i, dt), beta);
+        lg_cuk_store(dx, i, dt, v);
+    }
 }
 
 static __global__ void clip_scale_kernel(const float *coef, float *g, size_t n) {
@@ -659,23 +674,23 @@ lg_status lg_cuda_dropout_backward(lg_cuda *c, lg_cuda_dtype dt, double p, const
     return launched("dropout backward", err);
 }
 
-lg_status lg_cuda_softmax_forward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
-                                  size_t inner, const float *x, float *y, lg_error *err) {
+lg_status lg_cuda_softmax_forward(lg_cuda *c, lg_cuda_dtype dt, int log_softmax, size_t outer,
+                                  size_t dim, size_t inner, const void *x, void *y, lg_error *err) {
     size_t rows = outer * inner;
     if (rows == 0 || dim == 0)
         return LG_OK;
-    softmax_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(log_softmax, rows, dim, inner, x, y);
+    softmax_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>((int)dt, log_softmax, rows, dim, inner, x, y);
     return launched("softmax", err);
 }
 
-lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
-                                   size_t inner, const float *y, const float *dy, float *dx,
+lg_status lg_cuda_softmax_backward(lg_cuda *c, lg_cuda_dtype dt, int log_softmax, size_t outer,
+                                   size_t dim, size_t inner, const void *y, const void *dy, void *dx,
                                    lg_error *err) {
     size_t rows = outer * inner;
     if (rows == 0 || dim == 0)
         return LG_OK;
-    softmax_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(log_softmax, rows, dim, inner,
-                                                                       y, dy, dx);
+    softmax_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>((int)dt, log_softmax, rows, dim,
+                                                                       inner, y, dy, dx);
     return launched("softmax backward", err);
 }
 
@@ -696,30 +711,30 @@ lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t 
     return launched("global_avg_pool backward", err);
 }
 
-lg_status lg_cuda_layer_norm_forward(lg_cuda *c, size_t rows, size_t D, float eps, const float *x,
-                                     const float *weight, const float *bias, float *y,
+lg_status lg_cuda_layer_norm_forward(lg_cuda *c, lg_cuda_dtype dt, size_t rows, size_t D, float eps,
+                                     const void *x, const void *weight, const void *bias, void *y,
                                      float *save_mean, float *save_invstd, lg_error *err) {
     if (D == 0 || (!weight) != (!bias))
         return lg_error_set(err, LG_ERR_ARG, "layer_norm: D %zu, weight and bias both or neither", D);
     if (rows == 0)
         return LG_OK;
-    ln_forward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(rows, D, eps, x, weight, bias, y,
+    ln_forward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>((int)dt, rows, D, eps, x, weight, bias, y,
                                                                   save_mean, save_invstd);
     return launched("layer_norm", err);
 }
 
-lg_status lg_cuda_layer_norm_backward(lg_cuda *c, size_t rows, size_t D, const float *x,
-                                      const float *weight, const float *save_mean,
-                                      const float *save_invstd, const float *dy, float *dx,
-                                      float *dweight, float *dbias, lg_error *err) {
+lg_status lg_cuda_layer_norm_backward(lg_cuda *c, lg_cuda_dtype dt, size_t rows, size_t D, const void *x,
+                                      const void *weight, const float *save_mean,
+                                      const float *save_invstd, const void *dy, void *dx,
+                                      void *dweight, void *dbias, lg_error *err) {
     if (rows == 0 || D == 0)
         return LG_OK;
     if (dx)
-        ln_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>(rows, D, x, weight, save_mean,
+        ln_backward_kernel<<<grid_for(rows), THREADS, 0, c->stream>>>((int)dt, rows, D, x, weight, save_mean,
                                                                        save_invstd, dy, dx);
     if (dweight || dbias)
-        ln_param_kernel<<<grid_for(D), THREADS, 0, c->stream>>>(rows, D, x, save_mean, save_invstd, dy,
-                                                                 dweight, dbias);
+        ln_param_kernel<<<grid_for(D), THREADS, 0, c->stream>>>((int)dt, rows, D, x, save_mean, save_invstd,
+                                                                 dy, dweight, dbias);
     return launched("layer_norm backward", err);
 }
 
@@ -775,58 +790,84 @@ lg_status lg_cuda_avg_pool2d_backward(lg_cuda *c, const lg_cuda_pool2d *d, lg_cu
     return launched("avg_pool2d backward", err);
 }
 
-lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                            size_t OH, size_t OW, const float *x, float *y,
+lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                            size_t W, size_t OH, size_t OW, const void *x, void *y,
                                             lg_error *err) {
     if (!H || !W || !OH || !OW)
         return lg_error_set(err, LG_ERR_ARG, "adaptive_avg_pool2d: empty input or output");
     size_t n = planes * OH * OW;
     if (n == 0)
         return LG_OK;
-    adaptive_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, OH, OW, x, y);
+    adaptive_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, H, W, OH, OW, x, y);
     return launched("adaptive_avg_pool2d", err);
 }
 
-lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                             size_t OH, size_t OW, const float *dy, float *dx,
+lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                             size_t W, size_t OH, size_t OW, const void *dy, void *dx,
                                              lg_error *err) {
     if (!H || !W || !OH || !OW)
         return lg_error_set(err, LG_ERR_ARG, "adaptive_avg_pool2d: empty input or output");
     size_t n = planes * H * W;
     if (n == 0)
         return LG_OK;
-    adaptive_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, OH, OW, dy, dx);
+    adaptive_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, H, W, OH, OW, dy, dx);
     return launched("adaptive_avg_pool2d backward", err);
 }
 
-lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                           int scale, const float *x, float *y, lg_error *err) {
+lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                           size_t W, int scale, const void *x, void *y, lg_error *err) {
     if (scale < 1)
         return lg_error_set(err, LG_ERR_ARG, "upsample_nearest: scale %d must be >= 1", scale);
     size_t n = planes * H * W * (size_t)scale * (size_t)scale;
     if (n == 0)
         return LG_OK;
-    upsample_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, scale, x, y);
+    upsample_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, H, W, scale, x, y);
     return launched("upsample_nearest", err);
 }
 
-lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                            int scale, const float *dy, float *dx, lg_error *err) {
+lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                            size_t W, int scale, const void *dy, void *dx, lg_error *err) {
     if (scale < 1)
         return lg_error_set(err, LG_ERR_ARG, "upsample_nearest: scale %d must be >= 1", scale);
     size_t n = planes * H * W;
     if (n == 0)
         return LG_OK;
-    upsample_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, H, W, scale, dy, dx);
+    upsample_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, H, W, scale, dy, dx);
     return launched("upsample_nearest backward", err);
 }
 
-lg_status lg_cuda_transpose(lg_cuda *c, size_t outer, size_t a, size_t mid, size_t b,
-                            size_t inner, const float *x, float *y, lg_error *err) {
+static lg_status rpn_flatten(lg_cuda *c, lg_cuda_dtype dt, int dir, size_t N, int A, int D, int H, int W,
+                             size_t total, size_t offset, const void *src, void *dst, lg_error *err) {
+    size_t hw = (size_t)H * (size_t)W;
+    if (A < 1 || D < 1 || H < 1 || W < 1 || offset + hw * (size_t)A > total)
+        return lg_error_set(err, LG_ERR_ARG,
+                            "rpn_flatten: %d anchors x %d values on a %dx%d map at row %zu do not fit "
+                            "in %zu rows", A, D, H, W, offset, total);
+    size_t n = N * (size_t)A * (size_t)D * hw;
+    if (n == 0)
+        return LG_OK;
+    rpn_flatten_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, dir, n, (size_t)A, (size_t)D, hw,
+                                                                total, offset, src, dst);
+    return launched(dir ? "rpn_flatten backward" : "rpn_flatten", err);
+}
+
+lg_status lg_cuda_rpn_flatten_forward(lg_cuda *c, lg_cuda_dtype dt, size_t N, int A, int D, int H, int W,
+                                      const void *x, void *y, size_t total, size_t offset, lg_error *err) {
+    return rpn_flatten(c, dt, 0, N, A, D, H, W, total, offset, x, y, err);
+}
+
+lg_status lg_cuda_rpn_flatten_backward(lg_cuda *c, lg_cuda_dtype dt, size_t N, int A, int D, int H,
+                                       int W, const void *dy, size_t total, size_t offset, void *dx,
+                                       lg_error *err) {
+    return rpn_flatten(c, dt, 1, N, A, D, H, W, total, offset, dy, dx, err);
+}
+
+lg_status lg_cuda_transpose(lg_cuda *c, lg_cuda_dtype dt, size_t outer, size_t a, size_t mid, size_t b,
+                            size_t inner, const void *x, void *y, lg_error *err) {
     size_t n = outer * a * mid * b * inner;
     if (n == 0)
         return LG_OK;
-    transpose_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, a, mid, b, inner, x, y);
+    transpose_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, a, mid, b, inner, x, y);
     return launched("transpose", err);
 }
 
@@ -842,8 +883,8 @@ static lg_status pieces(Pieces *p, int k, const size_t *sizes, size_t *total, lg
     return LG_OK;
 }
 
-lg_status lg_cuda_concat(lg_cuda *c, size_t outer, int k, const size_t *sizes,
-                         const float *const *inputs, float *y, lg_error *err) {
+lg_status lg_cuda_concat(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
+                         const void *const *inputs, void *y, lg_error *err) {
     Pieces p = {};
     size_t total = 0;
     lg_status st = pieces(&p, k, sizes, &total, err);
@@ -854,12 +895,12 @@ lg_status lg_cuda_concat(lg_cuda *c, size_t outer, int k, const size_t *sizes,
     size_t n = outer * total;
     if (n == 0)
         return LG_OK;
-    concat_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, k, total, p, y);
+    concat_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, k, total, p, y);
     return launched("concat", err);
 }
 
-lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, const float *x,
-                        float *const *outputs, lg_error *err) {
+lg_status lg_cuda_split(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
+                        const void *x, void *const *outputs, lg_error *err) {
     Pieces p = {};
     size_t total = 0;
     lg_status st = pieces(&p, k, sizes, &total, err);
@@ -870,7 +911,7 @@ lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, co
     size_t n = outer * total;
     if (n == 0)
         return LG_OK;
-    split_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(n, k, total, p, x);
+    split_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, k, total, p, x);
     return launched("split", err);
 }
 
@@ -894,28 +935,29 @@ static unsigned reduce_blocks(size_t n) {
 }
 
 lg_status lg_cuda_reduce(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
-                         const float *x, const float *target, size_t n, float *out,
+                         lg_cuda_dtype dt, const void *x, const void *target, size_t n, float *out,
                          lg_error *err) {
     if (n == 0 && mean)
         return lg_error_set(err, LG_ERR_ARG, "mean of zero elements is undefined");
     if (kind < LG_CUDA_REDUCE_SUM && !target)
         return lg_error_set(err, LG_ERR_ARG, "loss: missing target");
     unsigned blocks = reduce_blocks(n);
-    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)kind, beta, x, target, n, c->reduce);
+    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)kind, beta, (int)dt, x, target, n,
+                                                             c->reduce);
     reduce_final_kernel<<<1, THREADS, 0, c->stream>>>(c->reduce, blocks, n, mean, 0, 0.0, NULL, out);
     return launched("reduction", err);
 }
 
 lg_status lg_cuda_loss_backward(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
-                                const float *x, const float *target, const float *dloss,
-                                float *dx, size_t n, lg_error *err) {
+                                lg_cuda_dtype dt, const void *x, const void *target, const float *dloss,
+                                void *dx, size_t n, lg_error *err) {
     if (n == 0)
         return LG_OK;
     if (kind == LG_CUDA_REDUCE_SQUARES)
         return lg_error_set(err, LG_ERR_UNSUPPORTED, "no backward for a sum of squares");
     if (kind < LG_CUDA_REDUCE_SUM && !target)
         return lg_error_set(err, LG_ERR_ARG, "loss: missing target");
-    loss_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)kind, mean, beta, x, target,
+    loss_backward_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)kind, mean, beta, (int)dt, x, target,
                                                                  dloss, dx, n);
     return launched("loss backward", err);
 }
@@ -926,8 +968,8 @@ lg_status lg_cuda_clip_grad_norm(lg_cuda *c, float *grads, size_t n, double max_
         return lg_error_set(err, LG_ERR_ARG, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
     unsigned blocks = reduce_blocks(n);
     float *coef = c->reduce + LG_CUDA_REDUCE_BLOCKS;
-    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)LG_CUDA_REDUCE_SQUARES, 0.0f, grads,
-                                                             NULL, n, c->reduce);
+    reduce_partial_kernel<<<blocks, THREADS, 0, c->stream>>>((int)LG_CUDA_REDUCE_SQUARES, 0.0f, (int)LG_CUDA_F32,
+                                                             grads, NULL, n, c->reduce);
     reduce_final_kernel<<<1, THREADS, 0, c->stream>>>(c->reduce, blocks, n, 0, 1, max_norm, coef, norm);
     if (n)
         clip_scale_kernel<<<grid_for(n), THREADS, 0, c->stream>>>(coef, grads, n);

@@ -459,14 +459,14 @@ static void check_more_pointwise(void) {
     failures += bad;
 
     const size_t outer = 64, dim = 1000, inner = 1;
-    TRY(lg_cuda_softmax_forward(cu, 1, outer, dim, inner, dA, dY, &err));
+    TRY(lg_cuda_softmax_forward(cu, LG_CUDA_F32, 1, outer, dim, inner, dA, dY, &err));
     fetch(y, dY, outer * dim * 4);
     for (size_t t = 0; t < outer * inner; t++)
-        lg_cuk_softmax_forward(t, dim, inner, 1, a, ry);
+        lg_cuk_softmax_forward(t, LG_CUDA_F32, dim, inner, 1, a, ry);
     report("log_softmax 64x1000", y, ry, outer * dim, 1e-5, 1e-5);
 
     float loss, rloss, *dloss = dalloc(4), one = 1.0f;
-    TRY(lg_cuda_reduce(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, dA, dB, n, dloss, &err));
+    TRY(lg_cuda_reduce(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, LG_CUDA_F32, dA, dB, n, dloss, &err));
     fetch(&loss, dloss, 4);
     double s = 0;
     for (size_t i = 0; i < n; i++)
@@ -474,7 +474,7 @@ static void check_more_pointwise(void) {
     rloss = (float)(s / (double)n);
     report("smooth_l1 loss (reduction)", &loss, &rloss, 1, 1e-5, 0);
     TRY(lg_cuda_upload(cu, dloss, &one, 4, &err));
-    TRY(lg_cuda_loss_backward(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, dA, dB, dloss, dY, n, &err));
+    TRY(lg_cuda_loss_backward(cu, LG_CUDA_LOSS_SMOOTH_L1, 1, 0.5f, LG_CUDA_F32, dA, dB, dloss, dY, n, &err));
     fetch(y, dY, n * 4);
     for (size_t i = 0; i < n; i++)
         ry[i] = (float)(1.0 / (double)n) * lg_cuk_loss_grad(LG_CUDA_LOSS_SMOOTH_L1, a[i], b[i], 0.5f);

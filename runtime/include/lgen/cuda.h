@@ -125,6 +125,33 @@ typedef struct lg_cuda_roi_align {
     float spatial_scale[LG_CUDA_MAX_LEVELS];
 } lg_cuda_roi_align;
 
+/* torchvision's AnchorGenerator over up to LG_CUDA_MAX_LEVELS feature maps
+ * (lgen/detect.h's lg_anchor_level): per level the map's size and the
+ * anchor sizes and aspect ratios (height / width) at every location. */
+#define LG_CUDA_MAX_ANCHOR_CELLS 16
+typedef struct lg_cuda_anchor_level {
+    int feat_h, feat_w;
+    int num_sizes, num_ratios; /* num_sizes * num_ratios <= LG_CUDA_MAX_ANCHOR_CELLS */
+    float sizes[LG_CUDA_MAX_ANCHOR_CELLS];
+    float aspect_ratios[LG_CUDA_MAX_ANCHOR_CELLS];
+} lg_cuda_anchor_level;
+
+typedef struct lg_cuda_anchors {
+    int levels, image_h, image_w;
+    lg_cuda_anchor_level level[LG_CUDA_MAX_LEVELS];
+} lg_cuda_anchors;
+
+/* The RPN's training loss over a batch (torchvision RegionProposalNetwork,
+ * lgen/detect.h's lg_rpn_loss_batch_forward): N images of A anchors. */
+typedef struct lg_cuda_rpn_loss {
+    int N, A;
+    float fg_iou_thresh, bg_iou_thresh; /* 0.7, 0.3 */
+    int batch_size_per_image;           /* 256 */
+    float positive_fraction;            /* 0.5 */
+    float beta;                         /* smooth L1's, 1/9 */
+    uint64_t seed, step;                /* image n samples with lg_detect_seed(seed, step, n) */
+} lg_cuda_rpn_loss;
+
 /* ---- accelerator choice (in liblgen.a: CPU-only trainers call it too) ---- */
 
 typedef enum { LG_ACCEL_CPU = 0, LG_ACCEL_GPU = 1 } lg_accel;
@@ -359,51 +386,66 @@ lg_status lg_cuda_dropout_forward(lg_cuda *c, lg_cuda_dtype dt, double p, uint64
 lg_status lg_cuda_dropout_backward(lg_cuda *c, lg_cuda_dtype dt, double p, const uint8_t *mask,
                                    const void *dy, void *dx, size_t n, lg_error *err);
 
+/* The dense ops below take their tensors in dtype dt (f32, or the f16/bf16
+ * compute dtype of mixed precision) and compute in float; statistics
+ * (layer_norm's save_mean/save_invstd) and scalars (losses, dloss) are
+ * always float32. */
+
 /* softmax / log_softmax of x viewed as [outer, dim, inner] along dim;
  * backward from the forward output y. */
-lg_status lg_cuda_softmax_forward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
-                                  size_t inner, const float *x, float *y, lg_error *err);
-lg_status lg_cuda_softmax_backward(lg_cuda *c, int log_softmax, size_t outer, size_t dim,
-                                   size_t inner, const float *y, const float *dy, float *dx,
+lg_status lg_cuda_softmax_forward(lg_cuda *c, lg_cuda_dtype dt, int log_softmax, size_t outer,
+                                  size_t dim, size_t inner, const void *x, void *y, lg_error *err);
+lg_status lg_cuda_softmax_backward(lg_cuda *c, lg_cuda_dtype dt, int log_softmax, size_t outer,
+                                   size_t dim, size_t inner, const void *y, const void *dy, void *dx,
                                    lg_error *err);
 
 /* layer_norm over rows of D; weight and bias [D] may be NULL (affine off);
  * save_mean and save_invstd [rows] are kept for backward, where dweight
  * and dbias accumulate (+=) and dx is written. */
-lg_status lg_cuda_layer_norm_forward(lg_cuda *c, size_t rows, size_t D, float eps, const float *x,
-                                     const float *weight, const float *bias, float *y,
+lg_status lg_cuda_layer_norm_forward(lg_cuda *c, lg_cuda_dtype dt, size_t rows, size_t D, float eps,
+                                     const void *x, const void *weight, const void *bias, void *y,
                                      float *save_mean, float *save_invstd, lg_error *err);
-lg_status lg_cuda_layer_norm_backward(lg_cuda *c, size_t rows, size_t D, const float *x,
-                                      const float *weight, const float *save_mean,
-                                      const float *save_invstd, const float *dy, float *dx,
-                                      float *dweight, float *dbias, lg_error *err);
+lg_status lg_cuda_layer_norm_backward(lg_cuda *c, lg_cuda_dtype dt, size_t rows, size_t D, const void *x,
+                                      const void *weight, const float *save_mean,
+                                      const float *save_invstd, const void *dy, void *dx,
+                                      void *dweight, void *dbias, lg_error *err);
 
 /* adaptive_avg_pool2d over planes = N * C: [planes, H, W] -> [planes, OH, OW]. */
-lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                            size_t OH, size_t OW, const float *x, float *y,
+lg_status lg_cuda_adaptive_avg_pool_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                            size_t W, size_t OH, size_t OW, const void *x, void *y,
                                             lg_error *err);
-lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                             size_t OH, size_t OW, const float *dy, float *dx,
+lg_status lg_cuda_adaptive_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                             size_t W, size_t OH, size_t OW, const void *dy, void *dx,
                                              lg_error *err);
 
 /* upsample_nearest: [planes, H, W] -> [planes, H * scale, W * scale]. */
-lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                           int scale, const float *x, float *y, lg_error *err);
-lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, size_t planes, size_t H, size_t W,
-                                            int scale, const float *dy, float *dx, lg_error *err);
+lg_status lg_cuda_upsample_nearest_forward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                           size_t W, int scale, const void *x, void *y, lg_error *err);
+lg_status lg_cuda_upsample_nearest_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t H,
+                                            size_t W, int scale, const void *dy, void *dx, lg_error *err);
+
+/* rpn_flatten, one level: the RPN head's map x [N, A * D, H, W] into rows
+ * offset .. offset + H*W*A - 1 of y [N, total, D] (location-major, then
+ * anchor: torchvision's permute_and_flatten); backward gathers dy's rows
+ * back into dx [N, A * D, H, W] (written). */
+lg_status lg_cuda_rpn_flatten_forward(lg_cuda *c, lg_cuda_dtype dt, size_t N, int A, int D, int H, int W,
+                                      const void *x, void *y, size_t total, size_t offset, lg_error *err);
+lg_status lg_cuda_rpn_flatten_backward(lg_cuda *c, lg_cuda_dtype dt, size_t N, int A, int D, int H,
+                                       int W, const void *dy, size_t total, size_t offset, void *dx,
+                                       lg_error *err);
 
 /* transpose x [outer, a, mid, b, inner] -> y [outer, b, mid, a, inner]; the
  * backward is the same call with a and b exchanged. */
-lg_status lg_cuda_transpose(lg_cuda *c, size_t outer, size_t a, size_t mid, size_t b,
-                            size_t inner, const float *x, float *y, lg_error *err);
+lg_status lg_cuda_transpose(lg_cuda *c, lg_cuda_dtype dt, size_t outer, size_t a, size_t mid, size_t b,
+                            size_t inner, const void *x, void *y, lg_error *err);
 
 /* concat k inputs (each [outer, sizes[i]]) into y [outer, sum sizes], and
  * split, its inverse (and each other's backward). k <= LG_CUDA_MAX_CONCAT. */
 #define LG_CUDA_MAX_CONCAT 8
-lg_status lg_cuda_concat(lg_cuda *c, size_t outer, int k, const size_t *sizes,
-                         const float *const *inputs, float *y, lg_error *err);
-lg_status lg_cuda_split(lg_cuda *c, size_t outer, int k, const size_t *sizes, const float *x,
-                        float *const *outputs, lg_error *err);
+lg_status lg_cuda_concat(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
+                         const void *const *inputs, void *y, lg_error *err);
+lg_status lg_cuda_split(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
+                        const void *x, void *const *outputs, lg_error *err);
 
 /* *acc (device) = the fraction of rows whose label is among the k largest
  * logits; ws: N floats. */
@@ -416,18 +458,20 @@ lg_status lg_cuda_global_avg_pool_forward(lg_cuda *c, lg_cuda_dtype dt, size_t p
 lg_status lg_cuda_global_avg_pool_backward(lg_cuda *c, lg_cuda_dtype dt, size_t planes, size_t hw,
                                            const void *dy, void *dx, lg_error *err);
 
-/* *out (device) = the sum over n elements of the kind's term (target may be
- * NULL for REDUCE_SUM and REDUCE_SQUARES), divided by n when mean is set.
- * Deterministic (a fixed two-pass reduction). mean/sum over a tensor are
- * REDUCE_SUM; the elementwise losses are the LOSS_ kinds (beta: smooth L1). */
+/* *out (device, float32) = the sum over n elements of the kind's term
+ * (target may be NULL for REDUCE_SUM and REDUCE_SQUARES), divided by n when
+ * mean is set; x and target in dtype dt, summed in float. Deterministic (a
+ * fixed two-pass reduction). mean/sum over a tensor are REDUCE_SUM; the
+ * elementwise losses are the LOSS_ kinds (beta: smooth L1). */
 lg_status lg_cuda_reduce(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
-                         const float *x, const float *target, size_t n, float *out,
+                         lg_cuda_dtype dt, const void *x, const void *target, size_t n, float *out,
                          lg_error *err);
-/* dx[i] = dloss[0] * (1/n if mean) * the loss's derivative at x[i]; for
- * REDUCE_SUM it is the plain spread of dloss (mean/sum backward). */
+/* dx[i] (dtype dt) = dloss[0] (float32) * (1/n if mean) * the loss's
+ * derivative at x[i]; for REDUCE_SUM it is the plain spread of dloss
+ * (mean/sum backward). */
 lg_status lg_cuda_loss_backward(lg_cuda *c, lg_cuda_reduce_kind kind, int mean, float beta,
-                                const float *x, const float *target, const float *dloss,
-                                float *dx, size_t n, lg_error *err);
+                                lg_cuda_dtype dt, const void *x, const void *target, const float *dloss,
+                                void *dx, size_t n, lg_error *err);
 
 /* Gradient clipping over a float32 gradient block, on the device:
  * clip_grad_norm_ (2-norm; *norm (device, may be NULL) gets the norm before
@@ -611,6 +655,49 @@ size_t lg_cuda_detections_workspace(const lg_cuda_detect_cfg *d, int N);
 lg_status lg_cuda_detections(lg_cuda *c, const lg_cuda_detect_cfg *d, int N, const float *class_logits,
                              const float *box_regression, const float *rois, void *ws, float *boxes,
                              float *scores, int32_t *labels, int32_t *count, lg_error *err);
+
+/* ---- detection losses and anchors (runtime/cuda/detect.cu) ----------------
+ * The device twins of lgen/detect.h's anchors, RPN loss and Fast R-CNN loss,
+ * float32, over per-thread bodies in runtime/cuda/detect_body.h. Inputs and
+ * outputs are device pointers; the losses are device scalars, and so are
+ * the backward's incoming gradients (NULL: zero). The sampler draws what the
+ * CPU kernel draws for the same seed, so the same anchors are sampled. */
+
+/* anchors [A, 4] in AnchorGenerator's order (lg_anchors_generate's). */
+lg_status lg_cuda_anchors_generate(lg_cuda *c, const lg_cuda_anchors *d, float *anchors,
+                                   lg_error *err);
+
+/* The RPN loss: per image, IoU of the ground truth (t) with anchors [A, 4],
+ * Matcher (fg/bg thresholds, low-quality matches allowed), the balanced
+ * sampler, box targets (RPN coder); labels [N, A] (1 / 0 sampled, -1 not)
+ * and box_targets [N, A, 4] are kept for backward. objectness [N, A],
+ * deltas [N, A, 4]. ws: lg_cuda_rpn_loss_workspace bytes. */
+size_t lg_cuda_rpn_loss_workspace(int N, int A, int max_boxes);
+lg_status lg_cuda_rpn_loss_forward(lg_cuda *c, const lg_cuda_rpn_loss *d, const float *objectness,
+                                   const float *deltas, const float *anchors,
+                                   const lg_cuda_det_targets *t, void *ws, int32_t *labels,
+                                   float *box_targets, float *loss_objectness, float *loss_box,
+                                   lg_error *err);
+/* Writes grad_objectness [N, A] and grad_deltas [N, A, 4] (either may be NULL). */
+lg_status lg_cuda_rpn_loss_backward(lg_cuda *c, const lg_cuda_rpn_loss *d, const float *objectness,
+                                    const float *deltas, const int32_t *labels,
+                                    const float *box_targets, const float *dloss_objectness,
+                                    const float *dloss_box, float *grad_objectness,
+                                    float *grad_deltas, lg_error *err);
+
+/* Fast R-CNN loss over R rows (lg_fastrcnn_loss_forward): class_logits
+ * [R, K], box_regression [R, K * 4], labels [R] (-1 padding), box_targets
+ * [R, 4]. Backward writes grad_logits and grad_box (either may be NULL). */
+lg_status lg_cuda_fastrcnn_loss_forward(lg_cuda *c, const float *class_logits,
+                                        const float *box_regression, const int32_t *labels,
+                                        const float *box_targets, int R, int K, float beta,
+                                        float *loss_classifier, float *loss_box_reg,
+                                        lg_error *err);
+lg_status lg_cuda_fastrcnn_loss_backward(lg_cuda *c, const float *class_logits,
+                                         const float *box_regression, const int32_t *labels,
+                                         const float *box_targets, int R, int K, float beta,
+                                         const float *dloss_classifier, const float *dloss_box_reg,
+                                         float *grad_logits, float *grad_box, lg_error *err);
 
 /* ---- a generated trainer's GPU steps ---------------------------------------
  * `lgen SPEC -o DIR --target cuda` writes DIR/NAME_cuda.c, which defines
