@@ -26,6 +26,9 @@ CHECK_PROGS += $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins \
     $(BUILD)/tests/check_cuda_accel
 $(BUILD)/tests/check_cuda_body $(BUILD)/tests/check_cuda_twins: runtime/cuda/body.h \
     runtime/include/lgen/cuda.h
+# check_cuda_detect: the detection bodies (detect_body.h) vs runtime/detect.
+CHECK_PROGS += $(BUILD)/tests/check_cuda_detect
+$(BUILD)/tests/check_cuda_detect: runtime/cuda/detect_body.h runtime/cuda/body.h runtime/include/lgen/cuda.h
 # Link checks of the CUDA library; prints "SKIP: no nvcc" where there is none
 # (it reads the nvcc found here from LGEN_NVCC).
 CHECK_SCRIPTS += tests/cuda/check_link.sh
@@ -71,6 +74,23 @@ $(BUILD)/obj/runtime/cuda/kernels.o: runtime/cuda/kernels.cu $(CUDA_HDRS)
 # the device optimizer: no FMA contraction, so its updates round as the CPU's
 $(BUILD)/obj/runtime/cuda/optim.o: runtime/cuda/optim.cu runtime/cuda/optim_body.h \
                                    runtime/include/lgen/cuda_optim.h $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
+
+# the detection kernels (anchors, RPN and Fast R-CNN losses): no FMA
+# contraction either, so the matcher's IoUs, and with them the sampled
+# anchors, are the CPU kernels' bit for bit
+CUDA_OBJS += $(BUILD)/obj/runtime/cuda/detect.o
+$(BUILD)/obj/runtime/cuda/detect.o: runtime/cuda/detect.cu runtime/cuda/detect_body.h $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
+
+# proposals, RoI sampling, detections: the launch sequences of boxes_run.h
+# (which check_cuda_boxes runs on the host); -fmad=false keeps the box
+# arithmetic, and so the boxes NMS keeps, the CPU kernels' bit for bit
+CUDA_OBJS += $(BUILD)/obj/runtime/cuda/boxes.o
+$(BUILD)/obj/runtime/cuda/boxes.o: runtime/cuda/boxes.cu runtime/cuda/boxes_body.h runtime/cuda/boxes_run.h \
+                                   $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
 
