@@ -85,6 +85,15 @@ $(BUILD)/obj/runtime/cuda/detect.o: runtime/cuda/detect.cu runtime/cuda/detect_b
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
 
+# proposals, RoI sampling, detections: the launch sequences of boxes_run.h
+# (which check_cuda_boxes runs on the host); -fmad=false keeps the box
+# arithmetic, and so the boxes NMS keeps, the CPU kernels' bit for bit
+CUDA_OBJS += $(BUILD)/obj/runtime/cuda/boxes.o
+$(BUILD)/obj/runtime/cuda/boxes.o: runtime/cuda/boxes.cu runtime/cuda/boxes_body.h runtime/cuda/boxes_run.h \
+                                   $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -fmad=false -c $< -o $@
+
 $(LIBLGEN_CUDA): $(CUDA_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
