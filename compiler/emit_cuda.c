@@ -19,15 +19,20 @@
  *   - the layer plans (cuBLASLt heuristics, cuDNN algorithms), made for the
  *     batch size and again when a batch of another size arrives (the last,
  *     short batch of an epoch), outside the steady state;
- *   - one function per step. The trainer runtime keeps the parameters on
- *     the host (its optimizers, checkpoints and callbacks are shared with
- *     the CPU path): a step uploads them, copies the batch from a pinned
- *     slot on the copy stream, runs forward and backward on the compute
- *     stream, and brings back the gradients (added into the host's, as the
- *     CPU kernels' `+=`), batch norm's running statistics and the logged
- *     scalars;
- *   - lg_cuda_trainer_steps, which runtime/trainer/loop.c finds (a weak
- *     symbol) when the trainer is built with `make CUDA=1`.
+ *   - one function per step: it copies the batch from a pinned slot on the
+ *     copy stream, runs forward and backward on the compute stream, and
+ *     brings back the logged scalars only. The parameters, their gradients
+ *     (accumulated over micro-batches, as the CPU kernels' `+=`) and the
+ *     optimizer's state live in the arena;
+ *   - the optimizer step on the device (lgen/cuda_optim.h): GradScaler's
+ *     unscale and skip, the 1/accumulate_grad_batches scaling, clipping and
+ *     one fused update per parameter group, with the lr the host's scheduler
+ *     wrote; and the transfers the trainer runtime asks for when the host
+ *     needs the weights (a checkpoint, the end of fit) or set them (initial
+ *     weights, a checkpoint load);
+ *   - lg_cuda_trainer_steps and lg_cuda_resident_steps, which
+ *     runtime/trainer/loop.c finds (weak symbols) when the trainer is built
+ *     with `make CUDA=1`.
  */
 #include "emit_cuda_internal.h"
 
@@ -559,8 +564,8 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
     out(E, "\n");
     fwrite(body, 1, nbody, E->f);
     free(body);
-    out(E, "\n    /* results back to the host: the logged scalars (and for training the\n"
-           "     * gradients and batch norm's running statistics) */\n");
+    out(E, "\n    /* results back to the host: the logged scalars (the weights, gradients and\n"
+           "     * running statistics stay here) */\n");
     out(E, "    if ((st = lg_cuda_upload_release(c, slot, err)) != LG_OK) return st;\n");
     out(E, "    float host_fixed[%s_FIXED_FLOATS];\n", m);
     out(E, "    if ((st = lg_cuda_download(c, host_fixed, fixed, sizeof host_fixed, err)) != LG_OK) return st;\n");
@@ -641,7 +646,12 @@ static void emit_layout(CudaEmit *X, size_t fixed, size_t per_sample) {
     out(E, "#define %s_ALIGN(x) (((x) + 255) / 256 * 256)\n", m);
     out(E, "#define %s_PARAMS_OFFSET 0\n", m);
     out(E, "#define %s_GRADS_OFFSET %s_ALIGN(%s_N_FLOATS * sizeof(float))\n", m, m, m);
-    out(E, "#define %s_FIXED_OFFSET (%s_GRADS_OFFSET + %s_ALIGN(%s_N_TRAIN * sizeof(float)))\n", m, m, m, m);
+    out(E, "/* the optimizer's state: up to three slots shaped like the gradients\n"
+           " * (momentum_buffer; exp_avg, exp_avg_sq, max_exp_avg_sq; square_avg, ...),\n"
+           " * reserved for any optimizer as the hparams choose it at run time */\n");
+    out(E, "#define %s_OPTIM_OFFSET(s) (%s_GRADS_OFFSET + (1 + (size_t)(s)) * %s_ALIGN(%s_N_TRAIN * sizeof(float)))\n", m,
+        m, m, m);
+    out(E, "#define %s_FIXED_OFFSET %s_OPTIM_OFFSET(3)\n", m, m);
     out(E, "#define %s_ONE_OFFSET (%s_FIXED_OFFSET + %s_ALIGN(%s_FIXED_FLOATS * sizeof(float)))\n", m, m, m, m);
     /* a batch: each field at an aligned offset */
     out(E, "/* one batch as the loader fills it: ");
@@ -718,7 +728,10 @@ static void emit_state(CudaEmit *X) {
     out(E, "    float *params, *grads, *fixed, *act, *one;\n");
     out(E, "    char *batch[2];               // one per pinned staging slot\n");
     out(E, "    void *ce_ws, *metric_ws;\n");
-    out(E, "    float *host_params, *host_grads; // the device layout on the host side\n");
+    out(E, "    float *host_params;           // the device layout on the host side (transfers)\n");
+    out(E, "    float *slot[3];               // the optimizer's state slots (lgen/cuda_optim.h)\n");
+    out(E, "    float *norm;                  // clip_grad_norm's total norm\n");
+    out(E, "    int half_stale;               // mixed precision: the f16/bf16 weights need converting\n");
     out(E, "    lg_model_def def;             // the model def with the GPU steps\n");
     out(E, "    lg_cuda_dtype dt;             // the compute dtype: f32, f16 (16-mixed), bf16 (bf16-mixed)\n");
     out(E, "    int scaling;                  // 16-mixed: dynamic loss scaling\n");
@@ -775,27 +788,37 @@ static void emit_plans(CudaEmit *X) {
     out(E, "    gpu.n = n;\n    return st;\n}\n\n");
 }
 
+/* Prints a block of generated code in which @l stands for the model's
+ * lower-case name and @M for its upper-case prefix. */
+static void tmpl(Emit *E, const char *t) {
+    for (; *t; t++) {
+        if (t[0] == '@' && t[1] == 'l')
+            fputs(E->lower, E->f), t++;
+        else if (t[0] == '@' && t[1] == 'M')
+            fputs(E->prefix, E->f), t++;
+        else
+            fputc(*t, E->f);
+    }
+}
+
 static void emit_begin_end(Emit *E) {
     const char *m = E->prefix;
     IrProgram *p = E->p;
-    out(E, "/* Before a step's launches: plans for this batch's size, the parameters\n"
-           " * (the host's, which the optimizer updated), zeroed gradients for training,\n"
-           " * and the batch: into the pinned slot, then to the device on the copy\n"
-           " * stream, which the compute stream waits for. */\n");
+    out(E, "/* Before a step's launches: plans for this batch's size, under mixed\n"
+           " * precision the f16/bf16 weights (after an update) and zeroed f16/bf16\n"
+           " * gradients, and the batch: into the pinned slot, then to the device on\n"
+           " * the copy stream, which the compute stream waits for. The f32 weights and\n"
+           " * gradients stay in the arena (the gradients are zeroed after each\n"
+           " * optimizer step, so micro-batches accumulate). */\n");
     out(E, "static lg_status %s_gpu_begin(lg_step_io *io, const lg_batch *b, int slot, int training) {\n", E->lower);
     out(E, "    lg_error *err = io->ctx->err;\n    lg_status st;\n");
     out(E, "    const size_t n = (size_t)b->n;\n");
     out(E, "    if (n != gpu.n && (st = %s_plans(n, err)) != LG_OK)\n        return st;\n", E->lower);
-    out(E, "    for (size_t k = 0; k < sizeof %s_tensors / sizeof *%s_tensors; k++)\n"
-           "        memcpy(gpu.host_params + %s_tensors[k].dev, io->params + %s_tensors[k].host,\n"
-           "               %s_tensors[k].numel * sizeof(float));\n", E->lower, E->lower, E->lower, E->lower, E->lower);
-    out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.params, gpu.host_params, %s_N_FLOATS * sizeof(float), err)) != LG_OK)\n"
-           "        return st;\n", m);
-    out(E, "    if (training && (st = lg_cuda_memset(gpu.c, gpu.grads, 0, %s_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
-           "        return st;\n", m);
     out(E, "    if (gpu.dt != LG_CUDA_F32) { // mixed precision: the f16/bf16 copy of the weights\n");
-    out(E, "        if ((st = lg_cuda_convert(gpu.c, gpu.dt, gpu.half_params, LG_CUDA_F32, gpu.params, %s_N_FLOATS, err)) != LG_OK)\n"
+    out(E, "        if (gpu.half_stale &&\n"
+           "            (st = lg_cuda_convert(gpu.c, gpu.dt, gpu.half_params, LG_CUDA_F32, gpu.params, %s_N_FLOATS, err)) != LG_OK)\n"
            "            return st;\n", m);
+    out(E, "        gpu.half_stale = 0;\n");
     out(E, "        if (training && (st = lg_cuda_memset(gpu.c, gpu.half_grads, 0, %s_N_TRAIN * 2, err)) != LG_OK)\n"
            "            return st;\n    }\n", m);
     out(E, "    if ((st = lg_cuda_staging_wait(gpu.c, slot, err)) != LG_OK)\n        return st;\n");
@@ -833,44 +856,151 @@ static void emit_begin_end(Emit *E) {
            "        return st;\n", m);
     out(E, "    return lg_cuda_upload_wait(gpu.c, slot, err);\n}\n\n");
 
-    out(E, "/* After a training step: its gradients added into the host's (the CPU\n"
-           " * kernels' `+=`, so gradient accumulation works alike) and the buffers\n"
-           " * (batch norm's running statistics) copied back. */\n");
-    out(E, "static lg_status %s_gpu_end_train(lg_step_io *io) {\n", E->lower);
-    out(E, "    lg_error *err = io->ctx->err;\n");
-    out(E, "    lg_status st;\n");
-    out(E, "    if (gpu.dt != LG_CUDA_F32) {\n"
-           "        /* mixed precision: the f16/bf16 gradients (f32 for batch norm) to f32,\n"
-           "         * divided by the loss scale; an inf or NaN raises found_inf, and then\n"
-           "         * the optimizer skips this step (GradScaler) */\n");
-    out(E, "        for (size_t k = 0; k < sizeof %s_tensors / sizeof *%s_tensors; k++) {\n", E->lower, E->lower);
-    out(E, "            size_t d = %s_tensors[k].dev;\n", E->lower);
-    out(E, "            if (!%s_tensors[k].trained)\n                continue;\n", E->lower);
-    out(E, "            const void *g = %s_tensors[k].half ? (const void *)((uint16_t *)gpu.half_grads + d) : (const void *)(gpu.grads + d);\n", E->lower);
-    out(E, "            st = lg_cuda_unscale(gpu.c, gpu.scaler, %s_tensors[k].half ? gpu.dt : LG_CUDA_F32, g, gpu.grads + d,\n"
-           "                                 %s_tensors[k].numel, gpu.found_inf, err);\n", E->lower, E->lower);
-    out(E, "            if (st) return st;\n        }\n");
-    out(E, "        int found_inf = 0;\n");
-    out(E, "        if ((st = lg_cuda_download(gpu.c, &found_inf, gpu.found_inf, sizeof found_inf, err)) != LG_OK)\n"
-           "            return st;\n");
-    out(E, "        /* 16-mixed: the scale halves after an overflow and doubles after 2000 clean\n"
-           "         * steps; the flag is cleared (bf16-mixed: no scaling, the scale stays 1) */\n");
-    out(E, "        st = gpu.scaling ? lg_cuda_scaler_update(gpu.c, gpu.scaler, gpu.found_inf, err)\n"
-           "                         : lg_cuda_memset(gpu.c, gpu.found_inf, 0, sizeof(int), err);\n");
-    out(E, "        if (st) return st;\n        io->skip_step = found_inf != 0;\n    }\n");
-    out(E, "    st = lg_cuda_download(gpu.c, gpu.host_grads, gpu.grads, %s_N_TRAIN * sizeof(float), err);\n", m);
-    out(E, "    if (st) return st;\n");
-    out(E, "    if (%s_N_FLOATS > %s_N_TRAIN)\n", m, m);
-    out(E, "        st = lg_cuda_download(gpu.c, gpu.host_params + %s_N_TRAIN, gpu.params + %s_N_TRAIN,\n"
-           "                              (%s_N_FLOATS - %s_N_TRAIN) * sizeof(float), err);\n", m, m, m, m);
-    out(E, "    for (size_t k = 0; st == LG_OK && k < sizeof %s_tensors / sizeof *%s_tensors; k++) {\n", E->lower, E->lower);
-    out(E, "        size_t h = %s_tensors[k].host, d = %s_tensors[k].dev;\n", E->lower, E->lower);
-    out(E, "        if (%s_tensors[k].trained)\n", E->lower);
-    out(E, "            for (size_t i = 0; i < %s_tensors[k].numel; i++)\n"
-           "                io->grads[h + i] += gpu.host_grads[d + i];\n", E->lower);
-    out(E, "        else\n            memcpy(io->params + h, gpu.host_params + d, %s_tensors[k].numel * sizeof(float));\n    }\n",
-        E->lower);
-    out(E, "    return st;\n}\n\n");
+    static const char *const resident =
+        "/* After a training step (one micro-batch). Under mixed precision its\n"
+        " * f16/bf16 gradients are added into the f32 ones (batch norm's are f32\n"
+        " * already); they stay multiplied by the loss scale until the optimizer\n"
+        " * step unscales them, as GradScaler does. Nothing comes back to the host. */\n"
+        "static lg_status @l_gpu_end_train(lg_step_io *io) {\n"
+        "    lg_error *err = io->ctx->err;\n"
+        "    if (gpu.dt == LG_CUDA_F32)\n"
+        "        return LG_OK;\n"
+        "    for (size_t k = 0; k < sizeof @l_tensors / sizeof *@l_tensors; k++) {\n"
+        "        size_t d = @l_tensors[k].dev;\n"
+        "        if (!@l_tensors[k].trained || !@l_tensors[k].half)\n"
+        "            continue;\n"
+        "        lg_status st = lg_cuda_grad_accumulate(gpu.c, gpu.dt, (uint16_t *)gpu.half_grads + d, gpu.grads + d,\n"
+        "                                               @l_tensors[k].numel, err);\n"
+        "        if (st)\n"
+        "            return st;\n"
+        "    }\n"
+        "    return LG_OK;\n"
+        "}\n"
+        "\n"
+        "/* ---- the optimizer on the device (lgen/cuda_optim.h) ----------------------\n"
+        " * The trainer runtime calls these instead of its own optimizer: the arena\n"
+        " * holds the weights, the gradients and the state; the host's copies are\n"
+        " * brought up to date only when it asks (a checkpoint, the end of fit) and\n"
+        " * sent here when it set them (initial weights, a checkpoint load). */\n"
+        "\n"
+        "/* The host's block (and optimizer state, o may be NULL) to the device\n"
+        " * layout; zeroed gradients; state slots the optimizer lacks are zeroed. */\n"
+        "static lg_status @l_gpu_to_device(const float *params, const lg_optim *o, lg_error *err) {\n"
+        "    lg_status st;\n"
+        "    memset(gpu.host_params, 0, @M_N_FLOATS * sizeof(float)); // the gaps stay zero\n"
+        "    for (size_t k = 0; k < sizeof @l_tensors / sizeof *@l_tensors; k++)\n"
+        "        memcpy(gpu.host_params + @l_tensors[k].dev, params + @l_tensors[k].host,\n"
+        "               @l_tensors[k].numel * sizeof(float));\n"
+        "    if ((st = lg_cuda_upload(gpu.c, gpu.params, gpu.host_params, @M_N_FLOATS * sizeof(float), err)) != LG_OK)\n"
+        "        return st;\n"
+        "    for (int s = 0; s < 3; s++) {\n"
+        "        if (!o || s >= o->nslots) {\n"
+        "            if ((st = lg_cuda_memset(gpu.c, gpu.slot[s], 0, @M_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
+        "                return st;\n"
+        "            continue;\n"
+        "        }\n"
+        "        memset(gpu.host_params, 0, @M_N_TRAIN * sizeof(float));\n"
+        "        for (size_t k = 0; k < sizeof @l_tensors / sizeof *@l_tensors; k++)\n"
+        "            if (@l_tensors[k].trained)\n"
+        "                memcpy(gpu.host_params + @l_tensors[k].dev, o->slot[s] + @l_tensors[k].host,\n"
+        "                       @l_tensors[k].numel * sizeof(float));\n"
+        "        if ((st = lg_cuda_upload(gpu.c, gpu.slot[s], gpu.host_params, @M_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
+        "            return st;\n"
+        "    }\n"
+        "    gpu.half_stale = 1;\n"
+        "    return lg_cuda_memset(gpu.c, gpu.grads, 0, @M_N_TRAIN * sizeof(float), err);\n"
+        "}\n"
+        "\n"
+        "/* The device's weights, buffers and optimizer state into the host's block\n"
+        " * (batch norm's num_batches_tracked counts on the host: it is kept). */\n"
+        "static lg_status @l_gpu_to_host(float *params, lg_optim *o, lg_error *err) {\n"
+        "    lg_status st = lg_cuda_download(gpu.c, gpu.host_params, gpu.params, @M_N_FLOATS * sizeof(float), err);\n"
+        "    if (st)\n"
+        "        return st;\n"
+        "    for (size_t k = 0; k < sizeof @l_tensors / sizeof *@l_tensors; k++)\n"
+        "        if (!gpu.def.params[k].is_int64)\n"
+        "            memcpy(params + @l_tensors[k].host, gpu.host_params + @l_tensors[k].dev,\n"
+        "                   @l_tensors[k].numel * sizeof(float));\n"
+        "    for (int s = 0; o && s < o->nslots && s < 3; s++) {\n"
+        "        if ((st = lg_cuda_download(gpu.c, gpu.host_params, gpu.slot[s], @M_N_TRAIN * sizeof(float), err)) != LG_OK)\n"
+        "            return st;\n"
+        "        for (size_t k = 0; k < sizeof @l_tensors / sizeof *@l_tensors; k++)\n"
+        "            if (@l_tensors[k].trained)\n"
+        "                memcpy(o->slot[s] + @l_tensors[k].host, gpu.host_params + @l_tensors[k].dev,\n"
+        "                       @l_tensors[k].numel * sizeof(float));\n"
+        "    }\n"
+        "    return LG_OK;\n"
+        "}\n"
+        "\n"
+        "/* One optimizer step, Lightning's order: GradScaler.unscale_ (16-mixed: an\n"
+        " * inf or NaN skips the step), the 1/accumulate_grad_batches scaling,\n"
+        " * clipping, then one fused update per run of tensors in one parameter group\n"
+        " * with the lr the host's scheduler wrote; GradScaler.update; the gradients\n"
+        " * zeroed for the next micro-batches. One 4-byte read-back (the found-inf\n"
+        " * flag) under 16-mixed, none otherwise. */\n"
+        "static lg_status @l_gpu_optimizer_step(lg_optim *o, float grad_scale, int clip, double clip_val, int skip,\n"
+        "                                       int *skipped, lg_error *err) {\n"
+        "    lg_cuda *c = gpu.c;\n"
+        "    lg_status st;\n"
+        "    int found = skip;\n"
+        "    if (gpu.scaling) {\n"
+        "        int found_inf = 0;\n"
+        "        if ((st = lg_cuda_unscale(c, gpu.scaler, LG_CUDA_F32, gpu.grads, gpu.grads, @M_N_TRAIN, gpu.found_inf,\n"
+        "                                  err)) != LG_OK ||\n"
+        "            (st = lg_cuda_download(c, &found_inf, gpu.found_inf, sizeof found_inf, err)) != LG_OK)\n"
+        "            return st;\n"
+        "        found |= found_inf;\n"
+        "    }\n"
+        "    if (!found) {\n"
+        "        if (grad_scale != 1.0f &&\n"
+        "            (st = lg_cuda_scale(c, LG_CUDA_F32, grad_scale, gpu.grads, gpu.grads, @M_N_TRAIN, err)) != LG_OK)\n"
+        "            return st;\n"
+        "        if (clip == LG_CUDA_CLIP_NORM)\n"
+        "            st = lg_cuda_clip_grad_norm(c, gpu.grads, @M_N_TRAIN, clip_val, gpu.norm, err);\n"
+        "        else if (clip == LG_CUDA_CLIP_VALUE)\n"
+        "            st = lg_cuda_clip_grad_value(c, gpu.grads, @M_N_TRAIN, (float)clip_val, err);\n"
+        "        if (st)\n"
+        "            return st;\n"
+        "        o->step++;\n"
+        "        const size_t nt = sizeof @l_tensors / sizeof *@l_tensors;\n"
+        "        for (size_t k = 0, j; k < nt; k = j) {\n"
+        "            j = k + 1;\n"
+        "            if (!@l_tensors[k].trained)\n"
+        "                continue;\n"
+        "            /* the following tensors of the same group: one launch (the gaps\n"
+        "             * between them are zeros and stay zero) */\n"
+        "            int g = gpu.def.params[k].group;\n"
+        "            size_t b = @l_tensors[k].dev, e = b + @l_tensors[k].numel;\n"
+        "            for (; j < nt && @l_tensors[j].trained && gpu.def.params[j].group == g; j++)\n"
+        "                e = @l_tensors[j].dev + @l_tensors[j].numel;\n"
+        "            lg_cuda_optim_hyper h;\n"
+        "            lg_cuda_optim_hyper_for(o, g, &h);\n"
+        "            float *const slot[3] = {o->nslots > 0 ? gpu.slot[0] + b : NULL, o->nslots > 1 ? gpu.slot[1] + b : NULL,\n"
+        "                                    o->nslots > 2 ? gpu.slot[2] + b : NULL};\n"
+        "            if ((st = lg_cuda_optim_update(c, &h, gpu.params + b, gpu.grads + b, slot, e - b, err)) != LG_OK)\n"
+        "                return st;\n"
+        "        }\n"
+        "        gpu.half_stale = 1;\n"
+        "    }\n"
+        "    /* 16-mixed: the scale halves after an overflow and doubles after 2000\n"
+        "     * clean steps; the flag is cleared */\n"
+        "    if (gpu.scaling && (st = lg_cuda_scaler_update(c, gpu.scaler, gpu.found_inf, err)) != LG_OK)\n"
+        "        return st;\n"
+        "    *skipped = found;\n"
+        "    return lg_cuda_memset(c, gpu.grads, 0, @M_N_TRAIN * sizeof(float), err);\n"
+        "}\n"
+        "\n"
+        "/* GradScaler's state for checkpoints (16-mixed only). */\n"
+        "static lg_status @l_gpu_scaler_get(lg_cuda_scaler *s, int *active, lg_error *err) {\n"
+        "    *active = gpu.scaling;\n"
+        "    return lg_cuda_download(gpu.c, s, gpu.scaler, sizeof *s, err);\n"
+        "}\n"
+        "\n"
+        "static lg_status @l_gpu_scaler_set(const lg_cuda_scaler *s, lg_error *err) {\n"
+        "    return lg_cuda_upload(gpu.c, gpu.scaler, s, sizeof *s, err);\n"
+        "}\n"
+        "\n";
+    tmpl(E, resident);
 }
 
 static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
@@ -879,7 +1009,7 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     static const char *slot[IR_STEP_COUNT] = {"train_step", "eval_step[LG_STAGE_VALIDATE]",
                                               "eval_step[LG_STAGE_TEST]", "predict_step"};
     out(E, "static void %s_gpu_free(void) {\n", l);
-    out(E, "    %s_plans_free();\n    lg_cuda_free(gpu.c);\n    free(gpu.host_params);\n    free(gpu.host_grads);\n", l);
+    out(E, "    %s_plans_free();\n    lg_cuda_free(gpu.c);\n    free(gpu.host_params);\n", l);
     out(E, "    memset(&gpu, 0, sizeof gpu);\n}\n\n");
     out(E, "/* Start-up on GPU `device`: the context with the one arena, the plans, and\n"
            " * the model def whose steps run here. */\n");
@@ -954,9 +1084,11 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     out(E, "    gpu.cvt_out = lg_cuda_arena(gpu.c, %s_CVT_OUT_OFFSET(gpu.Bp, ce_ws));\n", m);
     if (X->ndet_ws)
         out(E, "    gpu.det_ws = lg_cuda_arena(gpu.c, %s_DET_WS_OFFSET(gpu.Bp, ce_ws));\n", m);
+    out(E, "    for (int s = 0; s < 3; s++)\n        gpu.slot[s] = lg_cuda_arena(gpu.c, %s_OPTIM_OFFSET(s));\n", m);
+    out(E, "    gpu.norm = (float *)((char *)gpu.scaler + 192);\n");
+    out(E, "    gpu.half_stale = 1;\n");
     out(E, "    gpu.host_params = calloc(%s_N_FLOATS + 1, sizeof(float));\n", m);
-    out(E, "    gpu.host_grads = calloc(%s_N_TRAIN + 1, sizeof(float));\n", m);
-    out(E, "    if (!gpu.host_params || !gpu.host_grads)\n        return lg_error_set(err, LG_ERR_NOMEM, \"out of memory\");\n");
+    out(E, "    if (!gpu.host_params)\n        return lg_error_set(err, LG_ERR_NOMEM, \"out of memory\");\n");
     out(E, "    static const float one = 1.0f;\n");
     out(E, "    if ((st = lg_cuda_upload(gpu.c, gpu.one, &one, sizeof one, err)) != LG_OK)\n        return st;\n");
     out(E, "    /* GradScaler's defaults under 16-mixed; a fixed scale of 1 under bf16-mixed */\n");
@@ -979,7 +1111,12 @@ static void emit_init(CudaEmit *X, const char *const *gpu_fn) {
     out(E, "    *out = &gpu.def;\n    return LG_OK;\n}\n\n");
     out(E, "/* What runtime/trainer/loop.c looks for (a weak symbol in liblgen.a). */\n");
     out(E, "const lg_cuda_trainer lg_cuda_trainer_steps = {\n");
-    out(E, "    .device_count = lg_cuda_device_count,\n    .init = %s_gpu_init,\n    .free = %s_gpu_free,\n};\n", l, l);
+    out(E, "    .device_count = lg_cuda_device_count,\n    .init = %s_gpu_init,\n    .free = %s_gpu_free,\n};\n\n", l, l);
+    out(E, "/* The same: the weights and the optimizer live on the device. */\n");
+    out(E, "const lg_cuda_resident lg_cuda_resident_steps = {\n");
+    out(E, "    .to_device = %s_gpu_to_device,\n    .to_host = %s_gpu_to_host,\n"
+           "    .optimizer_step = %s_gpu_optimizer_step,\n    .scaler_get = %s_gpu_scaler_get,\n"
+           "    .scaler_set = %s_gpu_scaler_set,\n};\n", l, l, l, l, l);
 }
 
 int emit_cuda_file(Emit *E) {
@@ -1030,13 +1167,15 @@ int emit_cuda_file(Emit *E) {
            " * cuBLAS; then `./%s fit --accelerator gpu` (or auto) runs these steps.\n *\n"
            " * Every op is the one of %s.c, with the spec line it comes from; values sit at\n"
            " * the same plan offsets in one device arena (B -> Bp, the batch size rounded\n"
-           " * up to 4, keeps them 256-byte aligned). The trainer runtime keeps the\n"
-           " * parameters and the optimizer on the host: a step uploads the parameters\n"
-           " * and the batch (pinned slot, copy stream), runs forward and backward here,\n"
-           " * and brings back the gradients, running statistics and logged values.\n */\n",
+           " * up to 4, keeps them 256-byte aligned). The parameters, their gradients\n"
+           " * and the optimizer's state live there too: a step uploads the batch\n"
+           " * (pinned slot, copy stream), runs forward and backward here and brings\n"
+           " * back the logged values; the optimizer step runs here as well, and the\n"
+           " * trainer runtime asks for the weights when it saves a checkpoint.\n */\n",
         E->lower, E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, E->mod->path, E->lower, E->lower, E->lower);
     out(E, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
-    out(E, "#include <lgen/cuda.h>\n#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n");
+    out(E, "#include <lgen/cuda.h>\n#include <lgen/cuda_optim.h>\n#include <lgen/kernels.h>\n#include <lgen/optim.h>\n"
+           "#include <lgen/trainer.h>\n\n");
     emit_layout(&X, fixed, per_sample);
     emit_state(&X);
     emit_plans(&X);
