@@ -112,9 +112,15 @@ $(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(BUILD)/lib
 # The device tests are also built by `make` (so CI compiles them), run only here.
 cuda: $(BUILD)/tests/gpu/gpu_kernels $(BUILD)/tests/gpu/gpu_lenet
 
+# the detection kernels (detect.cu) against runtime/detect at faster_rcnn's sizes
+$(BUILD)/tests/gpu/gpu_detect: tests/gpu/gpu_detect.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
+cuda: $(BUILD)/tests/gpu/gpu_detect
+
 # every part runs, the status says whether all passed
 check-gpu: cuda $(LGEN)
-	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_lenet \
+	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_detect ./$(BUILD)/tests/gpu/gpu_lenet \
 	    tests/gpu/compare_trainers.sh; do \
 	    echo "== $$t"; BUILD=$(BUILD) LGEN=$(LGEN) $$t || fail=1; done; [ $$fail -eq 0 ]
 
