@@ -593,9 +593,10 @@ static int emit_detect(Emit *E, IrGraph *g, IrOp *op) {
     case LG_OP_VOC_MAP: {
         const char *ev = det_name(E, g, op, "eval");
         snprintf(buf, sizeof buf,
-                 "/* %s's detections and ground truth of the epoch so far (%s_eval_begin / _end). */\n"
-                 "static lg_voc_eval %s;",
-                 y->name, E->lower, ev);
+                 "/* %s's detections and ground truth of the epoch so far (%s_eval_begin / _end);\n"
+                 " * %s_cuda.c's GPU steps, where built, add to it too. */\n"
+                 "lg_voc_eval %s;",
+                 y->name, E->lower, E->lower, ev);
         add_decl(E, buf);
         where(E, op, ir_fmt(E->p, "%s = voc_map(%s, targets): gathered over the epoch", y->name, x->name));
         out(E, "    st = lg_voc_eval_add_batch(&%s, %s, %s, %s, %s, (int)n, %d, %s, ctx->err);\n", ev, ptr(E, x),

@@ -581,7 +581,9 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
             errors++, fprintf(E->ctx->err, "%s:%d: error: the CUDA target logs only scalars ('%s')\n",
                               g->file ? g->file : "?", g->line, g->logs[i].name);
     }
-    if (g->step == IR_STEP_PREDICT && g->output) {
+    if (g->step == IR_STEP_PREDICT && g->output && g->output->def && g->output->def->kind == LG_OP_DETECTIONS) {
+        emit_cuda_detections_output(X, g->output);
+    } else if (g->step == IR_STEP_PREDICT && g->output) {
         need_cvt(X, g->output);
         out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, LG_CUDA_F32, gpu.cvt_out, dt, %s, n * %zu, err)) != LG_OK)\n"
                "        return st;\n", dptr(E, g->output), numel(g->output));
@@ -1174,8 +1176,10 @@ int emit_cuda_file(Emit *E) {
            " * trainer runtime asks for the weights when it saves a checkpoint.\n */\n",
         E->lower, E->lower, LGEN_VERSION, E->mod->path, E->spec_hash, E->mod->path, E->lower, E->lower, E->lower);
     out(E, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
-    out(E, "#include <lgen/cuda.h>\n#include <lgen/cuda_optim.h>\n#include <lgen/kernels.h>\n#include <lgen/optim.h>\n"
-           "#include <lgen/trainer.h>\n\n");
+    out(E, "#include <lgen/cuda.h>\n#include <lgen/cuda_optim.h>\n");
+    if (mentions(steps, "lg_det_targets")) /* voc_map, predict's detections: runtime/detect on the host */
+        out(E, "#include <lgen/detect.h>\n");
+    out(E, "#include <lgen/kernels.h>\n#include <lgen/optim.h>\n#include <lgen/trainer.h>\n\n");
     emit_layout(&X, fixed, per_sample);
     emit_state(&X);
     emit_plans(&X);

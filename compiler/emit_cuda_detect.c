@@ -5,9 +5,172 @@
  * emit_cuda.c reports it with its spec line. */
 #include "emit_cuda_internal.h"
 
-int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op) {
-    (void)X, (void)g;
+/* ---- proposals, RoI sampling, detections, VOC mAP (runtime/cuda/boxes.cu) ----
+ * Each becomes one call over the whole batch, its configuration a local
+ * constant spelled once (the same text sizes its workspace at init, a part
+ * of the arena's det_ws). They compute in float32: under mixed precision
+ * the spec is refused at start-up (no_mixed). */
+
+/* The box head coder weights as emit_c.c's coder_body. */
+static const char *box_coder(Emit *E, const IrAttrs *a) {
+    double w[4] = {10, 10, 5, 5};
+    for (int i = 0; i < 4 && i < a->nfloats; i++)
+        w[i] = a->floats[i];
+    return ir_fmt(E->p, "{%s, %s, %s, %s, 4.135166556742356f}", flit(E, w[0]), flit(E, w[1]), flit(E, w[2]),
+                  flit(E, w[3]));
+}
+
+static void float32_only(CudaEmit *X, IrOp *op) {
+    if (!X->no_mixed)
+        X->no_mixed = ir_kind_name(op->kind);
+}
+
+/* The evaluator NAME.c keeps for a voc_map value (emit_c.c's det_name). */
+static const char *voc_eval_name(Emit *E, IrGraph *g, IrOp *op) {
+    const char *s = op->out[0]->name;
+    char *id = ir_fmt(E->p, "%s%s", s[0] >= '0' && s[0] <= '9' ? "_" : "", s);
+    for (char *q = id; *q; q++)
+        if (!ident_char(*q))
+            *q = '_';
+    return ir_fmt(E->p, "%s_%s_eval", g->name, id);
+}
+
+static int emit_boxes_op(CudaEmit *X, IrGraph *g, IrOp *op) {
+    Emit *E = X->E;
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    IrValue *x = op->nin ? op->in[0] : NULL;
     switch (op->kind) {
+    case LG_OP_PROPOSALS: {
+        IrOp *anc = op->in[2]->def;
+        char lv[256];
+        size_t k = 0;
+        for (int l = 0; l < anc->nin && k < sizeof lv; l++) {
+            IrValue *m = anc->in[l];
+            int ns = anc->nin == 1 ? anc->a.nsizes : 1;
+            k += (size_t)snprintf(lv + k, sizeof lv - k, "%s%d", l ? ", " : "",
+                                  m->dim[1] * m->dim[2] * ns * anc->a.nfloats);
+        }
+        const char *cfg = ir_fmt(E->p,
+                                 "{.levels = %d, .per_level = {%s}, .pre_nms_top_n = %d, .post_nms_top_n = %d,\n"
+                                 "            .nms_thresh = %s, .min_size = %s, .score_thresh = %s, .image_h = %d, .image_w = %d}",
+                                 anc->nin, lv, op->a.top_n, op->a.post_top_n, flit(E, op->a.nms_thresh),
+                                 flit(E, op->a.min_size), flit(E, op->a.thresh), op->a.image_h, op->a.image_w);
+        add_det_ws(X, ir_fmt(E->p, "lg_cuda_proposals_workspace(&(const lg_cuda_proposals_cfg)%s, (int)Bp)", cfg));
+        float32_only(X, op);
+        where(E, op, ir_fmt(E->p, "%s = proposals(%s, %s, %s): top-n per level, decode, NMS per level", y->name,
+                            x->name, op->in[1]->name, op->in[2]->name));
+        out(E, "    {\n        static const lg_cuda_proposals_cfg d = %s;\n", cfg);
+        out(E, "        st = lg_cuda_proposals(c, &d, (int)n, %s, %s, %s, det_ws, %s, %s, %s, err);\n    }\n",
+            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, y), dptr(E, op->out[1]),
+            dptr(E, op->out[2]));
+        check(E);
+        return 0;
+    }
+    case IR_ROIS_FROM_PROPOSALS:
+        where(E, op, ir_fmt(E->p, "%s: the proposals as a RoI batch (image, x1, y1, x2, y2)", y->name));
+        out(E, "    st = lg_cuda_rois_from_proposals(c, %s, %s, (int)n, %d, %s, err);\n", dptr(E, x),
+            dptr(E, op->in[1]), x->dim[0], dptr(E, y));
+        check(E);
+        return 0;
+    case LG_OP_ROI_SAMPLE: {
+        int P = x->dim[0], R = op->a.per_image, B = op->in[1]->dim[0];
+        const char *cfg = ir_fmt(E->p,
+                                 "{.P = %d, .R = %d, .fg_iou_thresh = %s, .bg_iou_thresh = %s,\n"
+                                 "            .positive_fraction = %s, .coder = %s}",
+                                 P, R, flit(E, op->a.fg_iou), flit(E, op->a.bg_iou), flit(E, op->a.fraction),
+                                 box_coder(E, &op->a));
+        add_det_ws(X, ir_fmt(E->p, "lg_cuda_roi_sample_workspace(&(const lg_cuda_roi_sample_cfg)%s, (int)Bp, %d)",
+                             cfg, B));
+        float32_only(X, op);
+        where(E, op, ir_fmt(E->p, "%s, %s, %s = roi_sample(%s, targets): the CPU kernel's draws", y->name,
+                            op->out[1]->name, op->out[2]->name, x->name));
+        out(E, "    {\n        static const lg_cuda_roi_sample_cfg d = %s;\n", cfg);
+        out(E, "        st = lg_cuda_roi_sample(c, &d, (int)n, %s, %s, %s, io->seed ^ %lluu,\n"
+               "                                ((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index), det_ws,\n"
+               "                                %s, %s, %s, err);\n    }\n",
+            dptr(E, x), dptr(E, op->in[2]), targets_arg(), (unsigned long long)op->a.seed, dptr(E, y),
+            dptr(E, op->out[1]), dptr(E, op->out[2]));
+        check(E);
+        return 0;
+    }
+    case LG_OP_DETECTIONS: {
+        IrValue *rois = op->in[2];
+        const char *cfg = ir_fmt(E->p,
+                                 "{.R = %d, .K = %d, .score_thresh = %s, .nms_thresh = %s, .detections_per_img = %d,\n"
+                                 "            .min_size = %s, .coder = %s, .image_h = %d, .image_w = %d}",
+                                 rois->dim[0], x->dim[1], flit(E, op->a.thresh), flit(E, op->a.nms_thresh),
+                                 op->a.post_top_n, flit(E, op->a.min_size), box_coder(E, &op->a), op->a.image_h,
+                                 op->a.image_w);
+        add_det_ws(X, ir_fmt(E->p, "lg_cuda_detections_workspace(&(const lg_cuda_detect_cfg)%s, (int)Bp)", cfg));
+        float32_only(X, op);
+        where(E, op, ir_fmt(E->p, "%s = detections(%s, %s, %s): boxes, scores, labels, count", y->name, x->name,
+                            op->in[1]->name, rois->name));
+        out(E, "    {\n        static const lg_cuda_detect_cfg d = %s;\n", cfg);
+        out(E, "        st = lg_cuda_detections(c, &d, (int)n, %s, %s, %s, det_ws, %s, %s, %s, %s, err);\n    }\n",
+            dptr(E, x), dptr(E, op->in[1]), dptr(E, rois), dptr(E, y), dptr(E, op->out[1]), dptr(E, op->out[2]),
+            dptr(E, op->out[3]));
+        check(E);
+        return 0;
+    }
+    case LG_OP_VOC_MAP: {
+        int D = x->dim[0];
+        const char *ev = voc_eval_name(E, g, op);
+        where(E, op, ir_fmt(E->p, "%s = voc_map(%s, targets): the detections back to the host, image by image,\n"
+                                  "    // into %s.c's evaluator",
+                            y->name, x->name, E->lower));
+        out(E, "    for (size_t i = 0; i < n; i++) {\n");
+        out(E, "        extern lg_voc_eval %s;\n", ev);
+        out(E, "        float boxes[%d * 4], scores[%d];\n        int labels[%d], count;\n", D, D, D);
+        out(E, "        if ((st = lg_cuda_download(c, boxes, %s + i * %d, sizeof boxes, err)) != LG_OK ||\n"
+               "            (st = lg_cuda_download(c, scores, %s + i * %d, sizeof scores, err)) != LG_OK ||\n"
+               "            (st = lg_cuda_download(c, labels, %s + i * %d, sizeof labels, err)) != LG_OK ||\n"
+               "            (st = lg_cuda_download(c, &count, %s + i, sizeof count, err)) != LG_OK)\n"
+               "            return st;\n",
+            dptr(E, x), D * 4, dptr(E, op->in[2]), D, dptr(E, op->in[3]), D, dptr(E, op->in[4]));
+        out(E, "        const size_t M = (size_t)b->max_boxes;\n"
+               "        const lg_det_targets tgi = {.max_boxes = b->max_boxes, .boxes = b->boxes + i * M * 4,\n"
+               "                                    .labels = b->box_label + i * M,\n"
+               "                                    .difficult = b->box_difficult ? b->box_difficult + i * M : NULL,\n"
+               "                                    .count = b->box_count + i, .label_offset = 1, .skip_difficult = 0};\n");
+        out(E, "        if ((st = lg_voc_eval_add_batch(&%s, boxes, scores, labels, &count, 1, %d, &tgi, err)) != LG_OK)\n"
+               "            return st;\n    }\n",
+            ev, D);
+        out(E, "    // the epoch's mAP replaces it (%s_eval_end)\n", E->lower);
+        out(E, "    if ((st = lg_cuda_memset(c, %s, 0, sizeof(float), err)) != LG_OK)\n        return st;\n", dptr(E, y));
+        return 0;
+    }
+    default:
+        return 1;
+    }
+}
+
+void emit_cuda_detections_output(CudaEmit *X, IrValue *out0) {
+    Emit *E = X->E;
+    IrOp *d = out0->def;
+    int D = out0->dim[0];
+    out(E, "    // outputs: per image %d rows (x1, y1, x2, y2, score, label), label -1 past its count\n", D);
+    out(E, "    for (size_t i = 0; i < n; i++) {\n");
+    out(E, "        float boxes[%d * 4], scores[%d];\n        int32_t labels[%d];\n", D, D, D);
+    out(E, "        if ((st = lg_cuda_download(c, boxes, %s + i * %d, sizeof boxes, err)) != LG_OK ||\n"
+           "            (st = lg_cuda_download(c, scores, %s + i * %d, sizeof scores, err)) != LG_OK ||\n"
+           "            (st = lg_cuda_download(c, labels, %s + i * %d, sizeof labels, err)) != LG_OK)\n"
+           "            return st;\n",
+        dptr(E, d->out[0]), D * 4, dptr(E, d->out[1]), D, dptr(E, d->out[2]), D);
+    out(E, "        for (size_t r = 0; r < %d; r++) {\n"
+           "            float *o = io->outputs + (i * %d + r) * 6;\n"
+           "            memcpy(o, boxes + 4 * r, 4 * sizeof(float));\n"
+           "            o[4] = scores[r];\n            o[5] = (float)labels[r];\n        }\n    }\n",
+        D, D);
+}
+
+int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op) {
+    switch (op->kind) {
+    case LG_OP_PROPOSALS:
+    case IR_ROIS_FROM_PROPOSALS:
+    case LG_OP_ROI_SAMPLE:
+    case LG_OP_DETECTIONS:
+    case LG_OP_VOC_MAP:
+        return emit_boxes_op(X, g, op);
     default:
         return 1;
     }

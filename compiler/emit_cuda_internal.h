@@ -58,6 +58,9 @@ static inline const char *targets_arg(void) {
 
 /* One detection op (emit_cuda_detect.c); returns 1 when there is no call for it. */
 int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op);
+/* A predict step returning detections: the rows of the CPU trainer's
+ * outputs (x1, y1, x2, y2, score, label) from the device (emit_cuda_detect.c). */
+void emit_cuda_detections_output(CudaEmit *X, IrValue *out0);
 
 static inline void out(Emit *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void out(Emit *E, const char *fmt, ...) {
