@@ -11,3 +11,20 @@ $(BUILD)/tests/check_cuda_resident: tests/check_cuda_resident.c tests/trainer/fa
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_resident.c tests/trainer/fake_model.c \
 	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)
+
+# Device checks (make check-gpu, runtime/cuda/module.mk): the optimizer
+# kernels against the CPU optimizer, and tests/gpu/resident.sh's generated
+# trainers (ckpt_diff compares their checkpoints). Built by `make` where nvcc
+# is found, so CI compiles them.
+ifneq ($(NVCC),)
+$(BUILD)/tests/gpu/gpu_optim: tests/gpu/gpu_optim.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a runtime/cuda/optim_body.h \
+                              runtime/include/lgen/cuda_optim.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
+
+$(BUILD)/tests/gpu/ckpt_diff: tests/gpu/ckpt_diff.c $(BUILD)/liblgen.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS)
+
+cuda: $(BUILD)/tests/gpu/gpu_optim $(BUILD)/tests/gpu/ckpt_diff
+endif

@@ -121,7 +121,7 @@ cuda: $(BUILD)/tests/gpu/gpu_detect
 # every part runs, the status says whether all passed
 check-gpu: cuda $(LGEN)
 	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_detect ./$(BUILD)/tests/gpu/gpu_lenet \
-	    tests/gpu/compare_trainers.sh; do \
+	    ./$(BUILD)/tests/gpu/gpu_optim tests/gpu/compare_trainers.sh tests/gpu/resident.sh; do \
 	    echo "== $$t"; BUILD=$(BUILD) LGEN=$(LGEN) $$t || fail=1; done; [ $$fail -eq 0 ]
 
 # `make install` also installs the CUDA library (lgen/cuda.h goes with the
