@@ -106,6 +106,52 @@ const char *plan_for(CudaEmit *X, IrOp *op) {
     return field;
 }
 
+/* transpose's view of x (per-sample dims d0, d1 swapped) as the launcher's
+ * [outer, a, mid, b, inner]: "outer, a, mid, b, inner" with a and b
+ * exchanged for the backward (dy is the forward's output). */
+static const char *transpose_args(Emit *E, const IrValue *x, int d0, int d1, int backward) {
+    int nd = x->ndim;
+    d0 = d0 < 0 ? d0 + nd : d0;
+    d1 = d1 < 0 ? d1 + nd : d1;
+    if (d0 > d1) {
+        int t = d0;
+        d0 = d1, d1 = t;
+    }
+    size_t outer = 1, mid = 1, inner = 1;
+    for (int i = 0; i < d0; i++)
+        outer *= (size_t)x->dim[i];
+    for (int i = d0 + 1; i < d1; i++)
+        mid *= (size_t)x->dim[i];
+    for (int i = d1 + 1; i < nd; i++)
+        inner *= (size_t)x->dim[i];
+    int a = x->dim[backward ? d1 : d0], b = x->dim[backward ? d0 : d1];
+    return ir_fmt(E->p, "%s%zu, %d, %zu, %d, %zu", x->batched ? "n * " : "", outer, a, mid, b, inner);
+}
+
+/* concat/split along per-sample dim d: a block declaring the pieces' sizes
+ * (dim_i * inner) and pointers, then the call (fn: lg_cuda_concat joins
+ * the pieces into whole, lg_cuda_split cuts whole into them). */
+static void concat_call(Emit *E, const char *fn, IrValue *const *shapes, IrValue *const *pieces, int k, int d,
+                        IrValue *whole) {
+    const IrValue *x = shapes[0];
+    d = d < 0 ? d + x->ndim : d;
+    size_t outer = 1, inner = 1;
+    for (int i = 0; i < d; i++)
+        outer *= (size_t)x->dim[i];
+    for (int i = d + 1; i < x->ndim; i++)
+        inner *= (size_t)x->dim[i];
+    int split = !strcmp(fn, "split");
+    out(E, "    {\n        const size_t sizes[] = {");
+    for (int i = 0; i < k; i++)
+        out(E, "%s%zu", i ? ", " : "", (size_t)shapes[i]->dim[d] * inner);
+    out(E, "};\n        %s pieces[] = {", split ? "void *const" : "const void *const");
+    for (int i = 0; i < k; i++)
+        out(E, "%s%s", i ? ", " : "", dptr(E, pieces[i]));
+    const char *w = dptr(E, whole);
+    out(E, "};\n        st = lg_cuda_%s(c, %s, %s%zu, %d, sizes, %s, %s, err);\n    }\n", fn, vdt(whole),
+        whole->batched ? "n * " : "", outer, k, split ? w : "pieces", split ? "pieces" : w);
+}
+
 /* One op; returns 1 when the CUDA target has no call for it. */
 static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     Emit *E = X->E;
@@ -127,8 +173,7 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
     case LG_OP_BATCH_NORM:
-        if (!op->in[1] || !op->in[2])
-            return 1; /* affine: false has no cuDNN call here yet */
+        /* affine: false passes NULL weight and bias: a unit scale (lgen/cuda.h) */
         where(E, op, ir_fmt(E->p, "%s = batch_norm(%s)%s: cuDNN", layer, x->name, op->fused_relu ? " |> relu" : ""));
         if (training)
             out(E, "    st = lg_cuda_bn_forward_train(c, gpu.%s, %s, %s, %s, %s, %s, %s, %s, %s, err);\n",
@@ -206,16 +251,15 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     }
     case LG_OP_ADD:
     case LG_OP_MUL:
-        if (numel(x) != numel(op->in[1]) || x->batched != op->in[1]->batched)
-            return 1; /* broadcasting: no device call yet */
+        /* equal shapes (the language has no broadcasting): one elementwise call */
         where(E, op, ir_fmt(E->p, "%s = %s(%s, %s)", y->name, ir_kind_name(op->kind), x->name, op->in[1]->name));
-        out(E, "    st = lg_cuda_%s(c, dt, %s, %s, %s, %s, err);\n", ir_kind_name(op->kind), dptr(E, x),
+        out(E, "    st = lg_cuda_%s(c, %s, %s, %s, %s, %s, err);\n", ir_kind_name(op->kind), vdt(y), dptr(E, x),
             dptr(E, op->in[1]), dptr(E, y), count(E, y));
         check(E);
         break;
     case LG_OP_SCALE:
         where(E, op, ir_fmt(E->p, "%s = %g * %s", y->name, op->a.by, x->name));
-        out(E, "    st = lg_cuda_scale(c, dt, %s, %s, %s, %s, err);\n", flit(E, op->a.by), dptr(E, x),
+        out(E, "    st = lg_cuda_scale(c, %s, %s, %s, %s, %s, err);\n", vdt(y), flit(E, op->a.by), dptr(E, x),
             dptr(E, y), count(E, y));
         check(E);
         break;
@@ -259,6 +303,38 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
 
+    case LG_OP_LAYER_NORM: {
+        size_t D = (size_t)x->dim[x->ndim - 1], rows = numel(x) / D;
+        where(E, op, ir_fmt(E->p, "%s = layer_norm(%s): mean and 1/std per row kept for backward", layer, x->name));
+        out(E, "    st = lg_cuda_layer_norm_forward(c, %s, %s%zu, %zu, %s, %s, %s, %s, %s, %s, %s, err);\n", vdt(x),
+            x->batched ? "n * " : "", rows, D, flit(E, op->a.eps), dptr(E, x),
+            op->nin > 1 ? wptr(E, op->in[1]) : "NULL", op->nin > 2 ? wptr(E, op->in[2]) : "NULL", dptr(E, y),
+            dptr(E, op->out[1]), dptr(E, op->out[2]));
+        check(E);
+        break;
+    }
+    case LG_OP_ADAPTIVE_AVG_POOL2D:
+        where(E, op, ir_fmt(E->p, "%s = adaptive_avg_pool2d(%s)", y->name, x->name));
+        out(E, "    st = lg_cuda_adaptive_avg_pool_forward(c, %s, n * %d, %d, %d, %d, %d, %s, %s, err);\n", vdt(x),
+            x->dim[0], x->dim[1], x->dim[2], y->dim[1], y->dim[2], dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_TRANSPOSE:
+        where(E, op, ir_fmt(E->p, "%s = transpose(%s, %d, %d)", y->name, x->name, op->a.dim0, op->a.dim1));
+        out(E, "    st = lg_cuda_transpose(c, %s, %s, %s, %s, err);\n", vdt(x),
+            transpose_args(E, x, op->a.dim0, op->a.dim1, 0), dptr(E, x), dptr(E, y));
+        check(E);
+        break;
+    case LG_OP_CONCAT:
+        where(E, op, ir_fmt(E->p, "%s = concat(%d inputs, dim: %d)", y->name, op->nin, op->a.dim));
+        concat_call(E, "concat", op->in, op->in, op->nin, op->a.dim, y);
+        check(E);
+        break;
+    case LG_OP_SPLIT:
+        where(E, op, ir_fmt(E->p, "split(%s) into %d pieces along dim %d", x->name, op->nout, op->a.dim));
+        concat_call(E, "split", op->out, op->out, op->nout, op->a.dim, x);
+        check(E);
+        break;
     case LG_OP_UPSAMPLE_NEAREST:
         where(E, op, ir_fmt(E->p, "%s = upsample_nearest(%s, scale: %d)", y->name, x->name, op->a.scale));
         out(E, "    st = lg_cuda_upsample_nearest_forward(c, %s, n * %d, %d, %d, %d, %s, %s, err);\n", vdt(x),
@@ -339,8 +415,6 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
     case IR_BATCH_NORM_BWD:
-        if (!op->in[2])
-            return 1;
         where(E, op, ir_fmt(E->p, "d %s (cuDNN)", layer));
         out(E, "    st = lg_cuda_bn_backward(c, gpu.%s, %s, %s, %s, %s, %s, %s, %s, %s, 1, err);\n", plan_for(X, op),
             dptr(E, op->in[1]), dptr(E, op->in[0]), dptr(E, y), dptr(E, op->in[2]), dptr(E, op->in[5]),
@@ -411,6 +485,48 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
     }
+    case IR_LAYER_NORM_BWD: {
+        IrValue *fx = op->in[1];
+        size_t D = (size_t)fx->dim[fx->ndim - 1], rows = numel(fx) / D;
+        where(E, op, ir_fmt(E->p, "d %s: weight and bias gradients += , input gradient =", layer));
+        out(E, "    st = lg_cuda_layer_norm_backward(c, %s, %s%zu, %zu, %s, %s, %s, %s, %s, %s, %s, %s, err);\n",
+            vdt(fx), fx->batched ? "n * " : "", rows, D, dptr(E, fx), wptr(E, op->in[2]), dptr(E, op->in[3]),
+            dptr(E, op->in[4]), dptr(E, op->in[0]), dptr(E, y), wptr(E, op->in[5]), wptr(E, op->in[6]));
+        check(E);
+        break;
+    }
+    case IR_ADAPTIVE_AVG_POOL2D_BWD: {
+        IrValue *fx = op->fwd->in[0], *fy = op->fwd->out[0];
+        where(E, op, ir_fmt(E->p, "d %s", fy->name));
+        out(E, "    st = lg_cuda_adaptive_avg_pool_backward(c, %s, n * %d, %d, %d, %d, %d, %s, %s, err);\n",
+            vdt(fx), fx->dim[0], fx->dim[1], fx->dim[2], fy->dim[1], fy->dim[2], dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    }
+    case IR_TRANSPOSE_BWD:
+        where(E, op, ir_fmt(E->p, "d %s: the transpose back", op->fwd->out[0]->name));
+        out(E, "    st = lg_cuda_transpose(c, %s, %s, %s, %s, err);\n", vdt(op->fwd->in[0]),
+            transpose_args(E, op->fwd->in[0], op->a.dim0, op->a.dim1, 1), dptr(E, op->in[0]), dptr(E, y));
+        check(E);
+        break;
+    case IR_CONCAT_BWD:
+        where(E, op, ir_fmt(E->p, "d %s: split into its pieces", op->fwd->out[0]->name));
+        concat_call(E, "split", op->fwd->in, op->out, op->nout, op->a.dim, op->in[0]);
+        check(E);
+        break;
+    case IR_SPLIT_BWD:
+        where(E, op, ir_fmt(E->p, "d split: concatenate the pieces' gradients into d %s", op->fwd->in[0]->name));
+        concat_call(E, "concat", op->fwd->out, op->in, op->nin, op->a.dim, y);
+        check(E);
+        break;
+    case IR_MUL_BWD:
+        /* one side's gradient per op: da = dy * b or db = dy * a */
+        where(E, op, op->a.k ? "d mul, second input" : "d mul, first input");
+        out(E, "    st = lg_cuda_mul_backward(c, %s, %s, %s, %s, %s, %s, %s, err);\n", vdt(op->in[0]),
+            dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[0]), op->a.k ? "NULL" : dptr(E, y),
+            op->a.k ? dptr(E, y) : "NULL", count(E, op->in[0]));
+        check(E);
+        break;
     case IR_UPSAMPLE_NEAREST_BWD: {
         IrValue *fx = op->fwd->in[0];
         where(E, op, ir_fmt(E->p, "d %s: each input the sum of its %dx%d block", op->fwd->out[0]->name,
@@ -423,22 +539,23 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case IR_ACCUM:
         where(E, op, ir_fmt(E->p, "gradient sum for %s", op->fwd ? op->fwd->in[0]->name : "?"));
         if (op->in_place)
-            out(E, "    st = lg_cuda_accumulate(c, dt, %s, %s, %s, err);\n", dptr(E, op->in[1]), dptr(E, y),
+            out(E, "    st = lg_cuda_accumulate(c, %s, %s, %s, %s, err);\n", vdt(y), dptr(E, op->in[1]), dptr(E, y),
                 count(E, y));
         else
-            out(E, "    st = lg_cuda_add(c, dt, %s, %s, %s, %s, err);\n", dptr(E, op->in[0]),
+            out(E, "    st = lg_cuda_add(c, %s, %s, %s, %s, %s, err);\n", vdt(y), dptr(E, op->in[0]),
                 dptr(E, op->in[1]), dptr(E, y), count(E, y));
         check(E);
         break;
     case IR_COPY:
         where(E, op, ir_fmt(E->p, "%s: the gradient passed through", y->name));
-        out(E, "    st = lg_cuda_copy(c, %s, %s, %s * LG_CUDA_DTYPE_SIZE(dt), err);\n", dptr(E, y), dptr(E, op->in[0]),
-            count(E, y));
+        out(E, "    st = lg_cuda_copy(c, %s, %s, %s * LG_CUDA_DTYPE_SIZE(%s), err);\n", dptr(E, y),
+            dptr(E, op->in[0]), count(E, y), vdt(y));
         check(E);
         break;
     case IR_ZERO:
         out(E, "    // %s: no use downstream, a zero gradient\n", y->name);
-        out(E, "    st = lg_cuda_memset(c, %s, 0, %s * LG_CUDA_DTYPE_SIZE(dt), err);\n", dptr(E, y), count(E, y));
+        out(E, "    st = lg_cuda_memset(c, %s, 0, %s * LG_CUDA_DTYPE_SIZE(%s), err);\n", dptr(E, y), count(E, y),
+            vdt(y));
         check(E);
         break;
     default: /* the detection ops: emit_cuda_detect.c */

@@ -969,6 +969,13 @@ static int lower_node(Lower *L, GNode *n, IrValue **env, int depth) {
     int ndim, dim[IR_MAX_DIMS];
     shape_dims(&out0->shape, &ndim, dim);
     int nall = nin;
+    /* batch_norm keeps its inputs' places (x, weight, bias, running_mean,
+     * running_var, num_batches_tracked): without affine parameters (three
+     * of them) weight and bias are NULL, as the emitters and autodiff read them */
+    if (n->op == LG_OP_BATCH_NORM && n->nparams == 3 && nall + 2 <= IR_MAX_INPUTS) {
+        in[nall++] = NULL;
+        in[nall++] = NULL;
+    }
     for (int i = 0; i < n->nparams && nall < IR_MAX_INPUTS; i++) {
         int k = param_index(L, n->params[i]);
         if (k < 0) {

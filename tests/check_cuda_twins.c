@@ -664,6 +664,46 @@ START_TEST(test_pooling_matches_cpu) {
 }
 END_TEST
 
+/* concat/split of more pieces than one launch takes (LG_CUDA_MAX_CONCAT):
+ * lg_cuda_concat's launches, each of its columns of the whole tensor, as
+ * the host runs them, against the CPU kernels. */
+START_TEST(test_many_pieces_concat_matches_cpu) {
+    enum { K = 11 };
+    const size_t outer = 4;
+    size_t sizes[K], stride = 0;
+    float *pieces[K], *back[K];
+    for (int i = 0; i < K; i++) {
+        sizes[i] = (size_t)(1 + (i * 7) % 5);
+        stride += sizes[i];
+        pieces[i] = random_floats(outer * sizes[i], 50 + (unsigned)i, 1.0f);
+        back[i] = malloc(outer * sizes[i] * 4);
+    }
+    float *y = malloc(outer * stride * 4), *cy = malloc(outer * stride * 4);
+    size_t col0 = 0;
+    for (int first = 0; first < K; first += LG_CUDA_MAX_CONCAT) { /* kernels.cu's concat_split */
+        int m = K - first < LG_CUDA_MAX_CONCAT ? K - first : LG_CUDA_MAX_CONCAT;
+        size_t total = 0;
+        for (int i = 0; i < m; i++)
+            total += sizes[first + i];
+        for (size_t i = 0; i < outer * total; i++) {
+            size_t src;
+            int which = first + lg_cuk_concat_src(i, m, sizes + first, total, &src);
+            size_t w = lg_cuk_concat_whole(i, total, stride, col0);
+            y[w] = pieces[which][src];
+            back[which][src] = y[w]; /* split: the same map the other way */
+        }
+        col0 += total;
+    }
+    ck_assert_int_eq(lg_concat_forward(NULL, outer, K, sizes, (const float *const *)pieces, cy), LG_OK);
+    assert_close("concat of 11", y, cy, outer * stride, 0, 0);
+    for (int i = 0; i < K; i++) {
+        assert_close("split into 11", back[i], pieces[i], outer * sizes[i], 0, 0);
+        free(pieces[i]), free(back[i]);
+    }
+    free(y), free(cy);
+}
+END_TEST
+
 START_TEST(test_topk_accuracy_matches_cpu) {
     const int N = 200, C = 10;
     float *logits = random_floats((size_t)N * C, 40, 1.0f);
@@ -900,6 +940,7 @@ static Suite *cuda_twins_suite(void) {
     tcase_add_test(tc, test_clipping_matches_cpu);
     tcase_add_test(tc, test_layer_norm_matches_cpu);
     tcase_add_test(tc, test_pool_upsample_transpose_match_cpu);
+    tcase_add_test(tc, test_many_pieces_concat_matches_cpu);
     tcase_add_test(tc, test_topk_accuracy_matches_cpu);
     tcase_add_test(tc, test_pooling_matches_cpu);
     tcase_add_test(tc, test_iou_and_matcher_match_cpu);

@@ -592,6 +592,13 @@ LG_BODY int lg_cuk_concat_src(size_t idx, int k, const size_t *sizes, size_t tot
     return i;
 }
 
+/* A launch takes at most LG_CUDA_MAX_CONCAT pieces, the columns col0 ..
+ * col0 + total - 1 of the whole tensor (rows of `stride`): the whole
+ * tensor's index of the launch's element idx. */
+LG_BODY size_t lg_cuk_concat_whole(size_t idx, size_t total, size_t stride, size_t col0) {
+    return idx / total * stride + col0 + idx % total;
+}
+
 /* 1 when the label is among the k largest logits of its row (ties: lower
  * index first, as topk). */
 LG_BODY float lg_cuk_topk_row(size_t i, const float *logits, const int32_t *labels, int C, int k) {

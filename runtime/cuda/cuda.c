@@ -175,6 +175,8 @@ void lg_cuda_free(lg_cuda *c) {
         (void)cudaFree(c->arena);
     if (c->reduce)
         (void)cudaFree(c->reduce);
+    if (c->bn_unit)
+        (void)cudaFree(c->bn_unit);
     if (c->dnn)
         (void)cudnnDestroy(c->dnn);
     if (c->lt)
@@ -666,9 +668,33 @@ static lg_status bn_setup(lg_cuda_bn_plan *p, lg_error *err) {
     return LG_OK;
 }
 
+/* The ones, zeros and gradient scratch batch norm without affine parameters
+ * (weight NULL) hands cuDNN, for C channels; grown by the plans (start-up). */
+static lg_status bn_unit_reserve(lg_cuda *c, int C, lg_error *err) {
+    if (C <= c->bn_unit_C)
+        return LG_OK;
+    if (c->bn_unit)
+        LG_CUDA_TRY(cudaFree(c->bn_unit));
+    c->bn_unit = NULL, c->bn_unit_C = 0;
+    LG_CUDA_TRY(cudaMalloc((void **)&c->bn_unit, 4 * (size_t)C * sizeof(float)));
+    float *ones = malloc((size_t)C * sizeof(float));
+    if (!ones)
+        return lg_error_set(err, LG_ERR_NOMEM, "out of memory for batch norm's unit scale");
+    for (int i = 0; i < C; i++)
+        ones[i] = 1.0f;
+    cudaError_t e = cudaMemcpy(c->bn_unit, ones, (size_t)C * sizeof(float), cudaMemcpyHostToDevice);
+    free(ones);
+    LG_CUDA_TRY(e);
+    LG_CUDA_TRY(cudaMemset(c->bn_unit + C, 0, 3 * (size_t)C * sizeof(float)));
+    c->bn_unit_C = C;
+    return LG_OK;
+}
+
 lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d, lg_error *err) {
-    (void)c;
     *out = NULL;
+    lg_status st = bn_unit_reserve(c, d->C, err);
+    if (st != LG_OK)
+        return st;
     if (d->eps < CUDNN_BN_MIN_EPSILON)
         return lg_error_set(err, LG_ERR_UNSUPPORTED, "batch_norm eps %g is below cuDNN's minimum %g",
                             d->eps, (double)CUDNN_BN_MIN_EPSILON);
@@ -676,7 +702,7 @@ lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d
     if (!p)
         return lg_error_set(err, LG_ERR_NOMEM, "out of memory for a batch norm plan");
     p->d = *d;
-    lg_status st = bn_setup(p, err);
+    st = bn_setup(p, err);
     if (st != LG_OK) {
         lg_cuda_bn_free(p);
         return st;
@@ -689,6 +715,8 @@ lg_status lg_cuda_bn_forward_train(lg_cuda *c, const lg_cuda_bn_plan *p, const v
                                    const float *weight, const float *bias, float *running_mean,
                                    float *running_var, float *save_mean, float *save_invstd,
                                    lg_error *err) {
+    if (!weight) /* affine: false */
+        weight = c->bn_unit, bias = c->bn_unit + c->bn_unit_C;
     DNN_TRY(cudnnBatchNormalizationForwardTraining(
         c->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, p->x, x, p->x, y, p->stats, weight, bias,
         p->d.momentum, running_mean, running_var, p->d.eps, save_mean, save_invstd));
@@ -699,6 +727,8 @@ lg_status lg_cuda_bn_forward_eval(lg_cuda *c, const lg_cuda_bn_plan *p, const vo
                                   const float *weight, const float *bias,
                                   const float *running_mean, const float *running_var,
                                   lg_error *err) {
+    if (!weight) /* affine: false */
+        weight = c->bn_unit, bias = c->bn_unit + c->bn_unit_C;
     DNN_TRY(cudnnBatchNormalizationForwardInference(c->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero,
                                                     p->x, x, p->x, y, p->stats, weight, bias,
                                                     running_mean, running_var, p->d.eps));
@@ -709,7 +739,12 @@ lg_status lg_cuda_bn_backward(lg_cuda *c, const lg_cuda_bn_plan *p, const void *
                               void *dx, const float *weight, float *dweight, float *dbias,
                               const float *save_mean, const float *save_invstd, int accumulate,
                               lg_error *err) {
-    const float beta = accumulate ? 1.0f : 0.0f;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (!weight) { /* affine: false: a unit scale, the parameter gradients into scratch */
+        weight = c->bn_unit;
+        dweight = c->bn_unit + 2 * c->bn_unit_C, dbias = c->bn_unit + 3 * c->bn_unit_C;
+        beta = 0.0f;
+    }
     DNN_TRY(cudnnBatchNormalizationBackward(c->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one,
                                             &beta, p->x, x, p->x, dy, p->x, dx, p->stats, weight,
                                             dweight, dbias, p->d.eps, save_mean, save_invstd));

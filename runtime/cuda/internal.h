@@ -34,6 +34,10 @@ struct lg_cuda {
     float *reduce; /* LG_CUDA_REDUCE_SCRATCH floats for two-pass reductions */
     void *ws; /* shared cuDNN / cuBLASLt workspace, sized by the plans */
     size_t ws_bytes;
+    /* batch norm without affine parameters: ones[C], zeros[C] and scratch
+     * for cuDNN's weight and bias gradients [2C], C the largest plan's */
+    float *bn_unit;
+    int bn_unit_C;
     int slots;
     size_t staging_bytes;
     void *staging[8];

@@ -292,17 +292,20 @@ static __global__ void transpose_kernel(int dt, size_t n, size_t A, size_t mid, 
     GRID_LOOP(i, n) lg_cuk_store(y, i, dt, lg_cuk_load(x, lg_cuk_transpose_src(i, A, mid, B, inner), dt));
 }
 
+/* Up to LG_CUDA_MAX_CONCAT pieces per launch, by value: columns col0 ..
+ * col0 + total - 1 of the whole tensor, whose rows are `stride` long. */
 struct Pieces {
     const void *in[LG_CUDA_MAX_CONCAT];
     void *out[LG_CUDA_MAX_CONCAT];
     size_t sizes[LG_CUDA_MAX_CONCAT];
+    size_t col0, stride;
 };
 
 static __global__ void concat_kernel(int dt, size_t n, int k, size_t total, Pieces p, void *y) {
     GRID_LOOP(i, n) {
         size_t src;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &src);
-        lg_cuk_store(y, i, dt, lg_cuk_load(p.in[which], src, dt));
+        lg_cuk_store(y, lg_cuk_concat_whole(i, total, p.stride, p.col0), dt, lg_cuk_load(p.in[which], src, dt));
     }
 }
 
@@ -310,7 +313,7 @@ static __global__ void split_kernel(int dt, size_t n, int k, size_t total, Piece
     GRID_LOOP(i, n) {
         size_t dst;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &dst);
-        lg_cuk_store(p.out[which], dst, dt, lg_cuk_load(x, i, dt));
+        lg_cuk_store(p.out[which], dst, dt, lg_cuk_load(x, lg_cuk_concat_whole(i, total, p.stride, p.col0), dt));
     }
 }
 
@@ -871,48 +874,47 @@ lg_status lg_cuda_transpose(lg_cuda *c, lg_cuda_dtype dt, size_t outer, size_t a
     return launched("transpose", err);
 }
 
-static lg_status pieces(Pieces *p, int k, const size_t *sizes, size_t *total, lg_error *err) {
-    if (k < 1 || k > LG_CUDA_MAX_CONCAT)
-        return lg_error_set(err, LG_ERR_ARG, "concat/split of %d pieces (1 to %d supported)", k,
-                            LG_CUDA_MAX_CONCAT);
-    *total = 0;
-    for (int i = 0; i < k; i++) {
-        p->sizes[i] = sizes[i];
-        *total += sizes[i];
+/* concat (dir 0) or split (dir 1) of k pieces, LG_CUDA_MAX_CONCAT per launch. */
+static lg_status concat_split(lg_cuda *c, lg_cuda_dtype dt, int dir, size_t outer, int k, const size_t *sizes,
+                              const void *const *in, void *const *out, void *whole, const void *cwhole,
+                              lg_error *err) {
+    if (k < 1)
+        return lg_error_set(err, LG_ERR_ARG, "%s of %d pieces", dir ? "split" : "concat", k);
+    size_t stride = 0;
+    for (int i = 0; i < k; i++)
+        stride += sizes[i];
+    size_t col0 = 0;
+    for (int first = 0; first < k; first += LG_CUDA_MAX_CONCAT) {
+        Pieces p = {};
+        int m = k - first < LG_CUDA_MAX_CONCAT ? k - first : LG_CUDA_MAX_CONCAT;
+        size_t total = 0;
+        for (int i = 0; i < m; i++) {
+            p.sizes[i] = sizes[first + i];
+            total += p.sizes[i];
+            if (dir)
+                p.out[i] = out[first + i];
+            else
+                p.in[i] = in[first + i];
+        }
+        p.col0 = col0, p.stride = stride;
+        size_t n = outer * total;
+        if (n && dir)
+            split_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, m, total, p, cwhole);
+        else if (n)
+            concat_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, m, total, p, whole);
+        col0 += total;
     }
-    return LG_OK;
+    return launched(dir ? "split" : "concat", err);
 }
 
 lg_status lg_cuda_concat(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
                          const void *const *inputs, void *y, lg_error *err) {
-    Pieces p = {};
-    size_t total = 0;
-    lg_status st = pieces(&p, k, sizes, &total, err);
-    if (st != LG_OK)
-        return st;
-    for (int i = 0; i < k; i++)
-        p.in[i] = inputs[i];
-    size_t n = outer * total;
-    if (n == 0)
-        return LG_OK;
-    concat_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, k, total, p, y);
-    return launched("concat", err);
+    return concat_split(c, dt, 0, outer, k, sizes, inputs, NULL, y, NULL, err);
 }
 
 lg_status lg_cuda_split(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
                         const void *x, void *const *outputs, lg_error *err) {
-    Pieces p = {};
-    size_t total = 0;
-    lg_status st = pieces(&p, k, sizes, &total, err);
-    if (st != LG_OK)
-        return st;
-    for (int i = 0; i < k; i++)
-        p.out[i] = outputs[i];
-    size_t n = outer * total;
-    if (n == 0)
-        return LG_OK;
-    split_kernel<<<grid_for(n), THREADS, 0, c->stream>>>((int)dt, n, k, total, p, x);
-    return launched("split", err);
+    return concat_split(c, dt, 1, outer, k, sizes, NULL, outputs, NULL, x, err);
 }
 
 lg_status lg_cuda_topk_accuracy(lg_cuda *c, const float *logits, const int32_t *labels, int N,

@@ -81,7 +81,7 @@ LGEN=${LGEN:-$BUILD/lgen}
 specdir=$BUILD/tests/cuda/specs
 built=
 uncovered=
-for spec in specs/*.lmod; do
+for spec in specs/*.lmod tests/cuda/*.lmod; do
     name=$(basename "$spec" .lmod)
     out=$specdir/$name
     rm -rf "$out" "$tmp/c-$name"

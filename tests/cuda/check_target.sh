@@ -51,12 +51,34 @@ for spec in lenet mlp resnet20; do
     awk '/^static lg_status .*_gpu_.*_step\(/ { in_step = 1 } in_step && /alloc\(|lg_cuda_init/ { print } /^}/ { in_step = 0 }' "$f" |
         grep -q . && bad "$spec: an allocation inside a step"
 done
-# the device tests' specs (tests/gpu) too
-for spec in tests/gpu/bnnet.lmod tests/gpu/actnet.lmod; do
+# the device tests' specs (tests/gpu) and the op-family specs of tests/cuda too
+for spec in tests/gpu/bnnet.lmod tests/gpu/actnet.lmod tests/cuda/*.lmod; do
     name=$(basename "$spec" .lmod)
     "$LGEN" "$spec" -o "$tmp/$name" --target cuda || { bad "$spec --target cuda failed"; continue; }
     $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iruntime/include -fsyntax-only "$tmp/$name/${name}_cuda.c" ||
         bad "$spec: ${name}_cuda.c does not compile warning-free"
+done
+# every dense op has a device call (tests/cuda/structnet.lmod, lossnet.lmod)
+f=$tmp/structnet/structnet_cuda.c
+for call in lg_cuda_split lg_cuda_concat lg_cuda_transpose lg_cuda_mul_backward lg_cuda_upsample_nearest_forward \
+    lg_cuda_upsample_nearest_backward lg_cuda_adaptive_avg_pool_forward lg_cuda_adaptive_avg_pool_backward \
+    lg_cuda_layer_norm_forward lg_cuda_layer_norm_backward lg_cuda_topk_accuracy lg_cuda_softmax_forward; do
+    grep -q "$call(" "$f" || bad "structnet: no $call"
+done
+grep -q "lg_cuda_bn_forward_train(c, gpu.bn_h_1, h_0, h_1, NULL, NULL, params + H_1_RUNNING_MEAN, params + H_1_RUNNING_VAR," "$f" ||
+    bad "structnet: batch_norm(affine: false) does not pass NULL weight and bias with its running statistics"
+f=$tmp/lossnet/lossnet_cuda.c
+for kind in MSE L1 SMOOTH_L1 BCE_WITH_LOGITS; do
+    grep -q "lg_cuda_reduce(c, LG_CUDA_LOSS_$kind, [01], [0-9.e-]*f, dt, " "$f" || bad "lossnet: no $kind loss in the compute dtype"
+    grep -q "lg_cuda_loss_backward(c, LG_CUDA_LOSS_$kind, [01], [0-9.e-]*f, dt, " "$f" || bad "lossnet: no $kind backward in the compute dtype"
+done
+grep -q "lg_cuda_softmax_backward(c, dt, 1, " "$f" || bad "lossnet: no log_softmax backward in the compute dtype"
+grep -q "lg_cuda_softmax_backward(c, dt, 0, " "$f" || bad "lossnet: no softmax backward in the compute dtype"
+grep -q "lg_cuda_add(c, LG_CUDA_F32, " "$f" || bad "lossnet: the sum of scalar losses is not float32"
+# mixed precision is refused by no spec (every dense op has an f16/bf16 path)
+for f in "$tmp"/lenet-cuda/lenet_cuda.c "$tmp"/mlp-cuda/mlp_cuda.c "$tmp"/resnet20-cuda/resnet20_cuda.c \
+    "$tmp"/bnnet/bnnet_cuda.c "$tmp"/actnet/actnet_cuda.c "$tmp"/structnet/structnet_cuda.c "$tmp"/lossnet/lossnet_cuda.c; do
+    grep -q "f16/bf16 path on the GPU yet" "$f" && bad "$(basename "$f"): refuses 16-mixed/bf16-mixed"
 done
 grep -q "lg_cuda_conv_forward" "$tmp/lenet-cuda/lenet_cuda.c" || bad "lenet: convolutions not through cuDNN"
 grep -q "lg_cuda_bn_forward_train" "$tmp/resnet20-cuda/resnet20_cuda.c" || bad "resnet20: batch norm not through cuDNN"

@@ -152,33 +152,6 @@ typedef struct lg_cuda_rpn_loss {
     uint64_t seed, step;                /* image n samples with lg_detect_seed(seed, step, n) */
 } lg_cuda_rpn_loss;
 
-/* torchvision's AnchorGenerator over up to LG_CUDA_MAX_LEVELS feature maps
- * (lgen/detect.h's lg_anchor_level): per level the map's size and the
- * anchor sizes and aspect ratios (height / width) at every location. */
-#define LG_CUDA_MAX_ANCHOR_CELLS 16
-typedef struct lg_cuda_anchor_level {
-    int feat_h, feat_w;
-    int num_sizes, num_ratios; /* num_sizes * num_ratios <= LG_CUDA_MAX_ANCHOR_CELLS */
-    float sizes[LG_CUDA_MAX_ANCHOR_CELLS];
-    float aspect_ratios[LG_CUDA_MAX_ANCHOR_CELLS];
-} lg_cuda_anchor_level;
-
-typedef struct lg_cuda_anchors {
-    int levels, image_h, image_w;
-    lg_cuda_anchor_level level[LG_CUDA_MAX_LEVELS];
-} lg_cuda_anchors;
-
-/* The RPN's training loss over a batch (torchvision RegionProposalNetwork,
- * lgen/detect.h's lg_rpn_loss_batch_forward): N images of A anchors. */
-typedef struct lg_cuda_rpn_loss {
-    int N, A;
-    float fg_iou_thresh, bg_iou_thresh; /* 0.7, 0.3 */
-    int batch_size_per_image;           /* 256 */
-    float positive_fraction;            /* 0.5 */
-    float beta;                         /* smooth L1's, 1/9 */
-    uint64_t seed, step;                /* image n samples with lg_detect_seed(seed, step, n) */
-} lg_cuda_rpn_loss;
-
 /* ---- accelerator choice (in liblgen.a: CPU-only trainers call it too) ---- */
 
 typedef enum { LG_ACCEL_CPU = 0, LG_ACCEL_GPU = 1 } lg_accel;
@@ -364,6 +337,8 @@ typedef struct lg_cuda_bn {
 
 typedef struct lg_cuda_bn_plan lg_cuda_bn_plan;
 
+/* weight and bias NULL (and dweight, dbias NULL in backward): batch norm
+ * without affine parameters (affine: false), a unit scale and zero shift. */
 lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d, lg_error *err);
 void lg_cuda_bn_free(lg_cuda_bn_plan *p);
 lg_status lg_cuda_bn_forward_train(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, void *y,
@@ -467,7 +442,8 @@ lg_status lg_cuda_transpose(lg_cuda *c, lg_cuda_dtype dt, size_t outer, size_t a
                             size_t inner, const void *x, void *y, lg_error *err);
 
 /* concat k inputs (each [outer, sizes[i]]) into y [outer, sum sizes], and
- * split, its inverse (and each other's backward). k <= LG_CUDA_MAX_CONCAT. */
+ * split, its inverse (and each other's backward); any k >= 1, in launches
+ * of LG_CUDA_MAX_CONCAT pieces. */
 #define LG_CUDA_MAX_CONCAT 8
 lg_status lg_cuda_concat(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
                          const void *const *inputs, void *y, lg_error *err);
@@ -682,49 +658,6 @@ size_t lg_cuda_detections_workspace(const lg_cuda_detect_cfg *d, int N);
 lg_status lg_cuda_detections(lg_cuda *c, const lg_cuda_detect_cfg *d, int N, const float *class_logits,
                              const float *box_regression, const float *rois, void *ws, float *boxes,
                              float *scores, int32_t *labels, int32_t *count, lg_error *err);
-
-/* ---- detection losses and anchors (runtime/cuda/detect.cu) ----------------
- * The device twins of lgen/detect.h's anchors, RPN loss and Fast R-CNN loss,
- * float32, over per-thread bodies in runtime/cuda/detect_body.h. Inputs and
- * outputs are device pointers; the losses are device scalars, and so are
- * the backward's incoming gradients (NULL: zero). The sampler draws what the
- * CPU kernel draws for the same seed, so the same anchors are sampled. */
-
-/* anchors [A, 4] in AnchorGenerator's order (lg_anchors_generate's). */
-lg_status lg_cuda_anchors_generate(lg_cuda *c, const lg_cuda_anchors *d, float *anchors,
-                                   lg_error *err);
-
-/* The RPN loss: per image, IoU of the ground truth (t) with anchors [A, 4],
- * Matcher (fg/bg thresholds, low-quality matches allowed), the balanced
- * sampler, box targets (RPN coder); labels [N, A] (1 / 0 sampled, -1 not)
- * and box_targets [N, A, 4] are kept for backward. objectness [N, A],
- * deltas [N, A, 4]. ws: lg_cuda_rpn_loss_workspace bytes. */
-size_t lg_cuda_rpn_loss_workspace(int N, int A, int max_boxes);
-lg_status lg_cuda_rpn_loss_forward(lg_cuda *c, const lg_cuda_rpn_loss *d, const float *objectness,
-                                   const float *deltas, const float *anchors,
-                                   const lg_cuda_det_targets *t, void *ws, int32_t *labels,
-                                   float *box_targets, float *loss_objectness, float *loss_box,
-                                   lg_error *err);
-/* Writes grad_objectness [N, A] and grad_deltas [N, A, 4] (either may be NULL). */
-lg_status lg_cuda_rpn_loss_backward(lg_cuda *c, const lg_cuda_rpn_loss *d, const float *objectness,
-                                    const float *deltas, const int32_t *labels,
-                                    const float *box_targets, const float *dloss_objectness,
-                                    const float *dloss_box, float *grad_objectness,
-                                    float *grad_deltas, lg_error *err);
-
-/* Fast R-CNN loss over R rows (lg_fastrcnn_loss_forward): class_logits
- * [R, K], box_regression [R, K * 4], labels [R] (-1 padding), box_targets
- * [R, 4]. Backward writes grad_logits and grad_box (either may be NULL). */
-lg_status lg_cuda_fastrcnn_loss_forward(lg_cuda *c, const float *class_logits,
-                                        const float *box_regression, const int32_t *labels,
-                                        const float *box_targets, int R, int K, float beta,
-                                        float *loss_classifier, float *loss_box_reg,
-                                        lg_error *err);
-lg_status lg_cuda_fastrcnn_loss_backward(lg_cuda *c, const float *class_logits,
-                                         const float *box_regression, const int32_t *labels,
-                                         const float *box_targets, int R, int K, float beta,
-                                         const float *dloss_classifier, const float *dloss_box_reg,
-                                         float *grad_logits, float *grad_box, lg_error *err);
 
 /* ---- detection losses and anchors (runtime/cuda/detect.cu) ----------------
  * The device twins of lgen/detect.h's anchors, RPN loss and Fast R-CNN loss,
