@@ -49,10 +49,14 @@ fit() { # fit DIR ARGS...: a fit in $tmp/DIR; 0 when it exited 0
     return $rc
 }
 ck() { echo "$tmp/$1/lightning_logs/version_0/checkpoints/last.ckpt"; }
-header() { head -c 65536 "$(ck "$1")" | tr -d '\\'; } # the safetensors header, JSON unescaped enough to grep
+header() { # the checkpoint's safetensors header (JSON), its inner quotes unescaped for grep
+    f=$(ck "$1")
+    n=$(od -An -t u8 -N 8 "$f" | tr -d ' ')
+    tail -c +9 "$f" | head -c "$n" | tr -d '\\'
+}
 same() { # same A B WHAT: A's and B's checkpoints agree within TOL
     if "$DIFF" "$(ck "$1")" "$(ck "$2")" "$TOL" >"$tmp/diff" 2>&1; then
-        echo "ok: $name $3: $(grep -c '^ok' "$tmp/diff") tensors within $TOL ($(sort -k6 -g "$tmp/diff" | awk '/^ok/ {w = $NF} END {print "largest difference " w}'))"
+        echo "ok: $name $3: $(grep -c '^ok' "$tmp/diff") tensors within $TOL ($(sort -k7 -g "$tmp/diff" | awk '/^ok/ {w = $NF} END {print "largest difference " w}'))"
     else
         bad "$name $3: $(grep -v '^ok' "$tmp/diff" | head -5)"
     fi
@@ -81,11 +85,11 @@ for spec in specs/lenet.lmod specs/mlp.lmod; do
     fit $name-m16 --accelerator gpu --precision 16-mixed --max_steps 10 || continue
     h=$(header $name-m16)
     for k in scale growth_factor backoff_factor growth_interval _growth_tracker; do
-        echo "$h" | grep -q "\"MixedPrecision\":\"{[^}]*\"$k\":" || bad "$name 16-mixed: no MixedPrecision.$k in the checkpoint"
+        echo "$h" | grep -q "\"MixedPrecision\": *\"{[^}]*\"$k\":" || bad "$name 16-mixed: no MixedPrecision.$k in the checkpoint"
     done
-    t1=$(echo "$h" | sed -n 's/.*"MixedPrecision":"{[^}]*"_growth_tracker":\([0-9]*\).*/\1/p')
+    t1=$(echo "$h" | sed -n 's/.*"MixedPrecision": *"{[^}]*"_growth_tracker":\([0-9]*\).*/\1/p')
     fit $name-m16r --accelerator gpu --precision 16-mixed --max_steps 15 --ckpt_path "$(ck $name-m16)" || continue
-    t2=$(header $name-m16r | sed -n 's/.*"MixedPrecision":"{[^}]*"_growth_tracker":\([0-9]*\).*/\1/p')
+    t2=$(header $name-m16r | sed -n 's/.*"MixedPrecision": *"{[^}]*"_growth_tracker":\([0-9]*\).*/\1/p')
     if [ -n "$t1" ] && [ -n "$t2" ] && [ "$t2" -gt "$t1" ]; then
         echo "ok: $name 16-mixed: GradScaler's state in the checkpoint (_growth_tracker $t1), resumed ($t2 after 5 more steps)"
     else
