@@ -118,6 +118,12 @@ $(BUILD)/tests/gpu/gpu_detect: tests/gpu/gpu_detect.c $(LIBLGEN_CUDA) $(BUILD)/l
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
 cuda: $(BUILD)/tests/gpu/gpu_detect
 
+# proposals, RoI sampling, detections (boxes.cu) against runtime/detect at faster_rcnn's sizes
+$(BUILD)/tests/gpu/gpu_boxes: tests/gpu/gpu_boxes.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
+cuda: $(BUILD)/tests/gpu/gpu_boxes
+
 # every part runs, the status says whether all passed
 check-gpu: cuda $(LGEN)
 	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_detect ./$(BUILD)/tests/gpu/gpu_lenet \
