@@ -158,6 +158,43 @@ if echo "$built" | grep -q " lenet" && [ -x "$specdir/lenet/lenet" ] && ! [ -e /
         echo "note: no /usr/share/datasets/fashion-mnist: the --accelerator auto run is skipped"
     fi
 fi
+# Faster R-CNN: specs/faster_rcnn.lmod's CUDA trainer is built above (VOC
+# cannot be fetched here); tests/e2e/faster_rcnn_shapes.lmod, the same
+# networks, losses and steps on a small vocgen data set, at CI size, is
+# generated with --target cuda, built with CUDA=1, and without a device
+# `--accelerator auto` must fall back to the CPU and train a step.
+VOCGEN=${VOCGEN:-$BUILD/vocgen}
+if echo "$built" | grep -q " faster_rcnn" && ! [ -e /dev/nvidiactl ]; then
+    if [ -x "$VOCGEN" ]; then
+        fr=$tmp/frcnn
+        mkdir -p "$fr/data/shapes"
+        "$VOCGEN" --seed 2 --images 8 --size 128 --objects 2 --out "$fr/data/shapes/shapes.tar" >"$fr/vocgen.txt" ||
+            bad "vocgen failed"
+        sha=$(cut -d' ' -f1 "$fr/vocgen.txt")
+        sed "s/sha256 \"[0-9a-f]*\"/sha256 \"$sha\"/" tests/e2e/faster_rcnn_shapes.lmod >"$fr/faster_rcnn_shapes.lmod"
+        if "$LGEN" -I specs -D fpn_channels=16 -D rois=16 "$fr/faster_rcnn_shapes.lmod" -o "$fr/gen" --target cuda \
+            >"$fr/lgen.err" 2>&1; then
+            MAKEFLAGS= MFLAGS= make -s -C "$fr/gen" CUDA=1 CFLAGS="-O1 -Werror $SAN_FLAGS" LDFLAGS="$SAN_FLAGS" \
+                >"$fr/make.out" 2>&1 || bad "faster_rcnn_shapes CUDA=1 build: $(tail -5 "$fr/make.out")"
+            grep -q ": warning: " "$fr/make.out" && bad "faster_rcnn_shapes CUDA=1 warned: $(grep ": warning: " "$fr/make.out" | head -3)"
+            bin=$fr/gen/faster_rcnn_shapes
+            nm "$bin" 2>/dev/null | grep -q " lg_cuda_trainer_steps$" || bad "$bin has no GPU steps"
+            (cd "$fr" && "$bin" fit --accelerator auto --fast_dev_run --num_workers 0 --enable_progress_bar false \
+                --data_dir "$fr/data" >out 2>err)
+            rc=$?
+            [ $rc -eq 0 ] || bad "faster_rcnn_shapes CUDA trainer, --accelerator auto without a device: exit $rc: $(tail -3 "$fr/err")"
+            grep -q "^GPU available: False, used: False (no CUDA device: " "$fr/out" ||
+                bad "faster_rcnn_shapes --accelerator auto did not say it fell back: $(head -2 "$fr/out")"
+            grep -q "fast_dev_run: ran 1 training batch" "$fr/out" ||
+                bad "faster_rcnn_shapes --accelerator auto did not train a step on the CPU: $(tail -3 "$fr/out")"
+            echo "ok: faster_rcnn CUDA trainer (vocgen shapes, CI size), --accelerator auto without a device: the CPU, one step trained"
+        else
+            bad "lgen faster_rcnn_shapes.lmod --target cuda: $(head -3 "$fr/lgen.err")"
+        fi
+    else
+        echo "note: no $VOCGEN: the faster_rcnn --accelerator auto run is skipped"
+    fi
+fi
 [ -z "$uncovered" ] || echo "note: specs the CUDA target does not cover yet:$uncovered"
 
 [ $fail -eq 0 ] && echo "ok: liblgen_cuda.a (sm_80, sm_90) links cuDNN/cuBLAS(Lt); probe: $(cat "$tmp/err" "$tmp/out" | head -1)"
