@@ -125,8 +125,9 @@ $(BUILD)/tests/gpu/gpu_boxes: tests/gpu/gpu_boxes.c $(LIBLGEN_CUDA) $(BUILD)/lib
 cuda: $(BUILD)/tests/gpu/gpu_boxes
 
 # every part runs, the status says whether all passed
-check-gpu: cuda $(LGEN)
-	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_detect ./$(BUILD)/tests/gpu/gpu_lenet \
+check-gpu: cuda $(LGEN) $(BUILD)/vocgen
+	@fail=0; for t in ./$(BUILD)/tests/gpu/gpu_kernels ./$(BUILD)/tests/gpu/gpu_detect ./$(BUILD)/tests/gpu/gpu_boxes \
+	    ./$(BUILD)/tests/gpu/gpu_lenet tests/gpu/faster_rcnn.sh \
 	    ./$(BUILD)/tests/gpu/gpu_optim tests/gpu/compare_trainers.sh tests/gpu/resident.sh; do \
 	    echo "== $$t"; BUILD=$(BUILD) LGEN=$(LGEN) $$t || fail=1; done; [ $$fail -eq 0 ]
 
