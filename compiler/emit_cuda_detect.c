@@ -5,6 +5,10 @@
  * emit_cuda.c reports it with its spec line. */
 #include "emit_cuda_internal.h"
 
+#include <math.h>
+
+#include "lgen/cuda.h"
+
 /* ---- proposals, RoI sampling, detections, VOC mAP (runtime/cuda/boxes.cu) ----
  * Each becomes one call over the whole batch, its configuration a local
  * constant spelled once (the same text sizes its workspace at init, a part
@@ -163,6 +167,181 @@ void emit_cuda_detections_output(CudaEmit *X, IrValue *out0) {
         D, D);
 }
 
+/* ---- anchors, the RPN and Fast R-CNN losses, RoIAlign (runtime/cuda/detect.cu,
+ * runtime/cuda/kernels.cu) ----
+ * One call each over the batch, float32 only as the ops above. The RPN
+ * loss's scratch space is part of the arena's det_ws. */
+
+/* The step's index for the samplers, as emit_c.c's: epoch and batch
+ * position, so that micro-batches differ and a resumed run draws the same. */
+#define DET_STEP "((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index)"
+
+/* An incoming loss gradient (a device scalar), or NULL: none. */
+static const char *dloss(Emit *E, IrValue *v) {
+    return v ? dptr(E, v) : "NULL";
+}
+
+/* anchors: the generator's levels as an lg_cuda_anchors initialiser. */
+static const char *anchors_desc(Emit *E, IrOp *op) {
+    int L = op->nin;
+    char buf[4096];
+    size_t k = (size_t)snprintf(buf, sizeof buf, "{.levels = %d, .image_h = %d, .image_w = %d, .level = {", L,
+                                op->a.image_h, op->a.image_w);
+    for (int l = 0; l < L; l++) {
+        IrValue *x = op->in[l];
+        int ns = L == 1 ? op->a.nsizes : 1; /* one size per map, or all of them on the one map */
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "\n            {.feat_h = %d, .feat_w = %d, .num_sizes = %d, .sizes = {",
+                              x->dim[1], x->dim[2], ns);
+        for (int s = 0; s < ns; s++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", s ? ", " : "",
+                                  flit(E, op->a.sizes[L == 1 ? s : l]));
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "}, .num_ratios = %d, .aspect_ratios = {", op->a.nfloats);
+        for (int r = 0; r < op->a.nfloats; r++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", r ? ", " : "", flit(E, op->a.floats[r]));
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "}}%s", l + 1 < L ? "," : "");
+    }
+    snprintf(buf + k, sizeof buf - k, "}}");
+    return ir_strdup(E->p, buf);
+}
+
+/* rpn_loss: its configuration as an lg_cuda_rpn_loss initialiser. */
+static const char *rpn_desc(Emit *E, IrOp *f) {
+    return ir_fmt(E->p, "{.N = (int)n, .A = %d, .fg_iou_thresh = %s, .bg_iou_thresh = %s,\n"
+                        "                                 .batch_size_per_image = %d, .positive_fraction = %s, .beta = %s,\n"
+                        "                                 .seed = io->seed ^ %lluu, .step = " DET_STEP "}",
+                  f->in[0]->dim[0], flit(E, f->a.fg_iou), flit(E, f->a.bg_iou), f->a.per_image,
+                  flit(E, f->a.fraction), flit(E, f->a.beta), (unsigned long long)f->a.seed);
+}
+
+/* roi_align: the levels as an lg_cuda_roi_align initialiser, or NULL when
+ * the device kernel cannot take them (it maps boxes with torchvision's
+ * canonical 224 at level 4 onto consecutive power-of-two levels). */
+static const char *roi_align_desc(Emit *E, IrOp *f) {
+    int L = f->nin - 1;
+    if (L < 1 || L > LG_CUDA_MAX_LEVELS || f->a.canonical_scale != 224 || f->a.canonical_level != 4)
+        return NULL;
+    int k_min = (int)lround(-log2(f->a.floats[0]));
+    for (int l = 0; l < L; l++)
+        if (fabs(f->a.floats[l] - ldexp(1.0, -(k_min + l))) > 1e-9)
+            return NULL;
+    char buf[1024];
+    size_t k = (size_t)snprintf(buf, sizeof buf,
+                                "{.C = %d, .PH = %d, .PW = %d, .sampling_ratio = %d, .aligned = %d, .levels = %d, .k_min = %d,\n"
+                                "                                   .H = {",
+                                f->in[1]->dim[0], f->a.out_h, f->a.out_w, f->a.sampling_ratio, f->a.aligned, L, k_min);
+    for (int l = 0; l < L; l++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", l ? ", " : "", f->in[l + 1]->dim[1]);
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "}, .W = {");
+    for (int l = 0; l < L; l++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", l ? ", " : "", f->in[l + 1]->dim[2]);
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "}, .spatial_scale = {");
+    for (int l = 0; l < L; l++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", l ? ", " : "", flit(E, f->a.floats[l]));
+    snprintf(buf + k, sizeof buf - k, "}}");
+    return ir_strdup(E->p, buf);
+}
+
+static int emit_losses_op(CudaEmit *X, IrOp *op) {
+    Emit *E = X->E;
+    IrValue *y = op->nout ? op->out[0] : NULL;
+    IrValue *x = op->nin ? op->in[0] : NULL;
+    switch (op->kind) {
+    case LG_OP_ANCHORS:
+        if (op->nin > LG_CUDA_MAX_LEVELS || op->a.nfloats < 1 || op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS ||
+            (op->nin == 1 ? op->a.nsizes : 1) * op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS)
+            return 1;
+        float32_only(X, op);
+        where(E, op, ir_fmt(E->p, "%s = anchors(%d feature maps): they depend on the shapes only", y->name, op->nin));
+        out(E, "    {\n        const lg_cuda_anchors d = %s;\n", anchors_desc(E, op));
+        out(E, "        st = lg_cuda_anchors_generate(c, &d, %s, err);\n    }\n", dptr(E, y));
+        check(E);
+        return 0;
+    case LG_OP_RPN_LOSS: {
+        int A = x->dim[0], M = op->in[3]->dim[0];
+        float32_only(X, op);
+        add_det_ws(X, ir_fmt(E->p, "lg_cuda_rpn_loss_workspace((int)Bp, %d, %d)", A, M));
+        where(E, op, ir_fmt(E->p, "%s, %s = rpn_loss(%s, %s, %s, targets): match, sample, encode, BCE + smooth L1",
+                            y->name, op->out[1]->name, x->name, op->in[1]->name, op->in[2]->name));
+        out(E, "    {\n        const lg_cuda_rpn_loss d = %s;\n", rpn_desc(E, op));
+        out(E, "        st = lg_cuda_rpn_loss_forward(c, &d, %s, %s, %s, %s, det_ws, %s, %s, %s, %s, err);\n    }\n",
+            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), targets_arg(), dptr(E, op->out[2]),
+            dptr(E, op->out[3]), dptr(E, y), dptr(E, op->out[1]));
+        check(E);
+        return 0;
+    }
+    case IR_RPN_LOSS_BWD:
+        float32_only(X, op);
+        where(E, op, "d rpn_loss: objectness and box deltas");
+        out(E, "    {\n        const lg_cuda_rpn_loss d = {.N = (int)n, .A = %d, .beta = %s};\n", op->fwd->in[0]->dim[0],
+            flit(E, op->fwd->a.beta));
+        out(E, "        st = lg_cuda_rpn_loss_backward(c, &d, %s, %s, %s, %s, %s, %s, %s, %s, err);\n    }\n",
+            dptr(E, op->in[2]), dptr(E, op->in[3]), dptr(E, op->in[4]), dptr(E, op->in[5]), dloss(E, op->in[0]),
+            dloss(E, op->in[1]), dptr(E, op->out[0]), dptr(E, op->out[1]));
+        check(E);
+        return 0;
+    case LG_OP_ROI_ALIGN:
+    case IR_ROI_ALIGN_BWD: {
+        IrOp *f = op->fwd ? op->fwd : op;
+        const char *d = roi_align_desc(E, f);
+        IrValue *rois = f->in[0];
+        if (!d)
+            return 1;
+        float32_only(X, op);
+        if (op->kind == LG_OP_ROI_ALIGN) {
+            where(E, op, ir_fmt(E->p, "%s = roi_align(%s, %d feature maps): each RoI on the level LevelMapper picks",
+                                y->name, rois->name, op->nin - 1));
+            out(E, "    {\n        const lg_cuda_roi_align d = %s;\n", d);
+            out(E, "        const float *const maps[] = {");
+            for (int i = 1; i < op->nin; i++)
+                out(E, "%s%s", i > 1 ? ", " : "", dptr(E, op->in[i]));
+            out(E, "};\n        st = lg_cuda_roi_align_forward(c, &d, maps, %s, n * %d, %s, err);\n    }\n",
+                dptr(E, rois), rois->dim[0], dptr(E, y));
+        } else {
+            for (int i = 0; i < op->nout; i++)
+                if (!op->out[i])
+                    return 1;
+            where(E, op, ir_fmt(E->p, "d %s: into every level's map (zeroed, then atomic adds)", f->out[0]->name));
+            for (int i = 0; i < op->nout; i++) {
+                out(E, "    st = lg_cuda_memset(c, %s, 0, %s * sizeof(float), err);\n", dptr(E, op->out[i]),
+                    count(E, op->out[i]));
+                check(E);
+            }
+            out(E, "    {\n        const lg_cuda_roi_align d = %s;\n", d);
+            out(E, "        float *const maps[] = {");
+            for (int i = 0; i < op->nout; i++)
+                out(E, "%s%s", i ? ", " : "", dptr(E, op->out[i]));
+            out(E, "};\n        st = lg_cuda_roi_align_backward(c, &d, maps, %s, n * %d, %s, err);\n    }\n",
+                dptr(E, rois), rois->dim[0], dptr(E, op->in[0]));
+        }
+        check(E);
+        return 0;
+    }
+    case LG_OP_FASTRCNN_LOSS:
+        float32_only(X, op);
+        where(E, op, ir_fmt(E->p, "%s, %s = fastrcnn_loss(%s, %s, %s, %s): cross entropy + smooth L1", y->name,
+                            op->out[1]->name, x->name, op->in[1]->name, op->in[2]->name, op->in[3]->name));
+        out(E, "    st = lg_cuda_fastrcnn_loss_forward(c, %s, %s, %s, %s, (int)(n * %d), %d, %s, %s, %s, err);\n",
+            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[3]), x->dim[0], x->dim[1],
+            flit(E, op->a.beta), dptr(E, y), dptr(E, op->out[1]));
+        check(E);
+        return 0;
+    case IR_FASTRCNN_LOSS_BWD: {
+        IrValue *lg = op->fwd->in[0];
+        float32_only(X, op);
+        where(E, op, "d fastrcnn_loss: class logits and box regression");
+        out(E, "    st = lg_cuda_fastrcnn_loss_backward(c, %s, %s, %s, %s, (int)(n * %d), %d, %s,\n"
+               "                                        %s, %s, %s, %s, err);\n",
+            dptr(E, op->in[2]), dptr(E, op->in[3]), dptr(E, op->in[4]), dptr(E, op->in[5]), lg->dim[0], lg->dim[1],
+            flit(E, op->fwd->a.beta), dloss(E, op->in[0]), dloss(E, op->in[1]), dptr(E, op->out[0]),
+            dptr(E, op->out[1]));
+        check(E);
+        return 0;
+    }
+    default:
+        return 1;
+    }
+}
+
 int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     switch (op->kind) {
     case LG_OP_PROPOSALS:
@@ -171,7 +350,7 @@ int emit_cuda_detect_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_DETECTIONS:
     case LG_OP_VOC_MAP:
         return emit_boxes_op(X, g, op);
-    default:
-        return 1;
+    default: /* anchors, rpn_loss, roi_align, fastrcnn_loss and their backward */
+        return emit_losses_op(X, op);
     }
 }
