@@ -36,6 +36,24 @@
  */
 #include "emit_cuda_internal.h"
 
+/* Whether avg_pool2d f goes through cuDNN: where cuDNN's windows are
+ * PyTorch's, i.e. ceil_mode adds no window (every window lies inside the
+ * padded input, so COUNT_INCLUDE_PADDING divides by kh*kw and
+ * COUNT_EXCLUDE_PADDING by the input elements, as PyTorch does). Else the
+ * own kernel (a last window hanging over the padding: PyTorch's divisor
+ * counts only up to the padded edge). Max pooling always takes the own
+ * kernel: it keeps PyTorch's arg-max (first maximum, NaN wins) for
+ * backward, where cuDNN finds a maximum again from x and y, which one on
+ * a tie being undocumented. */
+static int avg_pool_cudnn(const IrOp *f) {
+    const IrValue *x = f->in[0];
+    int H = x->dim[1], W = x->dim[2];
+    if (f->kind != LG_OP_AVG_POOL2D || !f->a.ceil_mode)
+        return f->kind == LG_OP_AVG_POOL2D;
+    return (H + 2 * f->a.ph - f->a.kh + f->a.sh - 1) / f->a.sh == (H + 2 * f->a.ph - f->a.kh) / f->a.sh &&
+           (W + 2 * f->a.pw - f->a.kw + f->a.sw - 1) / f->a.sw == (W + 2 * f->a.pw - f->a.kw) / f->a.sw;
+}
+
 const char *plan_for(CudaEmit *X, IrOp *op) {
     Emit *E = X->E;
     IrOp *f = op->fwd ? op->fwd : op;
@@ -74,6 +92,15 @@ const char *plan_for(CudaEmit *X, IrOp *op) {
     }
     case LG_OP_MAX_POOL2D:
     case LG_OP_AVG_POOL2D:
+        if (avg_pool_cudnn(f)) { /* cuDNN's average pooling */
+            kind = 'Q';
+            snprintf(body, sizeof body,
+                     "{.N = (int)n, .C = %d, .H = %d, .W = %d, .kh = %d, .kw = %d, .sh = %d, .sw = %d,\n"
+                     "        .ph = %d, .pw = %d, .max = 0, .count_include_pad = %d, .dtype = gpu.dt}",
+                     x->dim[0], x->dim[1], x->dim[2], f->a.kh, f->a.kw, f->a.sh, f->a.sw, f->a.ph, f->a.pw,
+                     f->a.count_include_pad);
+            break;
+        }
         kind = 'P';
         snprintf(body, sizeof body,
                  "{.H = %d, .W = %d, .kh = %d, .kw = %d, .sh = %d, .sw = %d, .ph = %d, .pw = %d,\n"
@@ -89,7 +116,8 @@ const char *plan_for(CudaEmit *X, IrOp *op) {
             return X->plans[i].field;
     /* the member's name: the layer's, made a C identifier and unique */
     const char *stem = f->layer ? f->layer : y->name;
-    char *id = ir_fmt(E->p, "%s_%s", kind == 'P' ? "pool" : kind == 'N' ? "bn" : kind == 'C' ? "conv" : "linear",
+    char *id = ir_fmt(E->p, "%s_%s", kind == 'P' ? "pool" : kind == 'Q' ? "avgpool" : kind == 'N' ? "bn"
+                                    : kind == 'C' ? "conv" : "linear",
                       stem);
     for (char *c = id; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
@@ -217,6 +245,12 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_MAX_POOL2D:
     case LG_OP_AVG_POOL2D: {
         int max = op->kind == LG_OP_MAX_POOL2D;
+        if (avg_pool_cudnn(op)) {
+            where(E, op, ir_fmt(E->p, "%s = avg_pool2d(%s): cuDNN", y->name, x->name));
+            out(E, "    st = lg_cuda_pool_forward(c, gpu.%s, %s, %s, err);\n", plan_for(X, op), dptr(E, x), dptr(E, y));
+            check(E);
+            break;
+        }
         where(E, op, ir_fmt(E->p, "%s = %s(%s)", y->name, ir_kind_name(op->kind), x->name));
         if (max)
             out(E, "    st = lg_cuda_max_pool2d_forward(c, &gpu.%s, dt, n * %d, %s, %s, %s, err);\n",
@@ -460,6 +494,14 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
         check(E);
         break;
     case IR_AVG_POOL2D_BWD:
+        if (avg_pool_cudnn(op->fwd)) {
+            /* average pooling's backward reads dy only; x and y fill cuDNN's signature */
+            where(E, op, ir_fmt(E->p, "d %s (cuDNN)", op->fwd->out[0]->name));
+            out(E, "    st = lg_cuda_pool_backward(c, gpu.%s, %s, %s, %s, %s, err);\n", plan_for(X, op),
+                dptr(E, op->fwd->in[0]), dptr(E, op->fwd->out[0]), dptr(E, op->in[0]), dptr(E, y));
+            check(E);
+            break;
+        }
         where(E, op, ir_fmt(E->p, "d %s", op->fwd->out[0]->name));
         out(E, "    st = lg_cuda_avg_pool2d_backward(c, &gpu.%s, dt, n * %d, %s, %s, err);\n",
             plan_for(X, op), op->fwd->in[0]->dim[0], dptr(E, op->in[0]), dptr(E, y));
@@ -863,7 +905,8 @@ static void emit_state(CudaEmit *X) {
     for (int i = 0; i < X->nplans; i++) {
         Plan *pl = &X->plans[i];
         const char *t = pl->kind == 'L' ? "lg_cuda_linear_plan *" : pl->kind == 'C' ? "lg_cuda_conv_plan *"
-                      : pl->kind == 'N' ? "lg_cuda_bn_plan *" : "lg_cuda_pool2d ";
+                      : pl->kind == 'N' ? "lg_cuda_bn_plan *" : pl->kind == 'Q' ? "lg_cuda_pool_plan *"
+                      : "lg_cuda_pool2d ";
         out(E, "    %s%s; // %s:%d\n", t, pl->field, pl->file ? pl->file : "?", pl->line);
     }
     out(E, "} gpu;\n\n");
@@ -878,6 +921,11 @@ static void emit_state(CudaEmit *X) {
     }
 }
 
+/* The lg_cuda_TYPE_init / _free / lg_cuda_TYPE of a library plan. */
+static const char *plan_type(char kind) {
+    return kind == 'L' ? "linear" : kind == 'C' ? "conv" : kind == 'Q' ? "pool" : "bn";
+}
+
 static void emit_plans(CudaEmit *X) {
     Emit *E = X->E;
     out(E, "/* The layer plans for batches of n samples (cuBLASLt heuristics, cuDNN\n"
@@ -889,7 +937,7 @@ static void emit_plans(CudaEmit *X) {
         if (pl->kind == 'P')
             continue;
         out(E, "    lg_cuda_%s_free(gpu.%s);\n    gpu.%s = NULL;\n",
-            pl->kind == 'L' ? "linear" : pl->kind == 'C' ? "conv" : "bn", pl->field, pl->field);
+            plan_type(pl->kind), pl->field, pl->field);
     }
     out(E, "}\n\n");
     out(E, "static lg_status %s_plans(size_t n, lg_error *err) {\n", E->lower);
@@ -899,7 +947,7 @@ static void emit_plans(CudaEmit *X) {
         Plan *pl = &X->plans[i];
         if (pl->kind == 'P')
             continue;
-        const char *t = pl->kind == 'L' ? "linear" : pl->kind == 'C' ? "conv" : "bn";
+        const char *t = plan_type(pl->kind);
         out(E, "    { // %s:%d\n        const lg_cuda_%s d = %s;\n", pl->file ? pl->file : "?", pl->line, t, pl->body);
         out(E, "        if ((st = lg_cuda_%s_init(gpu.c, &gpu.%s, &d, err)) != LG_OK) return st;\n    }\n", t,
             pl->field);

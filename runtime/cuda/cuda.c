@@ -572,6 +572,10 @@ struct lg_cuda_pool_plan {
     int P, Q;
     cudnnTensorDescriptor_t x, y;
     cudnnPoolingDescriptor_t pool;
+    /* bf16 average pooling: the own kernel with the same windows (cuDNN's
+     * legacy pooling is not documented for bf16) */
+    int own;
+    lg_cuda_pool2d own_d;
 };
 
 void lg_cuda_pool_free(lg_cuda_pool_plan *p) {
@@ -615,6 +619,19 @@ lg_status lg_cuda_pool_init(lg_cuda *c, lg_cuda_pool_plan **out, const lg_cuda_p
     if (!p)
         return lg_error_set(err, LG_ERR_NOMEM, "out of memory for a pooling plan");
     p->d = *d;
+    if (!d->max && d->dtype == LG_CUDA_BF16) {
+        p->own = 1;
+        p->own_d = (lg_cuda_pool2d){.H = d->H, .W = d->W, .kh = d->kh, .kw = d->kw, .sh = d->sh, .sw = d->sw,
+                                    .ph = d->ph, .pw = d->pw, .count_include_pad = d->count_include_pad};
+        lg_status st = lg_cuda_pool2d_init(&p->own_d, err);
+        if (st != LG_OK) {
+            lg_cuda_pool_free(p);
+            return st;
+        }
+        p->P = p->own_d.OH, p->Q = p->own_d.OW;
+        *out = p;
+        return LG_OK;
+    }
     lg_status st = pool_setup(p, err);
     if (st != LG_OK) {
         lg_cuda_pool_free(p);
@@ -631,12 +648,16 @@ void lg_cuda_pool_out(const lg_cuda_pool_plan *p, int *P, int *Q) {
 
 lg_status lg_cuda_pool_forward(lg_cuda *c, const lg_cuda_pool_plan *p, const void *x, void *y,
                                lg_error *err) {
+    if (p->own)
+        return lg_cuda_avg_pool2d_forward(c, &p->own_d, p->d.dtype, (size_t)p->d.N * (size_t)p->d.C, x, y, err);
     DNN_TRY(cudnnPoolingForward(c->dnn, p->pool, &one, p->x, x, &zero, p->y, y));
     return LG_OK;
 }
 
 lg_status lg_cuda_pool_backward(lg_cuda *c, const lg_cuda_pool_plan *p, const void *x,
                                 const void *y, const void *dy, void *dx, lg_error *err) {
+    if (p->own)
+        return lg_cuda_avg_pool2d_backward(c, &p->own_d, p->d.dtype, (size_t)p->d.N * (size_t)p->d.C, dy, dx, err);
     DNN_TRY(cudnnPoolingBackward(c->dnn, p->pool, &one, p->y, y, p->y, dy, p->x, x, &zero, p->x, dx));
     return LG_OK;
 }

@@ -65,6 +65,13 @@ for call in lg_cuda_split lg_cuda_concat lg_cuda_transpose lg_cuda_mul_backward 
     lg_cuda_layer_norm_forward lg_cuda_layer_norm_backward lg_cuda_topk_accuracy lg_cuda_softmax_forward; do
     grep -q "$call(" "$f" || bad "structnet: no $call"
 done
+# average pooling through cuDNN where its windows are PyTorch's, the own
+# kernels for ceil_mode windows over the edge and for max pooling (arg-max)
+grep -q "lg_cuda_pool_forward(c, gpu.avgpool_p, " "$f" || bad "structnet: avg_pool2d(2) not through cuDNN"
+grep -q "lg_cuda_pool_backward(c, gpu.avgpool_p, " "$f" || bad "structnet: avg_pool2d(2)'s backward not through cuDNN"
+grep -q "lg_cuda_avg_pool2d_forward(c, &gpu.pool_u, " "$f" || bad "structnet: the ceil_mode avg_pool2d not on the own kernel"
+grep -q "lg_cuda_max_pool2d_backward(" "$f" || bad "structnet: max_pool2d's backward not on the own kernel"
+grep -q "lg_cuda_pool_forward(c, gpu.avgpool_stem, " "$tmp/bnnet/bnnet_cuda.c" || bad "bnnet: avg_pool2d not through cuDNN"
 grep -q "lg_cuda_bn_forward_train(c, gpu.bn_h_1, h_0, h_1, NULL, NULL, params + H_1_RUNNING_MEAN, params + H_1_RUNNING_VAR," "$f" ||
     bad "structnet: batch_norm(affine: false) does not pass NULL weight and bias with its running statistics"
 f=$tmp/lossnet/lossnet_cuda.c

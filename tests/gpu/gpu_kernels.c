@@ -688,8 +688,193 @@ static void check_conv_pool_bn(void) {
     }
     report("batch_norm forward (cuDNN)", bn, rbn, nx, 1e-4, 1e-4);
     report("batch_norm running_mean", rm, rrm, 3, 1e-4, 1e-6);
+    /* affine: false (NULL weight and bias): the same as a unit scale, forward and backward */
+    void *dBN0 = dalloc(nx * 4), *dDY = dcopy(x, nx * 4), *dDX = dalloc(nx * 4), *dDX0 = dalloc(nx * 4);
+    float *dDG = dcopy(zeros, 12), *dDB = dcopy(zeros, 12);
+    TRY(lg_cuda_bn_forward_train(cu, bp, dX, dBN0, NULL, NULL, dRM, dRV, dSM, dSI, &err));
+    fetch(bn, dBN0, nx * 4);
+    report("batch_norm affine: false", bn, rbn, nx, 1e-4, 1e-4);
+    TRY(lg_cuda_bn_backward(cu, bp, dX, dDY, dDX, dG, dDG, dDB, dSM, dSI, 0, &err));
+    TRY(lg_cuda_bn_backward(cu, bp, dX, dDY, dDX0, NULL, NULL, NULL, dSM, dSI, 1, &err));
+    float *bx = malloc(nx * 4), *bx0 = malloc(nx * 4);
+    fetch(bx, dDX, nx * 4);
+    fetch(bx0, dDX0, nx * 4);
+    report("batch_norm affine: false dx", bx0, bx, nx, 1e-6, 1e-7);
+    free(bx), free(bx0);
     lg_cuda_bn_free(bp);
     free(x), free(w), free(b), free(y), free(ry), free(pool), free(rpool), free(bn), free(rbn);
+}
+
+/* A host copy of x in dtype dt (rounded) and its device copy. */
+static void *dt_host(const float *x, size_t n, int dt) {
+    void *h = malloc(n * 4 + 4);
+    for (size_t i = 0; i < n; i++)
+        lg_cuk_store(h, i, dt, x[i]);
+    return h;
+}
+
+/* Device results (dtype dt) against the host bodies' (the same dtype):
+ * moves bit for bit (rtol 0), sums within rtol. */
+static void report_dt(const char *what, int dt, const void *dev, const void *host, size_t n, double rtol,
+                      double atol) {
+    void *got = malloc(n * 4 + 4);
+    float *g = malloc(n * 4 + 4), *w = malloc(n * 4 + 4);
+    fetch(got, dev, n * LG_CUDA_DTYPE_SIZE(dt));
+    for (size_t i = 0; i < n; i++)
+        g[i] = lg_cuk_load(got, i, dt), w[i] = lg_cuk_load(host, i, dt);
+    char name[64];
+    snprintf(name, sizeof name, "%s %s", what, dt == LG_CUDA_F16 ? "f16" : dt == LG_CUDA_BF16 ? "bf16" : "f32");
+    report(name, g, w, n, rtol, atol);
+    free(got), free(g), free(w);
+}
+
+/* The dense ops' launchers (layer_norm, adaptive and cuDNN average pooling,
+ * upsample_nearest, rpn_flatten, transpose, concat/split of 11 pieces,
+ * softmax and the losses in the compute dtypes) against their bodies on
+ * the host. */
+static void check_dense_ops(void) {
+    const size_t N = 3, C = 4, H = 10, W = 7, nin = N * C * H * W;
+    float *x = random_floats(nin * 9, 80, 2.0f), *g = random_floats(nin * 9, 81, 1.0f);
+    for (int dt = LG_CUDA_F32; dt <= LG_CUDA_BF16; dt++) {
+        double tol = dt == LG_CUDA_F32 ? 1e-5 : dt == LG_CUDA_F16 ? 2e-3 : 1.6e-2;
+        arena_top = 0;
+        void *hx = dt_host(x, nin * 9, dt), *hg = dt_host(g, nin * 9, dt), *ref = malloc(nin * 9 * 4 + 4);
+        void *dX = dcopy(hx, nin * 9 * 4), *dG = dcopy(hg, nin * 9 * 4), *dY = dalloc(nin * 9 * 4);
+        /* layer_norm over rows of W, affine, with its gradients */
+        size_t rows = nin / W;
+        float *sm = dalloc(rows * 4), *si = dalloc(rows * 4), *hsm = malloc(rows * 4), *hsi = malloc(rows * 4);
+        void *hw = dt_host(g, W, dt), *hb = dt_host(x, W, dt);
+        void *dWt = dcopy(hw, W * 4), *dBs = dcopy(hb, W * 4), *dDW = dalloc(W * 4), *dDB = dalloc(W * 4);
+        TRY(lg_cuda_memset(cu, dDW, 0, W * 4, &err));
+        TRY(lg_cuda_memset(cu, dDB, 0, W * 4, &err));
+        TRY(lg_cuda_layer_norm_forward(cu, (lg_cuda_dtype)dt, rows, W, 1e-5f, dX, dWt, dBs, dY, sm, si, &err));
+        for (size_t r = 0; r < rows; r++)
+            lg_cuk_layer_norm_forward(r, dt, W, 1e-5f, hx, hw, hb, ref, hsm, hsi);
+        report_dt("layer_norm", dt, dY, ref, nin, tol, 1e-5);
+        TRY(lg_cuda_layer_norm_backward(cu, (lg_cuda_dtype)dt, rows, W, dX, dWt, sm, si, dG, dY, dDW, dDB, &err));
+        for (size_t r = 0; r < rows; r++)
+            lg_cuk_layer_norm_backward(r, dt, W, hx, hw, hsm, hsi, hg, ref);
+        report_dt("layer_norm dx", dt, dY, ref, nin, tol, 1e-5);
+        void *hdw = dt_host(g, W, dt), *hdb = dt_host(g, W, dt);
+        memset(hdw, 0, W * 4), memset(hdb, 0, W * 4);
+        for (size_t k = 0; k < W; k++)
+            lg_cuk_layer_norm_param_grad(k, dt, rows, W, hx, hsm, hsi, hg, hdw, hdb);
+        report_dt("layer_norm dweight", dt, dDW, hdw, W, tol, 1e-4);
+        report_dt("layer_norm dbias", dt, dDB, hdb, W, tol, 1e-4);
+        /* adaptive average pooling 10x7 -> 4x3 */
+        TRY(lg_cuda_adaptive_avg_pool_forward(cu, (lg_cuda_dtype)dt, N * C, H, W, 4, 3, dX, dY, &err));
+        for (size_t i = 0; i < N * C * 12; i++)
+            lg_cuk_adaptive_pool_forward(i, dt, H, W, 4, 3, hx, ref);
+        report_dt("adaptive_avg_pool2d", dt, dY, ref, N * C * 12, tol, 1e-6);
+        TRY(lg_cuda_adaptive_avg_pool_backward(cu, (lg_cuda_dtype)dt, N * C, H, W, 4, 3, dG, dY, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_adaptive_pool_backward(i, dt, H, W, 4, 3, hg, ref);
+        report_dt("adaptive_avg_pool2d backward", dt, dY, ref, nin, tol, 1e-6);
+        /* upsample_nearest x3 */
+        TRY(lg_cuda_upsample_nearest_forward(cu, (lg_cuda_dtype)dt, N * C, H, W, 3, dX, dY, &err));
+        for (size_t i = 0; i < nin * 9; i++)
+            lg_cuk_upsample_forward(i, dt, H, W, 3, hx, ref);
+        report_dt("upsample_nearest", dt, dY, ref, nin * 9, 0, 0);
+        TRY(lg_cuda_upsample_nearest_backward(cu, (lg_cuda_dtype)dt, N * C, H, W, 3, dG, dY, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_upsample_backward(i, dt, H, W, 3, hg, ref);
+        report_dt("upsample_nearest backward", dt, dY, ref, nin, tol, 1e-6);
+        /* rpn_flatten of one level (A = 2, D = 2: C = 4) at row 5 of 150 */
+        size_t total = 150, nflat = N * total * 2;
+        TRY(lg_cuda_memset(cu, dY, 0, nflat * 4, &err));
+        memset(ref, 0, nflat * 4);
+        TRY(lg_cuda_rpn_flatten_forward(cu, (lg_cuda_dtype)dt, N, 2, 2, (int)H, (int)W, dX, dY, total, 5, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_store(ref, lg_cuk_rpn_flatten_dst(i, 2, 2, H * W, total, 5), dt, lg_cuk_load(hx, i, dt));
+        report_dt("rpn_flatten", dt, dY, ref, nflat, 0, 0);
+        TRY(lg_cuda_rpn_flatten_backward(cu, (lg_cuda_dtype)dt, N, 2, 2, (int)H, (int)W, dG, total, 5, dY, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_store(ref, i, dt, lg_cuk_load(hg, lg_cuk_rpn_flatten_dst(i, 2, 2, H * W, total, 5), dt));
+        report_dt("rpn_flatten backward", dt, dY, ref, nin, 0, 0);
+        /* transpose [N, C, H, W] -> [N, W, H, C] */
+        TRY(lg_cuda_transpose(cu, (lg_cuda_dtype)dt, N, C, H, W, 1, dX, dY, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_store(ref, i, dt, lg_cuk_load(hx, lg_cuk_transpose_src(i, C, H, W, 1), dt));
+        report_dt("transpose", dt, dY, ref, nin, 0, 0);
+        /* concat of 11 pieces (two launches) and split back */
+        enum { K = 11 };
+        size_t sizes[K], stride = 0, off = 0;
+        const void *ins[K];
+        void *outs[K];
+        for (int i = 0; i < K; i++) {
+            sizes[i] = (size_t)(1 + i % 4);
+            ins[i] = (const char *)dX + off * LG_CUDA_DTYPE_SIZE(dt);
+            outs[i] = (char *)dG + off * LG_CUDA_DTYPE_SIZE(dt); /* dG is not read again below */
+            off += 5 * sizes[i];
+            stride += sizes[i];
+        }
+        TRY(lg_cuda_concat(cu, (lg_cuda_dtype)dt, 5, K, sizes, ins, dY, &err));
+        for (size_t o = 0, col = 0; o < 5; o++)
+            for (int i = 0; i < K; i++)
+                for (size_t j = 0; j < sizes[i]; j++, col++) {
+                    size_t before = 0;
+                    for (int q = 0; q < i; q++)
+                        before += 5 * sizes[q];
+                    lg_cuk_store(ref, col, dt, lg_cuk_load(hx, before + o * sizes[i] + j, dt));
+                }
+        report_dt("concat of 11", dt, dY, ref, 5 * stride, 0, 0);
+        TRY(lg_cuda_split(cu, (lg_cuda_dtype)dt, 5, K, sizes, dY, outs, &err));
+        report_dt("split into 11", dt, dG, hx, off, 0, 0);
+        TRY(lg_cuda_upload(cu, dG, hg, nin * 9 * LG_CUDA_DTYPE_SIZE(dt), &err));
+        /* log_softmax over rows of 70, and its backward */
+        TRY(lg_cuda_softmax_forward(cu, (lg_cuda_dtype)dt, 1, N * C, H * W, 1, dX, dY, &err));
+        for (size_t t = 0; t < N * C; t++)
+            lg_cuk_softmax_forward(t, dt, H * W, 1, 1, hx, ref);
+        report_dt("log_softmax", dt, dY, ref, nin, tol, 1e-5);
+        void *hy = malloc(nin * 4);
+        fetch(hy, dY, nin * LG_CUDA_DTYPE_SIZE(dt));
+        void *dX2 = dalloc(nin * 4);
+        TRY(lg_cuda_softmax_backward(cu, (lg_cuda_dtype)dt, 1, N * C, H * W, 1, dY, dG, dX2, &err));
+        for (size_t t = 0; t < N * C; t++)
+            lg_cuk_softmax_backward(t, dt, H * W, 1, 1, hy, hg, ref);
+        report_dt("log_softmax backward", dt, dX2, ref, nin, tol, 1e-4);
+        /* mse over the tensor and its backward (loss and dloss float32) */
+        float *dLoss = dalloc(4), loss, rloss, dl = 2.0f;
+        TRY(lg_cuda_reduce(cu, LG_CUDA_LOSS_MSE, 1, 0.0f, (lg_cuda_dtype)dt, dX, dG, nin, dLoss, &err));
+        fetch(&loss, dLoss, 4);
+        double sum = 0;
+        for (size_t i = 0; i < nin; i++)
+            sum += lg_cuk_reduce_term(LG_CUDA_LOSS_MSE, lg_cuk_load(hx, i, dt), lg_cuk_load(hg, i, dt), 0.0f);
+        rloss = (float)(sum / (double)nin);
+        report(dt == LG_CUDA_F32 ? "mse loss f32" : dt == LG_CUDA_F16 ? "mse loss f16" : "mse loss bf16", &loss,
+               &rloss, 1, 1e-5, 0);
+        TRY(lg_cuda_upload(cu, dLoss, &dl, 4, &err));
+        TRY(lg_cuda_loss_backward(cu, LG_CUDA_LOSS_MSE, 1, 0.0f, (lg_cuda_dtype)dt, dX, dG, dLoss, dY, nin, &err));
+        for (size_t i = 0; i < nin; i++)
+            lg_cuk_store(ref, i, dt, (float)((double)dl / (double)nin) *
+                                         lg_cuk_loss_grad(LG_CUDA_LOSS_MSE, lg_cuk_load(hx, i, dt), lg_cuk_load(hg, i, dt), 0.0f));
+        report_dt("mse backward", dt, dY, ref, nin, 1e-6, 0);
+        /* average pooling through cuDNN against the own kernel (PyTorch's
+         * windows): 3x3, stride 2, padding 1, with and without the padding counted */
+        for (int cip = 0; cip < 2; cip++) {
+            lg_cuda_pool pd = {(int)N, (int)C, (int)H, (int)W, 3, 3, 2, 2, 1, 1, 0, cip, (lg_cuda_dtype)dt};
+            lg_cuda_pool2d od = {.H = (int)H, .W = (int)W, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+                                 .ceil_mode = 0, .count_include_pad = cip};
+            lg_cuda_pool_plan *pp;
+            TRY(lg_cuda_pool_init(cu, &pp, &pd, &err));
+            TRY(lg_cuda_pool2d_init(&od, &err));
+            size_t np = N * C * (size_t)(od.OH * od.OW);
+            void *dP = dalloc(np * 4), *dP2 = dalloc(np * 4), *dB1 = dalloc(nin * 4), *dB2 = dalloc(nin * 4);
+            TRY(lg_cuda_pool_forward(cu, pp, dX, dP, &err));
+            TRY(lg_cuda_avg_pool2d_forward(cu, &od, (lg_cuda_dtype)dt, N * C, dX, dP2, &err));
+            fetch(ref, dP2, np * LG_CUDA_DTYPE_SIZE(dt));
+            report_dt(cip ? "avg_pool2d cuDNN (pad counted)" : "avg_pool2d cuDNN (pad not counted)", dt, dP, ref, np,
+                      tol, 1e-6);
+            TRY(lg_cuda_pool_backward(cu, pp, dX, dP, dG, dB1, &err));
+            TRY(lg_cuda_avg_pool2d_backward(cu, &od, (lg_cuda_dtype)dt, N * C, dG, dB2, &err));
+            fetch(ref, dB2, nin * LG_CUDA_DTYPE_SIZE(dt));
+            report_dt(cip ? "avg_pool2d cuDNN backward (pad)" : "avg_pool2d cuDNN backward (no pad)", dt, dB1, ref,
+                      nin, tol, 1e-6);
+            lg_cuda_pool_free(pp);
+        }
+        free(hx), free(hg), free(ref), free(hsm), free(hsi), free(hw), free(hb), free(hdw), free(hdb), free(hy);
+    }
+    free(x), free(g);
 }
 
 int main(void) {
@@ -714,6 +899,7 @@ int main(void) {
     check_own_pooling();
     check_linear();
     check_conv_pool_bn();
+    check_dense_ops();
     lg_cuda_free(cu);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;

@@ -291,6 +291,8 @@ typedef struct lg_cuda_pool {
     lg_cuda_dtype dtype;
 } lg_cuda_pool;
 
+/* cuDNN pooling (the legacy API). Average pooling in bf16, for which it is
+ * not documented, runs the own kernel below with the same windows. */
 typedef struct lg_cuda_pool_plan lg_cuda_pool_plan;
 
 lg_status lg_cuda_pool_init(lg_cuda *c, lg_cuda_pool_plan **out, const lg_cuda_pool *d,
