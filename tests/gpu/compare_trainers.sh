@@ -3,7 +3,10 @@
 #
 # For specs/lenet.lmod, specs/mlp.lmod, tests/gpu/bnnet.lmod (batch norm, a
 # residual add, pooling, dropout) and tests/gpu/actnet.lmod (gelu, silu,
-# leaky_relu, tanh, sigmoid), all on Fashion-MNIST: `lgen --target all`,
+# leaky_relu, tanh, sigmoid), tests/cuda/structnet.lmod (split, concat,
+# transpose, mul, upsample, adaptive and cuDNN average pooling, layer_norm,
+# batch norm without affine parameters) and tests/cuda/lossnet.lmod (the
+# elementwise losses, mean/sum, softmax backward), all on Fashion-MNIST: `lgen --target all`,
 # `make CUDA=1`, then the same trainer fits one short epoch twice from the
 # same seed, `--accelerator cpu`, then `--accelerator gpu` in each precision
 # (32-true, 16-mixed, bf16-mixed); every step's train_loss and the epoch's
@@ -47,7 +50,8 @@ run() { # run NAME DIR ACCELERATOR PRECISION
     return $rc
 }
 
-for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod tests/gpu/actnet.lmod; do
+for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod tests/gpu/actnet.lmod tests/cuda/structnet.lmod \
+    tests/cuda/lossnet.lmod; do
     name=$(basename "$spec" .lmod)
     out=$BUILD/tests/gpu/specs/$name
     if [ "${PREBUILT:-0}" != 1 ]; then
