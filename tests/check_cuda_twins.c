@@ -10,8 +10,10 @@
  * add/mul/scale, dropout (the same elements dropped), softmax and
  * log_softmax, max/avg pooling (ceil_mode, padding, overlapping windows),
  * global and adaptive average pooling, layer_norm,
- * upsample_nearest, transpose, concat/split, top-k accuracy, the
- * elementwise losses, mean/sum,
+ * upsample_nearest, rpn_flatten, transpose, concat/split (also more pieces
+ * than one launch takes), top-k accuracy, the elementwise losses, mean/sum
+ * (the dense ops also in f16 and bf16: the body on rounded 16-bit inputs
+ * against the CPU kernel on the same values, within the 16-bit rounding),
  * gradient clipping, and lgen/detect.h's box coder, box IoU, matcher, NMS,
  * batched NMS and RoIAlign
  * (one level and FPN levels, with a padding row).
