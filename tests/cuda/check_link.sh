@@ -78,7 +78,8 @@ fi
 # listed as not covered. Then lenet's CUDA trainer with `--accelerator auto`
 # falls back to the CPU and trains a step (where the data is on the machine).
 LGEN=${LGEN:-$BUILD/lgen}
-specdir=$BUILD/tests/cuda/specs
+# one directory per run: engineers sharing a tree run make check at once
+specdir=$BUILD/tests/cuda/specs.$$
 built=
 uncovered=
 for spec in specs/*.lmod tests/cuda/*.lmod; do
@@ -197,5 +198,6 @@ if echo "$built" | grep -q " faster_rcnn" && ! [ -e /dev/nvidiactl ]; then
 fi
 [ -z "$uncovered" ] || echo "note: specs the CUDA target does not cover yet:$uncovered"
 
+[ $fail -eq 0 ] && rm -rf "$specdir" # kept when something failed, to look at
 [ $fail -eq 0 ] && echo "ok: liblgen_cuda.a (sm_80, sm_90) links cuDNN/cuBLAS(Lt); probe: $(cat "$tmp/err" "$tmp/out" | head -1)"
 exit $fail
