@@ -726,16 +726,29 @@ static int emit_step(CudaEmit *X, IrGraph *g, const char *fn, const char *cpu_fn
     out(E, "\n    /* results back to the host: the logged scalars (the weights, gradients and\n"
            "     * running statistics stay here) */\n");
     out(E, "    if ((st = lg_cuda_upload_release(c, slot, err)) != LG_OK) return st;\n");
-    out(E, "    float host_fixed[%s_FIXED_FLOATS];\n", m);
-    out(E, "    if ((st = lg_cuda_download(c, host_fixed, fixed, sizeof host_fixed, err)) != LG_OK) return st;\n");
+    /* only the span of the fixed region that holds them (it also holds
+     * larger unbatched values, faster_rcnn's anchors) */
+    size_t lo = (size_t)-1, hi = 0;
+    for (int i = -1; i < g->nlogs; i++) {
+        IrValue *r = i < 0 ? (g->loss ? plan_root(g->loss) : NULL) : plan_root(g->logs[i].value);
+        if (r && r->storage == IR_ST_ARENA && !r->batched) {
+            lo = r->offset < lo ? r->offset : lo;
+            hi = r->offset + 1 > hi ? r->offset + 1 : hi;
+        }
+    }
+    if (hi == 0)
+        lo = 0, hi = 1;
+    out(E, "    float host_fixed[%zu]; // fixed[%zu .. %zu)\n", hi - lo, lo, hi);
+    out(E, "    if ((st = lg_cuda_download(c, host_fixed, fixed + %zu, sizeof host_fixed, err)) != LG_OK) return st;\n",
+        lo);
     if (training)
         out(E, "    if ((st = %s_gpu_end_train(io)) != LG_OK) return st;\n", E->lower);
     if (g->loss)
-        out(E, "    io->loss = host_fixed[%zu];\n", plan_root(g->loss)->offset);
+        out(E, "    io->loss = host_fixed[%zu];\n", plan_root(g->loss)->offset - lo);
     for (int i = 0; i < g->nlogs; i++) {
         IrValue *r = plan_root(g->logs[i].value);
         if (r->storage == IR_ST_ARENA && !r->batched)
-            out(E, "    io->logs[%d] = host_fixed[%zu]; // %s\n", i, r->offset, g->logs[i].name);
+            out(E, "    io->logs[%d] = host_fixed[%zu]; // %s\n", i, r->offset - lo, g->logs[i].name);
         else
             errors++, fprintf(E->ctx->err, "%s:%d: error: the CUDA target logs only scalars ('%s')\n",
                               g->file ? g->file : "?", g->line, g->logs[i].name);
