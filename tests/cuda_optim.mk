@@ -28,3 +28,7 @@ $(BUILD)/tests/gpu/ckpt_diff: tests/gpu/ckpt_diff.c $(BUILD)/liblgen.a
 
 cuda: $(BUILD)/tests/gpu/gpu_optim $(BUILD)/tests/gpu/ckpt_diff
 endif
+
+# NAME_cuda.c's own transfers and optimizer step (lenet, resnet20) on a fake
+# device in host memory, against the CPU optimizer. No toolkit needed.
+CHECK_SCRIPTS += tests/cuda/check_resident_gen.sh
