@@ -7,7 +7,9 @@
  *   - the RPN loss: the same labels for every anchor (the Matcher's IoUs
  *     without FMA contraction, and the sampler's splitmix64 draws), box
  *     targets, both losses and both gradients to 1e-5;
- *   - the Fast R-CNN loss and its gradients to 1e-5.
+ *   - the Fast R-CNN loss and its gradients to 1e-5;
+ *   - RoIAlign on the four FPN levels (LevelMapper), forward and the atomic
+ *     backward, to 1e-4 (nvcc contracts kernels.cu's bilinear weights).
  * One line per check and the time of each launch sequence; exit status 0
  * when all pass. Without a device: "SKIP: ..." and exit 0. `make check-gpu`
  * runs it.
@@ -219,6 +221,69 @@ static void check_fastrcnn_loss(void) {
     free(lg), free(bx), free(tg), free(lab), free(gl), free(gb), free(cgl), free(cgb);
 }
 
+/* multi-scale RoIAlign on faster_rcnn's four levels (C = 32 to keep it small):
+ * forward and the atomic backward against lg_multiscale_roi_align_* */
+static void check_roi_align_fpn(void) {
+    arena_top = 0;
+    enum { C = 32, R = 512, LV = 4 };
+    const int hw[LV] = {128, 64, 32, 16};
+    lg_cuda_roi_align d = {.C = C, .PH = 7, .PW = 7, .sampling_ratio = 2, .aligned = 0, .levels = LV, .k_min = 2,
+                           .H = {128, 64, 32, 16}, .W = {128, 64, 32, 16},
+                           .spatial_scale = {0.25f, 0.125f, 0.0625f, 0.03125f}};
+    lg_multiscale_roi_align ms = {.num_levels = LV, .scales = {0.25f, 0.125f, 0.0625f, 0.03125f}, .pooled_h = 7,
+                                  .pooled_w = 7, .sampling_ratio = 2, .aligned = 0, .canonical_scale = 224,
+                                  .canonical_level = 4};
+    float *feat[LV], *dfeat[LV], *cgrad[LV], *ggrad[LV];
+    const float *cfeat[LV];
+    size_t sz[LV];
+    for (int l = 0; l < LV; l++) {
+        sz[l] = (size_t)N * C * hw[l] * hw[l];
+        float *h = malloc(sz[l] * 4);
+        for (size_t i = 0; i < sz[l]; i++)
+            h[i] = uniform(-1, 1);
+        cfeat[l] = h;
+        feat[l] = dcopy(h, sz[l] * 4);
+        dfeat[l] = dalloc(sz[l] * 4);
+        TRY(lg_cuda_memset(cu, dfeat[l], 0, sz[l] * 4, &err));
+        cgrad[l] = malloc(sz[l] * 4);
+        ggrad[l] = malloc(sz[l] * 4);
+    }
+    float *rois = malloc((size_t)N * R * 20);
+    for (int k = 0; k < N * R; k++) {
+        float w = uniform(2, 400), h = uniform(2, 400), x = uniform(0, S - w), y = uniform(0, S - h);
+        float *r = rois + 5 * k;
+        r[0] = k % R >= R - 20 ? -1.0f : (float)(k / R); /* padding rows after each image's RoIs */
+        r[1] = x, r[2] = y, r[3] = x + w, r[4] = y + h;
+    }
+    size_t nout = (size_t)N * R * C * 49;
+    float *dout = malloc(nout * 4), *out = malloc(nout * 4), *cout = malloc(nout * 4);
+    for (size_t i = 0; i < nout; i++)
+        dout[i] = uniform(-1, 1);
+    float *dR = dcopy(rois, (size_t)N * R * 20), *dO = dalloc(nout * 4), *dDO = dcopy(dout, nout * 4);
+    TRY(lg_cuda_sync(cu, &err));
+    double t0 = now();
+    TRY(lg_cuda_roi_align_forward(cu, &d, (const float *const *)feat, dR, (size_t)N * R, dO, &err));
+    TRY(lg_cuda_sync(cu, &err));
+    double t1 = now();
+    TRY(lg_cuda_roi_align_backward(cu, &d, dfeat, dR, (size_t)N * R, dDO, &err));
+    TRY(lg_cuda_sync(cu, &err));
+    double t2 = now();
+    fetch(out, dO, nout * 4);
+    TRY(lg_multiscale_roi_align_forward(NULL, &ms, cfeat, hw, hw, N, C, rois, N * R, cout));
+    TRY(lg_multiscale_roi_align_backward(NULL, &ms, dout, hw, hw, N, C, rois, N * R, cgrad));
+    printf("     roi_align (4 levels, %d RoIs, C %d): forward %.3f ms, backward %.3f ms\n", N * R, C,
+           1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    report("roi_align fpn forward", out, cout, nout, 1e-4, 1e-5);
+    for (int l = 0; l < LV; l++) {
+        char what[64];
+        fetch(ggrad[l], dfeat[l], sz[l] * 4);
+        snprintf(what, sizeof what, "roi_align fpn backward P%d", l + 2);
+        report(what, ggrad[l], cgrad[l], sz[l], 1e-4, 1e-5);
+        free((void *)cfeat[l]), free(cgrad[l]), free(ggrad[l]);
+    }
+    free(rois), free(dout), free(out), free(cout);
+}
+
 int main(void) {
     int n = 0;
     if (lg_cuda_device_count(&n, &err) != LG_OK) {
@@ -231,6 +296,7 @@ int main(void) {
     printf("device: %s\n", lg_cuda_describe(cu));
     check_anchors_and_rpn_loss();
     check_fastrcnn_loss();
+    check_roi_align_fpn();
     lg_cuda_free(cu);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
