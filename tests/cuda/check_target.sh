@@ -74,6 +74,8 @@ grep -q "lg_cuda_max_pool2d_backward(" "$f" || bad "structnet: max_pool2d's back
 grep -q "lg_cuda_pool_forward(c, gpu.avgpool_stem, " "$tmp/bnnet/bnnet_cuda.c" || bad "bnnet: avg_pool2d not through cuDNN"
 grep -q "lg_cuda_bn_forward_train(c, gpu.bn_h_1, h_0, h_1, NULL, NULL, params + H_1_RUNNING_MEAN, params + H_1_RUNNING_VAR," "$f" ||
     bad "structnet: batch_norm(affine: false) does not pass NULL weight and bias with its running statistics"
+grep -q "lg_batch_norm_forward(ctx, &h_1_dims, n, 1, h_0, NULL, NULL, params + H_1_RUNNING_MEAN, params + H_1_RUNNING_VAR, " \
+    "$tmp/structnet/structnet.c" || bad "structnet.c: batch_norm(affine: false) does not pass its running statistics in their places"
 f=$tmp/lossnet/lossnet_cuda.c
 for kind in MSE L1 SMOOTH_L1 BCE_WITH_LOGITS; do
     grep -q "lg_cuda_reduce(c, LG_CUDA_LOSS_$kind, [01], [0-9.e-]*f, dt, " "$f" || bad "lossnet: no $kind loss in the compute dtype"
