@@ -446,11 +446,20 @@ START_TEST(test_malformed_scaler_refused) {
     char bad[400];
     snprintf(bad, sizeof bad, "%s/bad.ckpt", root);
     ck_assert_msg(lg_st_write(bad, ts, nt, keys, vals, nk, &e) == LG_OK, "%s", e.msg);
-    lg_st_close(&f);
     ck_assert_int_eq(run("m3", "fit", "--accelerator", "gpu", "--precision", "16-mixed", "--max_epochs", "2",
                          "--ckpt_path", bad, NULL),
                      1);
     ck_assert_msg(strstr(err, "bad.ckpt") && strstr(err, "MixedPrecision"), "%s", err);
+    /* well formed but out of GradScaler's range */
+    for (int i = 0; i < nk; i++)
+        if (strcmp(keys[i], "MixedPrecision") == 0)
+            vals[i] = "{\"scale\": -1.0, \"_growth_tracker\": 0}";
+    ck_assert_msg(lg_st_write(bad, ts, nt, keys, vals, nk, &e) == LG_OK, "%s", e.msg);
+    ck_assert_int_eq(run("m4", "fit", "--accelerator", "gpu", "--precision", "16-mixed", "--max_epochs", "2",
+                         "--ckpt_path", bad, NULL),
+                     1);
+    ck_assert_msg(strstr(err, "bad.ckpt") && strstr(err, "out of range: scale -1"), "%s", err);
+    lg_st_close(&f);
 }
 END_TEST
 

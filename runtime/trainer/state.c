@@ -570,6 +570,14 @@ static lg_status scaler_restore(lg_trainer *t, lg_st_file *f, const char *path) 
     if (json_is_integer(json_object_get(j, "growth_interval")))
         s.growth_interval = (int32_t)json_integer_value(json_object_get(j, "growth_interval"));
     json_decref(j);
+    /* GradScaler's own constraints */
+    if (!(isfinite(s.scale) && s.scale > 0) || !(s.growth_factor > 1) ||
+        !(s.backoff_factor > 0 && s.backoff_factor < 1) || s.growth_interval < 1 || s.growth_tracker < 0)
+        return bad_ckpt(t, path,
+                        "its MixedPrecision state (GradScaler's) is out of range: scale %g, growth_factor %g, "
+                        "backoff_factor %g, growth_interval %d, _growth_tracker %d",
+                        (double)s.scale, (double)s.growth_factor, (double)s.backoff_factor,
+                        (int)s.growth_interval, (int)s.growth_tracker);
     return t->res->scaler_set(&s, t->err);
 }
 
