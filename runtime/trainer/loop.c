@@ -19,6 +19,12 @@
  * When the logger, the callbacks and checkpoints run is decided here; what
  * they do is in callbacks.c and state.c.
  *
+ * On a GPU whose generated steps keep the weights and the optimizer on the
+ * device (lgen/cuda_optim.h, t->res), the optimizer step is the device's;
+ * the host's copies go up after the host set them (lg_tr_params_to_device)
+ * and come back before it reads them (lg_tr_params_to_host: checkpoints,
+ * the end of fit).
+ *
  * Signals: SIGINT/SIGTERM set a flag; the loop saves last.ckpt at the next
  * step boundary and returns 130/143. A second signal exits at once (the
  * handler's _exit). The flag is the one global here: signal handlers have

@@ -6,7 +6,8 @@
  * PyTorch names, optimizer slots as "optimizer.state.<param>.<slot>", and
  * metadata strings holding JSON for hparams, optimizer and scheduler scalars,
  * the generator, the loop position and the callbacks' state, plus the spec's
- * hash. Loading checks all of it (another spec's or a corrupt file is a clear
+ * hash, and for a 16-mixed GPU run GradScaler's state under Lightning's key
+ * "MixedPrecision". Loading checks all of it (another spec's or a corrupt file is a clear
  * error) and restores it exactly; --ckpt_path last|best|URL is resolved here
  * (URLs through libcurl).
  */
