@@ -249,8 +249,7 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
     case LG_OP_ANCHORS:
         if (op->nin > LG_CUDA_MAX_LEVELS || op->a.nfloats < 1 || op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS ||
             (op->nin == 1 ? op->a.nsizes : 1) * op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS)
-            return 1;
-        float32_only(X, op);
+            return 1; /* (float32, as every unbatched value: no f16/bf16 question) */
         where(E, op, ir_fmt(E->p, "%s = anchors(%d feature maps): they depend on the shapes only", y->name, op->nin));
         out(E, "    {\n        const lg_cuda_anchors d = %s;\n", anchors_desc(E, op));
         out(E, "        st = lg_cuda_anchors_generate(c, &d, %s, err);\n    }\n", dptr(E, y));
