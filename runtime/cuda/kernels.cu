@@ -313,7 +313,8 @@ static __global__ void split_kernel(int dt, size_t n, int k, size_t total, Piece
     GRID_LOOP(i, n) {
         size_t dst;
         int which = lg_cuk_concat_src(i, k, p.sizes, total, &dst);
-        lg_cuk_store(p.out[which], dst, dt, lg_cuk_load(x, lg_cuk_concat_whole(i, total, p.stride, p.col0), dt));
+        if (p.out[which]) /* NULL: a piece whose gradient nothing needs */
+            lg_cuk_store(p.out[which], dst, dt, lg_cuk_load(x, lg_cuk_concat_whole(i, total, p.stride, p.col0), dt));
     }
 }
 

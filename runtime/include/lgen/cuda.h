@@ -444,8 +444,9 @@ lg_status lg_cuda_transpose(lg_cuda *c, lg_cuda_dtype dt, size_t outer, size_t a
                             size_t inner, const void *x, void *y, lg_error *err);
 
 /* concat k inputs (each [outer, sizes[i]]) into y [outer, sum sizes], and
- * split, its inverse (and each other's backward); any k >= 1, in launches
- * of LG_CUDA_MAX_CONCAT pieces. */
+ * split, its inverse (and each other's backward; a NULL output is skipped:
+ * a piece whose gradient nothing needs); any k >= 1, in launches of
+ * LG_CUDA_MAX_CONCAT pieces. */
 #define LG_CUDA_MAX_CONCAT 8
 lg_status lg_cuda_concat(lg_cuda *c, lg_cuda_dtype dt, size_t outer, int k, const size_t *sizes,
                          const void *const *inputs, void *y, lg_error *err);
