@@ -176,6 +176,11 @@ void emit_cuda_detections_output(CudaEmit *X, IrValue *out0) {
  * position, so that micro-batches differ and a resumed run draws the same. */
 #define DET_STEP "((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index)"
 
+/* Why op has no device call (emit_cuda.c then reports the op and its line). */
+static void refuse(Emit *E, IrOp *op, const char *why) {
+    fprintf(E->ctx->err, "%s:%d: note: %s\n", op->file ? op->file : "?", op->line, why);
+}
+
 /* An incoming loss gradient (a device scalar), or NULL: none. */
 static const char *dloss(Emit *E, IrValue *v) {
     return v ? dptr(E, v) : "NULL";
@@ -246,10 +251,15 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
     IrValue *y = op->nout ? op->out[0] : NULL;
     IrValue *x = op->nin ? op->in[0] : NULL;
     switch (op->kind) {
-    case LG_OP_ANCHORS:
+    case LG_OP_ANCHORS: /* (float32, as every unbatched value: no f16/bf16 question) */
         if (op->nin > LG_CUDA_MAX_LEVELS || op->a.nfloats < 1 || op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS ||
-            (op->nin == 1 ? op->a.nsizes : 1) * op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS)
-            return 1; /* (float32, as every unbatched value: no f16/bf16 question) */
+            (op->nin == 1 ? op->a.nsizes : 1) * op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS) {
+            refuse(E, op, ir_fmt(E->p, "the device anchors take 1 to %d feature maps and 1 to %d sizes x aspect "
+                                       "ratios per map (here %d maps, %d x %d)",
+                                 LG_CUDA_MAX_LEVELS, LG_CUDA_MAX_ANCHOR_CELLS, op->nin,
+                                 op->nin == 1 ? op->a.nsizes : 1, op->a.nfloats));
+            return 1;
+        }
         where(E, op, ir_fmt(E->p, "%s = anchors(%d feature maps): they depend on the shapes only", y->name, op->nin));
         out(E, "    {\n        const lg_cuda_anchors d = %s;\n", anchors_desc(E, op));
         out(E, "        st = lg_cuda_anchors_generate(c, &d, %s, err);\n    }\n", dptr(E, y));
@@ -283,8 +293,12 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
         IrOp *f = op->fwd ? op->fwd : op;
         const char *d = roi_align_desc(E, f);
         IrValue *rois = f->in[0];
-        if (!d)
+        if (!d) {
+            refuse(E, op, ir_fmt(E->p, "the device RoIAlign takes 1 to %d maps whose spatial scales halve level by "
+                                       "level, with canonical_scale 224 and canonical_level 4 (torchvision's)",
+                                 LG_CUDA_MAX_LEVELS));
             return 1;
+        }
         float32_only(X, op);
         if (op->kind == LG_OP_ROI_ALIGN) {
             where(E, op, ir_fmt(E->p, "%s = roi_align(%s, %d feature maps): each RoI on the level LevelMapper picks",
