@@ -601,6 +601,208 @@ START_TEST(test_roi_align_multilevel) {
 }
 END_TEST
 
+/* ---- dense ops against PyTorch (fixtures/dense.txt) ----------------------------- */
+
+/* layer_norm forward and backward in f32, and forward on f16 / bf16
+ * inputs against torch's half and bfloat16 layer_norm (one rounding apart
+ * at most: torch computes in float, the body in double). */
+START_TEST(test_layer_norm_matches_torch) {
+    enum { R = 6, D = 10 };
+    char *t = fixture_text("dense.txt");
+    float *x = fixture_floats(t, "ln_x", R * D), *w = fixture_floats(t, "ln_w", D), *b = fixture_floats(t, "ln_b", D);
+    float *ry = fixture_floats(t, "ln_y", R * D), *dy = fixture_floats(t, "ln_dy", R * D);
+    float *rdx = fixture_floats(t, "ln_dx", R * D), *rdw = fixture_floats(t, "ln_dw", D);
+    float *rdb = fixture_floats(t, "ln_db", D);
+    float y[R * D], dx[R * D], dw[D] = {0}, db[D] = {0}, sm[R], si[R];
+    for (size_t r = 0; r < R; r++)
+        lg_cuk_layer_norm_forward(r, LG_CUDA_F32, D, 1e-5f, x, w, b, y, sm, si);
+    for (size_t r = 0; r < R; r++)
+        lg_cuk_layer_norm_backward(r, LG_CUDA_F32, D, x, w, sm, si, dy, dx);
+    for (size_t k = 0; k < D; k++)
+        lg_cuk_layer_norm_param_grad(k, LG_CUDA_F32, R, D, x, sm, si, dy, dw, db);
+    assert_close("layer_norm", y, ry, R * D, 1e-5, 1e-6);
+    assert_close("layer_norm dx", dx, rdx, R * D, 1e-5, 1e-6);
+    assert_close("layer_norm dweight", dw, rdw, D, 1e-5, 1e-6);
+    assert_close("layer_norm dbias", db, rdb, D, 1e-5, 1e-6);
+    static const struct {
+        int dt;
+        const char *key;
+        double ulp;
+    } half[] = {{LG_CUDA_F16, "ln_y_f16", 1.0 / 1024}, {LG_CUDA_BF16, "ln_y_bf16", 1.0 / 128}};
+    for (int k = 0; k < 2; k++) {
+        int dt = half[k].dt;
+        uint16_t xh[R * D], wh[D], bh[D], yh[R * D];
+        for (size_t i = 0; i < R * D; i++)
+            lg_cuk_store(xh, i, dt, x[i]);
+        for (size_t i = 0; i < D; i++)
+            lg_cuk_store(wh, i, dt, w[i]), lg_cuk_store(bh, i, dt, b[i]);
+        for (size_t r = 0; r < R; r++)
+            lg_cuk_layer_norm_forward(r, dt, D, 1e-5f, xh, wh, bh, yh, sm, si);
+        size_t n;
+        int32_t *bits = fixture_ints(t, half[k].key, &n);
+        ck_assert_uint_eq(n, R * D);
+        float got[R * D], want[R * D];
+        for (size_t i = 0; i < R * D; i++) {
+            uint16_t u = (uint16_t)bits[i];
+            got[i] = dt == LG_CUDA_F16 ? lg_cuk_f16_to_f32(yh[i]) : lg_cuk_bf16_to_f32(yh[i]);
+            want[i] = dt == LG_CUDA_F16 ? lg_cuk_f16_to_f32(u) : lg_cuk_bf16_to_f32(u);
+        }
+        assert_close(half[k].key, got, want, R * D, half[k].ulp, 1e-3);
+        free(bits);
+    }
+    free(x), free(w), free(b), free(ry), free(dy), free(rdx), free(rdw), free(rdb), free(t);
+}
+END_TEST
+
+/* upsample_nearest x2, adaptive_avg_pool2d 10x7 -> 4x3, softmax and
+ * log_softmax along a middle dimension, rpn_flatten of two levels
+ * (torchvision's permute_and_flatten). */
+START_TEST(test_structure_ops_match_torch) {
+    char *t = fixture_text("dense.txt");
+    /* upsample [2, 3, 4, 5] */
+    enum { UP = 2 * 3 * 4 * 5 };
+    float *x = fixture_floats(t, "up_x", UP), *ry = fixture_floats(t, "up_y", UP * 4);
+    float *dy = fixture_floats(t, "up_dy", UP * 4), *rdx = fixture_floats(t, "up_dx", UP);
+    float y[UP * 4], dx[UP];
+    for (size_t i = 0; i < UP * 4; i++)
+        lg_cuk_upsample_forward(i, LG_CUDA_F32, 4, 5, 2, x, y);
+    for (size_t i = 0; i < UP; i++)
+        lg_cuk_upsample_backward(i, LG_CUDA_F32, 4, 5, 2, dy, dx);
+    assert_close("upsample_nearest", y, ry, UP * 4, 0, 0);
+    assert_close("upsample_nearest backward", dx, rdx, UP, 1e-6, 1e-7);
+    free(x), free(ry), free(dy), free(rdx);
+    /* adaptive average pooling [2, 3, 10, 7] -> (4, 3) */
+    enum { AIN = 2 * 3 * 10 * 7, AOUT = 2 * 3 * 4 * 3 };
+    x = fixture_floats(t, "ad_x", AIN), ry = fixture_floats(t, "ad_y", AOUT);
+    dy = fixture_floats(t, "ad_dy", AOUT), rdx = fixture_floats(t, "ad_dx", AIN);
+    float ay[AOUT], adx[AIN];
+    for (size_t i = 0; i < AOUT; i++)
+        lg_cuk_adaptive_pool_forward(i, LG_CUDA_F32, 10, 7, 4, 3, x, ay);
+    for (size_t i = 0; i < AIN; i++)
+        lg_cuk_adaptive_pool_backward(i, LG_CUDA_F32, 10, 7, 4, 3, dy, adx);
+    assert_close("adaptive_avg_pool2d", ay, ry, AOUT, 1e-6, 1e-7);
+    assert_close("adaptive_avg_pool2d backward", adx, rdx, AIN, 1e-6, 1e-7);
+    free(x), free(ry), free(dy), free(rdx);
+    /* softmax / log_softmax of [3, 17, 5] along dim 1 */
+    enum { SM = 3 * 17 * 5 };
+    x = fixture_floats(t, "sm_x", SM), dy = fixture_floats(t, "sm_dy", SM);
+    float sy[SM], sdx[SM];
+    for (int lg = 0; lg < 2; lg++) {
+        ry = fixture_floats(t, lg ? "log_softmax_y" : "softmax_y", SM);
+        rdx = fixture_floats(t, lg ? "log_softmax_dx" : "softmax_dx", SM);
+        for (size_t r = 0; r < 3 * 5; r++)
+            lg_cuk_softmax_forward(r, LG_CUDA_F32, 17, 5, lg, x, sy);
+        for (size_t r = 0; r < 3 * 5; r++)
+            lg_cuk_softmax_backward(r, LG_CUDA_F32, 17, 5, lg, sy, dy, sdx);
+        assert_close(lg ? "log_softmax" : "softmax", sy, ry, SM, 1e-5, 1e-6);
+        assert_close(lg ? "log_softmax backward" : "softmax backward", sdx, rdx, SM, 1e-5, 1e-6);
+        free(ry), free(rdx);
+    }
+    free(x), free(dy);
+    /* rpn_flatten: N 2, A 3, D 4 on 4x5 and 2x3 maps: 78 rows per image */
+    enum { N = 2, A = 3, D = 4, ROWS = A * (20 + 6) };
+    float *m0 = fixture_floats(t, "rpn_map0", N * A * D * 20), *m1 = fixture_floats(t, "rpn_map1", N * A * D * 6);
+    float *rflat = fixture_floats(t, "rpn_flat", N * ROWS * D), flat[N * ROWS * D], back[N * A * D * 20];
+    for (size_t i = 0; i < N * A * D * 20; i++)
+        flat[lg_cuk_rpn_flatten_dst(i, A, D, 20, ROWS, 0)] = m0[i];
+    for (size_t i = 0; i < N * A * D * 6; i++)
+        flat[lg_cuk_rpn_flatten_dst(i, A, D, 6, ROWS, A * 20)] = m1[i];
+    assert_close("rpn_flatten", flat, rflat, N * ROWS * D, 0, 0);
+    for (size_t i = 0; i < N * A * D * 20; i++) /* backward: the gather */
+        back[i] = rflat[lg_cuk_rpn_flatten_dst(i, A, D, 20, ROWS, 0)];
+    assert_close("rpn_flatten backward", back, m0, N * A * D * 20, 0, 0);
+    free(m0), free(m1), free(rflat), free(t);
+}
+END_TEST
+
+/* max and average pooling (the own kernels) against torch on values with
+ * ties in the windows: ceil_mode output sizes, count_include_pad, and max
+ * pooling's gradient on the same element torch picks (the first maximum). */
+START_TEST(test_pooling_matches_torch) {
+    enum { P = 2 * 3, H = 13, W = 11 };
+    char *t = fixture_text("dense.txt");
+    float *x = fixture_floats(t, "pool_x", P * H * W);
+    size_t nc;
+    int32_t *c = fixture_ints(t, "pool_cfgs", &nc);
+    for (size_t k = 0; k < nc / 5; k++) {
+        const int32_t *q = c + 5 * k;
+        lg_cuda_pool2d d = {.H = H, .W = W, .kh = q[0], .kw = q[0], .sh = q[1], .sw = q[1], .ph = q[2],
+                            .pw = q[2], .ceil_mode = q[3], .count_include_pad = q[4]};
+        d.OH = lg_cuk_pool_out(H, d.kh, d.sh, d.ph, d.ceil_mode);
+        d.OW = lg_cuk_pool_out(W, d.kw, d.sw, d.pw, d.ceil_mode);
+        size_t no = (size_t)(P * d.OH * d.OW), n;
+        char key[32];
+        snprintf(key, sizeof key, "avg%zu_y", k);
+        double *shape = fixture_values(t, key, &n);
+        free(shape);
+        ck_assert_msg(n == no, "pooling %zu: %zu outputs, torch has %zu (ceil_mode %d)", k, no, n, d.ceil_mode);
+        float *ry = fixture_floats(t, key, no);
+        snprintf(key, sizeof key, "pool%zu_dy", k);
+        float *dy = fixture_floats(t, key, no);
+        snprintf(key, sizeof key, "avg%zu_dx", k);
+        float *rdx = fixture_floats(t, key, P * H * W);
+        float *y = malloc(no * 4), dx[P * H * W];
+        int32_t *am = malloc(no * 4);
+        for (size_t i = 0; i < no; i++)
+            lg_cuk_avg_pool_forward(i, &d, LG_CUDA_F32, x, y);
+        for (size_t i = 0; i < P * H * W; i++)
+            lg_cuk_avg_pool_backward(i, &d, LG_CUDA_F32, dy, dx);
+        assert_close("avg_pool2d", y, ry, no, 1e-6, 1e-7);
+        assert_close("avg_pool2d backward", dx, rdx, P * H * W, 1e-6, 1e-7);
+        free(ry), free(rdx);
+        snprintf(key, sizeof key, "max%zu_y", k);
+        ry = fixture_floats(t, key, no);
+        snprintf(key, sizeof key, "max%zu_dx", k);
+        rdx = fixture_floats(t, key, P * H * W);
+        for (size_t i = 0; i < no; i++)
+            lg_cuk_max_pool_forward(i, &d, LG_CUDA_F32, x, y, am);
+        for (size_t i = 0; i < P * H * W; i++)
+            lg_cuk_max_pool_backward(i, &d, LG_CUDA_F32, am, dy, dx);
+        assert_close("max_pool2d", y, ry, no, 0, 0);
+        assert_close("max_pool2d backward (ties: torch's element)", dx, rdx, P * H * W, 1e-6, 0);
+        free(ry), free(rdx), free(dy), free(y), free(am);
+    }
+    free(c), free(x), free(t);
+}
+END_TEST
+
+/* The elementwise losses, mean and sum reductions, with dloss = -1 (torch's
+ * linspace(-1, 1, 1)). */
+START_TEST(test_losses_match_torch) {
+    enum { N = 200 };
+    static const struct {
+        const char *name;
+        int kind;
+        float beta;
+    } losses[] = {{"mse", LG_CUDA_LOSS_MSE, 0},
+                  {"l1", LG_CUDA_LOSS_L1, 0},
+                  {"smooth_l1", LG_CUDA_LOSS_SMOOTH_L1, 0.7f},
+                  {"bce", LG_CUDA_LOSS_BCE_WITH_LOGITS, 0}};
+    char *t = fixture_text("dense.txt");
+    float *x = fixture_floats(t, "loss_x", N), *tg = fixture_floats(t, "loss_t", N);
+    float *tb = fixture_floats(t, "loss_tb", N), dx[N];
+    for (size_t k = 0; k < 4; k++)
+        for (int mean = 0; mean < 2; mean++) {
+            const float *target = losses[k].kind == LG_CUDA_LOSS_BCE_WITH_LOGITS ? tb : tg;
+            char key[48];
+            snprintf(key, sizeof key, "%s_%s", losses[k].name, mean ? "mean" : "sum");
+            float *rl = fixture_floats(t, key, 1);
+            snprintf(key, sizeof key, "%s_%s_dx", losses[k].name, mean ? "mean" : "sum");
+            float *rdx = fixture_floats(t, key, N);
+            double s = 0;
+            for (size_t i = 0; i < N; i++)
+                s += lg_cuk_reduce_term(losses[k].kind, x[i], target[i], losses[k].beta);
+            float loss = (float)(mean ? s / N : s), g = mean ? -1.0f / N : -1.0f;
+            for (size_t i = 0; i < N; i++)
+                dx[i] = g * lg_cuk_loss_grad(losses[k].kind, x[i], target[i], losses[k].beta);
+            assert_close(key, &loss, rl, 1, 1e-5, 1e-6);
+            assert_close(key, dx, rdx, N, 1e-5, 1e-7);
+            free(rl), free(rdx);
+        }
+    free(x), free(tg), free(tb), free(t);
+}
+END_TEST
+
 static Suite *cuda_body_suite(void) {
     Suite *s = suite_create("cuda_body");
     TCase *tc = tcase_create("convert");
@@ -614,6 +816,10 @@ static Suite *cuda_body_suite(void) {
     tcase_add_test(tc, test_activations_match_torch);
     tcase_add_test(tc, test_bias_grad);
     tcase_add_test(tc, test_cross_entropy_matches_torch);
+    tcase_add_test(tc, test_layer_norm_matches_torch);
+    tcase_add_test(tc, test_structure_ops_match_torch);
+    tcase_add_test(tc, test_pooling_matches_torch);
+    tcase_add_test(tc, test_losses_match_torch);
     suite_add_tcase(s, tc);
     tc = tcase_create("optim");
     tcase_add_test(tc, test_optimizers_match_torch);

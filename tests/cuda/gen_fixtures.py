@@ -195,6 +195,78 @@ def detect_fixtures():
     write("detect.txt", rows)
 
 
+def dense_fixtures():
+    """layer_norm (also f16 and bf16), upsample_nearest, adaptive and plain
+    pooling (ceil_mode, count_include_pad, max pooling's ties), softmax,
+    the elementwise losses and rpn_flatten (torchvision's permute_and_flatten)."""
+    g = torch.Generator().manual_seed(13)
+    rows = []
+
+    def grads(fn, *xs):
+        """y = fn(xs) and the xs' gradients for dy = linspace(-1, 1) (written
+        as the next key's _dy, so the C test reads the very same dy)."""
+        xs = [x.clone().requires_grad_(True) for x in xs]
+        y = fn(*xs)
+        dy = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+        y.backward(dy)
+        return [y, dy] + [x.grad for x in xs]
+
+    x = torch.randn(6, 10, generator=g) * 3
+    w = torch.randn(10, generator=g)
+    b = torch.randn(10, generator=g) * 0.5
+    y, dy, dx, dw, db = grads(lambda a, c, d: F.layer_norm(a, (10,), c, d, 1e-5), x, w, b)
+    rows += [("ln_x", x), ("ln_w", w), ("ln_b", b), ("ln_y", y), ("ln_dy", dy), ("ln_dx", dx), ("ln_dw", dw),
+             ("ln_db", db)]
+    for tag, dt in [("f16", torch.float16), ("bf16", torch.bfloat16)]:
+        yh = F.layer_norm(x.to(dt), (10,), w.to(dt), b.to(dt), 1e-5)
+        rows.append(("ln_y_" + tag, yh.view(torch.int16).to(torch.int32) & 0xffff))
+
+    x = torch.randn(2, 3, 4, 5, generator=g)
+    y, dy, dx = grads(lambda a: F.interpolate(a, scale_factor=2, mode="nearest"), x)
+    rows += [("up_x", x), ("up_y", y), ("up_dy", dy), ("up_dx", dx)]
+
+    x = torch.randn(2, 3, 10, 7, generator=g)
+    y, dy, dx = grads(lambda a: F.adaptive_avg_pool2d(a, (4, 3)), x)
+    rows += [("ad_x", x), ("ad_y", y), ("ad_dy", dy), ("ad_dx", dx)]
+
+    # pooling: values on a grid of 0.25 so that windows hold ties
+    x = torch.round(torch.randn(2, 3, 13, 11, generator=g) * 2) / 4
+    rows.append(("pool_x", x))
+    cfgs = [(2, 2, 0, 0, 1), (3, 2, 1, 1, 1), (3, 2, 1, 1, 0), (3, 1, 1, 0, 0), (2, 3, 0, 1, 1)]
+    rows.append(("pool_cfgs", " ".join("%d %d %d %d %d" % c for c in cfgs)))
+    for i, (k, st, pd, ceil, cip) in enumerate(cfgs):
+        y, dy, dx = grads(lambda a: F.avg_pool2d(a, k, st, pd, ceil_mode=bool(ceil), count_include_pad=bool(cip)),
+                          x)
+        rows += [("avg%d_y" % i, y), ("pool%d_dy" % i, dy), ("avg%d_dx" % i, dx)]
+        y, dy, dx = grads(lambda a: F.max_pool2d(a, k, st, pd, ceil_mode=bool(ceil)), x)
+        rows += [("max%d_y" % i, y), ("max%d_dx" % i, dx)]
+
+    x = torch.randn(3, 17, 5, generator=g) * 4
+    for name, fn in [("softmax", F.softmax), ("log_softmax", F.log_softmax)]:
+        y, dy, dx = grads(lambda a: fn(a, dim=1), x)
+        rows += [(name + "_y", y), ("sm_dy", dy), (name + "_dx", dx)]
+    rows.append(("sm_x", x))
+
+    x = torch.randn(200, generator=g) * 2
+    t = torch.randn(200, generator=g)
+    tb = (torch.rand(200, generator=g) > 0.5).float()
+    rows += [("loss_x", x), ("loss_t", t), ("loss_tb", tb)]
+    for red in ["mean", "sum"]:
+        for name, fn in [("mse", lambda a: F.mse_loss(a, t, reduction=red)),
+                         ("l1", lambda a: F.l1_loss(a, t, reduction=red)),
+                         ("smooth_l1", lambda a: F.smooth_l1_loss(a, t, reduction=red, beta=0.7)),
+                         ("bce", lambda a: F.binary_cross_entropy_with_logits(a, tb, reduction=red))]:
+            y, dy, dx = grads(fn, x)
+            rows += [("%s_%s" % (name, red), y), ("%s_%s_dx" % (name, red), dx)]
+
+    from torchvision.models.detection.rpn import permute_and_flatten
+    N, A, D = 2, 3, 4
+    maps = [torch.randn(N, A * D, 4, 5, generator=g), torch.randn(N, A * D, 2, 3, generator=g)]
+    flat = torch.cat([permute_and_flatten(m, N, A, D, m.shape[2], m.shape[3]) for m in maps], 1)
+    rows += [("rpn_map0", maps[0]), ("rpn_map1", maps[1]), ("rpn_flat", flat)]
+    write("dense.txt", rows)
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     half_fixtures()
@@ -203,4 +275,5 @@ if __name__ == "__main__":
     optim_fixtures()
     scaler_fixtures()
     detect_fixtures()
+    dense_fixtures()
     print("wrote", sorted(os.listdir(OUT)))
