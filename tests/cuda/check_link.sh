@@ -143,6 +143,7 @@ if [ -x "$specdir/mlp/mlp" ]; then
 fi
 [ -n "$built" ] || bad "no spec's CUDA trainer was built"
 echo "$built" | grep -q " lenet" || bad "specs/lenet.lmod's CUDA trainer was not built"
+echo "$built" | grep -q " faster_rcnn" || bad "specs/faster_rcnn.lmod's CUDA trainer was not built (every spec is covered)"
 if echo "$built" | grep -q " lenet" && [ -x "$specdir/lenet/lenet" ] && ! [ -e /dev/nvidiactl ]; then
     if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         mkdir -p "$tmp/auto"
