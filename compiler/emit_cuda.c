@@ -203,6 +203,10 @@ static int emit_op(CudaEmit *X, IrGraph *g, IrOp *op) {
     case LG_OP_BATCH_NORM:
         /* affine: false passes NULL weight and bias: a unit scale (lgen/cuda.h) */
         where(E, op, ir_fmt(E->p, "%s = batch_norm(%s)%s: cuDNN", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        if (training && op->a.momentum < 0 && op->nin > 5) /* momentum none: PyTorch's cumulative average */
+            out(E, "    lg_cuda_bn_set_momentum(gpu.%s, 1.0 / (io->params[%zu] + 1.0)); // momentum none: "
+                   "1 / num_batches_tracked, this batch counted\n",
+                plan_for(X, op), E->p->params[plan_root(op->in[5])->param].offset);
         if (training)
             out(E, "    st = lg_cuda_bn_forward_train(c, gpu.%s, %s, %s, %s, %s, %s, %s, %s, %s, err);\n",
                 plan_for(X, op), dptr(E, x), dptr(E, y), dptr(E, op->in[1]), dptr(E, op->in[2]),

@@ -732,6 +732,11 @@ lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d
     return LG_OK;
 }
 
+void lg_cuda_bn_set_momentum(lg_cuda_bn_plan *p, double momentum) {
+    if (p)
+        p->d.momentum = momentum;
+}
+
 lg_status lg_cuda_bn_forward_train(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, void *y,
                                    const float *weight, const float *bias, float *running_mean,
                                    float *running_var, float *save_mean, float *save_invstd,

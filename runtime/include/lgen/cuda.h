@@ -343,6 +343,11 @@ typedef struct lg_cuda_bn_plan lg_cuda_bn_plan;
  * without affine parameters (affine: false), a unit scale and zero shift. */
 lg_status lg_cuda_bn_init(lg_cuda *c, lg_cuda_bn_plan **out, const lg_cuda_bn *d, lg_error *err);
 void lg_cuda_bn_free(lg_cuda_bn_plan *p);
+/* The running statistics' update factor of the next forward_train calls
+ * (the plan's momentum until then); batch_norm with momentum none (a
+ * cumulative average) sets 1 / num_batches_tracked before each, counting
+ * the step, as PyTorch does. */
+void lg_cuda_bn_set_momentum(lg_cuda_bn_plan *p, double momentum);
 lg_status lg_cuda_bn_forward_train(lg_cuda *c, const lg_cuda_bn_plan *p, const void *x, void *y,
                                    const float *weight, const float *bias, float *running_mean,
                                    float *running_var, float *save_mean, float *save_invstd,
