@@ -11,5 +11,5 @@ CHECK_PROGS += $(BUILD)/tests/check_cuda_boxes_full
 $(BUILD)/tests/check_cuda_boxes_full: tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c runtime/cuda/boxes_body.h \
     runtime/cuda/boxes_run.h runtime/cuda/body.h runtime/include/lgen/cuda.h $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DREPEAT=0 -o $@ tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c $(BUILD)/liblgen.a $(LDFLAGS) \
+	$(CC) $(ALL_CFLAGS) -DREPEAT=0 -DBITWISE=1 -o $@ tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c $(BUILD)/liblgen.a $(LDFLAGS) \
 	    $(RUNTIME_LIBS)
