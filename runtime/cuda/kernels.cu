@@ -57,8 +57,10 @@ static __global__ void act_forward_kernel(int act, float alpha, int dt, const vo
 
 static __global__ void act_backward_kernel(int act, float alpha, int dt, const void *x, const void *y,
                                     const void *dy, void *dx, size_t n) {
+    /* x or y may be NULL: an activation's backward needs only one of them
+     * (sigmoid and tanh read y, the others x) */
     GRID_LOOP(i, n) {
-        float g = lg_cuk_act_backward(act, lg_cuk_load(x, i, dt), lg_cuk_load(y, i, dt),
+        float g = lg_cuk_act_backward(act, x ? lg_cuk_load(x, i, dt) : 0.0f, y ? lg_cuk_load(y, i, dt) : 0.0f,
                                       lg_cuk_load(dy, i, dt), alpha);
         lg_cuk_store(dx, i, dt, g);
     }

@@ -365,7 +365,8 @@ lg_status lg_cuda_bn_backward(lg_cuda *c, const lg_cuda_bn_plan *p, const void *
 
 lg_status lg_cuda_act_forward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
                               const void *x, void *y, size_t n, lg_error *err);
-/* dx from x, the forward output y and dy (all dt). */
+/* dx from x, the forward output y and dy (all dt); sigmoid and tanh read
+ * only y, the others only x (relu either): the other may be NULL. */
 lg_status lg_cuda_act_backward(lg_cuda *c, lg_cuda_act act, float alpha, lg_cuda_dtype dt,
                                const void *x, const void *y, const void *dy, void *dx, size_t n,
                                lg_error *err);
