@@ -88,5 +88,34 @@ for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod tests/gpu/actne
         fi
     done
 done
+# predict on the fake GPU from a CPU checkpoint: the same probabilities
+# (32-true to 1e-5, 16-mixed to 0.01) and the same number of rows
+d=$tmp/structnet
+if [ -x "$d/structnet" ]; then
+    (cd "$d" && ./structnet fit --accelerator cpu --max_epochs 1 --limit_train_batches 2 --limit_val_batches 1 \
+        --batch_size 32 --num_workers 0 --enable_progress_bar false --default_root_dir ckpt --data_dir "$data" \
+        >/dev/null 2>&1)
+    ckpt=$d/ckpt/lightning_logs/version_0/checkpoints/last.ckpt
+    [ -f "$ckpt" ] || bad "structnet: no checkpoint to predict from"
+    for run in cpu:32-true gpu:32-true gpu:16-mixed; do
+        acc=${run%%:*} prec=${run#*:}
+        mkdir -p "$d/pred-$acc-$prec"
+        (cd "$d/pred-$acc-$prec" && "$d/structnet" predict --accelerator $acc --precision $prec --ckpt_path "$ckpt" \
+            --limit_predict_batches 2 --batch_size 32 --num_workers 0 --enable_progress_bar false \
+            --data_dir "$data" >out 2>err) || bad "structnet predict --accelerator $acc --precision $prec: $(tail -2 "$d/pred-$acc-$prec/err")"
+    done
+    ref=$d/pred-cpu-32-true/lightning_logs/version_0/predictions.csv
+    for prec in 32-true 16-mixed; do
+        tol=1e-5
+        [ $prec = 32-true ] || tol=0.01
+        got=$d/pred-gpu-$prec/lightning_logs/version_0/predictions.csv
+        [ -f "$ref" ] && [ -f "$got" ] && [ "$(wc -l <"$ref")" -eq "$(wc -l <"$got")" ] && [ "$(wc -l <"$ref")" -gt 60 ] ||
+            { bad "structnet predict $prec: no predictions or another count"; continue; }
+        worst=$(paste -d, "$ref" "$got" | awk -F, 'NR > 1 { n = NF / 2; for (i = 3; i < n; i++) { d = $i - $(i + n); if (d < 0) d = -d; if (d > w) w = d } } END { printf "%.3g", w }')
+        awk -v w="$worst" -v t=$tol 'BEGIN { exit !(w <= t) }' ||
+            bad "structnet predict on the fake GPU ($prec): probabilities differ by $worst"
+        echo "ok: structnet predict, fake GPU ($prec) vs CPU: $(($(wc -l <"$got") - 1)) rows, largest difference $worst"
+    done
+fi
 [ $fail -eq 0 ] && echo "ok: the generated CUDA steps of six specs train on the fake device as on the CPU"
 exit $fail
