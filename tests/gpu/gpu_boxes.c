@@ -295,6 +295,7 @@ int main(void) {
         compare("detections scores, labels", gs, cs, out, 1e-6, gl, cl, out, ms);
         free(rois), free(logits), free(reg), free(cb), free(gb), free(cs), free(gs), free(cl), free(gl), free(cws);
     }
+    free(anchors), free(obj), free(deltas), free(props);
     lg_cuda_free(cu);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
