@@ -313,17 +313,13 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
             for (int i = 0; i < op->nout; i++)
                 if (!op->out[i])
                     return 1;
-            where(E, op, ir_fmt(E->p, "d %s: into every level's map (zeroed, then atomic adds)", f->out[0]->name));
-            for (int i = 0; i < op->nout; i++) {
-                out(E, "    st = lg_cuda_memset(c, %s, 0, %s * sizeof(float), err);\n", dptr(E, op->out[i]),
-                    count(E, op->out[i]));
-                check(E);
-            }
+            where(E, op, ir_fmt(E->p, "d %s: every level's map, each pixel summed in the CPU kernel's order (no atomics)",
+                                f->out[0]->name));
             out(E, "    {\n        const lg_cuda_roi_align d = %s;\n", d);
             out(E, "        float *const maps[] = {");
             for (int i = 0; i < op->nout; i++)
                 out(E, "%s%s", i ? ", " : "", dptr(E, op->out[i]));
-            out(E, "};\n        st = lg_cuda_roi_align_backward(c, &d, maps, %s, n * %d, %s, err);\n    }\n",
+            out(E, "};\n        st = lg_cuda_roi_align_backward_ordered(c, &d, (int)n, maps, %s, n * %d, %s, err);\n    }\n",
                 dptr(E, rois), rois->dim[0], dptr(E, op->in[0]));
         }
         check(E);

@@ -9,8 +9,9 @@
  * matches and the seeded sampler: the very same anchors sampled, over
  * several chunks of anchors, with an image without boxes), box targets,
  * both losses and their gradients, and the Fast R-CNN loss with padding
- * rows forward and backward. (tests/gpu/gpu_kernels.c runs the launchers
- * on a device against these bodies.)
+ * rows forward and backward, and RoIAlign's ordered backward (bit for bit,
+ * FPN levels and one map). (tests/gpu/gpu_detect.c runs the launchers on a
+ * device against the CPU kernels.)
  */
 #include "../runtime/cuda/detect_body.h"
 #include "lgen/detect.h"
@@ -312,6 +313,68 @@ START_TEST(test_fastrcnn_loss_matches_cpu) {
 }
 END_TEST
 
+/* RoIAlign's ordered backward over every row of every plane, against
+ * runtime/detect's backward: bit for bit, on four FPN levels (LevelMapper)
+ * and on one map, with padding rows, a NaN box, boxes off the map, tiny
+ * and huge boxes (the adaptive grid's direct path past 1,024 points),
+ * aligned and not, fixed and adaptive sampling. */
+START_TEST(test_roi_align_backward_ordered_matches_cpu) {
+    enum { N = 2, C = 3, K = 40, LV = 4 };
+    const int hw[LV] = {64, 32, 16, 8};
+    float *rois = malloc(K * 5 * sizeof(float));
+    for (int k = 0; k < K; k++) {
+        float *r = rois + 5 * k;
+        float w = k % 7 == 3 ? uniform(0.2f, 2) : k % 7 == 5 || k % 4 == 1 ? uniform(200, 600) : uniform(4, 120);
+        float h = k % 5 == 2 ? uniform(0.2f, 2) : k % 7 == 5 || k % 4 == 1 ? uniform(200, 600) : uniform(4, 200);
+        float x = uniform(-20, 256 - w / 2), y = uniform(-20, 256 - h / 2);
+        r[0] = k % 9 == 8 ? -1.0f : (float)(k % N);
+        r[1] = x, r[2] = y, r[3] = x + w, r[4] = y + h;
+    }
+    rois[5 * 13 + 2] = NAN; /* a diverged box: no gradient */
+    size_t nout = (size_t)K * C * 7 * 7;
+    float *dout = malloc(nout * sizeof(float));
+    for (size_t i = 0; i < nout; i++)
+        dout[i] = uniform(-1, 1);
+    for (int cfg = 0; cfg < 4; cfg++) {
+        int aligned = cfg & 1, ratio = cfg & 2 ? -1 : 2, levels = cfg == 3 ? 1 : LV;
+        lg_cuda_roi_align d = {.C = C, .PH = 7, .PW = 7, .sampling_ratio = ratio, .aligned = aligned,
+                               .levels = levels, .k_min = 2};
+        lg_multiscale_roi_align ms = {.num_levels = levels, .pooled_h = 7, .pooled_w = 7, .sampling_ratio = ratio,
+                                      .aligned = aligned, .canonical_scale = 224, .canonical_level = 4};
+        float *body[LV], *cpu[LV];
+        size_t sz[LV];
+        for (int l = 0; l < levels; l++) {
+            d.H[l] = d.W[l] = hw[l];
+            d.spatial_scale[l] = ms.scales[l] = 1.0f / (float)(4 << l);
+            sz[l] = (size_t)N * C * hw[l] * hw[l];
+            body[l] = malloc(sz[l] * sizeof(float));
+            cpu[l] = malloc(sz[l] * sizeof(float));
+            memset(body[l], 0x7f, sz[l] * sizeof(float)); /* every pixel written */
+        }
+        for (size_t i = 0; i < lg_cuk_roi_rows(&d, N); i++)
+            lg_cuk_roi_align_backward_row(i, &d, N, body, rois, K, dout);
+        if (levels == 1) {
+            lg_roi_align_config one = {7, 7, d.spatial_scale[0], ratio, aligned};
+            ck_assert_int_eq(lg_roi_align_backward(NULL, &one, dout, N, C, hw[0], hw[0], rois, K, cpu[0]), LG_OK);
+        } else {
+            ck_assert_int_eq(lg_multiscale_roi_align_backward(NULL, &ms, dout, hw, hw, N, C, rois, K, cpu), LG_OK);
+        }
+        for (int l = 0; l < levels; l++) {
+            size_t nonzero = 0;
+            for (size_t i = 0; i < sz[l]; i++) {
+                ck_assert_msg(memcmp(&body[l][i], &cpu[l][i], sizeof(float)) == 0,
+                              "config %d level %d [%zu]: body %.9g, CPU kernel %.9g", cfg, l, i,
+                              (double)body[l][i], (double)cpu[l][i]);
+                nonzero += cpu[l][i] != 0;
+            }
+            ck_assert_msg(nonzero > 0, "config %d: level %d takes no gradient", cfg, l);
+            free(body[l]), free(cpu[l]);
+        }
+    }
+    free(rois), free(dout);
+}
+END_TEST
+
 START_TEST(test_detect_seed_matches_cpu) {
     for (uint64_t s = 0; s < 50; s++)
         ck_assert(lg_cuk_detect_seed(s * 977, s << 32 | 3, s % 7) == lg_detect_seed(s * 977, s << 32 | 3, s % 7));
@@ -327,6 +390,7 @@ static Suite *cuda_detect_suite(void) {
     tcase_add_test(tc, test_ground_truth_matches_cpu_layout);
     tcase_add_test(tc, test_rpn_loss_matches_cpu);
     tcase_add_test(tc, test_fastrcnn_loss_matches_cpu);
+    tcase_add_test(tc, test_roi_align_backward_ordered_matches_cpu);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,14 +1,18 @@
 /* runtime/cuda/detect.cu — launchers of the detection kernels: anchors, the
- * RPN loss and the Fast R-CNN loss, forward and backward (lgen/cuda.h).
+ * RPN loss and the Fast R-CNN loss, forward and backward, and RoIAlign's
+ * ordered backward (lgen/cuda.h).
  *
  * Each kernel maps its grid onto a per-thread body of detect_body.h, which
  * tests/check_cuda_detect.c runs on the CPU against runtime/detect's
  * kernels. The loss sums are one block each, in double as the CPU sums, so
  * they do not depend on the launch; the backward kernels count the sampled
- * rows in the same block first. Everything is enqueued on the compute
- * stream; nothing synchronises, allocates or reads back. Built by nvcc with
- * -fmad=false (runtime/cuda/module.mk): no fused multiply-adds, so the
- * matcher's IoUs are the CPU's bit for bit.
+ * rows in the same block first. RoIAlign's ordered backward takes no
+ * atomics: each thread owns a row of a gradient plane and sums in the CPU
+ * kernel's order (kernels.cu has the atomic one). Everything is enqueued
+ * on the compute stream; nothing synchronises, allocates or reads back.
+ * Built by nvcc with -fmad=false (runtime/cuda/module.mk): no fused
+ * multiply-adds, so the matcher's IoUs and RoIAlign's gradients are the
+ * CPU's bit for bit.
  *
  * The RPN loss's workspace (lg_cuda_rpn_loss_workspace), per batch:
  *   gt boxes [N, M, 4], gt labels [N, M], gt count [N]   (lg_cuk_det_gt)
@@ -235,6 +239,15 @@ static __global__ void fastrcnn_backward_kernel(size_t R, int K, const float *lo
                              grad_box);
 }
 
+struct RowLevels {
+    float *p[LG_CUDA_MAX_LEVELS];
+};
+
+static __global__ void roi_align_backward_row_kernel(lg_cuda_roi_align d, int N, RowLevels f, const float *rois,
+                                                     size_t K, const float *dout, size_t total) {
+    GRID_LOOP(i, total) lg_cuk_roi_align_backward_row(i, &d, N, f.p, rois, K, dout);
+}
+
 /* ---- the C interface ---------------------------------------------------------------- */
 
 extern "C" {
@@ -340,6 +353,21 @@ lg_status lg_cuda_fastrcnn_loss_backward(lg_cuda *c, const float *class_logits, 
                                                                    labels, box_targets, beta, dloss_classifier,
                                                                    dloss_box_reg, grad_logits, grad_box);
     return launched("Fast R-CNN loss backward", err);
+}
+
+lg_status lg_cuda_roi_align_backward_ordered(lg_cuda *c, const lg_cuda_roi_align *d, int N, float *const *dfeat,
+                                             const float *rois, size_t K, const float *dout, lg_error *err) {
+    if (d->levels < 1 || d->levels > LG_CUDA_MAX_LEVELS || N < 0 || d->C < 1 || d->PH < 1 || d->PW < 1)
+        return lg_error_set(err, LG_ERR_ARG, "roi_align backward: %d levels (1 to %d), %d images, %d channels, "
+                            "%dx%d bins", d->levels, LG_CUDA_MAX_LEVELS, N, d->C, d->PH, d->PW);
+    RowLevels f = {};
+    for (int l = 0; l < d->levels; l++)
+        f.p[l] = dfeat[l];
+    size_t total = lg_cuk_roi_rows(d, N);
+    if (total == 0)
+        return LG_OK;
+    roi_align_backward_row_kernel<<<grid_for(total), THREADS, 0, c->stream>>>(*d, N, f, rois, K, dout, total);
+    return launched("RoIAlign backward (ordered)", err);
 }
 
 } /* extern "C" */

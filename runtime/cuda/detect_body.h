@@ -394,4 +394,130 @@ LG_BODY void lg_cuk_fastrcnn_grad(size_t r, const float *logits, const float *bo
     }
 }
 
+/* ---- RoIAlign backward without atomics (roi.c's order) --------------------- */
+/* body.h's lg_cuk_roi_align_backward scatters with atomic adds, so a
+ * gradient pixel's sum comes in a different order from run to run. Here a
+ * thread owns one row of one gradient plane (level l, image n, channel c),
+ * zeroes it, and visits the RoIs, bins, sampling points and corners in the
+ * CPU kernel's order (roi.c's roi_backward_task and roi_align_one_backward,
+ * its weights and roundings included), adding only what falls in its row:
+ * every pixel's sum is the CPU's, term for term. RoIs and sampling rows
+ * that cannot touch the row are skipped before any arithmetic. Threads:
+ * N x C x (the levels' heights summed). */
+
+/* roi.c's roi_skipped: padding (negative image) or a non-finite box. */
+LG_BODY int lg_cuk_roi_skipped(const float *roi) {
+    return !(roi[0] >= 0) || !lg_cuk_finite(roi[1]) || !lg_cuk_finite(roi[2]) || !lg_cuk_finite(roi[3]) ||
+           !lg_cuk_finite(roi[4]);
+}
+
+/* roi.c's level_of (LevelMapper, canonical 224 at level 4; NaN to the first). */
+LG_BODY int lg_cuk_roi_level_of(const lg_cuda_roi_align *d, const float *roi) {
+    float area = (roi[3] - roi[1]) * (roi[4] - roi[2]);
+    float s = sqrtf(area);
+    float lvl = floorf(4.0f + log2f(s / 224.0f) + 1e-6f);
+    float lo = (float)d->k_min, hi = (float)(d->k_min + d->levels - 1);
+    if (!(lvl >= lo))
+        lvl = lo;
+    if (lvl > hi)
+        lvl = hi;
+    return (int)lvl - d->k_min;
+}
+
+/* roi.c's adaptive_grid: ceil(size / bins), at most 256. */
+LG_BODY int lg_cuk_roi_adaptive_grid(float size, int bins) {
+    float g = ceilf(size / (float)bins);
+    return g >= 0 && g <= 256 ? (int)g : g > 256 ? 256 : 0;
+}
+
+/* The number of rows the threads own: N x C x the levels' heights. */
+LG_BODY size_t lg_cuk_roi_rows(const lg_cuda_roi_align *d, int N) {
+    size_t h = 0;
+    for (int l = 0; l < d->levels; l++)
+        h += (size_t)d->H[l];
+    return (size_t)N * d->C * h;
+}
+
+LG_BODY void lg_cuk_roi_align_backward_row(size_t idx, const lg_cuda_roi_align *d, int N,
+                                           float *const *dfeat, const float *rois, size_t K,
+                                           const float *dout) {
+    int l = 0;
+    while (l + 1 < d->levels && idx >= (size_t)N * d->C * d->H[l]) {
+        idx -= (size_t)N * d->C * d->H[l];
+        l++;
+    }
+    int H = d->H[l], W = d->W[l], PH = d->PH, PW = d->PW;
+    int r = (int)(idx % (size_t)H);
+    int c = (int)(idx / (size_t)H % (size_t)d->C), n = (int)(idx / ((size_t)H * d->C));
+    float *plane = dfeat[l] + ((size_t)n * d->C + c) * (size_t)H * W;
+    for (int i = 0; i < W; i++)
+        plane[(size_t)r * W + i] = 0.0f;
+    float scale = d->spatial_scale[l], offset = d->aligned ? 0.5f : 0.0f;
+    size_t bins = (size_t)PH * PW;
+    for (size_t k = 0; k < K; k++) {
+        const float *roi = rois + 5 * k;
+        if (lg_cuk_roi_skipped(roi) || (int)roi[0] != n || (d->levels > 1 && lg_cuk_roi_level_of(d, roi) != l))
+            continue;
+        /* roi.c's roi_geometry */
+        float sw = roi[1] * scale - offset, sh = roi[2] * scale - offset;
+        float ew = roi[3] * scale - offset, eh = roi[4] * scale - offset;
+        float rw = ew - sw, rh = eh - sh;
+        if (!d->aligned) {
+            rw = fmaxf(rw, 1.0f);
+            rh = fmaxf(rh, 1.0f);
+        }
+        /* its samples lie in [sh, sh + rh]: rows below floor(sh) - 1 or past
+         * sh + rh + 1 take nothing from it */
+        if ((float)r < floorf(sh) - 1.0f || (float)r > sh + rh + 1.0f)
+            continue;
+        float bin_h = rh / (float)PH, bin_w = rw / (float)PW;
+        int gh = d->sampling_ratio > 0 ? d->sampling_ratio : lg_cuk_roi_adaptive_grid(rh, PH);
+        int gw = d->sampling_ratio > 0 ? d->sampling_ratio : lg_cuk_roi_adaptive_grid(rw, PW);
+        float count = (float)(gh * gw);
+        int precalc = PH * PW * gh * gw <= 1024; /* roi.c's two paths round differently */
+        const float *go_k = dout + (k * (size_t)d->C + (size_t)c) * bins;
+        for (int ph = 0; ph < PH; ph++)
+            for (int pw = 0; pw < PW; pw++) {
+                float go = go_k[(size_t)ph * PW + pw];
+                for (int iy = 0; iy < gh; iy++) {
+                    float y = sh + (float)ph * bin_h + (float)(iy + .5f) * bin_h / (float)gh;
+                    /* roi.c's bilinear_at, rows first */
+                    if (!(y >= -1.0f && y <= (float)H))
+                        continue;
+                    float yy = y <= 0 ? 0 : y;
+                    int y_low = (int)yy, y_high;
+                    if (y_low >= H - 1) {
+                        y_high = y_low = H - 1;
+                        yy = (float)y_low;
+                    } else {
+                        y_high = y_low + 1;
+                    }
+                    if (y_low != r && y_high != r)
+                        continue;
+                    float ly = yy - (float)y_low, hy = 1.0f - ly;
+                    for (int ix = 0; ix < gw; ix++) {
+                        float x = sw + (float)pw * bin_w + (float)(ix + .5f) * bin_w / (float)gw;
+                        if (!(x >= -1.0f && x <= (float)W))
+                            continue;
+                        float xx = x <= 0 ? 0 : x;
+                        int x_low = (int)xx, x_high;
+                        if (x_low >= W - 1) {
+                            x_high = x_low = W - 1;
+                            xx = (float)x_low;
+                        } else {
+                            x_high = x_low + 1;
+                        }
+                        float lx = xx - (float)x_low, hx = 1.0f - lx;
+                        float w[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
+                        int row[4] = {y_low, y_low, y_high, y_high};
+                        int col[4] = {x_low, x_high, x_low, x_high};
+                        for (int j = 0; j < 4; j++)
+                            if (row[j] == r)
+                                plane[(size_t)r * W + col[j]] += precalc ? go * (w[j] / count) : go * w[j] / count;
+                    }
+                }
+            }
+    }
+}
+
 #endif

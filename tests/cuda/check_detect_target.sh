@@ -8,8 +8,8 @@
 #     aligned offsets), copied into the pinned slot, refused when a batch
 #     has room for another number of boxes, and reaches the ops as `tg`;
 #   - anchors, rpn_loss, roi_align and fastrcnn_loss (and their backward)
-#     are one lg_cuda_* call each under a comment with their spec line;
-#     roi_align's level gradients are zeroed first; the RPN loss's workspace
+#     are one lg_cuda_* call each under a comment with their spec line
+#     (roi_align's backward: the ordered one); the RPN loss's workspace
 #     sizes the arena's det_ws; mixed precision is refused at start-up;
 #   - a roi_align the device cannot map (canonical_scale 200) is refused:
 #     exit 1, a note saying why and the op with its line.
@@ -50,7 +50,7 @@ call_after "rpn_loss(objectness, deltas, anc, targets)" "faster_rcnn.lmod:97" "l
 call_after "d rpn_loss" "faster_rcnn.lmod:97" "lg_cuda_rpn_loss_backward(c, &d, objectness, deltas,"
 call_after "roi_align(sampled, 4 feature maps)" "faster_rcnn.lmod:99" "lg_cuda_roi_align_forward(c, &d, maps, sampled, n * 512, pooled, err);"
 call_after "roi_align(props_rois, 4 feature maps)" "faster_rcnn.lmod:117" "lg_cuda_roi_align_forward(c, &d, maps, props_rois, n * 512, pooled, err);"
-call_after "d pooled: into every level's map" "faster_rcnn.lmod:99" "lg_cuda_memset(c, fpn_layer_blocks_0_0_grad, 0, n * 4194304 * sizeof(float), err);"
+call_after "d pooled: every level's map" "faster_rcnn.lmod:99" "lg_cuda_roi_align_backward_ordered(c, &d, (int)n, maps, sampled, n * 512, h_grad, err);"
 call_after "fastrcnn_loss(" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_forward(c, box_predictor_cls_score, box_predictor_bbox_pred, labels, box_targets, (int)(n * 512), 21, 0.1111111f, loss_classifier, loss_box_reg, err);"
 call_after "d fastrcnn_loss" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_backward(c, box_predictor_cls_score, box_predictor_bbox_pred, labels, box_targets, (int)(n * 512), 21,"
 grep -q '.seed = io->seed ^ 0u, .step = ((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index)}' "$f" ||

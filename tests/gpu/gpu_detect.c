@@ -9,7 +9,8 @@
  *     targets, both losses and both gradients to 1e-5;
  *   - the Fast R-CNN loss and its gradients to 1e-5;
  *   - RoIAlign on the four FPN levels (LevelMapper), forward and the atomic
- *     backward, to 1e-4 (nvcc contracts kernels.cu's bilinear weights).
+ *     backward to 1e-4 (nvcc contracts kernels.cu's bilinear weights), the
+ *     ordered backward (detect.cu) bit for bit, and the time of each.
  * One line per check and the time of each launch sequence; exit status 0
  * when all pass. Without a device: "SKIP: ..." and exit 0. `make check-gpu`
  * runs it.
@@ -271,14 +272,27 @@ static void check_roi_align_fpn(void) {
     fetch(out, dO, nout * 4);
     TRY(lg_multiscale_roi_align_forward(NULL, &ms, cfeat, hw, hw, N, C, rois, N * R, cout));
     TRY(lg_multiscale_roi_align_backward(NULL, &ms, dout, hw, hw, N, C, rois, N * R, cgrad));
-    printf("     roi_align (4 levels, %d RoIs, C %d): forward %.3f ms, backward %.3f ms\n", N * R, C,
-           1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    float *dfeat2[LV];
+    for (int l = 0; l < LV; l++)
+        dfeat2[l] = dalloc(sz[l] * 4);
+    TRY(lg_cuda_roi_align_backward_ordered(cu, &d, N, dfeat2, dR, (size_t)N * R, dDO, &err));
+    TRY(lg_cuda_sync(cu, &err));
+    double t3 = now();
+    printf("     roi_align (4 levels, %d RoIs, C %d): forward %.3f ms, backward %.3f ms (atomic), %.3f ms (ordered)\n",
+           N * R, C, 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2));
     report("roi_align fpn forward", out, cout, nout, 1e-4, 1e-5);
     for (int l = 0; l < LV; l++) {
         char what[64];
         fetch(ggrad[l], dfeat[l], sz[l] * 4);
         snprintf(what, sizeof what, "roi_align fpn backward P%d", l + 2);
         report(what, ggrad[l], cgrad[l], sz[l], 1e-4, 1e-5);
+        fetch(ggrad[l], dfeat2[l], sz[l] * 4);
+        size_t differ = 0;
+        for (size_t i = 0; i < sz[l]; i++)
+            differ += memcmp(&ggrad[l][i], &cgrad[l][i], 4) != 0;
+        failures += differ != 0;
+        printf("%s %-30s (%zu of %zu values not bit-equal)\n", differ ? "FAIL" : "ok  ", "ordered backward", differ,
+               sz[l]);
         free((void *)cfeat[l]), free(cgrad[l]), free(ggrad[l]);
     }
     free(rois), free(dout), free(out), free(cout);

@@ -697,6 +697,18 @@ lg_status lg_cuda_rpn_loss_backward(lg_cuda *c, const lg_cuda_rpn_loss *d, const
                                     const float *dloss_box, float *grad_objectness,
                                     float *grad_deltas, lg_error *err);
 
+/* RoIAlign's backward without atomics: every level's gradient [N, C, H_l,
+ * W_l] written (zero where no RoI samples), each pixel's sum taken in
+ * runtime/detect's order (RoIs, bins, sampling points, corners), so it is
+ * the same in every run and equal to lg_multiscale_roi_align_backward's
+ * (up to the device's log2f in the level choice). A thread per row of
+ * each gradient plane, skipping the RoIs that cannot touch it; unlike
+ * lg_cuda_roi_align_backward's atomic scatter it needs no zeroed
+ * gradients and sums in one order. */
+lg_status lg_cuda_roi_align_backward_ordered(lg_cuda *c, const lg_cuda_roi_align *d, int N,
+                                             float *const *dfeat, const float *rois, size_t K,
+                                             const float *dout, lg_error *err);
+
 /* Fast R-CNN loss over R rows (lg_fastrcnn_loss_forward): class_logits
  * [R, K], box_regression [R, K * 4], labels [R] (-1 padding), box_targets
  * [R, 4]. Backward writes grad_logits and grad_box (either may be NULL). */
