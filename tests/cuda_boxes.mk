@@ -13,3 +13,8 @@ $(BUILD)/tests/check_cuda_boxes_full: tests/gpu/gpu_boxes.c tests/cuda/boxes_hos
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DREPEAT=0 -DBITWISE=1 -o $@ tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c $(BUILD)/liblgen.a $(LDFLAGS) \
 	    $(RUNTIME_LIBS)
+# faster_rcnn's generated CUDA steps (faster_rcnn_shapes at CI size) on the
+# device in host memory of check_steps_gen.sh, with the detection launchers
+# of tests/cuda/fake_detect.c and boxes_host.c: fit, validate (val_map),
+# test and predict equal to the CPU trainer's. Needs build/vocgen.
+CHECK_SCRIPTS += tests/cuda/check_detect_steps_gen.sh

@@ -6,7 +6,9 @@
  * the launch sequences of runtime/cuda/boxes_run.h with LG_CUK_LAUNCH a loop
  * (boxes.cu runs the same sequences as kernel launches). It checks the
  * device test itself, and the bodies at faster_rcnn.lmod's sizes (65,472
- * anchors, 2000 proposals, 512 RoIs, 21 classes) against runtime/detect. */
+ * anchors, 2000 proposals, 512 RoIs, 21 classes) against runtime/detect.
+ * tests/cuda/check_detect_steps_gen.sh links its four ops (only) into a
+ * generated Faster R-CNN trainer on tests/cuda/fake_device.c. */
 #define LG_CUK_LAUNCH(q, body, n, ...)                                                             \
     do {                                                                                           \
         (void)(q);                                                                                 \
@@ -18,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* -DBOXES_HOST_OPS_ONLY: the four ops only, with tests/cuda/fake_device.c's
+ * context (tests/cuda/check_detect_steps_gen.sh). */
+#ifndef BOXES_HOST_OPS_ONLY
 struct lg_cuda {
     char *arena;
     size_t bytes;
@@ -72,6 +77,8 @@ lg_status lg_cuda_download(lg_cuda *c, void *host, const void *dev, size_t bytes
     memcpy(host, dev, bytes);
     return LG_OK;
 }
+
+#endif
 
 size_t lg_cuda_proposals_workspace(const lg_cuda_proposals_cfg *d, int N) {
     lg_cuk_prop_ws w;
