@@ -211,7 +211,7 @@ extern "C" lg_status lg_cuda_roi_sample(lg_cuda *c, const lg_cuda_roi_sample_cfg
 
 extern "C" size_t lg_cuda_detections_workspace(const lg_cuda_detect_cfg *d, int N) {
     lg_cuk_det_ws w;
-    if (!d || d->R < 0 || d->K < 2 || d->detections_per_img < 1 || N < 1)
+    if (!d || d->R < 1 || d->K < 2 || d->detections_per_img < 1 || N < 1)
         return 0;
     return lg_cuk_det_layout(d, (size_t)N, NULL, &w);
 }
@@ -220,7 +220,7 @@ extern "C" lg_status lg_cuda_detections(lg_cuda *c, const lg_cuda_detect_cfg *d,
                                         const float *class_logits, const float *box_regression,
                                         const float *rois, void *ws, float *boxes, float *scores,
                                         int32_t *labels, int32_t *count, lg_error *err) {
-    if (!c || !d || d->R < 0 || d->K < 2 || d->detections_per_img < 1 || d->image_h < 1 ||
+    if (!c || !d || d->R < 1 || d->K < 2 || d->detections_per_img < 1 || d->image_h < 1 ||
         d->image_w < 1 || N < 0 ||
         (N && (!class_logits || !box_regression || !rois || !ws || !boxes || !scores || !labels ||
                !count)))
