@@ -6,11 +6,12 @@
  * Inputs are faster_rcnn.lmod's shapes: two 512 x 512 images, five FPN
  * levels (65,472 anchors), 2000/2000 training proposals and 1000/512
  * evaluation ones, 512 RoIs per image, 21 classes, 64 ground-truth boxes
- * at most. The device must keep the same number of boxes per image, and
- * the same boxes to 1e-3 pixels (the device's expf/logf may round a last
- * bit differently from glibc's; everything else is the CPU arithmetic, see
- * boxes_body.h); each check also prints how many values differ at all and
- * the time of one call. One line per check; exit status 1 when one failed.
+ * at most. The sampler, fed the CPU's proposals, must draw the same RoIs
+ * (IoUs are exact without FMA contraction) with box targets to 1e-4; the
+ * proposals and detections must keep the same boxes (to 1e-3 pixels), as
+ * sets, as the device's expf may round a last bit differently from
+ * glibc's and flip a borderline NMS decision (compare_kept); each check
+ * prints the time of one call. One line per check; exit status 1 when one failed.
  * `make check` also links this file against a host stand-in of the device
  * (tests/cuda/boxes_host.c: build/tests/check_cuda_boxes_full), where every
  * value must come out bit-equal.
@@ -119,6 +120,44 @@ static void compare(const char *what, const float *got, const float *want, size_
 #define MAXB 64
 #define NCLS 21
 
+/* Boxes kept per image (rows of 4 floats, D per image, counts gc / cc):
+ * the device's expf may round a last bit differently from glibc's, which
+ * can flip an NMS decision at an IoU within 1e-7 of the threshold (or a
+ * score threshold) and shift the rows after it. So besides the row-by-row
+ * comparison this asks for the same set: counts within 1% + 1, and 99% of
+ * the device's boxes found among the CPU's (1e-3 pixels). BITWISE (the
+ * host stand-in) requires the rows themselves to be equal (compare()). */
+static void compare_kept(const char *what, const float *gb, const int *gc, const float *cb, const int *cc,
+                         size_t D) {
+    size_t total = 0, found = 0, same = 0; /* same: bit-equal at the same row */
+    int counts_ok = 1;
+    for (size_t n = 0; n < NIMG; n++) {
+        int lim = cc[n] / 100 + 1;
+        counts_ok &= abs(gc[n] - cc[n]) <= lim;
+        for (int r = 0; r < gc[n]; r++) {
+            const float *g = gb + 4 * (n * D + (size_t)r);
+            total++;
+            same += r < cc[n] && memcmp(g, cb + 4 * (n * D + (size_t)r), 4 * sizeof(float)) == 0;
+            for (int q = 0; q < cc[n]; q++) {
+                const float *w = cb + 4 * (n * D + (size_t)q);
+                if (fabsf(g[0] - w[0]) <= 1e-3f && fabsf(g[1] - w[1]) <= 1e-3f && fabsf(g[2] - w[2]) <= 1e-3f &&
+                    fabsf(g[3] - w[3]) <= 1e-3f) {
+                    found++;
+                    break;
+                }
+            }
+        }
+    }
+    if (!counts_ok || (double)found < 0.99 * (double)total) {
+        failures++;
+        printf("FAIL %-26s counts %d, %d (CPU %d, %d); %zu of %zu boxes among the CPU's\n", what, gc[0], gc[1], cc[0],
+               cc[1], found, total);
+    } else {
+        printf("ok   %-26s counts %d, %d (CPU %d, %d); %zu of %zu boxes among the CPU's, %zu bit-equal in place\n",
+               what, gc[0], gc[1], cc[0], cc[1], found, total, same);
+    }
+}
+
 int main(void) {
     int ndev = 0;
     if (lg_cuda_device_count(&ndev, &err) != LG_OK) {
@@ -184,9 +223,14 @@ int main(void) {
         fetch(gs, ds, NIMG * P * 4);
         char name[64];
         snprintf(name, sizeof name, "proposals %d/%d", pre[t], post[t]);
-        compare(name, gb, cb, NIMG * P * 4, 1e-3, gc, cc_count, NIMG, ms);
-        snprintf(name, sizeof name, "proposals %d/%d scores", pre[t], post[t]);
-        compare(name, gs, cs, NIMG * P, 1e-6, NULL, NULL, 0, ms);
+        if (BITWISE) {
+            compare(name, gb, cb, NIMG * P * 4, 1e-3, gc, cc_count, NIMG, ms);
+            snprintf(name, sizeof name, "proposals %d/%d scores", pre[t], post[t]);
+            compare(name, gs, cs, NIMG * P, 1e-6, NULL, NULL, 0, ms);
+        } else {
+            printf("     %-26s %.3f ms\n", name, ms);
+            compare_kept(name, gb, gc, cb, cc_count, P);
+        }
         if (t == 0) { /* the training proposals feed the sampler below (the CPU's, on both) */
             props = cb;
             memcpy(pcount, cc_count, sizeof pcount);
@@ -291,8 +335,13 @@ int main(void) {
         fetch(gb, db, out * 16);
         fetch(gs, ds, out * 4);
         fetch(gl, dl, out * 4);
-        compare("detections boxes, count", gb, cb, out * 4, 1e-3, gcount, ccount, NIMG, ms);
-        compare("detections scores, labels", gs, cs, out, 1e-6, gl, cl, out, ms);
+        if (BITWISE) {
+            compare("detections boxes, count", gb, cb, out * 4, 1e-3, gcount, ccount, NIMG, ms);
+            compare("detections scores, labels", gs, cs, out, 1e-6, gl, cl, out, ms);
+        } else {
+            printf("     %-26s %.3f ms\n", "detections", ms);
+            compare_kept("detections", gb, gcount, cb, ccount, D);
+        }
         free(rois), free(logits), free(reg), free(cb), free(gb), free(cs), free(gs), free(cl), free(gl), free(cws);
     }
     free(anchors), free(obj), free(deltas), free(props);
