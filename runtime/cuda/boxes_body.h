@@ -406,6 +406,13 @@ LG_BODY uint64_t lg_cuk_detect_seed(uint64_t seed, uint64_t step, uint64_t image
     return lg_cuk_splitmix(&s);
 }
 
+/* Image n's proposal count, kept within [0, P] (the CPU kernel refuses
+ * others; proposals never write them). */
+LG_BODY size_t lg_cuk_sample_count(const int32_t *count, size_t n, size_t P) {
+    int32_t c = count[n];
+    return c < 0 ? 0 : (size_t)c > P ? P : (size_t)c;
+}
+
 /* Image n, one thread: its ground truth without the difficult boxes (when
  * skip_difficult), labels shifted: gt_boxes [N, B, 4], gt_labels [N, B],
  * num_gt [N]. */
@@ -431,7 +438,7 @@ LG_BODY void lg_cuk_sample_gt(size_t n, lg_cuda_det_targets tg, float *gt_boxes,
 LG_BODY void lg_cuk_sample_boxes(size_t t, const float *proposals, const int32_t *count, size_t P,
                                  const float *gt_boxes, const int32_t *num_gt, size_t B,
                                  float *boxes) {
-    size_t T = P + B, n = t / T, i = t % T, np = (size_t)count[n];
+    size_t T = P + B, n = t / T, i = t % T, np = lg_cuk_sample_count(count, n, P);
     const float *src = NULL;
     if (i < np)
         src = proposals + 4 * (n * P + i);
@@ -446,7 +453,7 @@ LG_BODY void lg_cuk_sample_iou(size_t t, const float *gt_boxes, const float *box
                                const int32_t *count, const int32_t *num_gt, size_t P, size_t B,
                                float *iou) {
     size_t T = P + B, n = t / (B * T), g = t / T % B, i = t % T;
-    size_t total = (size_t)count[n] + (size_t)num_gt[n];
+    size_t total = lg_cuk_sample_count(count, n, P) + (size_t)num_gt[n];
     iou[t] = g < (size_t)num_gt[n] && i < total
                  ? lg_cuk_det_iou(gt_boxes + 4 * (n * B + g), boxes + 4 * (n * T + i))
                  : 0.0f;
@@ -461,7 +468,7 @@ LG_BODY void lg_cuk_sample_match(size_t t, lg_cuda_roi_sample_cfg d, const float
                                  int32_t *labels) {
     size_t T = (size_t)d.P + B, n = t / T, i = t % T;
     int ng = num_gt[n];
-    if (i >= (size_t)count[n] + (size_t)ng) {
+    if (i >= lg_cuk_sample_count(count, n, (size_t)d.P) + (size_t)ng) {
         matches[t] = LG_CUDA_MATCH_BETWEEN;
         labels[t] = -1;
         return;
@@ -480,7 +487,7 @@ LG_BODY void lg_cuk_sample_pick(size_t n, lg_cuda_roi_sample_cfg d, size_t B,
                                 const int32_t *count, const int32_t *num_gt, int32_t *labels,
                                 uint64_t seed, uint64_t step, int32_t *pos, int32_t *neg,
                                 int32_t *rows, int32_t *nrows) {
-    size_t T = (size_t)d.P + B, total = (size_t)count[n] + (size_t)num_gt[n];
+    size_t T = (size_t)d.P + B, total = lg_cuk_sample_count(count, n, (size_t)d.P) + (size_t)num_gt[n];
     int32_t *lab = labels + n * T, *ps = pos + n * T, *ng = neg + n * T;
     int np = 0, nn = 0;
     for (size_t i = 0; i < total; i++) {
