@@ -185,7 +185,8 @@ static const char *dims_name(Emit *E, IrOp *op) {
             spatial *= (size_t)x->dim[i];
         type = "lg_batch_norm_dims";
         snprintf(body, sizeof body, "{.c = %d, .spatial = %zu, .eps = %s, .momentum = %s, .affine = %d}",
-                 x->dim[0], spatial, flit(E, f->a.eps), flit(E, f->a.momentum), f->a.affine);
+                 x->dim[0], spatial, flit(E, f->a.eps),
+                 f->a.momentum < 0 ? "LG_BN_CUMULATIVE" : flit(E, f->a.momentum), f->a.affine);
         break;
     }
     case LG_OP_CROSS_ENTROPY:
@@ -644,12 +645,24 @@ static int emit_op(Emit *E, IrGraph *g, IrOp *op) {
         break;
     case LG_OP_BATCH_NORM:
         where(E, op, ir_fmt(E->p, "%s = batch_norm(%s)%s", layer, x->name, op->fused_relu ? " |> relu" : ""));
+        bool cumulative = training && op->nin > 5 && op->a.momentum < 0;
+        if (cumulative) {
+            /* momentum none: this step's factor is 1 / num_batches_tracked,
+             * counted first as PyTorch does */
+            out(E, "    (%s)[0] += 1.0f; // num_batches_tracked\n", ptr(E, op->in[5]));
+            out(E, "    { // momentum none: the running statistics average all batches so far\n");
+            out(E, "        const lg_batch_norm_dims step = lg_batch_norm_step_dims(&%s, (%s)[0]);\n    ", dn,
+                ptr(E, op->in[5]));
+            dn = "step";
+        }
         out(E, "    st = lg_batch_norm_forward(ctx, &%s, n, %d, %s, %s, %s, %s, %s, %s, %s, %s);\n", dn,
             training, ptr(E, x), op->in[1] ? ptr(E, op->in[1]) : "NULL",
             op->in[2] ? ptr(E, op->in[2]) : "NULL", ptr(E, op->in[3]), ptr(E, op->in[4]), ptr(E, y),
             training ? ptr(E, op->out[1]) : "NULL", training ? ptr(E, op->out[2]) : "NULL");
+        if (cumulative)
+            out(E, "    }\n");
         call_end(E);
-        if (training && op->nin > 5)
+        if (training && op->nin > 5 && op->a.momentum >= 0)
             out(E, "    (%s)[0] += 1.0f; // num_batches_tracked\n", ptr(E, op->in[5]));
         break;
     case LG_OP_RELU:
@@ -1270,7 +1283,7 @@ int emit_c_file(Emit *E) {
     E->f = main_f;
 
     emit_banner(E);
-    out(E, "#include <stdint.h>\n#include <string.h>\n\n");
+    out(E, "#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n\n");
     out(E, "#include <lgen/data.h>\n%s#include <lgen/kernels.h>\n#include <lgen/trainer.h>\n\n",
         E->detect ? "#include <lgen/detect.h>\n" : "");
     size_t fixed = 0, per_sample = 0;
@@ -1323,8 +1336,22 @@ int emit_c_file(Emit *E) {
     out(E, "    %s_ws_per_sample = (ws + 63) / 64 * 64;\n", E->prefix);
     out(E, "    %s_def.arena_per_sample = %s_ACT_BYTES_PER_SAMPLE + %s_ws_per_sample;\n", E->lower,
         E->prefix, E->prefix);
+    /* lg_conv2d_prepare: the conv kernels' oneDNN primitives exist before
+     * the first step, for a batch of any size (kernels.h) */
+    if (nconv) {
+        out(E, "    /* conv2d: create each layer's kernels now (oneDNN primitives for a batch of\n"
+               "     * any size, with their scratch memory), so that no training step allocates */\n");
+        out(E, "    lg_error prepare_err = {0};\n");
+        for (int i = 0; i < E->ndims; i++)
+            if (E->dims[i].is_conv)
+                out(E,
+                    "    if (lg_conv2d_prepare(&%s, &prepare_err) != LG_OK) {\n"
+                    "        fprintf(stderr, \"%s: error: %%s\\n\", prepare_err.msg);\n"
+                    "        return 1;\n"
+                    "    }\n",
+                    E->dims[i].name, E->lower);
+    }
     out(E, "    return lg_main(argc, argv, &%s_def);\n}\n", E->lower);
-    (void)nconv;
     free(E->decls);
     free(E->ws_exprs);
     E->decls = E->ws_exprs = NULL;

@@ -391,6 +391,12 @@ static int attr_int(const GNode *n, const char *name, int dflt) {
     return (int)a->i;
 }
 
+/* The word `none` (a FLOAT_OR_NONE attribute set to PyTorch's None). */
+static bool attr_is_none(const GNode *n, const char *name) {
+    const AttrValue *a = attr(n, name);
+    return a && a->type == TY_ENUM && a->s && strcmp(a->s, "none") == 0;
+}
+
 static double attr_float(const GNode *n, const char *name, double dflt) {
     const AttrValue *a = attr(n, name);
     if (!a)
@@ -561,7 +567,8 @@ static void lower_attrs(const GNode *n, IrAttrs *a) {
         break;
     case LG_OP_BATCH_NORM:
         a->eps = attr_float(n, "eps", 1e-5);
-        a->momentum = attr_float(n, "momentum", 0.1);
+        /* momentum none (a cumulative average) is -1 here */
+        a->momentum = attr_is_none(n, "momentum") ? -1 : attr_float(n, "momentum", 0.1);
         a->affine = attr_int(n, "affine", 1);
         break;
     case LG_OP_LAYER_NORM:

@@ -118,7 +118,7 @@ typedef struct IrAttrs {
     int ceil_mode, count_include_pad;
     int out_h, out_w;           /* adaptive_avg_pool2d */
     int scale;                  /* upsample_nearest */
-    double eps, momentum;       /* batch_norm, layer_norm */
+    double eps, momentum;       /* batch_norm, layer_norm; momentum -1: none (cumulative average) */
     int affine;
     double p;                   /* dropout */
     double slope;               /* leaky_relu */

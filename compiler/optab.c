@@ -5,6 +5,7 @@
 
 #define INT AT_INT
 #define FLOAT AT_FLOAT
+#define FLOAT_OR_NONE AT_FLOAT_NONE
 #define BOOL AT_BOOL
 #define STR AT_STR
 #define ENUM AT_ENUM
@@ -107,9 +108,10 @@ const char *optab_kind_name(OpKind k) {
 }
 
 const char *optab_attr_type_name(AttrType t) {
-    static const char *const n[] = {"int", "float", "bool", "string", "enum", "int or (h, w)",
-                                    "tuple of ints", "tuple of floats", "tensor"};
-    return (unsigned)t < 9 ? n[t] : "?";
+    static const char *const n[] = {"int",           "float",          "bool",            "string",
+                                    "enum",          "int or (h, w)",  "tuple of ints",   "tuple of floats",
+                                    "tensor",        "float or none"};
+    return (unsigned)t < 10 ? n[t] : "?";
 }
 
 const char *const *optab_names(void) {

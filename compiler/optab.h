@@ -14,7 +14,8 @@
 #include "lgen/op.h"
 
 typedef enum { OPK_LAYER, OPK_FUNC, OPK_LOSS, OPK_METRIC, OPK_DETECT } OpKind;
-typedef enum { AT_INT, AT_FLOAT, AT_BOOL, AT_STR, AT_ENUM, AT_INT2, AT_INTS, AT_FLOATS, AT_TENSOR } AttrType;
+/* AT_FLOAT_NONE: a float, or the word `none` (kept as the enum value "none") */
+typedef enum { AT_INT, AT_FLOAT, AT_BOOL, AT_STR, AT_ENUM, AT_INT2, AT_INTS, AT_FLOATS, AT_TENSOR, AT_FLOAT_NONE } AttrType;
 
 typedef struct OpAttr {
     const char *name;

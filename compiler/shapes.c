@@ -287,6 +287,13 @@ static bool parse_default(const OpAttr *a, AttrValue *out) {
     switch (a->type) {
     case AT_INT: out->type = TY_INT; out->i = strtoll(d, NULL, 10); return true;
     case AT_FLOAT: out->type = TY_FLOAT; out->f = strtod(d, NULL); return true;
+    case AT_FLOAT_NONE:
+        if (strcmp(d, "none") == 0) {
+            out->type = TY_ENUM, out->s = "none";
+            return true;
+        }
+        out->type = TY_FLOAT, out->f = strtod(d, NULL);
+        return true;
     case AT_BOOL: out->type = TY_BOOL; out->i = strcmp(d, "true") == 0; return true;
     case AT_STR:
     case AT_ENUM: out->type = a->type == AT_STR ? TY_STRING : TY_ENUM; out->s = d; return true;
@@ -349,6 +356,14 @@ static bool set_attr(El *el, const OpInfo *op, const OpAttr *a, Val *v, Expr *e,
     case AT_INT:
         ok = c->type == TY_INT;
         out->type = TY_INT, out->i = c->i;
+        break;
+    case AT_FLOAT_NONE:
+        if ((c->type == TY_ENUM || c->type == TY_STRING) && strcmp(c->s, "none") == 0) {
+            out->type = TY_ENUM, out->s = "none"; /* PyTorch's None; no range */
+            return true;
+        }
+        ok = cv_is_number(c);
+        out->type = TY_FLOAT, out->f = cv_number(c);
         break;
     case AT_FLOAT:
         ok = cv_is_number(c);
@@ -834,7 +849,10 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
                 continue;
             }
         }
-        bool enum_ctx = k >= 0 && op->attrs[k].type == AT_ENUM;
+        /* `none` of a FLOAT_OR_NONE attribute reads as a word, like an enum choice */
+        bool enum_ctx = k >= 0 && (op->attrs[k].type == AT_ENUM ||
+                                   (op->attrs[k].type == AT_FLOAT_NONE && a->value->kind == EX_NAME &&
+                                    strcmp(a->value->str, "none") == 0));
         Val v;
         if (enum_ctx || (k < 0 && !is_tensor_expr(el, f, a->value, 0) && a->value->kind == EX_NAME &&
                          !lookup(f, a->value->str) && !ast_find_hparam(frame_mod(el, f), a->value->str)))
@@ -871,7 +889,8 @@ static Val op_call(El *el, Frame *f, const OpInfo *op, Expr *call, Val *piped, L
                 bad = true;
                 continue;
             }
-            if (op->attrs[k].type == AT_ENUM && a->value->kind == EX_NAME)
+            if (a->value->kind == EX_NAME && (op->attrs[k].type == AT_ENUM || (op->attrs[k].type == AT_FLOAT_NONE &&
+                                                                               strcmp(a->value->str, "none") == 0)))
                 v = scalar(scalar_eval(el, f, a->value, true));
         }
         if (given[k]) {

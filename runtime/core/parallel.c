@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 void openblas_set_num_threads(int num_threads); /* from OpenBLAS's cblas.h */
+void omp_set_num_threads(int n);                 /* libgomp (oneDNN's OpenMP) */
 
 struct lg_pool {
     pthread_mutex_t mu;
@@ -35,6 +37,7 @@ struct lg_pool {
     size_t ntasks;
     atomic_uint_least64_t generation, ticket;
     atomic_size_t finished; /* tasks of the current job that are done */
+    atomic_int started;     /* workers past their set-up */
 };
 
 /* Workers and the caller spin this many rounds (tens of microseconds) for
@@ -76,6 +79,11 @@ static void pool_run_tasks(lg_pool *p, uint64_t gen, lg_task_fn fn, void *arg, s
 static void *pool_worker(void *opaque) {
     lg_pool *p = opaque;
     uint64_t seen = 0;
+    /* oneDNN (runtime/ops/conv_dnnl.c) runs single-threaded in whichever
+     * thread calls it; setting that now also makes libgomp allocate this
+     * thread's state here rather than inside a worker's first conv call */
+    omp_set_num_threads(1);
+    atomic_fetch_add(&p->started, 1);
     for (;;) {
         for (int spins = 0; atomic_load(&p->generation) == seen && spins < POOL_SPIN; spins++)
             cpu_relax();
@@ -136,6 +144,7 @@ lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err) {
     atomic_init(&p->generation, 0);
     atomic_init(&p->ticket, 0);
     atomic_init(&p->finished, 0);
+    atomic_init(&p->started, 0);
     p->workers = calloc((size_t)threads - 1, sizeof *p->workers);
     if (!p->workers) {
         pool_free(p);
@@ -150,6 +159,10 @@ lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err) {
         }
         p->nworkers++;
     }
+    /* lg_ctx_init returns with every worker set up (nothing of theirs is
+     * allocated later, during a kernel call) */
+    while (atomic_load(&p->started) < p->nworkers)
+        sched_yield();
     ctx->pool = p;
     return LG_OK;
 }

@@ -1,30 +1,33 @@
 /* conv_dnnl.c — conv2d in float32 through oneDNN (libdnnl): forward,
  * backward-data and backward-weights primitives. Our buffers keep PyTorch's
  * layouts (NCHW activations, OIHW weights); oneDNN's kernels run in its
- * blocked layouts (nChw16c, OIhw16i16o, ...), and cached reorder primitives
- * convert each chunk's tensors on the way in and out (weights too, once per
- * chunk: they change every step). layout_of() picks, per direction and
- * shape, blocked or im2col + GEMM (measured: bench/README.md).
+ * layouts (blocked nChw16c / OIhw16i16o, or channels-last for its brgemm
+ * kernels), and cached reorder primitives convert each chunk's tensors on
+ * the way in and out; the weights are reordered once per call (they change
+ * every step). layout_of() picks, per direction and shape, blocked, nhwc or
+ * im2col + GEMM (measured: bench/README.md).
  *
  * Threading: oneDNN is built on OpenMP here, and an OpenMP team next to our
  * own pool fights it for the cores (spinning workers). So oneDNN runs with
- * one OpenMP thread in whichever thread calls it, and the batch is cut into
- * a fixed number of chunks (SLOTS, or n when smaller) that run as tasks on
- * our pool: no OpenMP worker is ever started. The cut depends on n only, so
- * results do not depend on the thread count. Backward-weights writes one
- * partial gradient per chunk (SLOTS buffers the size of the largest weight);
- * they are added in chunk order.
+ * one OpenMP thread in whichever thread calls it; the batch is cut into
+ * chunks of a size fixed by the shape (chunk_mb) and the chunks run in
+ * SLOTS lanes, tasks of our pool: no OpenMP worker is ever started. Lane t
+ * runs chunks t, t + SLOTS, ...; the cut depends on n and the shape only,
+ * so results do not depend on the thread count. Backward-weights sums each
+ * lane's chunks into one partial gradient per lane, and the lanes are added
+ * in order.
  *
- * Primitives are created once per (direction, shape, chunk size) on first
- * use, with their reorders, memory objects and scratchpad needs (user mode:
- * one slot buffer per chunk holds the blocked tensors and scratchpads), and
- * kept in a process-wide cache that is freed at exit. So the first step (and
- * the first smaller last batch) creates them and later steps allocate
- * nothing. A call takes the cache's lock for its whole duration, so two
- * contexts in two threads never share a slot. Anything oneDNN refuses makes
- * the caller fall back to im2col + GEMM (dense.inc), which also is the
- * float64 path. LGEN_CONV=im2col in the environment turns this path off;
- * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain or blocked) forces a
+ * Primitives are created once per (direction, shape, chunk size) with their
+ * reorders, memory objects and scratchpad needs (user mode: one slot buffer
+ * per lane holds the converted tensors and scratchpads), and kept in a
+ * process-wide cache that is freed at exit. lg_conv2d_prepare creates all of
+ * a shape's at set-up (the chunk sizes do not depend on the batch), so no
+ * kernel call allocates; an unprepared shape is prepared on its first call.
+ * A call takes the cache's lock for its whole duration, so two contexts in
+ * two threads never share a slot. Anything oneDNN refuses makes the caller
+ * fall back to im2col + GEMM (dense.inc), which also is the float64 path.
+ * LGEN_CONV=im2col in the environment turns this path off;
+ * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain, blocked or nhwc) forces a
  * layout per direction, for measuring. */
 #include "ops_internal.h"
 
@@ -34,11 +37,14 @@
 
 void omp_set_num_threads(int n); /* libgomp, which libdnnl uses */
 
-#define SLOTS 4 /* batch chunks per call, at most */
+#define SLOTS 2 /* lanes: chunks that run at once (2 measured best on 2 cores: bench/README.md) */
 #define NARGS 4 /* tensors of a convolution primitive, at most */
 
 enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_WEIGHTS };
-enum { LAYOUT_IM2COL, LAYOUT_PLAIN, LAYOUT_BLOCKED };
+/* plain: NCHW/OIHW as our buffers; blocked: oneDNN's choice for every
+ * tensor (nChw16c, ...); nhwc: activations channels-last, weights oneDNN's
+ * choice (what its brgemm convolution, brgconv, wants) */
+enum { LAYOUT_IM2COL, LAYOUT_PLAIN, LAYOUT_BLOCKED, LAYOUT_NHWC, LAYOUT_COUNT };
 
 /* One tensor argument of a primitive. When oneDNN wants another layout than
  * ours (blocked), the tensor lives in a slot buffer and a reorder converts it
@@ -46,6 +52,8 @@ enum { LAYOUT_IM2COL, LAYOUT_PLAIN, LAYOUT_BLOCKED };
 typedef struct {
     int argk;
     int reorder;          /* 0: our buffer is bound; 1: reordered in before; 2: out after */
+    int shared;           /* weights: reordered once per call into dnn.wbuf, not per chunk */
+    dnnl_memory_desc_t inner_md; /* oneDNN's layout of it */
     size_t off;           /* the oneDNN-side buffer's offset in the slot buffer */
     dnnl_primitive_t ro;  /* the reorder (reorder != 0) */
     size_t ro_off, ro_bytes; /* its scratchpad in the slot buffer (bytes 0: none) */
@@ -71,10 +79,12 @@ static struct {
     dnnl_engine_t engine;
     dnnl_stream_t stream[SLOTS];
     conv_prim *prims;
-    float *partial[SLOTS]; /* backward-weights: per chunk dweight then dbias */
+    float *partial[2 * SLOTS]; /* backward-weights: per lane dweight then dbias, twice */
     size_t partial_elems;
-    char *slot[SLOTS]; /* per chunk: blocked tensors and scratchpads */
+    char *slot[SLOTS]; /* per lane: converted tensors and scratchpads */
     size_t slot_bytes;
+    char *wbuf; /* the weights in oneDNN's layout, reordered once per call */
+    size_t wbuf_bytes;
 } dnn = {.mu = PTHREAD_MUTEX_INITIALIZER, .layout = {-1, -1, -1}};
 
 /* oneDNN sizes its work by omp_get_max_threads() of the calling thread. */
@@ -121,14 +131,17 @@ static void dnn_free(void) {
             dnnl_stream_destroy(dnn.stream[s]);
         dnn.stream[s] = NULL;
         free(dnn.partial[s]);
+        free(dnn.partial[SLOTS + s]);
         free(dnn.slot[s]);
-        dnn.partial[s] = NULL;
+        dnn.partial[s] = dnn.partial[SLOTS + s] = NULL;
         dnn.slot[s] = NULL;
     }
+    free(dnn.wbuf);
+    dnn.wbuf = NULL;
     if (dnn.engine)
         dnnl_engine_destroy(dnn.engine);
     dnn.engine = NULL;
-    dnn.partial_elems = dnn.slot_bytes = 0;
+    dnn.partial_elems = dnn.slot_bytes = dnn.wbuf_bytes = 0;
     dnn.state = -1;
     pthread_mutex_unlock(&dnn.mu);
 }
@@ -138,12 +151,12 @@ static int dnn_ready(void) {
     if (dnn.state)
         return dnn.state > 0;
     dnn.state = -1;
-    /* LGEN_CONV=LAYOUT or FWD,DATA,WEIGHTS (im2col, plain or blocked) */
+    /* LGEN_CONV=LAYOUT or FWD,DATA,WEIGHTS (im2col, plain, blocked or nhwc) */
     const char *env = getenv("LGEN_CONV");
     for (int dir = 0; env && *env && dir < 3; dir++) {
-        static const char *const names[] = {"im2col", "plain", "blocked"};
+        static const char *const names[LAYOUT_COUNT] = {"im2col", "plain", "blocked", "nhwc"};
         size_t len = strcspn(env, ",");
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < LAYOUT_COUNT; i++)
             if (len == strlen(names[i]) && !strncmp(env, names[i], len))
                 dnn.layout[dir] = i;
         if (!env[len] && dir == 0)
@@ -181,17 +194,31 @@ static int slots_reserve(size_t bytes) {
     return 1;
 }
 
+/* Under dnn.mu: the weight buffer holds at least `bytes`. */
+static int wbuf_reserve(size_t bytes) {
+    if (bytes <= dnn.wbuf_bytes)
+        return 1;
+    free(dnn.wbuf);
+    dnn.wbuf = aligned_alloc(64, bytes);
+    dnn.wbuf_bytes = dnn.wbuf ? bytes : 0;
+    return dnn.wbuf != NULL;
+}
+
 /* The memory descriptors of a chunk of mb samples, in our layouts. */
 typedef struct {
     dnnl_memory_desc_t src, weights, bias, dst;
     dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_descs;
 
-static void conv_descs_init(conv_descs *c, const lg_conv2d_dims *d, int mb, int any) {
+static void conv_descs_init(conv_descs *c, const lg_conv2d_dims *d, int mb, int layout) {
     dnnl_dims_t src = {mb, d->c_in, d->h_in, d->w_in}, dst = {mb, d->c_out, d->h_out, d->w_out};
     dnnl_dims_t bias = {d->c_out};
-    dnnl_memory_desc_init_by_tag(&c->src, 4, src, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
-    dnnl_memory_desc_init_by_tag(&c->dst, 4, dst, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
+    int any = layout == LAYOUT_BLOCKED || layout == LAYOUT_NHWC; /* for the weights */
+    dnnl_format_tag_t act = layout == LAYOUT_BLOCKED ? dnnl_format_tag_any
+                            : layout == LAYOUT_NHWC  ? dnnl_nhwc
+                                                     : dnnl_nchw;
+    dnnl_memory_desc_init_by_tag(&c->src, 4, src, dnnl_f32, act);
+    dnnl_memory_desc_init_by_tag(&c->dst, 4, dst, dnnl_f32, act);
     dnnl_memory_desc_init_by_tag(&c->bias, 1, bias, dnnl_f32, dnnl_x);
     if (d->groups == 1) {
         dnnl_dims_t w = {d->c_out, d->c_in, d->kh, d->kw};
@@ -225,9 +252,16 @@ static dnnl_primitive_attr_t user_scratchpad(void) {
 static int arg_bind(conv_prim *p, conv_arg *g, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *inner,
                     int is_output) {
     int ok = 1;
+    g->inner_md = *inner;
     if (!dnnl_memory_desc_equal(user, inner)) {
         g->reorder = is_output ? 2 : 1;
-        g->off = p->slot_bytes;
+        /* input weights are the same for every chunk: one reorder per call
+         * (a 512x512x3x3 tensor took 1.75 ms, once per chunk before) */
+        g->shared = g->argk == DNNL_ARG_WEIGHTS;
+        if (g->shared)
+            ok = wbuf_reserve(align64(dnnl_memory_desc_get_size(inner)));
+        g->off = p->slot_bytes; /* also for shared weights: a chunk size whose
+                                 * layout differs reorders them per chunk */
         p->slot_bytes += align64(dnnl_memory_desc_get_size(inner));
         dnnl_primitive_attr_t attr = user_scratchpad();
         dnnl_primitive_desc_t rpd = NULL;
@@ -256,8 +290,8 @@ static int arg_bind(conv_prim *p, conv_arg *g, const dnnl_memory_desc_t *user, c
  * reorders and memory objects. Leaves p->prim NULL when oneDNN refuses. */
 static void prim_create(conv_prim *p) {
     conv_descs user, c;
-    conv_descs_init(&user, &p->d, p->mb, 0);
-    conv_descs_init(&c, &p->d, p->mb, p->layout == LAYOUT_BLOCKED);
+    conv_descs_init(&user, &p->d, p->mb, LAYOUT_PLAIN);
+    conv_descs_init(&c, &p->d, p->mb, p->layout);
     const dnnl_memory_desc_t *bias = p->d.bias ? &c.bias : NULL;
     dnnl_convolution_desc_t fwd_desc, desc;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
@@ -331,10 +365,20 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * slower than im2col + GEMM (LeNet's conv2, c_in 6, is faster blocked) */
     if (dir == DIR_BWD_DATA && d->c_in / d->groups < 4)
         return LAYOUT_IM2COL;
+    /* forward: channels-last activations let oneDNN take its brgemm kernel
+     * (brgconv), 1.2-1.7x its blocked one on stride-1 layers with >= 32
+     * channels over at most 32x32 pixels, deep layers (K = c_in kh kw >=
+     * 2048) and the 7x7 stem; blocked stays faster on wide maps (ResNet-18's
+     * 56x56 stage) and on the other stride-2 and 1x1 layers */
+    int cin = d->c_in / d->groups, K = cin * d->kh * d->kw;
+    if (dir == DIR_FWD && d->groups == 1 &&
+        ((d->sh == 1 && d->sw == 1 && cin >= 32 && d->h_out * d->w_out <= 1024) || K >= 2048 ||
+         (cin < 4 && d->kh >= 7)))
+        return LAYOUT_NHWC;
     /* deep, small maps (ResNet-18's 7x7 stage: K = c_in kh kw >= 2048 over
      * at most 64 pixels): one big GEMM per sample beat oneDNN's backward
      * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, quiet run) */
-    if (dir != DIR_FWD && d->h_out * d->w_out <= 64 && (d->c_in / d->groups) * d->kh * d->kw >= 2048)
+    if (dir != DIR_FWD && d->h_out * d->w_out <= 64 && K >= 2048)
         return LAYOUT_IM2COL;
     return LAYOUT_BLOCKED;
 }
@@ -357,19 +401,61 @@ static conv_prim *prim_get(int dir, const lg_conv2d_dims *d, int mb) {
     return p;
 }
 
+/* The chunk size of a shape: the smallest power of two M (at most MB_MAX)
+ * whose chunk has at least 192 output pixels (M h_out w_out: oneDNN's
+ * kernels lose efficiency below) and 16 MFLOP (a chunk's fixed cost, its
+ * reorders and calls, stays small). It depends on the shape only, not on
+ * the batch, so lg_conv2d_prepare creates every primitive a batch of any
+ * size needs: n = q M + r runs as q chunks of M and then the binary digits
+ * of r (r = 5: a chunk of 4, then 1). */
+#define MB_MAX 32
+#define MB_LOGS 6 /* M, M/2, ..., 1 */
+
+static int chunk_mb(const lg_conv2d_dims *d) {
+    double P = (double)d->h_out * d->w_out;
+    double flops = 2.0 * P * d->c_out * (d->c_in / d->groups) * d->kh * d->kw;
+    int m = 1;
+    while (m < MB_MAX && (m * P < 192 || m * flops < 16e6))
+        m *= 2;
+    return m;
+}
+
 typedef struct {
     const lg_conv2d_dims *d;
-    conv_prim *big, *small; /* chunks of mb = base + 1 (the first n % chunks) and base */
-    size_t n, chunks;
+    int dir;
+    size_t n, q, rem, nchunks; /* n = q M + rem; chunks: q, then rem's binary digits */
+    int M;
+    conv_prim *prim[MB_LOGS];  /* by log2(M / mb) */
+    int wshare[MB_LOGS];       /* its weights are in the layout of wref's: use dnn.wbuf */
+    const conv_prim *wref;     /* the call's largest chunk's primitive */
     const float *x, *w, *b, *dy;
     float *y, *dx;
     atomic_int failed;
 } conv_run;
 
-static void chunk_of(const conv_run *r, size_t t, size_t *n0, size_t *nb) {
-    size_t base = r->n / r->chunks, extra = r->n % r->chunks;
-    *nb = base + (t < extra);
-    *n0 = t * base + (t < extra ? t : extra);
+static int ilog2(int v) {
+    int l = 0;
+    while (v > 1)
+        v /= 2, l++;
+    return l;
+}
+
+/* Chunk c's first sample and size. */
+static void chunk_of(const conv_run *r, size_t c, size_t *n0, int *nb) {
+    if (c < r->q) {
+        *n0 = c * (size_t)r->M, *nb = r->M;
+        return;
+    }
+    size_t k = c - r->q, at = r->q * (size_t)r->M;
+    for (int b = r->M / 2; b >= 1; b /= 2)
+        if (r->rem & (size_t)b) {
+            if (k-- == 0) {
+                *n0 = at, *nb = b;
+                return;
+            }
+            at += (size_t)b;
+        }
+    *n0 = at, *nb = 0; /* not reached */
 }
 
 static int exec(dnnl_primitive_t prim, size_t t, int nargs, const dnnl_exec_arg_t *args) {
@@ -377,15 +463,22 @@ static int exec(dnnl_primitive_t prim, size_t t, int nargs, const dnnl_exec_arg_
            dnnl_stream_wait(dnn.stream[t]) == dnnl_success;
 }
 
-static void conv_task(void *arg, size_t t) {
-    conv_run *r = arg;
-    size_t n0, nb;
-    chunk_of(r, t, &n0, &nb);
-    const conv_prim *p = nb == (size_t)r->big->mb ? r->big : r->small;
+/* One chunk in lane t (its slot buffer, stream and memory objects). */
+static int conv_chunk_run(conv_run *r, size_t t, size_t c) {
+    size_t n0;
+    int nb;
+    chunk_of(r, c, &n0, &nb);
+    int log = ilog2(r->M / nb);
+    const conv_prim *p = r->prim[log];
     const lg_conv2d_dims *d = r->d;
     size_t in = (size_t)d->c_in * (size_t)d->h_in * (size_t)d->w_in;
     size_t out = (size_t)d->c_out * (size_t)d->h_out * (size_t)d->w_out;
     size_t wsz = (size_t)d->c_out * (size_t)(d->c_in / d->groups) * (size_t)d->kh * (size_t)d->kw;
+    /* backward-weights: the lane's first chunk writes its partial sum, the
+     * next ones write the second buffer, added to it below */
+    float *part = dnn.partial[t];
+    if (p->dir == DIR_BWD_WEIGHTS && c >= SLOTS)
+        part = dnn.partial[SLOTS + t];
     void *h[NARGS];
     switch (p->dir) {
     case DIR_FWD:
@@ -395,21 +488,22 @@ static void conv_task(void *arg, size_t t) {
         h[0] = r->dx + n0 * in, h[1] = (void *)r->w, h[2] = (void *)(r->dy + n0 * out);
         break;
     default:
-        h[0] = (void *)(r->x + n0 * in), h[1] = dnn.partial[t], h[2] = (void *)(r->dy + n0 * out);
-        h[3] = dnn.partial[t] + wsz;
+        h[0] = (void *)(r->x + n0 * in), h[1] = part, h[2] = (void *)(r->dy + n0 * out);
+        h[3] = part + wsz;
         break;
     }
-    omp_single();
     char *slot = dnn.slot[t];
     int ok = 1;
     dnnl_exec_arg_t args[NARGS + 1];
     for (int a = 0; a < p->nargs && ok; a++) {
         const conv_arg *g = &p->arg[a];
+        int shared = g->shared && r->wshare[log];
         ok = dnnl_memory_set_data_handle(g->user[t], h[a]) == dnnl_success;
         args[a] = (dnnl_exec_arg_t){g->argk, g->user[t]};
         if (ok && g->reorder) {
-            ok = dnnl_memory_set_data_handle(g->inner[t], slot + g->off) == dnnl_success &&
-                 (!g->ro_bytes || dnnl_memory_set_data_handle(g->ro_scratch[t], slot + g->ro_off) == dnnl_success);
+            ok = dnnl_memory_set_data_handle(g->inner[t], shared ? dnn.wbuf : slot + g->off) == dnnl_success &&
+                 (shared || !g->ro_bytes ||
+                  dnnl_memory_set_data_handle(g->ro_scratch[t], slot + g->ro_off) == dnnl_success);
             args[a].memory = g->inner[t];
         }
     }
@@ -421,7 +515,7 @@ static void conv_task(void *arg, size_t t) {
     for (int pass = 1; pass <= 2 && ok; pass++) {
         for (int a = 0; a < p->nargs && ok; a++) {
             const conv_arg *g = &p->arg[a];
-            if (g->reorder != pass)
+            if (g->reorder != pass || (g->shared && r->wshare[log])) /* shared: weights_in did it */
                 continue;
             dnnl_exec_arg_t ra[3] = {{DNNL_ARG_FROM, pass == 1 ? g->user[t] : g->inner[t]},
                                      {DNNL_ARG_TO, pass == 1 ? g->inner[t] : g->user[t]},
@@ -431,60 +525,158 @@ static void conv_task(void *arg, size_t t) {
         if (pass == 1 && ok) /* inputs are in place: the convolution */
             ok = exec(p->prim, t, nargs, args);
     }
-    if (!ok)
-        atomic_store(&r->failed, 1);
+    if (ok && part != dnn.partial[t]) {
+        size_t count = wsz + (p->d.bias ? (size_t)d->c_out : 0);
+        for (size_t i = 0; i < count; i++)
+            dnn.partial[t][i] += part[i];
+    }
+    return ok;
+}
+
+/* Lane t runs chunks t, t + SLOTS, ... in order: which chunks a lane sums
+ * never depends on the thread count. */
+static void conv_lane(void *arg, size_t t) {
+    conv_run *r = arg;
+    omp_single();
+    for (size_t c = t; c < r->nchunks; c += SLOTS)
+        if (!conv_chunk_run(r, t, c)) {
+            atomic_store(&r->failed, 1);
+            return;
+        }
 }
 
 typedef struct {
     float *dw;
-    size_t count, chunks;
+    size_t count, lanes;
 } sum_job;
 
-/* dweight += the chunks' partial gradients, in chunk order. */
+/* dweight += the lanes' partial gradients, in lane order. */
 static void sum_task(void *arg, size_t t) {
     const sum_job *j = arg;
     size_t i0 = t * LG_CHUNK, i1 = i0 + LG_CHUNK < j->count ? i0 + LG_CHUNK : j->count;
     for (size_t i = i0; i < i1; i++) {
         float s = dnn.partial[0][i];
-        for (size_t c = 1; c < j->chunks; c++)
+        for (size_t c = 1; c < j->lanes; c++)
             s += dnn.partial[c][i];
         j->dw[i] += s;
     }
 }
 
-/* Under dnn.mu: the primitives of one call, or 0 to fall back. */
-static int run_prepare(conv_run *r, int dir) {
+/* Under dnn.mu: reorders the weights r->w once for the call into dnn.wbuf,
+ * in the layout of the largest chunk's primitive, in the calling thread. */
+static int weights_in(const conv_run *r) {
+    omp_single();
+    const conv_prim *p = r->wref;
+    for (int a = 0; a < p->nargs; a++) {
+        const conv_arg *g = &p->arg[a];
+        if (!g->shared)
+            continue;
+        dnnl_exec_arg_t ra[3] = {{DNNL_ARG_FROM, g->user[0]}, {DNNL_ARG_TO, g->inner[0]},
+                                 {DNNL_ARG_SCRATCHPAD, g->ro_scratch[0]}};
+        if (dnnl_memory_set_data_handle(g->user[0], (void *)r->w) != dnnl_success ||
+            dnnl_memory_set_data_handle(g->inner[0], dnn.wbuf) != dnnl_success ||
+            (g->ro_bytes && dnnl_memory_set_data_handle(g->ro_scratch[0], dnn.slot[0] + g->ro_off) != dnnl_success) ||
+            !exec(g->ro, 0, g->ro_bytes ? 3 : 2, ra))
+            return 0;
+    }
+    return 1;
+}
+
+/* Under dnn.mu: the partial-gradient buffers of backward-weights hold a
+ * weight and bias gradient of d. */
+static int partial_reserve(const lg_conv2d_dims *d) {
+    size_t wsz = (size_t)d->c_out * (size_t)(d->c_in / d->groups) * (size_t)d->kh * (size_t)d->kw;
+    size_t need = wsz + (size_t)d->c_out;
+    if (need <= dnn.partial_elems)
+        return 1;
+    dnn.partial_elems = need;
+    for (int s = 0; s < 2 * SLOTS; s++) {
+        free(dnn.partial[s]);
+        dnn.partial[s] = aligned_alloc(64, align64(need * sizeof(float)));
+        if (!dnn.partial[s])
+            dnn.partial_elems = 0;
+    }
+    return dnn.partial_elems != 0;
+}
+
+/* Under dnn.mu: the primitives of one call (created here when the shape was
+ * not prepared), or 0 to fall back to im2col + GEMM. */
+static int run_prepare(conv_run *r) {
     if (!dnn_ready() || r->n > (size_t)INT32_MAX)
         return 0;
-    r->chunks = r->n < SLOTS ? r->n : SLOTS;
-    size_t base = r->n / r->chunks;
-    r->big = prim_get(dir, r->d, (int)(base + (r->n % r->chunks != 0)));
-    r->small = prim_get(dir, r->d, (int)base);
-    return r->big && r->small && r->big->prim && r->small->prim;
+    r->M = chunk_mb(r->d);
+    r->q = r->n / (size_t)r->M;
+    r->rem = r->n % (size_t)r->M;
+    r->nchunks = r->q;
+    for (int b = r->M / 2; b >= 1; b /= 2)
+        r->nchunks += (r->rem & (size_t)b) != 0;
+    r->wref = NULL;
+    for (int log = 0; log < MB_LOGS; log++) {
+        int mb = r->M >> log;
+        r->prim[log] = NULL;
+        if (mb < 1 || (log == 0 ? !r->q : !(r->rem & (size_t)mb)))
+            continue;
+        conv_prim *p = prim_get(r->dir, r->d, mb);
+        if (!p || !p->prim)
+            return 0;
+        r->prim[log] = p;
+        if (!r->wref)
+            r->wref = p;
+        /* arg 1 is the weights (forward, backward-data) */
+        r->wshare[log] = p->arg[1].shared && dnnl_memory_desc_equal(&p->arg[1].inner_md, &r->wref->arg[1].inner_md);
+    }
+    if (r->dir == DIR_BWD_WEIGHTS)
+        return partial_reserve(r->d);
+    return weights_in(r);
+}
+
+/* Under dnn.mu: runs r (its n, direction and buffers set), or returns 0. */
+static int run(lg_ctx *ctx, conv_run *r) {
+    if (!run_prepare(r))
+        return 0;
+    lg_parallel_for(ctx, r->nchunks < SLOTS ? r->nchunks : SLOTS, conv_lane, r);
+    return !atomic_load(&r->failed);
+}
+
+lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err) {
+    if (!d)
+        return lg_error_set(err, LG_ERR_ARG, "conv2d: no dimensions");
+    lg_conv2d_dims e = *d;
+    lg_status st = lg_conv2d_dims_init(&e, err);
+    if (st)
+        return st;
+    pthread_mutex_lock(&dnn.mu);
+    int ok = 1;
+    if (dnn_ready()) {
+        int M = chunk_mb(&e);
+        for (int dir = 0; dir < 3 && ok; dir++)
+            for (int mb = M; mb >= 1 && ok; mb /= 2) {
+                conv_prim *p = prim_get(dir, &e, mb);
+                /* NULL or p->prim NULL: im2col + GEMM, which allocates nothing */
+                ok = !p || !p->prim || dir != DIR_BWD_WEIGHTS || partial_reserve(&e);
+            }
+    }
+    pthread_mutex_unlock(&dnn.mu);
+    if (!ok)
+        return lg_error_set(err, LG_ERR_NOMEM, "conv2d: cannot allocate the oneDNN buffers of a %dx%dx%dx%d kernel",
+                            e.c_out, e.c_in / e.groups, e.kh, e.kw);
+    return LG_OK;
 }
 
 int lg_dnnl_conv_forward(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *x, const float *w,
                          const float *b, float *y) {
-    conv_run r = {.d = d, .n = n, .x = x, .w = w, .b = b, .y = y};
+    conv_run r = {.d = d, .dir = DIR_FWD, .n = n, .x = x, .w = w, .b = b, .y = y};
     pthread_mutex_lock(&dnn.mu);
-    int ran = run_prepare(&r, DIR_FWD);
-    if (ran) {
-        lg_parallel_for(ctx, r.chunks, conv_task, &r);
-        ran = !atomic_load(&r.failed);
-    }
+    int ran = run(ctx, &r);
     pthread_mutex_unlock(&dnn.mu);
     return ran;
 }
 
 int lg_dnnl_conv_backward_data(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *w, const float *dy,
                                float *dx) {
-    conv_run r = {.d = d, .n = n, .w = w, .dy = dy, .dx = dx};
+    conv_run r = {.d = d, .dir = DIR_BWD_DATA, .n = n, .w = w, .dy = dy, .dx = dx};
     pthread_mutex_lock(&dnn.mu);
-    int ran = run_prepare(&r, DIR_BWD_DATA);
-    if (ran) {
-        lg_parallel_for(ctx, r.chunks, conv_task, &r);
-        ran = !atomic_load(&r.failed);
-    }
+    int ran = run(ctx, &r);
     pthread_mutex_unlock(&dnn.mu);
     return ran;
 }
@@ -493,32 +685,19 @@ int lg_dnnl_conv_backward_weights(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n
                                   float *dw, float *db) {
     lg_conv2d_dims e = *d;
     e.bias = d->bias && db; /* diff_bias only when it is wanted */
-    conv_run r = {.d = &e, .n = n, .x = x, .dy = dy};
+    conv_run r = {.d = &e, .dir = DIR_BWD_WEIGHTS, .n = n, .x = x, .dy = dy};
     size_t wsz = (size_t)d->c_out * (size_t)(d->c_in / d->groups) * (size_t)d->kh * (size_t)d->kw;
-    size_t need = wsz + (size_t)d->c_out;
     pthread_mutex_lock(&dnn.mu);
-    int ran = run_prepare(&r, DIR_BWD_WEIGHTS);
-    if (ran && need > dnn.partial_elems) { /* grows on a shape's first call only */
-        dnn.partial_elems = need;
-        for (int s = 0; s < SLOTS; s++) {
-            free(dnn.partial[s]);
-            dnn.partial[s] = aligned_alloc(64, align64(need * sizeof(float)));
-            if (!dnn.partial[s])
-                dnn.partial_elems = 0, ran = 0;
-        }
-    }
-    if (ran) {
-        lg_parallel_for(ctx, r.chunks, conv_task, &r);
-        ran = !atomic_load(&r.failed);
-    }
+    int ran = run(ctx, &r);
+    size_t lanes = r.nchunks < SLOTS ? r.nchunks : SLOTS;
     if (ran && dw) {
-        sum_job j = {dw, wsz, r.chunks};
+        sum_job j = {dw, wsz, lanes};
         lg_parallel_for(ctx, lg_chunks(wsz, LG_CHUNK), sum_task, &j);
     }
     if (ran && e.bias)
         for (int c = 0; c < d->c_out; c++) {
             float s = dnn.partial[0][wsz + (size_t)c];
-            for (size_t t = 1; t < r.chunks; t++)
+            for (size_t t = 1; t < lanes; t++)
                 s += dnn.partial[t][wsz + (size_t)c];
             db[c] += s;
         }

@@ -64,3 +64,10 @@ static uint64_t splitmix64(uint64_t x) {
 uint64_t lg_dropout_seed(uint64_t seed, uint64_t step, uint32_t layer) {
     return splitmix64(splitmix64(splitmix64(seed) ^ step) ^ layer);
 }
+
+lg_batch_norm_dims lg_batch_norm_step_dims(const lg_batch_norm_dims *d, double num_batches_tracked) {
+    lg_batch_norm_dims step = *d;
+    if (step.momentum == LG_BN_CUMULATIVE && num_batches_tracked >= 1)
+        step.momentum = (float)(1.0 / num_batches_tracked);
+    return step;
+}

@@ -21,9 +21,10 @@ check() { # generated.c name
         -e 's/io->loss = \(.*\);/((double *)(void *)io->logs)[15] = \1;/' \
         -e 's/io->logs\[\([0-9]*\)\]/((double *)(void *)io->logs)[\1]/g' \
         "$src" > "$out/${name}_f64.c"
+    # -ldnnl -lgomp: main() prepares the float32 conv kernels (lg_conv2d_prepare)
     $CC -std=c11 -D_GNU_SOURCE -O1 -w $SAN_FLAGS -Iruntime/include -I"$out" \
         -DGEN_FILE="\"${name}_f64.c\"" -DGEN_DEF="${name}_def" \
-        -o "$out/gradcheck_$name" tests/e2e/gradcheck.c "$BUILD/liblgen.a" \
+        -o "$out/gradcheck_$name" tests/e2e/gradcheck.c "$BUILD/liblgen.a" -ldnnl -lgomp \
         -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm -lcrypto -lz
     echo "== gradcheck $name"
     "$out/gradcheck_$name"

@@ -73,13 +73,26 @@ typedef struct {
 
 /* batch_norm: x [N, c, spatial] (spatial = H*W, or 1 for (N, C) input).
  * Training uses batch statistics and updates running_mean/var with the
- * unbiased variance (PyTorch); eval uses the running statistics. The caller
- * keeps num_batches_tracked (an int64 it increments per training call). */
+ * unbiased variance (PyTorch): r = (1 - momentum) r + momentum batch_stat;
+ * eval uses the running statistics. The caller keeps num_batches_tracked
+ * (an int64 it increments per training call). momentum LG_BN_CUMULATIVE is
+ * PyTorch's momentum=None (the spec's `momentum: none`): the running
+ * statistics are the cumulative average of every batch's, so a training
+ * call's factor is 1 / num_batches_tracked (counting this call), which
+ * lg_batch_norm_step_dims puts in a copy of the dims. */
 typedef struct {
     int c, spatial;
     float eps, momentum;
     int affine; /* 1: weight, bias [c] */
 } lg_batch_norm_dims;
+
+#define LG_BN_CUMULATIVE (-1.0f)
+
+/* The dims of one training call: d itself, or with a cumulative average
+ * (momentum LG_BN_CUMULATIVE) momentum = 1 / num_batches_tracked, where
+ * num_batches_tracked already counts this call (PyTorch increments it
+ * first). */
+lg_batch_norm_dims lg_batch_norm_step_dims(const lg_batch_norm_dims *d, double num_batches_tracked);
 
 /* layer_norm: x [rows, d] normalised over its last d elements. */
 typedef struct {
@@ -114,6 +127,14 @@ typedef struct {
  * out of range. */
 lg_status lg_conv2d_dims_init(lg_conv2d_dims *d, lg_error *err);
 lg_status lg_pool2d_dims_init(lg_pool2d_dims *d, const char *op, lg_error *err);
+
+/* conv2d (float32): creates, at set-up, what the kernels of this shape use
+ * for a batch of any size (oneDNN primitives for each direction and chunk
+ * size, their scratch memory), so that no later lg_conv2d_forward/_backward
+ * call allocates. Optional (an unprepared shape is prepared on its first
+ * call); a generated trainer calls it once per conv layer before training.
+ * Fails only when memory runs out or d is out of range. */
+lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err);
 
 /* dropout: a keep mask derived from (seed, step, layer) and the element index
  * only (a counter-based generator), so a run is reproducible for any thread
