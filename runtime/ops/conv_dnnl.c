@@ -375,10 +375,10 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
         ((d->sh == 1 && d->sw == 1 && cin >= 32 && d->h_out * d->w_out <= 1024) || K >= 2048 ||
          (cin < 4 && d->kh >= 7)))
         return LAYOUT_NHWC;
-    /* deep, small maps (ResNet-18's 7x7 stage: K = c_in kh kw >= 2048 over
-     * at most 64 pixels): one big GEMM per sample beat oneDNN's backward
-     * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, quiet run) */
-    if (dir != DIR_FWD && d->h_out * d->w_out <= 64 && K >= 2048)
+    /* deep, small maps (ResNet-18's 14x14 and 7x7 stages: K = c_in kh kw >=
+     * 2048 over at most 196 pixels): one big GEMM beat oneDNN's backward
+     * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, 24-28 vs 34 on l3) */
+    if (dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 2048)
         return LAYOUT_IM2COL;
     return LAYOUT_BLOCKED;
 }
@@ -401,7 +401,7 @@ static conv_prim *prim_get(int dir, const lg_conv2d_dims *d, int mb) {
     return p;
 }
 
-/* The chunk size of a shape: the smallest power of two M (at most MB_MAX)
+/* The chunk size of a shape: the smallest power of two M >= 2 (at most MB_MAX)
  * whose chunk has at least 192 output pixels (M h_out w_out: oneDNN's
  * kernels lose efficiency below) and 16 MFLOP (a chunk's fixed cost, its
  * reorders and calls, stays small). It depends on the shape only, not on
@@ -414,7 +414,7 @@ static conv_prim *prim_get(int dir, const lg_conv2d_dims *d, int mb) {
 static int chunk_mb(const lg_conv2d_dims *d) {
     double P = (double)d->h_out * d->w_out;
     double flops = 2.0 * P * d->c_out * (d->c_in / d->groups) * d->kh * d->kw;
-    int m = 1;
+    int m = 2; /* single samples ran 10-30% slower (ResNet-18's 56x56 and 14x14 stages) */
     while (m < MB_MAX && (m * P < 192 || m * flops < 16e6))
         m *= 2;
     return m;
