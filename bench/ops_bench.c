@@ -220,6 +220,12 @@ int main(int argc, char **argv) {
         gemm_arg g = {4096, rnd(4096 * 4096), rnd(4096 * 4096), rnd(4096 * 4096)};
         double ms = time_ms(gemm_run, &g);
         printf("gemm\tsgemm4096\tfwd\t%.3f\t%.1f GFLOP/s\n", ms, 2.0 * 4096 * 4096 * 4096 / ms / 1e6);
+        /* what the kernels get: the same GEMM (x W^T) tiled on our pool,
+         * single-threaded OpenBLAS per tile (lg_ctx_init sets it to 1
+         * thread, so the cblas_sgemm line above runs on one core) */
+        lin_arg l = {.d = {4096, 4096, 0}, .rows = 4096, .x = g.a, .w = g.b, .y = g.c};
+        ms = time_ms(lin_fwd, &l);
+        printf("gemm\tpool4096\tfwd\t%.3f\t%.1f GFLOP/s\n", ms, 2.0 * 4096 * 4096 * 4096 / ms / 1e6);
         free(g.a), free(g.b), free(g.c);
     }
 

@@ -126,7 +126,11 @@ print(f"lgen CPU kernels vs PyTorch {torch.__version__ if torch else '(absent)'}
 g = run_c("gemm")
 ms, extra = g[("sgemm4096", "fwd")]
 gf = float(extra.split()[0])
-print(f"gemm    sgemm 4096^2 (OpenBLAS)   {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / PEAK:.0%} of the {PEAK:.0f} GFLOP/s peak")
+print(f"gemm    sgemm 4096^2 (OpenBLAS, 1 thread) {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / PEAK:.0%} of the {PEAK:.0f} GFLOP/s peak")
+if ("pool4096", "fwd") in g:
+    ms, extra = g[("pool4096", "fwd")]
+    gf = float(extra.split()[0])
+    print(f"gemm    the same, tiled on our pool ({threads} threads) {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / PEAK:.0%} of peak")
 if torch:
     a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
     tm = time_ms(lambda: a @ b)
