@@ -8,3 +8,5 @@ $(BUILD)/tests/check_optim: tests/check_ops_fixture.h
 CHECK_SCRIPTS += tests/ops/im2col.sh
 # no allocation inside kernel calls once lg_conv2d_prepare ran (malloc counted)
 CHECK_PROGS += $(BUILD)/tests/check_ops_alloc
+# batch_norm(momentum: none) in a generated trainer against PyTorch
+CHECK_SCRIPTS += tests/ops/bn_cumulative.sh
