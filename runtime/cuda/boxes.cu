@@ -10,19 +10,7 @@
  * with -fmad=false (runtime/cuda/module.mk) so the box arithmetic rounds
  * as the CPU kernels'.
  */
-extern "C" {
-#include "lgen/status.h"
-}
-#include "internal.h"
-
-#define THREADS 256
-
-static unsigned grid_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1)
-        b = 1;
-    return (unsigned)(b > (1u << 20) ? (1u << 20) : b);
-}
+#include "launch.cuh"
 
 #define LG_CUK_LAUNCH(q, body, n, ...)                                                            \
     do {                                                                                          \
@@ -124,13 +112,6 @@ LG_CUK_KERNEL(det_output,
               (D, C, keep, kept, cboxes, cscores, clabels, boxes, scores, labels, count))
 
 #include "boxes_run.h"
-
-static lg_status launched(const char *what, lg_error *err) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
-    return LG_OK;
-}
 
 static int proposals_ok(const lg_cuda_proposals_cfg *d) {
     if (d->levels < 1 || d->levels > LG_CUDA_DET_MAX_LEVELS || d->pre_nms_top_n < 1 ||

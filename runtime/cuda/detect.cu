@@ -20,32 +20,10 @@
  *   matches [N, A], keep [N, A] (bytes)
  *   chunk offsets [N, C] x 2, totals [N, 2], pos [N, A], neg [N, A]
  */
-extern "C" {
-#include "lgen/status.h"
-}
+#include "launch.cuh"
 #include "detect_body.h"
-#include "internal.h"
 
-#define THREADS 256
 #define REDUCE_THREADS 1024
-
-static unsigned grid_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1)
-        b = 1;
-    return (unsigned)(b > (1u << 20) ? (1u << 20) : b);
-}
-
-#define GRID_LOOP(i, n)                                                                         \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (size_t)blockDim.x * gridDim.x)
-
-static lg_status launched(const char *what, lg_error *err) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
-    return LG_OK;
-}
 
 static size_t align256(size_t n) {
     return (n + 255) / 256 * 256;

@@ -9,33 +9,8 @@
  * synchronises, allocates or reads back. Interface: lgen/cuda.h; the
  * context: internal.h / cuda.c. Compiled once by nvcc for sm_80 and sm_90.
  */
-/* lgen/status.h has no extern "C" block of its own; give it one here so
- * lg_error_set links with C linkage. */
-extern "C" {
-#include "lgen/status.h"
-}
+#include "launch.cuh"
 #include "body.h"
-#include "internal.h"
-
-#define THREADS 256
-
-static unsigned grid_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1)
-        b = 1;
-    return (unsigned)(b > (1u << 20) ? (1u << 20) : b);
-}
-
-#define GRID_LOOP(i, n)                                                                         \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (size_t)blockDim.x * gridDim.x)
-
-static lg_status launched(const char *what, lg_error *err) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
-    return LG_OK;
-}
 
 /* The sum of v over the block (THREADS threads); valid in thread 0. */
 static __device__ float block_sum(float v, float *shared) {

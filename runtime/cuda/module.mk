@@ -57,7 +57,7 @@ CUDA_LDLIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
 LIBLGEN_CUDA := $(BUILD)/liblgen_cuda.a
 CUDA_OBJS    := $(BUILD)/obj/runtime/cuda/cuda.o $(BUILD)/obj/runtime/cuda/kernels.o \
                 $(BUILD)/obj/runtime/cuda/optim.o
-CUDA_HDRS    := runtime/cuda/body.h runtime/cuda/internal.h runtime/include/lgen/cuda.h \
+CUDA_HDRS    := runtime/cuda/body.h runtime/cuda/internal.h runtime/cuda/launch.cuh runtime/include/lgen/cuda.h \
                 runtime/include/lgen/status.h
 
 $(info cuda: building $(LIBLGEN_CUDA) with $(NVCC) for sm_80 and sm_90)

@@ -5,31 +5,8 @@
  * runtime/cuda/module.mk): the update's arithmetic then rounds exactly as
  * runtime/optim/optim.c does on the CPU.
  */
-extern "C" {
-#include "lgen/status.h"
-}
-#include "internal.h"
+#include "launch.cuh"
 #include "optim_body.h"
-
-#define THREADS 256
-
-static unsigned grid_for(size_t n) {
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1)
-        b = 1;
-    return (unsigned)(b > (1u << 20) ? (1u << 20) : b);
-}
-
-#define GRID_LOOP(i, n)                                                                         \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (size_t)blockDim.x * gridDim.x)
-
-static lg_status launched(const char *what, lg_error *err) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return lg_error_set(err, LG_ERR_DEVICE, "launching %s: %s", what, cudaGetErrorString(e));
-    return LG_OK;
-}
 
 /* the hyperparameters by value: a kernel argument, no device copy needed */
 static __global__ void optim_update_kernel(lg_cuda_optim_hyper h, float *p, const float *g, float *s0,
