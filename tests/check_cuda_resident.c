@@ -26,7 +26,6 @@
  *     is refused with the file and the key named.
  */
 #include <check.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -36,6 +35,7 @@
 #include <unistd.h>
 
 #include "../runtime/cuda/optim_body.h"
+#include "capture.h"
 #include "fake_model.h"
 #include "lgen/checkpoint.h"
 #include "lgen/cuda_optim.h"
@@ -181,11 +181,6 @@ const lg_cuda_resident lg_cuda_resident_steps = {
 static char root[256];
 static char out[1 << 16], err[1 << 16];
 
-static int remove_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static void reset_dev(void) {
     memset(&dev, 0, sizeof dev);
     dev.overflow_at = -1;
@@ -198,15 +193,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    nftw(root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void slurp(const char *p, char *buf, size_t n) {
-    FILE *f = fopen(p, "r");
-    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[got] = '\0';
-    if (f)
-        fclose(f);
+    capture_remove_tree(root);
 }
 
 /* `fake ARGS... --default_root_dir ROOT/dir --enable_progress_bar false`;
@@ -226,27 +213,7 @@ static int run(const char *dir, const char *first, ...) {
     argv[argc++] = "--enable_progress_bar";
     argv[argc++] = "false";
     argv[argc] = NULL;
-    char po[300], pe[300];
-    snprintf(po, sizeof po, "%s/.stdout", root);
-    snprintf(pe, sizeof pe, "%s/.stderr", root);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *fo = fopen(po, "w"), *fe = fopen(pe, "w");
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = lg_main(argc, argv, &fake_def);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(fo);
-    fclose(fe);
-    slurp(po, out, sizeof out);
-    slurp(pe, err, sizeof err);
-    return rc;
+    return capture_main(&fake_def, argc, argv, root, out, sizeof out, err, sizeof err);
 }
 
 static const char *ckpt(const char *dir) {

@@ -16,13 +16,13 @@
  * and free called at the end.
  */
 #include <check.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "fake_model.h"
 #include "lgen/cuda.h"
 #include "lgen/trainer.h"
@@ -90,11 +90,6 @@ const lg_cuda_trainer lg_cuda_trainer_steps = {
 static char root[256];
 static char out[1 << 16], err[1 << 16];
 
-static int remove_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static void setup(void) {
     memset(&dev, 0, sizeof dev);
     dev.devices = 1;
@@ -103,15 +98,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    nftw(root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void slurp(const char *p, char *buf, size_t n) {
-    FILE *f = fopen(p, "r");
-    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[got] = '\0';
-    if (f)
-        fclose(f);
+    capture_remove_tree(root);
 }
 
 /* `fake ARGS... --default_root_dir ROOT --enable_progress_bar false`. */
@@ -129,27 +116,7 @@ static int run(const char *first, ...) {
     argv[argc++] = "--enable_progress_bar";
     argv[argc++] = "false";
     argv[argc] = NULL;
-    char po[300], pe[300];
-    snprintf(po, sizeof po, "%s/.stdout", root);
-    snprintf(pe, sizeof pe, "%s/.stderr", root);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *fo = fopen(po, "w"), *fe = fopen(pe, "w");
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = lg_main(argc, argv, &fake_def);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(fo);
-    fclose(fe);
-    slurp(po, out, sizeof out);
-    slurp(pe, err, sizeof err);
-    return rc;
+    return capture_main(&fake_def, argc, argv, root, out, sizeof out, err, sizeof err);
 }
 
 /* ---- tests ---------------------------------------------------------------------- */

@@ -13,7 +13,6 @@
  * as validate --ckpt_path CKPT.
  */
 #include <check.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "../runtime/trainer/internal.h"
+#include "capture.h"
 #include "fake_model.h"
 #include "lgen/checkpoint.h"
 
@@ -35,24 +35,9 @@ static void make_root(void) {
     ck_assert_ptr_nonnull(mkdtemp(root));
 }
 
-static int remove_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void remove_root(void) {
     if (root[0])
-        nftw(root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void slurp(const char *path, char *buf, size_t n) {
-    FILE *f = fopen(path, "r");
-    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[got] = '\0';
-    if (f)
-        fclose(f);
+        capture_remove_tree(root);
 }
 
 /* `fake ARGS... --default_root_dir ROOT --enable_progress_bar false` through
@@ -71,27 +56,7 @@ static int run(const char *first, ...) {
     argv[argc++] = "--enable_progress_bar";
     argv[argc++] = "false";
     argv[argc] = NULL;
-    char po[300], pe[300];
-    snprintf(po, sizeof po, "%s/.stdout", root);
-    snprintf(pe, sizeof pe, "%s/.stderr", root);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *fo = fopen(po, "w"), *fe = fopen(pe, "w");
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = lg_main(argc, argv, &fake_def);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(fo);
-    fclose(fe);
-    slurp(po, out, sizeof out);
-    slurp(pe, err, sizeof err);
-    return rc;
+    return capture_main(&fake_def, argc, argv, root, out, sizeof out, err, sizeof err);
 }
 
 /* ---- lg_tr_init_from on a bare trainer: the values ------------------------ */
@@ -128,7 +93,7 @@ static lg_status load(const char *file, const char *prefix) {
     dup2(so, 1);
     close(so);
     fclose(fo);
-    slurp(po, out, sizeof out);
+    capture_slurp(po, out, sizeof out);
     return st;
 }
 

@@ -9,7 +9,6 @@
  */
 #include <check.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +22,7 @@
 #include <png.h>
 
 #include "../runtime/trainer/internal.h"
+#include "capture.h"
 #include "fake_model.h"
 #include "lgen/checkpoint.h"
 
@@ -34,25 +34,10 @@ static void make_root(void) {
     ck_assert_ptr_nonnull(mkdtemp(root));
 }
 
-static int remove_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 /* Each test's root is removed after it (fork mode: in the test's process). */
 static void remove_root(void) {
     if (root[0])
-        nftw(root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void slurp(const char *path, char *buf, size_t n) {
-    FILE *f = fopen(path, "r");
-    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[got] = '\0';
-    if (f)
-        fclose(f);
+        capture_remove_tree(root);
 }
 
 /* Runs `fake ARGS... --default_root_dir ROOT --enable_progress_bar false`
@@ -74,27 +59,7 @@ static int run_def(const lg_model_def *def, const char *first, ...) {
         argv[argc++] = "false";
     }
     argv[argc] = NULL;
-    char po[300], pe[300];
-    snprintf(po, sizeof po, "%s/.stdout", root);
-    snprintf(pe, sizeof pe, "%s/.stderr", root);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *fo = fopen(po, "w"), *fe = fopen(pe, "w");
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = lg_main(argc, argv, def);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(fo);
-    fclose(fe);
-    slurp(po, out, sizeof out);
-    slurp(pe, err, sizeof err);
-    return rc;
+    return capture_main(def, argc, argv, root, out, sizeof out, err, sizeof err);
 }
 
 #define run(...) run_def(&fake_def, __VA_ARGS__, NULL)
@@ -274,7 +239,7 @@ START_TEST(test_config) {
     /* a run saves its effective config beside hparams.yaml */
     ck_assert_int_eq(run("fit", "--config", path("run.json"), "--max_epochs", "1"), 0);
     char saved[sizeof out];
-    slurp(path("lightning_logs/version_0/config.json"), saved, sizeof saved);
+    capture_slurp(path("lightning_logs/version_0/config.json"), saved, sizeof saved);
     ck_assert_ptr_nonnull(strstr(saved, "\"optimizer\": \"adam\""));
     /* unknown keys and bad values in the file are usage errors naming the file */
     f = fopen(path("bad.json"), "w");
@@ -312,10 +277,10 @@ START_TEST(test_fit_files) {
     ck_assert(exists("lightning_logs/version_0/checkpoints/epoch=1-step=14.ckpt"));
     ck_assert_int_eq(count_ckpts("lightning_logs/version_0/checkpoints", "epoch="), 1);
     char buf[8192];
-    slurp(path("lightning_logs/version_0/hparams.yaml"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_0/hparams.yaml"), buf, sizeof buf);
     ck_assert_str_eq(buf, "lr: 0.1\nmomentum: 0.9\nnan_at: -1\nnote: 'hello: world'\n"
                           "optimizer: sgd\nseed: 0\nsleep_ms: 0\n");
-    slurp(path("lightning_logs/version_0/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_0/metrics.csv"), buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "epoch,lr-SGD,step,train_acc,train_loss,val_acc,val_loss\n", 56) == 0,
                   "%s", buf);
     /* log_every_n_steps 2 (the spec's default): rows at steps 1, 3, 5 */
@@ -345,7 +310,7 @@ START_TEST(test_top_k_and_template) {
     ck_assert(exists("lightning_logs/version_0/checkpoints/last.ckpt"));
     /* the lr column follows the step scheduler (step_size 2, gamma 0.5) */
     char csv[1 << 14];
-    slurp(path("lightning_logs/version_0/metrics.csv"), csv, sizeof csv);
+    capture_slurp(path("lightning_logs/version_0/metrics.csv"), csv, sizeof csv);
     ck_assert_ptr_nonnull(strstr(csv, "\n1,0.1,"));
     ck_assert_ptr_nonnull(strstr(csv, "\n2,0.05,"));
     ck_assert_ptr_nonnull(strstr(csv, "\n4,0.025,"));
@@ -587,7 +552,7 @@ START_TEST(test_signal) {
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 130);
-    slurp(path(".stdout"), out, sizeof out);
+    capture_slurp(path(".stdout"), out, sizeof out);
     ck_assert_ptr_nonnull(strstr(out, "Received SIGINT: saved"));
     const char *last = path("lightning_logs/version_0/checkpoints/last.ckpt");
     const char *loop = meta(last, "loop");
@@ -651,16 +616,16 @@ START_TEST(test_loop_options) {
     /* check_val_every_n_epoch 2 over 3 epochs: one validation row; limit_val_batches 0: none */
     ck_assert_int_eq(run("fit", "--max_epochs", "3", "--check_val_every_n_epoch", "2"), 0);
     char buf[8192];
-    slurp(path("lightning_logs/version_5/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_5/metrics.csv"), buf, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "\n1,,13,,,0."));
     ck_assert_ptr_null(strstr(buf, "\n0,,6,,,0."));
     ck_assert_ptr_null(strstr(buf, "\n2,,20,,,0."));
     ck_assert_int_eq(run("fit", "--max_epochs", "1", "--limit_val_batches", "0"), 0);
-    slurp(path("lightning_logs/version_6/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_6/metrics.csv"), buf, sizeof buf);
     ck_assert_ptr_null(strstr(buf, ",,6,,,0."));
     /* val_check_interval 2 batches: validation at batches 2, 4, 6 and the end */
     ck_assert_int_eq(run("fit", "--max_epochs", "1", "--val_check_interval", "2"), 0);
-    slurp(path("lightning_logs/version_7/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_7/metrics.csv"), buf, sizeof buf);
     int vals = 0;
     for (char *p = buf; (p = strstr(p, ",,,0.")); p++)
         vals++;
@@ -705,7 +670,7 @@ START_TEST(test_loop_options) {
     ck_assert(!exists("lightning_logs/version_12"));
     /* log_every_n_steps 3: rows at steps 2 and 5 */
     ck_assert_int_eq(run("fit", "--max_epochs", "1", "--log_every_n_steps", "3"), 0);
-    slurp(path("lightning_logs/version_12/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_12/metrics.csv"), buf, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "\n0,0.1,2,,"));
     ck_assert_ptr_nonnull(strstr(buf, "\n0,0.1,5,,"));
     ck_assert_ptr_null(strstr(buf, "\n0,0.1,1,,"));
@@ -736,7 +701,7 @@ START_TEST(test_test_and_predict) {
     ck_assert_int_eq(run("test", "--ckpt_path", "last"), 0);
     ck_assert_ptr_nonnull(strstr(out, "test_acc"));
     char buf[1 << 14];
-    slurp(path("lightning_logs/version_1/metrics.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_1/metrics.csv"), buf, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "epoch,step,test_acc,test_loss\n"));
     double acc = 0;
     char *row = strchr(buf, '\n') + 1;
@@ -747,7 +712,7 @@ START_TEST(test_test_and_predict) {
     ck_assert_ptr_nonnull(strstr(out, "untrained"));
     /* predict: the test split (no predict split), CSV with probabilities */
     ck_assert_int_eq(run("predict", "--ckpt_path", "last"), 0);
-    slurp(path("lightning_logs/version_3/predictions.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_3/predictions.csv"), buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "index,prediction,a,b,c,label\n", 29) == 0, "%s", buf);
     int rows = 0, right = 0;
     for (char *p = strchr(buf, '\n') + 1; *p; p = strchr(p, '\n') + 1) {
@@ -761,7 +726,7 @@ START_TEST(test_test_and_predict) {
     ck_assert_int_eq(rows, 40);
     ck_assert_int_ge(right, 28);
     ck_assert_int_eq(run("predict", "--ckpt_path", "last", "--predict_output", "p.json"), 0);
-    slurp(path("lightning_logs/version_4/p.json"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_4/p.json"), buf, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "\"probabilities\": ["));
     ck_assert_ptr_nonnull(strstr(buf, "\"class\": \""));
 }
@@ -845,7 +810,7 @@ START_TEST(test_predict_files) {
     ck_assert_msg(run("predict", "--ckpt_path", "last", "--predict_input", path("imgs"),
                       "--predict_input", path("c.png")) == 0, "%s", err);
     char buf[4096];
-    slurp(path("lightning_logs/version_1/predictions.csv"), buf, sizeof buf);
+    capture_slurp(path("lightning_logs/version_1/predictions.csv"), buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "index,file,prediction,a,b,c\n", 28) == 0, "%s", buf);
     char *row = strchr(buf, '\n') + 1;
     const char *want[3] = {"imgs/a.png", "imgs/b.png", "c.png"};

@@ -5,11 +5,11 @@
 CHECK_PROGS += $(BUILD)/tests/check_cuda_optim
 $(BUILD)/tests/check_cuda_optim: runtime/cuda/optim_body.h runtime/cuda/body.h runtime/include/lgen/cuda_optim.h
 CHECK_PROGS += $(BUILD)/tests/check_cuda_resident
-$(BUILD)/tests/check_cuda_resident: tests/check_cuda_resident.c tests/trainer/fake_model.c \
+$(BUILD)/tests/check_cuda_resident: tests/check_cuda_resident.c tests/trainer/fake_model.c tests/trainer/capture.c tests/trainer/capture.h \
                                     tests/trainer/fake_model.h runtime/cuda/optim_body.h \
                                     runtime/include/lgen/cuda_optim.h $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_resident.c tests/trainer/fake_model.c \
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_resident.c tests/trainer/fake_model.c tests/trainer/capture.c \
 	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)
 
 # Device checks (make check-gpu, runtime/cuda/module.mk): the optimizer

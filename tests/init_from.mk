@@ -5,8 +5,8 @@
 CHECK_PROGS   += $(BUILD)/tests/check_init_from
 CHECK_SCRIPTS += tests/e2e/init_from.sh
 
-$(BUILD)/tests/check_init_from: tests/check_init_from.c tests/trainer/fake_model.c tests/trainer/fake_model.h \
+$(BUILD)/tests/check_init_from: tests/check_init_from.c tests/trainer/fake_model.c tests/trainer/fake_model.h tests/trainer/capture.c tests/trainer/capture.h \
                                 $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_init_from.c tests/trainer/fake_model.c \
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_init_from.c tests/trainer/fake_model.c tests/trainer/capture.c \
 	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)

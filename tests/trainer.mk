@@ -5,10 +5,10 @@ TRAINER_TEST_SRCS := tests/trainer/fake_model.c
 CHECK_PROGS   += $(BUILD)/tests/check_trainer
 CHECK_SCRIPTS += tests/trainer/interop.sh
 
-$(BUILD)/tests/check_trainer: tests/check_trainer.c $(TRAINER_TEST_SRCS) tests/trainer/fake_model.h \
+$(BUILD)/tests/check_trainer: tests/check_trainer.c $(TRAINER_TEST_SRCS) tests/trainer/capture.c tests/trainer/capture.h tests/trainer/fake_model.h \
                               $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_trainer.c $(TRAINER_TEST_SRCS) \
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_trainer.c $(TRAINER_TEST_SRCS) tests/trainer/capture.c \
 	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)
 
 $(BUILD)/tests/trainer_fake: tests/trainer/fake_main.c $(TRAINER_TEST_SRCS) tests/trainer/fake_model.h \

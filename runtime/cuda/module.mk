@@ -38,10 +38,10 @@ CHECK_SCRIPTS += tests/cuda/check_target.sh
 # over the trainer tests' fake model): accelerator choice, precision,
 # skipped steps, errors. Everywhere.
 CHECK_PROGS += $(BUILD)/tests/check_cuda_steps
-$(BUILD)/tests/check_cuda_steps: tests/check_cuda_steps.c tests/trainer/fake_model.c tests/trainer/fake_model.h \
+$(BUILD)/tests/check_cuda_steps: tests/check_cuda_steps.c tests/trainer/fake_model.c tests/trainer/fake_model.h tests/trainer/capture.c tests/trainer/capture.h \
                                  $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_steps.c tests/trainer/fake_model.c \
+	$(CC) $(ALL_CFLAGS) -Itests/trainer -o $@ tests/check_cuda_steps.c tests/trainer/fake_model.c tests/trainer/capture.c \
 	    $(BUILD)/liblgen.a $(LDFLAGS) $(CHECK_LIBS) $(RUNTIME_LIBS)
 export LGEN_NVCC := $(NVCC)
 
