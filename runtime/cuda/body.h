@@ -1159,4 +1159,23 @@ LG_BODY void lg_cuk_roi_align_backward(size_t idx, const lg_cuda_roi_align *d,
     }
 }
 
+/* ---- detection: the samplers' seeds (runtime/detect/detect_internal.h) ------ */
+
+/* splitmix64: one step of the generator the detection samplers draw from. */
+LG_BODY uint64_t lg_cuk_splitmix(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* lg_detect_seed: a sampler's seed for (spec seed, step, image). */
+LG_BODY uint64_t lg_cuk_detect_seed(uint64_t seed, uint64_t step, uint64_t image) {
+    uint64_t s = lg_cuk_splitmix(&seed);
+    s ^= step * 0x9E3779B97F4A7C15ull;
+    s = lg_cuk_splitmix(&s);
+    s ^= image * 0xC2B2AE3D27D4EB4Full;
+    return lg_cuk_splitmix(&s);
+}
+
 #endif

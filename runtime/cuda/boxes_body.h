@@ -390,21 +390,7 @@ LG_BODY void lg_cuk_rois_from_proposals(size_t t, const float *boxes, const int3
 
 /* ---- RoI sampling ----------------------------------------------------------------- */
 
-/* lgen/detect.h's lg_detect_seed (splitmix64 of seed, step, image). */
-LG_BODY uint64_t lg_cuk_splitmix(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-LG_BODY uint64_t lg_cuk_detect_seed(uint64_t seed, uint64_t step, uint64_t image) {
-    uint64_t s = lg_cuk_splitmix(&seed);
-    s ^= step * 0x9E3779B97F4A7C15ull;
-    s = lg_cuk_splitmix(&s);
-    s ^= image * 0xC2B2AE3D27D4EB4Full;
-    return lg_cuk_splitmix(&s);
-}
+/* the samplers' seeds: lg_cuk_detect_seed in body.h */
 
 /* Image n's proposal count, kept within [0, P] (the CPU kernel refuses
  * others; proposals never write them). */

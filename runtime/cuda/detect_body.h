@@ -22,24 +22,6 @@
 
 #include "body.h"
 
-/* ---- seeds and draws (runtime/detect/detect_internal.h, boxes.c) ---------- */
-
-LG_BODY uint64_t lg_cuk_splitmix(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* lg_detect_seed: the sampler's seed for (spec seed, step, image). */
-LG_BODY uint64_t lg_cuk_detect_seed(uint64_t seed, uint64_t step, uint64_t image) {
-    uint64_t s = lg_cuk_splitmix(&seed);
-    s ^= step * 0x9E3779B97F4A7C15ull;
-    s = lg_cuk_splitmix(&s);
-    s ^= image * 0xC2B2AE3D27D4EB4Full;
-    return lg_cuk_splitmix(&s);
-}
-
 /* ---- anchors (lg_anchors_generate) ----------------------------------------- */
 
 /* What every thread needs, made once on the host from lg_cuda_anchors:
