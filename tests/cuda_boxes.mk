@@ -8,7 +8,7 @@ $(BUILD)/tests/check_cuda_boxes: runtime/cuda/boxes_body.h runtime/cuda/boxes_ru
 # stand-in of liblgen_cuda.a (tests/cuda/boxes_host.c): the same comparisons
 # at faster_rcnn.lmod's sizes, on the CPU. Everywhere, a few seconds.
 CHECK_PROGS += $(BUILD)/tests/check_cuda_boxes_full
-$(BUILD)/tests/check_cuda_boxes_full: tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c runtime/cuda/boxes_body.h \
+$(BUILD)/tests/check_cuda_boxes_full: tests/gpu/gpu_boxes.c tests/gpu/harness.h tests/cuda/boxes_host.c runtime/cuda/boxes_body.h \
     runtime/cuda/boxes_run.h runtime/cuda/body.h runtime/include/lgen/cuda.h $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DREPEAT=0 -DBITWISE=1 -o $@ tests/gpu/gpu_boxes.c tests/cuda/boxes_host.c $(BUILD)/liblgen.a $(LDFLAGS) \

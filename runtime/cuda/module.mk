@@ -101,7 +101,7 @@ $(BUILD)/tests/cuda/lg_cuda_probe: tests/cuda/probe.c $(LIBLGEN_CUDA) $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(CUDA_LDLIBS)
 
-$(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a runtime/cuda/body.h
+$(BUILD)/tests/gpu/gpu_kernels: tests/gpu/gpu_kernels.c tests/gpu/harness.h $(LIBLGEN_CUDA) $(BUILD)/liblgen.a runtime/cuda/body.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(CUDA_LDLIBS) -lm
 
@@ -113,13 +113,13 @@ $(BUILD)/tests/gpu/gpu_lenet: tests/gpu/gpu_lenet.c $(LIBLGEN_CUDA) $(BUILD)/lib
 cuda: $(BUILD)/tests/gpu/gpu_kernels $(BUILD)/tests/gpu/gpu_lenet
 
 # the detection kernels (detect.cu) against runtime/detect at faster_rcnn's sizes
-$(BUILD)/tests/gpu/gpu_detect: tests/gpu/gpu_detect.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
+$(BUILD)/tests/gpu/gpu_detect: tests/gpu/gpu_detect.c tests/gpu/harness.h $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
 cuda: $(BUILD)/tests/gpu/gpu_detect
 
 # proposals, RoI sampling, detections (boxes.cu) against runtime/detect at faster_rcnn's sizes
-$(BUILD)/tests/gpu/gpu_boxes: tests/gpu/gpu_boxes.c $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
+$(BUILD)/tests/gpu/gpu_boxes: tests/gpu/gpu_boxes.c tests/gpu/harness.h $(LIBLGEN_CUDA) $(BUILD)/liblgen.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLGEN_CUDA) $(BUILD)/liblgen.a $(LDFLAGS) $(RUNTIME_LIBS) $(CUDA_LDLIBS)
 cuda: $(BUILD)/tests/gpu/gpu_boxes

@@ -15,39 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static lg_cuda *cu;
-static lg_error err;
-static size_t arena_top;
-static int failures;
-
-#define TRY(call)                                                                              \
-    do {                                                                                       \
-        if ((call) != LG_OK) {                                                                 \
-            fprintf(stderr, "gpu_kernels: error: %s:%d: %s\n", __FILE__, __LINE__, err.msg);   \
-            exit(2);                                                                           \
-        }                                                                                      \
-    } while (0)
-
-/* Device memory from the arena, 256-byte aligned; reset per check. */
-static void *dalloc(size_t bytes) {
-    void *p = lg_cuda_arena(cu, arena_top);
-    arena_top += (bytes + 255) & ~(size_t)255;
-    if (!p || arena_top > lg_cuda_arena_size(cu)) {
-        fprintf(stderr, "gpu_kernels: error: test arena too small\n");
-        exit(2);
-    }
-    return p;
-}
-
-static void *dcopy(const void *host, size_t bytes) {
-    void *p = dalloc(bytes);
-    TRY(lg_cuda_upload(cu, p, host, bytes, &err));
-    return p;
-}
-
-static void fetch(void *host, const void *dev, size_t bytes) {
-    TRY(lg_cuda_download(cu, host, dev, bytes, &err));
-}
+#define HARNESS_NAME "gpu_kernels"
+#include "harness.h"
 
 static float *random_floats(size_t n, unsigned seed, float scale) {
     float *v = malloc(n * sizeof *v);
