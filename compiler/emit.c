@@ -357,3 +357,22 @@ int emit_plan_report(Ctx *ctx, Module *mod, FILE *out) {
     ir_program_free(&p);
     return errors;
 }
+
+void emit_transpose_view(const IrValue *x, int d0, int d1, size_t v[5]) {
+    int nd = x->ndim;
+    d0 = d0 < 0 ? d0 + nd : d0;
+    d1 = d1 < 0 ? d1 + nd : d1;
+    if (d0 > d1) {
+        int t = d0;
+        d0 = d1, d1 = t;
+    }
+    v[0] = v[2] = v[4] = 1;
+    for (int i = 0; i < d0; i++)
+        v[0] *= (size_t)x->dim[i];
+    for (int i = d0 + 1; i < d1; i++)
+        v[2] *= (size_t)x->dim[i];
+    for (int i = d1 + 1; i < nd; i++)
+        v[4] *= (size_t)x->dim[i];
+    v[1] = (size_t)x->dim[d0];
+    v[3] = (size_t)x->dim[d1];
+}

@@ -259,24 +259,9 @@ static const char *axis_dims(Emit *E, const IrValue *x, int dim) {
 /* transpose dims of x (per-sample dims; dim0/dim1 may count from the end):
  * x viewed as [n * outer, a, mid, b, inner]. */
 static const char *transpose_dims(Emit *E, const IrValue *x, int d0, int d1) {
-    int nd = x->ndim;
-    if (d0 < 0)
-        d0 += nd;
-    if (d1 < 0)
-        d1 += nd;
-    if (d0 > d1) {
-        int t = d0;
-        d0 = d1;
-        d1 = t;
-    }
-    size_t outer = 1, mid = 1, inner = 1;
-    for (int i = 0; i < d0; i++)
-        outer *= (size_t)x->dim[i];
-    for (int i = d0 + 1; i < d1; i++)
-        mid *= (size_t)x->dim[i];
-    for (int i = d1 + 1; i < nd; i++)
-        inner *= (size_t)x->dim[i];
-    return ir_fmt(E->p, "{n * %zu, %d, %zu, %d, %zu}", outer, x->dim[d0], mid, x->dim[d1], inner);
+    size_t v[5];
+    emit_transpose_view(x, d0, d1, v);
+    return ir_fmt(E->p, "{n * %zu, %zu, %zu, %zu, %zu}", v[0], v[1], v[2], v[3], v[4]);
 }
 
 /* concat/split along per-sample dim d of the op's pieces: outer (without n)

@@ -138,22 +138,10 @@ const char *plan_for(CudaEmit *X, IrOp *op) {
  * [outer, a, mid, b, inner]: "outer, a, mid, b, inner" with a and b
  * exchanged for the backward (dy is the forward's output). */
 static const char *transpose_args(Emit *E, const IrValue *x, int d0, int d1, int backward) {
-    int nd = x->ndim;
-    d0 = d0 < 0 ? d0 + nd : d0;
-    d1 = d1 < 0 ? d1 + nd : d1;
-    if (d0 > d1) {
-        int t = d0;
-        d0 = d1, d1 = t;
-    }
-    size_t outer = 1, mid = 1, inner = 1;
-    for (int i = 0; i < d0; i++)
-        outer *= (size_t)x->dim[i];
-    for (int i = d0 + 1; i < d1; i++)
-        mid *= (size_t)x->dim[i];
-    for (int i = d1 + 1; i < nd; i++)
-        inner *= (size_t)x->dim[i];
-    int a = x->dim[backward ? d1 : d0], b = x->dim[backward ? d0 : d1];
-    return ir_fmt(E->p, "%s%zu, %d, %zu, %d, %zu", x->batched ? "n * " : "", outer, a, mid, b, inner);
+    size_t v[5];
+    emit_transpose_view(x, d0, d1, v);
+    return ir_fmt(E->p, "%s%zu, %zu, %zu, %zu, %zu", x->batched ? "n * " : "", v[0], v[backward ? 3 : 1], v[2],
+                  v[backward ? 1 : 3], v[4]);
 }
 
 /* concat/split along per-sample dim d: a block declaring the pieces' sizes

@@ -43,5 +43,9 @@ int emit_c_file(Emit *E);
 int emit_tables(Emit *E);
 /* Hex sha256 of n bytes into hex[65]. */
 void emit_sha256_hex(const void *data, size_t n, char hex[65]);
+/* transpose(x, d0, d1) over x's per-sample dims (negative ones count from
+ * the end): x viewed as [outer, dim a, mid, dim b, inner] with a < b; v[0]
+ * leaves the batch out (the callers print "n * outer"). */
+void emit_transpose_view(const IrValue *x, int d0, int d1, size_t v[5]);
 
 #endif
