@@ -13,7 +13,7 @@
  * Each becomes one call over the whole batch, its configuration a local
  * constant spelled once (the same text sizes its workspace at init, a part
  * of the arena's det_ws). They compute in float32: under mixed precision
- * the spec is refused at start-up (no_mixed). */
+ * their batched inputs in the compute dtype go through in32 (below). */
 
 /* The box head coder weights as emit_c.c's coder_body. */
 static const char *box_coder(Emit *E, const IrAttrs *a) {
@@ -24,9 +24,54 @@ static const char *box_coder(Emit *E, const IrAttrs *a) {
                   flit(E, w[3]));
 }
 
-static void float32_only(CudaEmit *X, IrOp *op) {
-    if (!X->no_mixed)
-        X->no_mixed = ir_kind_name(op->kind);
+/* Mixed precision: the detection kernels compute in float32, so each
+ * batched float input in the compute dtype (objectness, deltas, the FPN
+ * maps, the box head's outputs, RoIAlign's incoming gradient) is
+ * converted into a float32 slice of gpu.cvt_in before the call, and each
+ * batched output the dense ops read (RoIAlign's output, the input
+ * gradients) is written to a slice of gpu.cvt_out and converted back to
+ * dt after it. Several values of one op take consecutive slices, `*off`
+ * floats per sample into the buffer (a multiple of 64: every slice stays
+ * 256-byte aligned); the arena's two buffers are sized for the largest
+ * sum (X->cvt). Everything else (anchors, proposals, RoIs, labels, box
+ * targets, detections, the losses) is float32 in every precision. */
+static size_t cvt_slice(CudaEmit *X, const IrValue *v, size_t *off) {
+    size_t at = *off;
+    *off += (numel(v) + 63) / 64 * 64;
+    if (*off > X->cvt)
+        X->cvt = *off;
+    return at;
+}
+
+/* A float32 view of v: v itself, or under mixed precision its conversion
+ * into gpu.cvt_in (emitted here, before the call). */
+static const char *in32(CudaEmit *X, IrValue *v, size_t *off) {
+    Emit *E = X->E;
+    if (!v || !v->batched)
+        return dptr(E, v);
+    size_t at = cvt_slice(X, v, off);
+    const char *buf = ir_fmt(E->p, "gpu.cvt_in + n * %zu", at);
+    out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, LG_CUDA_F32, %s, dt, %s, %s, err)) != LG_OK)\n"
+           "        return st;\n", buf, dptr(E, v), count(E, v));
+    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : %s)", dptr(E, v), buf);
+}
+
+/* Where a kernel writes v in float32: v itself, or under mixed precision
+ * a slice of gpu.cvt_out that back_dt converts into v after the call. */
+static const char *out32(CudaEmit *X, IrValue *v, size_t *off, size_t *at) {
+    Emit *E = X->E;
+    if (!v || !v->batched)
+        return dptr(E, v);
+    *at = cvt_slice(X, v, off);
+    return ir_fmt(E->p, "(dt == LG_CUDA_F32 ? %s : gpu.cvt_out + n * %zu)", dptr(E, v), *at);
+}
+
+static void back_dt(CudaEmit *X, IrValue *v, size_t at) {
+    Emit *E = X->E;
+    if (!v || !v->batched)
+        return;
+    out(E, "    if (dt != LG_CUDA_F32 && (st = lg_cuda_convert(c, dt, %s, LG_CUDA_F32, gpu.cvt_out + n * %zu, %s, err)) != LG_OK)\n"
+           "        return st;\n", dptr(E, v), at, count(E, v));
 }
 
 /* The evaluator NAME.c keeps for a voc_map value (emit_c.c's det_name). */
@@ -60,12 +105,13 @@ static int emit_boxes_op(CudaEmit *X, IrGraph *g, IrOp *op) {
                                  anc->nin, lv, op->a.top_n, op->a.post_top_n, flit(E, op->a.nms_thresh),
                                  flit(E, op->a.min_size), flit(E, op->a.thresh), op->a.image_h, op->a.image_w);
         add_det_ws(X, ir_fmt(E->p, "lg_cuda_proposals_workspace(&(const lg_cuda_proposals_cfg)%s, (int)Bp)", cfg));
-        float32_only(X, op);
         where(E, op, ir_fmt(E->p, "%s = proposals(%s, %s, %s): top-n per level, decode, NMS per level", y->name,
                             x->name, op->in[1]->name, op->in[2]->name));
+        size_t off = 0;
+        const char *obj = in32(X, x, &off), *deltas = in32(X, op->in[1], &off);
         out(E, "    {\n        static const lg_cuda_proposals_cfg d = %s;\n", cfg);
         out(E, "        st = lg_cuda_proposals(c, &d, (int)n, %s, %s, %s, det_ws, %s, %s, %s, err);\n    }\n",
-            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, y), dptr(E, op->out[1]),
+            obj, deltas, dptr(E, op->in[2]), dptr(E, y), dptr(E, op->out[1]),
             dptr(E, op->out[2]));
         check(E);
         return 0;
@@ -85,7 +131,6 @@ static int emit_boxes_op(CudaEmit *X, IrGraph *g, IrOp *op) {
                                  box_coder(E, &op->a));
         add_det_ws(X, ir_fmt(E->p, "lg_cuda_roi_sample_workspace(&(const lg_cuda_roi_sample_cfg)%s, (int)Bp, %d)",
                              cfg, B));
-        float32_only(X, op);
         where(E, op, ir_fmt(E->p, "%s, %s, %s = roi_sample(%s, targets): the CPU kernel's draws", y->name,
                             op->out[1]->name, op->out[2]->name, x->name));
         out(E, "    {\n        static const lg_cuda_roi_sample_cfg d = %s;\n", cfg);
@@ -106,12 +151,13 @@ static int emit_boxes_op(CudaEmit *X, IrGraph *g, IrOp *op) {
                                  op->a.post_top_n, flit(E, op->a.min_size), box_coder(E, &op->a), op->a.image_h,
                                  op->a.image_w);
         add_det_ws(X, ir_fmt(E->p, "lg_cuda_detections_workspace(&(const lg_cuda_detect_cfg)%s, (int)Bp)", cfg));
-        float32_only(X, op);
         where(E, op, ir_fmt(E->p, "%s = detections(%s, %s, %s): boxes, scores, labels, count", y->name, x->name,
                             op->in[1]->name, rois->name));
+        size_t off = 0;
+        const char *logits = in32(X, x, &off), *box = in32(X, op->in[1], &off);
         out(E, "    {\n        static const lg_cuda_detect_cfg d = %s;\n", cfg);
         out(E, "        st = lg_cuda_detections(c, &d, (int)n, %s, %s, %s, det_ws, %s, %s, %s, %s, err);\n    }\n",
-            dptr(E, x), dptr(E, op->in[1]), dptr(E, rois), dptr(E, y), dptr(E, op->out[1]), dptr(E, op->out[2]),
+            logits, box, dptr(E, rois), dptr(E, y), dptr(E, op->out[1]), dptr(E, op->out[2]),
             dptr(E, op->out[3]));
         check(E);
         return 0;
@@ -169,7 +215,8 @@ void emit_cuda_detections_output(CudaEmit *X, IrValue *out0) {
 
 /* ---- anchors, the RPN and Fast R-CNN losses, RoIAlign (runtime/cuda/detect.cu,
  * runtime/cuda/kernels.cu) ----
- * One call each over the batch, float32 only as the ops above. The RPN
+ * One call each over the batch, in float32 as the ops above (in32, out32
+ * and back_dt convert under mixed precision). The RPN
  * loss's scratch space is part of the arena's det_ws. */
 
 /* The step's index for the samplers, as emit_c.c's: epoch and batch
@@ -250,6 +297,8 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
     Emit *E = X->E;
     IrValue *y = op->nout ? op->out[0] : NULL;
     IrValue *x = op->nin ? op->in[0] : NULL;
+    size_t off = 0;    /* floats per sample into gpu.cvt_in / cvt_out (in32, out32) */
+    const char *a, *b; /* the losses' two float inputs in float32 */
     switch (op->kind) {
     case LG_OP_ANCHORS: /* (float32, as every unbatched value: no f16/bf16 question) */
         if (op->nin > LG_CUDA_MAX_LEVELS || op->a.nfloats < 1 || op->a.nfloats > LG_CUDA_MAX_ANCHOR_CELLS ||
@@ -267,27 +316,33 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
         return 0;
     case LG_OP_RPN_LOSS: {
         int A = x->dim[0], M = op->in[3]->dim[0];
-        float32_only(X, op);
         add_det_ws(X, ir_fmt(E->p, "lg_cuda_rpn_loss_workspace((int)Bp, %d, %d)", A, M));
         where(E, op, ir_fmt(E->p, "%s, %s = rpn_loss(%s, %s, %s, targets): match, sample, encode, BCE + smooth L1",
                             y->name, op->out[1]->name, x->name, op->in[1]->name, op->in[2]->name));
+        a = in32(X, x, &off), b = in32(X, op->in[1], &off);
         out(E, "    {\n        const lg_cuda_rpn_loss d = %s;\n", rpn_desc(E, op));
         out(E, "        st = lg_cuda_rpn_loss_forward(c, &d, %s, %s, %s, %s, det_ws, %s, %s, %s, %s, err);\n    }\n",
-            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), targets_arg(), dptr(E, op->out[2]),
+            a, b, dptr(E, op->in[2]), targets_arg(), dptr(E, op->out[2]),
             dptr(E, op->out[3]), dptr(E, y), dptr(E, op->out[1]));
         check(E);
         return 0;
     }
-    case IR_RPN_LOSS_BWD:
-        float32_only(X, op);
+    case IR_RPN_LOSS_BWD: {
         where(E, op, "d rpn_loss: objectness and box deltas");
+        size_t o0 = 0, o1 = 0;
+        a = in32(X, op->in[2], &off), b = in32(X, op->in[3], &off);
+        off = 0;
+        const char *dobj = out32(X, op->out[0], &off, &o0), *ddeltas = out32(X, op->out[1], &off, &o1);
         out(E, "    {\n        const lg_cuda_rpn_loss d = {.N = (int)n, .A = %d, .beta = %s};\n", op->fwd->in[0]->dim[0],
             flit(E, op->fwd->a.beta));
         out(E, "        st = lg_cuda_rpn_loss_backward(c, &d, %s, %s, %s, %s, %s, %s, %s, %s, err);\n    }\n",
-            dptr(E, op->in[2]), dptr(E, op->in[3]), dptr(E, op->in[4]), dptr(E, op->in[5]), dloss(E, op->in[0]),
-            dloss(E, op->in[1]), dptr(E, op->out[0]), dptr(E, op->out[1]));
+            a, b, dptr(E, op->in[4]), dptr(E, op->in[5]), dloss(E, op->in[0]), dloss(E, op->in[1]), dobj,
+            ddeltas);
         check(E);
+        back_dt(X, op->out[0], o0);
+        back_dt(X, op->out[1], o1);
         return 0;
+    }
     case LG_OP_ROI_ALIGN:
     case IR_ROI_ALIGN_BWD: {
         IrOp *f = op->fwd ? op->fwd : op;
@@ -299,51 +354,70 @@ static int emit_losses_op(CudaEmit *X, IrOp *op) {
                                  LG_CUDA_MAX_LEVELS));
             return 1;
         }
-        float32_only(X, op);
         if (op->kind == LG_OP_ROI_ALIGN) {
             where(E, op, ir_fmt(E->p, "%s = roi_align(%s, %d feature maps): each RoI on the level LevelMapper picks",
                                 y->name, rois->name, op->nin - 1));
+            const char *m[LG_CUDA_MAX_LEVELS];
+            for (int i = 1; i < op->nin; i++)
+                m[i - 1] = in32(X, op->in[i], &off);
+            size_t o = 0, oy = 0;
+            const char *y32 = out32(X, y, &o, &oy);
             out(E, "    {\n        const lg_cuda_roi_align d = %s;\n", d);
             out(E, "        const float *const maps[] = {");
             for (int i = 1; i < op->nin; i++)
-                out(E, "%s%s", i > 1 ? ", " : "", dptr(E, op->in[i]));
+                out(E, "%s%s", i > 1 ? ",\n                                     " : "", m[i - 1]);
             out(E, "};\n        st = lg_cuda_roi_align_forward(c, &d, maps, %s, n * %d, %s, err);\n    }\n",
-                dptr(E, rois), rois->dim[0], dptr(E, y));
+                dptr(E, rois), rois->dim[0], y32);
+            check(E);
+            back_dt(X, y, oy);
         } else {
             for (int i = 0; i < op->nout; i++)
                 if (!op->out[i])
                     return 1;
             where(E, op, ir_fmt(E->p, "d %s: every level's map, each pixel summed in the CPU kernel's order (no atomics)",
                                 f->out[0]->name));
+            const char *dout = in32(X, op->in[0], &off);
+            const char *m[LG_CUDA_MAX_LEVELS];
+            size_t at[LG_CUDA_MAX_LEVELS], o = 0;
+            for (int i = 0; i < op->nout; i++)
+                m[i] = out32(X, op->out[i], &o, &at[i]);
             out(E, "    {\n        const lg_cuda_roi_align d = %s;\n", d);
             out(E, "        float *const maps[] = {");
             for (int i = 0; i < op->nout; i++)
-                out(E, "%s%s", i ? ", " : "", dptr(E, op->out[i]));
+                out(E, "%s%s", i ? ",\n                               " : "", m[i]);
             out(E, "};\n        st = lg_cuda_roi_align_backward_ordered(c, &d, (int)n, maps, %s, n * %d, %s, err);\n    }\n",
-                dptr(E, rois), rois->dim[0], dptr(E, op->in[0]));
+                dptr(E, rois), rois->dim[0], dout);
+            check(E);
+            for (int i = 0; i < op->nout; i++)
+                back_dt(X, op->out[i], at[i]);
         }
-        check(E);
         return 0;
     }
     case LG_OP_FASTRCNN_LOSS:
-        float32_only(X, op);
         where(E, op, ir_fmt(E->p, "%s, %s = fastrcnn_loss(%s, %s, %s, %s): cross entropy + smooth L1", y->name,
                             op->out[1]->name, x->name, op->in[1]->name, op->in[2]->name, op->in[3]->name));
+        off = 0;
+        a = in32(X, x, &off), b = in32(X, op->in[1], &off);
         out(E, "    st = lg_cuda_fastrcnn_loss_forward(c, %s, %s, %s, %s, (int)(n * %d), %d, %s, %s, %s, err);\n",
-            dptr(E, x), dptr(E, op->in[1]), dptr(E, op->in[2]), dptr(E, op->in[3]), x->dim[0], x->dim[1],
+            a, b, dptr(E, op->in[2]), dptr(E, op->in[3]), x->dim[0], x->dim[1],
             flit(E, op->a.beta), dptr(E, y), dptr(E, op->out[1]));
         check(E);
         return 0;
     case IR_FASTRCNN_LOSS_BWD: {
         IrValue *lg = op->fwd->in[0];
-        float32_only(X, op);
         where(E, op, "d fastrcnn_loss: class logits and box regression");
+        size_t o0 = 0, o1 = 0;
+        off = 0;
+        a = in32(X, op->in[2], &off), b = in32(X, op->in[3], &off);
+        off = 0;
+        const char *dlogits = out32(X, op->out[0], &off, &o0), *dbox = out32(X, op->out[1], &off, &o1);
         out(E, "    st = lg_cuda_fastrcnn_loss_backward(c, %s, %s, %s, %s, (int)(n * %d), %d, %s,\n"
                "                                        %s, %s, %s, %s, err);\n",
-            dptr(E, op->in[2]), dptr(E, op->in[3]), dptr(E, op->in[4]), dptr(E, op->in[5]), lg->dim[0], lg->dim[1],
-            flit(E, op->fwd->a.beta), dloss(E, op->in[0]), dloss(E, op->in[1]), dptr(E, op->out[0]),
-            dptr(E, op->out[1]));
+            a, b, dptr(E, op->in[4]), dptr(E, op->in[5]), lg->dim[0], lg->dim[1], flit(E, op->fwd->a.beta),
+            dloss(E, op->in[0]), dloss(E, op->in[1]), dlogits, dbox);
         check(E);
+        back_dt(X, op->out[0], o0);
+        back_dt(X, op->out[1], o1);
         return 0;
     }
     default:

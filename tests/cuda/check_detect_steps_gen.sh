@@ -13,7 +13,10 @@
 # validates from one seed with --accelerator cpu and --accelerator gpu: the
 # GPU run must say it used the GPU, every logged loss must equal the CPU's
 # (relative 1e-5) and so must val_map and the per-class APs (the detections
-# come back to NAME.c's evaluator); then `test` and `predict` from the CPU
+# come back to NAME.c's evaluator); fitting again on the GPU in 16-mixed and
+# bf16-mixed, every logged training loss must agree with the CPU's within
+# MIXED_TOL (relative; f16/bf16 activations, the detection ops in float32
+# between conversions); then `test` and `predict` from the CPU
 # run's checkpoint give the same test_map and the same detections JSON on
 # both. Needs no CUDA toolkit; build/vocgen (tests/detect.mk).
 set -u
@@ -21,6 +24,7 @@ BUILD=${BUILD:-build}
 LGEN=${LGEN:-$BUILD/lgen}
 CC=${CC:-cc}
 STEPS=${STEPS:-3}
+MIXED_TOL=${MIXED_TOL:-0.03}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 VOCGEN=${VOCGEN:-$BUILD/vocgen}
 [ -x "$VOCGEN" ] || { echo "FAIL: no $VOCGEN (make $VOCGEN)"; exit 1; }
@@ -92,6 +96,45 @@ if [ -f "$cpu" ] && [ -f "$gpu" ]; then
 else
     bad "$name: no metrics.csv"
 fi
+
+# mixed precision: the detection ops compute in float32 between conversions
+# of their inputs and input gradients (f16/bf16 activations elsewhere); every
+# logged training loss within MIXED_TOL of the CPU's over the STEPS steps
+# (validation runs too: proposals and detections on converted inputs)
+for prec in 16-mixed bf16-mixed; do
+    mkdir -p "$d/$prec"
+    (cd "$d/$prec" && "$d/$name" fit --accelerator gpu --precision $prec --max_epochs 1 --limit_train_batches "$STEPS" \
+        --limit_val_batches 2 --num_sanity_val_steps 0 --log_every_n_steps 1 --seed 7 $common >out 2>err) ||
+        { bad "$name fit --precision $prec: $(tail -3 "$d/$prec/err")"; continue; }
+    grep -q "GPU available: True (cuda), used: True" "$d/$prec/out" ||
+        bad "$prec: the fake GPU was not used: $(head -2 "$d/$prec/out")"
+    mp=$d/$prec/lightning_logs/version_0/metrics.csv
+    [ -f "$mp" ] && [ -f "$cpu" ] || { bad "$name $prec: no metrics.csv"; continue; }
+    report=$(paste -d '|' "$cpu" "$mp" | awk -F'|' -v tol="$MIXED_TOL" '
+        NR == 1 { n = split($1, h, ","); m = split($2, g, ","); for (j = 1; j <= m; j++) col[g[j]] = j; next }
+        {
+            split($1, a, ","); split($2, b, ",")
+            if (("val_map" in col) && b[col["val_map"]] != "") vm++
+            for (i = 1; i <= n; i++) {
+                if (h[i] !~ /loss/ || h[i] ~ /^val_/ || a[i] == "") continue
+                if (!(h[i] in col) || b[col[h[i]]] == "") { print "row " NR " " h[i] ": cpu " a[i] ", none"; bad++; continue }
+                x = b[col[h[i]]]; d = a[i] - x; if (d < 0) d = -d
+                r = d / (a[i] < 0 ? -a[i] : a[i] + 1e-6)
+                if (r > tol) { print "row " NR " " h[i] ": cpu " a[i] " gpu " x; bad++ }
+                if (r > worst) worst = r
+                if (h[i] == "train_loss") seen++
+            }
+        }
+        END {
+            printf "train_loss %d values, largest relative difference %.3g, val_map %d", seen, worst, vm
+            if (bad || seen < '"$STEPS"' || !vm) exit 1
+        }')
+    if [ $? -eq 0 ]; then
+        echo "ok: $name fit, fake GPU ($prec) vs CPU: $report"
+    else
+        bad "$name fit, fake GPU ($prec) vs CPU (tolerance $MIXED_TOL): $(echo "$report" | head -4)"
+    fi
+done
 
 # test and predict from the CPU run's checkpoint, on both
 ckpt=$d/cpu/lightning_logs/version_0/checkpoints/last.ckpt

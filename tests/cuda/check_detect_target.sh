@@ -10,7 +10,10 @@
 #   - anchors, rpn_loss, roi_align and fastrcnn_loss (and their backward)
 #     are one lg_cuda_* call each under a comment with their spec line
 #     (roi_align's backward: the ordered one); the RPN loss's workspace
-#     sizes the arena's det_ws; mixed precision is refused at start-up;
+#     sizes the arena's det_ws; under mixed precision their batched inputs
+#     in the compute dtype are converted to float32 slices of gpu.cvt_in
+#     first, and RoIAlign's output and the input gradients written to
+#     slices of gpu.cvt_out and converted back to dt (no refusal);
 #   - a roi_align the device cannot map (canonical_scale 200) is refused:
 #     exit 1, a note saying why and the op with its line.
 set -u
@@ -37,28 +40,42 @@ for want in 'FASTER_RCNN_BATCH_targets_BOXES(Bp)' 'FASTER_RCNN_BATCH_targets_LAB
 done
 
 # each op: the call right under its spec-line comment (the comment may sit a
-# few lines up, above the configuration's declaration)
+# few lines up, above the conversions and the configuration's declaration)
 call_after() { # call_after OP LINE CALL
     awk -v c="$1" -v l="($2)" -v call="$3" '
-        index($0, "// ") && index($0, c) && index($0, l) { armed = 12 }
+        index($0, "// ") && index($0, c) && index($0, l) { armed = 24 }
         armed && index($0, call) { found = 1 }
         armed { armed-- }
         END { exit !found }' "$f" || bad "no $3 under the comment of $1 at $2"
 }
 call_after "anchors(5 feature maps)" "faster_rcnn.lmod:95" "lg_cuda_anchors_generate(c, &d, anc, err);"
-call_after "rpn_loss(objectness, deltas, anc, targets)" "faster_rcnn.lmod:97" "lg_cuda_rpn_loss_forward(c, &d, objectness, deltas, anc, &tg, det_ws,"
-call_after "d rpn_loss" "faster_rcnn.lmod:97" "lg_cuda_rpn_loss_backward(c, &d, objectness, deltas,"
-call_after "roi_align(sampled, 4 feature maps)" "faster_rcnn.lmod:99" "lg_cuda_roi_align_forward(c, &d, maps, sampled, n * 512, pooled, err);"
-call_after "roi_align(props_rois, 4 feature maps)" "faster_rcnn.lmod:117" "lg_cuda_roi_align_forward(c, &d, maps, props_rois, n * 512, pooled, err);"
-call_after "d pooled: every level's map" "faster_rcnn.lmod:99" "lg_cuda_roi_align_backward_ordered(c, &d, (int)n, maps, sampled, n * 512, h_grad, err);"
-call_after "fastrcnn_loss(" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_forward(c, box_predictor_cls_score, box_predictor_bbox_pred, labels, box_targets, (int)(n * 512), 21, 0.1111111f, loss_classifier, loss_box_reg, err);"
-call_after "d fastrcnn_loss" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_backward(c, box_predictor_cls_score, box_predictor_bbox_pred, labels, box_targets, (int)(n * 512), 21,"
+call_after "rpn_loss(objectness, deltas, anc, targets)" "faster_rcnn.lmod:97" "lg_cuda_rpn_loss_forward(c, &d, (dt == LG_CUDA_F32 ? objectness : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? deltas : gpu.cvt_in + n * 65472), anc, &tg, det_ws,"
+call_after "d rpn_loss" "faster_rcnn.lmod:97" "lg_cuda_rpn_loss_backward(c, &d, (dt == LG_CUDA_F32 ? objectness : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? deltas : gpu.cvt_in + n * 65472), loss_objectness_labels, loss_objectness_box_targets, loss_grad, loss_grad, (dt == LG_CUDA_F32 ? objectness_grad : gpu.cvt_out + n * 0), (dt == LG_CUDA_F32 ? deltas_grad : gpu.cvt_out + n * 65472), err);"
+call_after "roi_align(sampled, 4 feature maps)" "faster_rcnn.lmod:99" "lg_cuda_roi_align_forward(c, &d, maps, sampled, n * 512, (dt == LG_CUDA_F32 ? pooled : gpu.cvt_out + n * 0), err);"
+call_after "roi_align(props_rois, 4 feature maps)" "faster_rcnn.lmod:117" "lg_cuda_roi_align_forward(c, &d, maps, props_rois, n * 512, (dt == LG_CUDA_F32 ? pooled : gpu.cvt_out + n * 0), err);"
+call_after "d pooled: every level's map" "faster_rcnn.lmod:99" "lg_cuda_roi_align_backward_ordered(c, &d, (int)n, maps, sampled, n * 512, (dt == LG_CUDA_F32 ? h_grad : gpu.cvt_in + n * 0), err);"
+call_after "fastrcnn_loss(" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_forward(c, (dt == LG_CUDA_F32 ? box_predictor_cls_score : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? box_predictor_bbox_pred : gpu.cvt_in + n * 10752), labels, box_targets, (int)(n * 512), 21, 0.1111111f, loss_classifier, loss_box_reg, err);"
+call_after "d fastrcnn_loss" "faster_rcnn.lmod:101" "lg_cuda_fastrcnn_loss_backward(c, (dt == LG_CUDA_F32 ? box_predictor_cls_score : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? box_predictor_bbox_pred : gpu.cvt_in + n * 10752), labels, box_targets, (int)(n * 512), 21,"
 grep -q '.seed = io->seed ^ 0u, .step = ((uint64_t)io->epoch << 32 | (uint64_t)b->batch_index)}' "$f" ||
     bad "rpn_loss's sampler is not seeded as the CPU trainer's (io->seed, epoch << 32 | batch_index)"
 grep -q 'k_min = 2,' "$f" && grep -q '.spatial_scale = {0.25f, 0.125f, 0.0625f, 0.03125f}' "$f" ||
     bad "roi_align's levels are not P2..P5"
 grep -q 'lg_cuda_rpn_loss_workspace((int)Bp, 65472, 64) > det_ws' "$f" || bad "det_ws is not sized for the RPN loss"
-grep -q "f16/bf16 path on the GPU yet (use 32-true)" "$f" || bad "mixed precision is not refused at start-up"
+# mixed precision: not refused; the f32 slices fit the arena's conversion
+# buffers (the largest op's sum: RoIAlign's output, 512 x 256 x 7 x 7 per image),
+# and every value converted into a slice is converted back after the call
+grep -q "f16/bf16 path on the GPU yet (use 32-true)" "$f" && bad "mixed precision is still refused at start-up"
+grep -q 'FASTER_RCNN_CVT_FLOATS_PER_SAMPLE = 6422528,' "$f" ||
+    bad "the conversion buffers are not sized for RoIAlign's output: $(grep -m1 'CVT_FLOATS_PER_SAMPLE =' "$f")"
+for want in 'lg_cuda_convert(c, LG_CUDA_F32, gpu.cvt_in + n * 5505024, dt, fpn_layer_blocks_3_0, n * 65536, err)' \
+    'lg_cuda_convert(c, dt, pooled, LG_CUDA_F32, gpu.cvt_out + n * 0, n * 6422528, err)' \
+    'lg_cuda_convert(c, dt, fpn_layer_blocks_3_0_grad, LG_CUDA_F32, gpu.cvt_out + n * 5505024, n * 65536, err)' \
+    'lg_cuda_convert(c, dt, deltas_grad, LG_CUDA_F32, gpu.cvt_out + n * 65472, n * 261888, err)' \
+    'lg_cuda_convert(c, dt, box_predictor_bbox_pred_grad, LG_CUDA_F32, gpu.cvt_out + n * 10752, n * 43008, err)' \
+    'lg_cuda_detections(c, &d, (int)n, (dt == LG_CUDA_F32 ? box_predictor_cls_score : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? box_predictor_bbox_pred : gpu.cvt_in + n * 10752), props_rois,' \
+    'lg_cuda_proposals(c, &d, (int)n, (dt == LG_CUDA_F32 ? objectness : gpu.cvt_in + n * 0), (dt == LG_CUDA_F32 ? deltas : gpu.cvt_in + n * 65472), anc,'; do
+    grep -qF "$want" "$f" || bad "faster_rcnn_cuda.c lacks: $want"
+done
 n=$(grep -c 'lg_cuda_anchors_generate(' "$f")
 [ "$n" -eq 4 ] || bad "expected anchors in 4 steps, found $n"
 
@@ -74,5 +91,5 @@ grep -q "odd.lmod:99: note: the device RoIAlign takes 1 to 5 maps whose spatial 
 grep -q "odd.lmod:99: error: the CUDA target has no device kernel call for 'roi_align' yet" "$tmp/out" ||
     bad "canonical_scale 200: roi_align not named with its line: $(head -2 "$tmp/out")"
 
-[ $fail -eq 0 ] && echo "ok: faster_rcnn --target cuda: targets on the device, anchors/rpn_loss/roi_align/fastrcnn_loss calls, an unmappable roi_align refused"
+[ $fail -eq 0 ] && echo "ok: faster_rcnn --target cuda: targets on the device, anchors/rpn_loss/roi_align/fastrcnn_loss calls, f32 conversions under mixed precision, an unmappable roi_align refused"
 exit $fail
