@@ -7,8 +7,9 @@
  * (boxes.cu runs the same sequences as kernel launches). It checks the
  * device test itself, and the bodies at faster_rcnn.lmod's sizes (65,472
  * anchors, 2000 proposals, 512 RoIs, 21 classes) against runtime/detect.
- * tests/cuda/check_detect_steps_gen.sh links its four ops (only) into a
- * generated Faster R-CNN trainer on tests/cuda/fake_device.c. */
+ * The context (arena in host memory, transfers) is tests/cuda/fake_device.c's,
+ * as in tests/cuda/check_detect_steps_gen.sh, which links these four ops
+ * into a generated Faster R-CNN trainer. */
 #define LG_CUK_LAUNCH(q, body, n, ...)                                                             \
     do {                                                                                           \
         (void)(q);                                                                                 \
@@ -16,69 +17,6 @@
             lg_cuk_##body(i_, __VA_ARGS__);                                                        \
     } while (0)
 #include "../../runtime/cuda/boxes_run.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-/* -DBOXES_HOST_OPS_ONLY: the four ops only, with tests/cuda/fake_device.c's
- * context (tests/cuda/check_detect_steps_gen.sh). */
-#ifndef BOXES_HOST_OPS_ONLY
-struct lg_cuda {
-    char *arena;
-    size_t bytes;
-};
-
-lg_status lg_cuda_device_count(int *count, lg_error *err) {
-    (void)err;
-    *count = 1;
-    return LG_OK;
-}
-
-lg_status lg_cuda_init(lg_cuda **out, const lg_cuda_config *cfg, lg_error *err) {
-    lg_cuda *c = calloc(1, sizeof *c);
-    if (c)
-        c->arena = aligned_alloc(256, (cfg->arena_bytes + 255) & ~(size_t)255);
-    if (!c || !c->arena) {
-        free(c);
-        return lg_error_set(err, LG_ERR_NOMEM, "host arena of %zu bytes", cfg->arena_bytes);
-    }
-    c->bytes = cfg->arena_bytes;
-    *out = c;
-    return LG_OK;
-}
-
-void lg_cuda_free(lg_cuda *c) {
-    if (c)
-        free(c->arena);
-    free(c);
-}
-
-const char *lg_cuda_describe(const lg_cuda *c) {
-    (void)c;
-    return "the host (tests/cuda/boxes_host.c)";
-}
-
-void *lg_cuda_arena(lg_cuda *c, size_t offset) {
-    return offset <= c->bytes ? c->arena + offset : NULL;
-}
-
-size_t lg_cuda_arena_size(const lg_cuda *c) {
-    return c->bytes;
-}
-
-lg_status lg_cuda_upload(lg_cuda *c, void *dev, const void *host, size_t bytes, lg_error *err) {
-    (void)c, (void)err;
-    memcpy(dev, host, bytes);
-    return LG_OK;
-}
-
-lg_status lg_cuda_download(lg_cuda *c, void *host, const void *dev, size_t bytes, lg_error *err) {
-    (void)c, (void)err;
-    memcpy(host, dev, bytes);
-    return LG_OK;
-}
-
-#endif
 
 size_t lg_cuda_proposals_workspace(const lg_cuda_proposals_cfg *d, int N) {
     lg_cuk_prop_ws w;
