@@ -40,26 +40,6 @@ static float uniform(float lo, float hi) {
     return lo + (hi - lo) * (float)(state >> 8) / 16777216.0f;
 }
 
-static void report(const char *what, const float *got, const float *want, size_t n, double rtol, double atol) {
-    double worst = 0;
-    size_t at = 0;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
-        if (!(d <= atol + rtol * fabs((double)want[i]))) {
-            if (!bad || d > worst)
-                worst = d, at = i;
-            bad = 1;
-        }
-    }
-    if (bad) {
-        failures++;
-        printf("FAIL %-30s [%zu] got %.9g want %.9g\n", what, at, (double)got[at], (double)want[at]);
-    } else {
-        printf("ok   %-30s (%zu values)\n", what, n);
-    }
-}
-
 enum { S = 512, N = 2, M = 64, L = 5 };
 
 static lg_cuda_anchors anchor_desc(void) {

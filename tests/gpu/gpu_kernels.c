@@ -27,27 +27,6 @@ static float *random_floats(size_t n, unsigned seed, float scale) {
     return v;
 }
 
-static void report(const char *what, const float *got, const float *want, size_t n, double rtol,
-                   double atol) {
-    double worst = 0;
-    size_t at = 0;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
-        if (!(d <= atol + rtol * fabs((double)want[i]))) {
-            if (!bad || d > worst)
-                worst = d, at = i;
-            bad = 1;
-        }
-    }
-    if (bad) {
-        failures++;
-        printf("FAIL %-28s [%zu] got %.9g want %.9g\n", what, at, (double)got[at], (double)want[at]);
-    } else {
-        printf("ok   %-28s (%zu values)\n", what, n);
-    }
-}
-
 /* ---- own kernels vs their bodies on the host ---------------------------------- */
 
 static void check_activations(void) {
