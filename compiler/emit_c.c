@@ -218,6 +218,7 @@ static const char *dims_name(Emit *E, IrOp *op) {
     d->file = f->file;
     d->line = f->line;
     d->is_conv = f->kind == LG_OP_CONV2D;
+    d->is_linear = f->kind == LG_OP_LINEAR;
     return name;
 }
 
@@ -1321,20 +1322,25 @@ int emit_c_file(Emit *E) {
     out(E, "    %s_ws_per_sample = (ws + 63) / 64 * 64;\n", E->prefix);
     out(E, "    %s_def.arena_per_sample = %s_ACT_BYTES_PER_SAMPLE + %s_ws_per_sample;\n", E->lower,
         E->prefix, E->prefix);
-    /* lg_conv2d_prepare: the conv kernels' oneDNN primitives exist before
-     * the first step, for a batch of any size (kernels.h) */
-    if (nconv) {
-        out(E, "    /* conv2d: create each layer's kernels now (oneDNN primitives for a batch of\n"
-               "     * any size, with their scratch memory), so that no training step allocates */\n");
+    /* lg_conv2d_prepare / lg_linear_prepare: the kernels' oneDNN primitives
+     * and JIT code exist before the first step, for a batch of any size
+     * (kernels.h) */
+    int nlinear = 0;
+    for (int i = 0; i < E->ndims; i++)
+        nlinear += E->dims[i].is_linear;
+    if (nconv || nlinear) {
+        out(E, "    /* create each conv and linear layer's kernels now (oneDNN primitives for a\n"
+               "     * batch of any size, their scratch memory, JIT code), so that no training\n"
+               "     * step allocates */\n");
         out(E, "    lg_error prepare_err = {0};\n");
         for (int i = 0; i < E->ndims; i++)
-            if (E->dims[i].is_conv)
+            if (E->dims[i].is_conv || E->dims[i].is_linear)
                 out(E,
-                    "    if (lg_conv2d_prepare(&%s, &prepare_err) != LG_OK) {\n"
+                    "    if (%s(&%s, &prepare_err) != LG_OK) {\n"
                     "        fprintf(stderr, \"%s: error: %%s\\n\", prepare_err.msg);\n"
                     "        return 1;\n"
                     "    }\n",
-                    E->dims[i].name, E->lower);
+                    E->dims[i].is_conv ? "lg_conv2d_prepare" : "lg_linear_prepare", E->dims[i].name, E->lower);
     }
     out(E, "    return lg_main(argc, argv, &%s_def);\n}\n", E->lower);
     free(E->decls);

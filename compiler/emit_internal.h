@@ -14,7 +14,7 @@
 typedef struct EmitDims {
     const char *type, *name, *body, *file;
     int line;
-    int is_conv;
+    int is_conv, is_linear; /* main() prepares their kernels (lg_conv2d_prepare, lg_linear_prepare) */
 } EmitDims;
 
 typedef struct Emit {

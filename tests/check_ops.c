@@ -159,6 +159,44 @@ START_TEST(large_conv_thread_independent) {
 }
 END_TEST
 
+/* A linear layer big enough that its GEMM tiles run on oneDNN's GEMM
+ * (runtime/ops/gemm_f32.c: tiles of >= 8 MFLOP; here 2 tiles of 23.6):
+ * bit-equal on 1 and 2 threads, and equal to the float64 twin (OpenBLAS's
+ * dgemm) within 1e-5 forward, 1e-4 backward. */
+START_TEST(large_linear_thread_independent) {
+    enum { ROWS = 96, IN = 640, OUT = 384 };
+    lg_linear_dims d = {IN, OUT, 1};
+    size_t xs = ROWS * IN, ys = ROWS * OUT, ws = (size_t)OUT * IN;
+    size_t total = 2 * xs + 2 * ys + 2 * ws + 2 * OUT; /* x dx y dy w dw b db */
+    float *f[2];
+    double *g = calloc(total, sizeof(double));
+    for (size_t i = 0; i < total; i++)
+        g[i] = (double)(float)sin(0.53 * (double)i);
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    for (int t = 0; t < 2; t++) {
+        f[t] = malloc(total * sizeof(float));
+        for (size_t i = 0; i < total; i++)
+            f[t][i] = (float)g[i];
+        float *x = f[t], *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + ws, *b = dw + ws,
+              *db = b + OUT;
+        lg_ctx *c = t ? &two : &test_ctx;
+        ck_assert_int_eq(lg_linear_forward(c, &d, ROWS, x, w, b, y), LG_OK);
+        ck_assert_int_eq(lg_linear_backward(c, &d, ROWS, x, w, dy, dx, dw, db), LG_OK);
+    }
+    ck_assert_msg(memcmp(f[0], f[1], total * sizeof(float)) == 0, "linear results differ between 1 and 2 threads");
+    double *x = g, *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + ws, *b = dw + ws, *db = b + OUT;
+    ck_assert_int_eq(lg_linear_forward_f64(&two, &d, ROWS, x, w, b, y), LG_OK);
+    ck_assert_int_eq(lg_linear_backward_f64(&two, &d, ROWS, x, w, dy, dx, dw, db), LG_OK);
+    expect_close("linear (large)", "y", sizeof(float), f[0] + 2 * xs, y, ys, 1e-5);
+    expect_close("linear (large)", "dx", sizeof(float), f[0] + xs, dx, xs, 1e-4);
+    expect_close("linear (large)", "dweight", sizeof(float), f[0] + 2 * xs + 2 * ys + ws, dw, ws, 1e-4);
+    expect_close("linear (large)", "dbias", sizeof(float), f[0] + 2 * xs + 2 * ys + 2 * ws + OUT, db, OUT, 1e-4);
+    free(f[0]), free(f[1]), free(g);
+    lg_ctx_free(&two);
+}
+END_TEST
+
 typedef struct {
     long hits[16];
 } stress_arg;
@@ -350,6 +388,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, parity_f64_and_gradcheck, 0, NCASES);
     tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
     tcase_add_test(tc, large_conv_thread_independent);
+    tcase_add_test(tc, large_linear_thread_independent);
     tcase_add_test(tc, pool_stress);
     tcase_add_test(tc, arith_and_reductions);
     tcase_add_test(tc, topk_accuracy);

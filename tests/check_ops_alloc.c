@@ -237,6 +237,47 @@ START_TEST(unprepared_shape_allocates_on_first_call) {
 }
 END_TEST
 
+/* A linear layer big enough for oneDNN's GEMM (runtime/ops/gemm_f32.c):
+ * oneDNN packs its operands into a buffer it allocates and frees inside each
+ * call, the one allocation of a step that is not ours. The rule for it:
+ * nothing outlives the call, and the packing buffers stay below LINEAR_PACK
+ * (they measured 74 KB - 1.2 MB on bench/'s linear layers), once
+ * lg_linear_prepare has compiled oneDNN's GEMM kernels. LGEN_GEMM=openblas
+ * takes OpenBLAS's GEMM instead, which allocates nothing. */
+#define LINEAR_PACK (4 << 20)
+
+START_TEST(linear_on_onednn_gemm_keeps_nothing) {
+    if (!COUNTING) {
+        printf("SKIP: allocation counting under a sanitizer\n");
+        return;
+    }
+    lg_ctx ctx;
+    ck_assert_int_eq(lg_ctx_init(&ctx, 2, &err), LG_OK);
+    enum { ROWS = 64, IN = 784, OUT = 256 }; /* bench's mlp.fc1: 2 tiles of 12.8 MFLOP */
+    lg_linear_dims ld = {.in_features = IN, .out_features = OUT, .bias = 1};
+    float *x = filled(ROWS * IN, 1), *dx = filled(ROWS * IN, 0), *w = filled(OUT * IN, 0.1f);
+    float *dw = filled(OUT * IN, 0), *b = filled(OUT, 0.1f), *db = filled(OUT, 0), *y = filled(ROWS * OUT, 1);
+    ck_assert_int_eq(lg_linear_prepare(&ld, &err), LG_OK); /* oneDNN's GEMM kernels, JIT-compiled once */
+    for (int call = 0; call < 3; call++) {
+        atomic_store(&allocations, 0);
+        atomic_store(&frees, 0);
+        atomic_store(&largest, 0);
+        atomic_store(&counting, 1);
+        ck_assert_int_eq(lg_linear_forward(&ctx, &ld, ROWS, x, w, b, y), LG_OK);
+        ck_assert_int_eq(lg_linear_backward(&ctx, &ld, ROWS, x, w, y, dx, dw, db), LG_OK);
+        atomic_store(&counting, 0);
+        ck_assert_msg(atomic_load(&allocations) == atomic_load(&frees) && atomic_load(&largest) <= LINEAR_PACK,
+                      "linear call %d allocated %ld times (%ld freed, the largest %ld bytes)", call,
+                      atomic_load(&allocations), atomic_load(&frees), atomic_load(&largest));
+        ck_assert_msg(atomic_load(&largest) > SMALL,
+                      "linear call %d made no packing buffer (largest %ld bytes): did it run on oneDNN's GEMM?",
+                      call, atomic_load(&largest));
+    }
+    free(x), free(dx), free(w), free(dw), free(b), free(db), free(y);
+    lg_ctx_free(&ctx);
+}
+END_TEST
+
 START_TEST(prepare_rejects_bad_dims) {
     lg_conv2d_dims d = {.c_in = 3, .h_in = 2, .w_in = 2, .c_out = 4, .kh = 5, .kw = 5, .sh = 1, .sw = 1, .dh = 1,
                         .dw = 1, .groups = 1};
@@ -253,6 +294,7 @@ static Suite *alloc_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, prepared_step_allocates_nothing);
     tcase_add_test(tc, unprepared_shape_allocates_on_first_call);
+    tcase_add_test(tc, linear_on_onednn_gemm_keeps_nothing);
     tcase_add_test(tc, prepare_rejects_bad_dims);
     suite_add_tcase(s, tc);
     return s;

@@ -90,7 +90,7 @@ static struct {
 /* oneDNN sizes its work by omp_get_max_threads() of the calling thread. */
 static _Thread_local int omp_is_single;
 
-static void omp_single(void) {
+void lg_dnnl_single_thread(void) {
     if (!omp_is_single) {
         omp_set_num_threads(1);
         omp_is_single = 1;
@@ -163,7 +163,7 @@ static int dnn_ready(void) {
             dnn.layout[1] = dnn.layout[2] = dnn.layout[0];
         env += len + (env[len] == ',');
     }
-    omp_single();
+    lg_dnnl_single_thread();
     if (dnnl_engine_create(&dnn.engine, dnnl_cpu, 0) != dnnl_success)
         return 0;
     for (int s = 0; s < SLOTS; s++)
@@ -537,7 +537,7 @@ static int conv_chunk_run(conv_run *r, size_t t, size_t c) {
  * never depends on the thread count. */
 static void conv_lane(void *arg, size_t t) {
     conv_run *r = arg;
-    omp_single();
+    lg_dnnl_single_thread();
     for (size_t c = t; c < r->nchunks; c += SLOTS)
         if (!conv_chunk_run(r, t, c)) {
             atomic_store(&r->failed, 1);
@@ -565,7 +565,7 @@ static void sum_task(void *arg, size_t t) {
 /* Under dnn.mu: reorders the weights r->w once for the call into dnn.wbuf,
  * in the layout of the largest chunk's primitive, in the calling thread. */
 static int weights_in(const conv_run *r) {
-    omp_single();
+    lg_dnnl_single_thread();
     const conv_prim *p = r->wref;
     for (int a = 0; a < p->nargs; a++) {
         const conv_arg *g = &p->arg[a];

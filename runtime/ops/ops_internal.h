@@ -38,4 +38,14 @@ int lg_dnnl_conv_backward_data(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, c
 int lg_dnnl_conv_backward_weights(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n, const float *x, const float *dy,
                                   float *dw, float *db);
 
+/* conv_dnnl.c: makes oneDNN run single-threaded in the calling thread (it
+ * sizes its work by omp_get_max_threads()); cheap after the first call. */
+void lg_dnnl_single_thread(void);
+
+/* gemm_f32.c: C = alpha op(A) op(B) + beta C, row-major, one thread: the
+ * float32 GEMM tile of dense.inc. OpenBLAS, or with onednn set oneDNN's GEMM
+ * for tiles big enough that it is faster. */
+void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc);
+
 #endif

@@ -136,6 +136,11 @@ lg_status lg_pool2d_dims_init(lg_pool2d_dims *d, const char *op, lg_error *err);
  * Fails only when memory runs out or d is out of range. */
 lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err);
 
+/* linear (float32): the same for linear layers, whose larger GEMMs run on
+ * oneDNN's GEMM (its kernels are JIT-compiled once per process, on first
+ * use). Optional; fails only when d is out of range. */
+lg_status lg_linear_prepare(const lg_linear_dims *d, lg_error *err);
+
 /* dropout: a keep mask derived from (seed, step, layer) and the element index
  * only (a counter-based generator), so a run is reproducible for any thread
  * count. This mixes the three into the seed the kernel takes. */
