@@ -24,7 +24,7 @@ endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iruntime/include -I$(BUILD)/gen
 
 # Libraries the runtime links; the generated Makefile uses the same list.
-RUNTIME_LIBS = -ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm
+RUNTIME_LIBS = -ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lmvec -lm
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 XML_CFLAGS   = $(shell pkg-config --cflags libxml-2.0 2>/dev/null || echo -I/usr/include/libxml2)
 ALL_CFLAGS  += $(XML_CFLAGS)

@@ -1,6 +1,7 @@
 /* ops_bench.c — times lgen's CPU kernels on the conv shapes of LeNet,
  * ResNet-20 and a ResNet-18 backbone, a few linear layers, the fused
- * SGD/Adam steps and a large sgemm; for each conv also oneDNN's forward
+ * SGD/Adam steps, elementwise ops over a 32 MiB activation and a large
+ * sgemm; for each conv also oneDNN's forward
  * (NCHW in and out, so no reorders, and its preferred blocked layout with
  * reorders excluded). Prints one tab-separated line per measurement:
  *   kind name what milliseconds [extra]
@@ -209,9 +210,80 @@ static void copy_run(void *a) {
     lg_parallel_for(&ctx, 64, copy_task, a);
 }
 
+/* ---- elementwise ops over one ResNet-20-sized activation ----------------------- */
+
+enum { EW_N = 128, EW_C = 64, EW_HW = 32 * 32 }; /* 8.4M floats, 32 MiB: far beyond the caches */
+
+typedef struct {
+    int which;
+    size_t count;
+    float *x, *b, *y, *dy, *dx, *gamma, *beta, *rm, *rv, *sm, *si, *dg, *db;
+    lg_batch_norm_dims bn;
+    lg_axis_dims ax;
+} ew_arg;
+
+/* name, direction, bytes per element the op has to move at least */
+static const struct {
+    const char *name, *what;
+    int bytes;
+} EW[] = {{"relu", "fwd", 8},     {"relu", "bwd", 12},    {"sigmoid", "fwd", 8}, {"sigmoid", "bwd", 12},
+          {"gelu", "fwd", 8},     {"gelu", "bwd", 12},    {"silu", "fwd", 8},    {"silu", "bwd", 12},
+          {"add", "fwd", 12},     {"mul", "fwd", 12},     {"batch_norm", "fwd", 8}, {"batch_norm", "bwd", 12},
+          {"softmax", "fwd", 8},  {"softmax", "bwd", 12}};
+
+static void ew_run(void *arg) {
+    ew_arg *a = arg;
+    size_t n = a->count;
+    switch (a->which) {
+    case 0: CHECK(lg_relu_forward(&ctx, n, a->x, a->y)); break;
+    case 1: CHECK(lg_relu_backward(&ctx, n, a->x, NULL, a->dy, a->dx)); break;
+    case 2: CHECK(lg_sigmoid_forward(&ctx, n, a->x, a->y)); break;
+    case 3: CHECK(lg_sigmoid_backward(&ctx, n, NULL, a->y, a->dy, a->dx)); break;
+    case 4: CHECK(lg_gelu_forward(&ctx, n, 0, a->x, a->y)); break;
+    case 5: CHECK(lg_gelu_backward(&ctx, n, 0, a->x, NULL, a->dy, a->dx)); break;
+    case 6: CHECK(lg_silu_forward(&ctx, n, a->x, a->y)); break;
+    case 7: CHECK(lg_silu_backward(&ctx, n, a->x, NULL, a->dy, a->dx)); break;
+    case 8: CHECK(lg_add_forward(&ctx, n, a->x, a->b, a->y)); break;
+    case 9: CHECK(lg_mul_forward(&ctx, n, a->x, a->b, a->y)); break;
+    case 10:
+        CHECK(lg_batch_norm_forward(&ctx, &a->bn, EW_N, 1, a->x, a->gamma, a->beta, a->rm, a->rv, a->y, a->sm,
+                                    a->si));
+        break;
+    case 11:
+        CHECK(lg_batch_norm_backward(&ctx, &a->bn, EW_N, a->x, a->gamma, a->sm, a->si, a->dy, a->dx, a->dg,
+                                     a->db));
+        break;
+    case 12: CHECK(lg_softmax_forward(&ctx, &a->ax, a->x, a->y)); break;
+    case 13: CHECK(lg_softmax_backward(&ctx, &a->ax, a->y, a->dy, a->dx)); break;
+    }
+}
+
+static void bench_elementwise(const char *name) {
+    size_t count = (size_t)EW_N * EW_C * EW_HW;
+    ew_arg a = {.count = count, .x = rnd(count), .b = rnd(count), .y = rnd(count), .dy = rnd(count),
+                .dx = rnd(count), .gamma = rnd(EW_C), .beta = rnd(EW_C), .rm = rnd(EW_C), .rv = rnd(EW_C),
+                .sm = rnd(EW_C), .si = rnd(EW_C), .dg = rnd(EW_C), .db = rnd(EW_C)};
+    for (int c = 0; c < EW_C; c++)
+        a.rv[c] = 1.0f;
+    a.bn = (lg_batch_norm_dims){.c = EW_C, .spatial = EW_HW, .eps = 1e-5, .momentum = 0.1, .affine = 1};
+    a.ax = (lg_axis_dims){.outer = count / 1000, .dim = 1000, .inner = 1}; /* rows of 1000 logits */
+    /* softmax backward reads a softmax output */
+    CHECK(lg_softmax_forward(&ctx, &a.ax, a.x, a.y));
+    for (a.which = 0; a.which < (int)(sizeof EW / sizeof EW[0]); a.which++) {
+        if (name && strcmp(name, EW[a.which].name))
+            continue;
+        size_t n = a.which >= 12 ? a.ax.outer * 1000 : count;
+        double ms = time_ms(ew_run, &a);
+        printf("elementwise\t%s\t%s\t%.3f\t%.1f GB/s\n", EW[a.which].name, EW[a.which].what, ms,
+               (double)EW[a.which].bytes * (double)n / ms / 1e6);
+    }
+    free(a.x), free(a.b), free(a.y), free(a.dy), free(a.dx), free(a.gamma), free(a.beta), free(a.rm), free(a.rv);
+    free(a.sm), free(a.si), free(a.dg), free(a.db);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
-    const char *only = argc > 2 ? argv[2] : NULL;       /* a kind: gemm conv linear optim */
+    const char *only = argc > 2 ? argv[2] : NULL;       /* a kind: gemm conv linear optim elementwise */
     const char *name = argc > 3 ? argv[3] : NULL;       /* one case of that kind */
     CHECK(lg_ctx_init(&ctx, threads, &err));
     printf("threads\t%d\n", threads);
@@ -325,6 +397,8 @@ int main(int argc, char **argv) {
             free(o.p), free(o.g);
         }
     }
+    if (!only || !strcmp(only, "elementwise"))
+        bench_elementwise(name);
     lg_ctx_free(&ctx);
     return 0;
 }

@@ -115,6 +115,31 @@ def torch_optim(name):
     return res
 
 
+def torch_elementwise(name):
+    """PyTorch's forward and backward time of one elementwise op over the
+    bench's [128, 64, 32, 32] activation (softmax: rows of 1000)."""
+    x = torch.randn(128, 64, 32, 32)
+    b = torch.randn_like(x)
+    if name == "softmax":
+        x = x.view(-1)[: x.numel() // 1000 * 1000].view(-1, 1000).clone()
+    x.requires_grad_(True)
+    w, bias = torch.randn(64, requires_grad=True), torch.randn(64, requires_grad=True)
+    rm, rv = torch.zeros(64), torch.ones(64)
+    fns = {"relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu, "silu": F.silu,
+           "add": lambda t: t + b, "mul": lambda t: t * b, "softmax": lambda t: torch.softmax(t, -1),
+           "batch_norm": lambda t: F.batch_norm(t, rm, rv, w, bias, training=True)}
+    fn = fns[name]
+    with torch.no_grad():
+        fwd = time_ms(lambda: fn(x))
+    if name in ("add", "mul"):
+        return fwd, 0
+    y = fn(x)
+    dy = torch.randn_like(y)
+    ins = [x, w, bias] if name == "batch_norm" else [x]
+    bwd = time_ms(lambda: torch.autograd.grad(y, ins, dy, retain_graph=True))
+    return fwd, bwd
+
+
 def line(kind, name, what, lg, th, extra=""):
     ratio = f"{th / lg:6.2f}x" if th else "     -"
     ths = f"{th:9.3f}" if th else "        -"
@@ -172,3 +197,18 @@ for name in ("sgd_momentum", "adam", "adamw"):
     lg, extra = r[(name, "step")]
     ts = torch_optim(name) if torch else [0, 0]
     line("optim", name, "step", lg, ts[0], f"{extra}; torch foreach {ts[1]:.3f} ms")
+
+print("\n-- elementwise ops over a [128, 64, 32, 32] float activation (32 MiB; softmax: rows of 1000);")
+print("   GB/s counts the bytes each op has to move at least (forward: read x, write y; backward: + dy)")
+r = run_c("elementwise")
+done = set()
+for (name, what), (lg, extra) in r.items():
+    if name in done:
+        continue
+    done.add(name)
+    tf, tb = torch_elementwise(name) if torch else (0, 0)
+    for w, t in (("fwd", tf), ("bwd", tb)):
+        if (name, w) in r:
+            lg, extra = r[(name, w)]
+            frac = f" = {float(extra.split()[0]) / float(tri[1].split()[0]):.0%} of triad" if tri else ""
+            line("eltwise", name, w, lg, t, extra + frac)

@@ -40,7 +40,7 @@
 #ifdef LGEN_RUNTIME_LIBS
 #define RUNTIME_LIBS LGEN_RUNTIME_LIBS
 #else
-#define RUNTIME_LIBS "-ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm -lcrypto -lz"
+#define RUNTIME_LIBS "-ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lmvec -lm -lcrypto -lz"
 #endif
 
 /* ---- sha256 (FIPS 180-4), for the spec hash checkpoints carry ----------- */

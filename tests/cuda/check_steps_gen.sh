@@ -32,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 flags="-std=c11 -D_GNU_SOURCE -O1 -Iruntime/include"
-libs="$BUILD/liblgen.a -ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm -lcrypto -lz"
+libs="$BUILD/liblgen.a -ldnnl -lgomp -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lmvec -lm -lcrypto -lz"
 san=""
 case "$BUILD" in *san*) san="-fsanitize=address,undefined -fno-omit-frame-pointer" ;; esac
 for f in fake_device fake_layers; do

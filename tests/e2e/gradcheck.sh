@@ -25,7 +25,7 @@ check() { # generated.c name
     $CC -std=c11 -D_GNU_SOURCE -O1 -w $SAN_FLAGS -Iruntime/include -I"$out" \
         -DGEN_FILE="\"${name}_f64.c\"" -DGEN_DEF="${name}_def" \
         -o "$out/gradcheck_$name" tests/e2e/gradcheck.c "$BUILD/liblgen.a" -ldnnl -lgomp \
-        -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lm -lcrypto -lz
+        -lopenblas -ljansson -lcurl -larchive -lxml2 -lpng -ljpeg -lpthread -lmvec -lm -lcrypto -lz
     echo "== gradcheck $name"
     "$out/gradcheck_$name"
 }
