@@ -368,17 +368,21 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
     /* forward: channels-last activations let oneDNN take its brgemm kernel
      * (brgconv), 1.2-1.7x its blocked one on stride-1 layers with >= 32
      * channels over at most 32x32 pixels, deep layers (K = c_in kh kw >=
-     * 2048) and the 7x7 stem; blocked stays faster on wide maps (ResNet-18's
-     * 56x56 stage) and on the other stride-2 and 1x1 layers */
+     * 2048), the 7x7 stem and the stride-2 3x3 layers below; blocked stays
+     * faster on wide maps (ResNet-18's 56x56 stage) and the 1x1 layers */
     int cin = d->c_in / d->groups, K = cin * d->kh * d->kw;
+    /* ResNet's downsampling 3x3 up to 64 input channels: nhwc measured 1.1-1.5x blocked
+     * (resnet20.s2down, s3down, resnet18.l2down); l3down (128) was slower */
+    int strided = d->sh == 2 && d->sw == 2 && d->kh == 3 && cin >= 16 && cin <= 64;
     if (dir == DIR_FWD && d->groups == 1 &&
         ((d->sh == 1 && d->sw == 1 && cin >= 32 && d->h_out * d->w_out <= 1024) || K >= 2048 ||
-         (cin < 4 && d->kh >= 7)))
+         (cin < 4 && d->kh >= 7) || (strided && d->h_out * d->w_out <= 1024)))
         return LAYOUT_NHWC;
     /* deep, small maps (ResNet-18's 14x14 and 7x7 stages: K = c_in kh kw >=
-     * 2048 over at most 196 pixels): one big GEMM beat oneDNN's backward
-     * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, 24-28 vs 34 on l3) */
-    if (dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 2048)
+     * 1024 over at most 196 pixels): one big GEMM beat oneDNN's backward
+     * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, 24-28 vs 34 on l3,
+     * 12.4-13.0 vs 14.0-14.5 on l3down) */
+    if (dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 1024)
         return LAYOUT_IM2COL;
     return LAYOUT_BLOCKED;
 }
