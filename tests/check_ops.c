@@ -120,6 +120,23 @@ START_TEST(parity_f32_two_threads) {
 }
 END_TEST
 
+/* The inputs of the large cases: total values sin(step i), rounded to float,
+ * as a double buffer (returned, for the float64 twin) and two float copies
+ * (for a 1-thread and a 2-thread run). */
+static double *twin_buffers(size_t total, double step, float *f[2]) {
+    double *g = calloc(total, sizeof(double));
+    ck_assert_ptr_nonnull(g);
+    for (size_t i = 0; i < total; i++)
+        g[i] = (double)(float)sin(step * (double)i);
+    for (int t = 0; t < 2; t++) {
+        f[t] = malloc(total * sizeof(float));
+        ck_assert_ptr_nonnull(f[t]);
+        for (size_t i = 0; i < total; i++)
+            f[t][i] = (float)g[i];
+    }
+    return g;
+}
+
 /* Shapes big enough for tiled GEMMs and several conv batch chunks: bit-equal
  * on 1 and 2 threads, and equal to the float64 twin within 1e-4. */
 START_TEST(large_conv_thread_independent) {
@@ -129,15 +146,10 @@ START_TEST(large_conv_thread_independent) {
     size_t n = 24, xs = n * 16 * 400, ys = n * 96 * 400, wsz = 96 * 16 * 9;
     size_t total = xs * 2 + ys * 2 + wsz * 2 + 96 * 2;
     float *f[2];
-    double *g = calloc(total, sizeof(double));
-    for (size_t i = 0; i < total; i++)
-        g[i] = (double)(float)sin(0.37 * (double)i);
+    double *g = twin_buffers(total, 0.37, f);
     lg_ctx two;
     ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
     for (int t = 0; t < 2; t++) {
-        f[t] = malloc(total * sizeof(float));
-        for (size_t i = 0; i < total; i++)
-            f[t][i] = (float)g[i];
         float *x = f[t], *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz,
               *db = b + 96;
         size_t wsb = lg_conv2d_workspace(&d, n);
@@ -169,15 +181,10 @@ START_TEST(large_linear_thread_independent) {
     size_t xs = ROWS * IN, ys = ROWS * OUT, ws = (size_t)OUT * IN;
     size_t total = 2 * xs + 2 * ys + 2 * ws + 2 * OUT; /* x dx y dy w dw b db */
     float *f[2];
-    double *g = calloc(total, sizeof(double));
-    for (size_t i = 0; i < total; i++)
-        g[i] = (double)(float)sin(0.53 * (double)i);
+    double *g = twin_buffers(total, 0.53, f);
     lg_ctx two;
     ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
     for (int t = 0; t < 2; t++) {
-        f[t] = malloc(total * sizeof(float));
-        for (size_t i = 0; i < total; i++)
-            f[t][i] = (float)g[i];
         float *x = f[t], *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + ws, *b = dw + ws,
               *db = b + OUT;
         lg_ctx *c = t ? &two : &test_ctx;

@@ -104,6 +104,14 @@ int posix_memalign(void **out, size_t align, size_t size) {
 }
 #endif
 
+/* Counting on, from zero: every allocation until counting is set back to 0. */
+static void count_start(void) {
+    atomic_store(&allocations, 0);
+    atomic_store(&frees, 0);
+    atomic_store(&largest, 0);
+    atomic_store(&counting, 1);
+}
+
 static lg_error err;
 
 static float *filled(size_t n, float scale) {
@@ -162,7 +170,7 @@ START_TEST(prepared_step_allocates_nothing) {
     layer l[NLAYERS];
     layer_init(&l[0], 3, 32, 16, 7, 2, 3, BATCH);   /* a stem: nhwc forward, im2col data gradient */
     layer_init(&l[1], 16, 16, 32, 3, 1, 1, BATCH);  /* blocked */
-    layer_init(&l[2], 32, 16, 64, 3, 2, 1, BATCH);  /* stride 2: blocked */
+    layer_init(&l[2], 32, 16, 64, 3, 2, 1, BATCH);  /* stride 2: nhwc forward, blocked backward */
     layer_init(&l[3], 64, 8, 64, 3, 1, 1, BATCH);   /* >= 32 channels, small map: nhwc forward */
     layer_init(&l[4], 256, 6, 32, 3, 1, 1, BATCH);  /* K = 2304 over 36 pixels: im2col backward */
     lg_pool2d_dims pd = {.c = 64, .h_in = 8, .w_in = 8, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
@@ -181,10 +189,7 @@ START_TEST(prepared_step_allocates_nothing) {
     static const size_t sizes[] = {BATCH, 7, 5, 3, 2, 1, BATCH};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
-        atomic_store(&allocations, 0);
-        atomic_store(&frees, 0);
-        atomic_store(&largest, 0);
-        atomic_store(&counting, 1);
+        count_start();
         for (int i = 0; i < NLAYERS; i++)
             layer_step(&ctx, &l[i], n, i > 0);
         ck_assert_int_eq(lg_max_pool2d_forward(&ctx, &pd, n, l[3].y, pooled, argmax), LG_OK);
@@ -217,10 +222,7 @@ START_TEST(unprepared_shape_allocates_on_first_call) {
     layer_init(&l, 24, 12, 48, 3, 1, 1, 4);
     long kept[2], big[2];
     for (int call = 0; call < 2; call++) {
-        atomic_store(&allocations, 0);
-        atomic_store(&frees, 0);
-        atomic_store(&largest, 0);
-        atomic_store(&counting, 1);
+        count_start();
         ck_assert_int_eq(lg_conv2d_forward(&ctx, &l.d, 4, l.x, l.w, l.b, l.y, l.ws, l.ws_bytes), LG_OK);
         atomic_store(&counting, 0);
         kept[call] = atomic_load(&allocations) - atomic_load(&frees);
@@ -259,10 +261,7 @@ START_TEST(linear_on_onednn_gemm_keeps_nothing) {
     float *dw = filled(OUT * IN, 0), *b = filled(OUT, 0.1f), *db = filled(OUT, 0), *y = filled(ROWS * OUT, 1);
     ck_assert_int_eq(lg_linear_prepare(&ld, &err), LG_OK); /* oneDNN's GEMM kernels, JIT-compiled once */
     for (int call = 0; call < 3; call++) {
-        atomic_store(&allocations, 0);
-        atomic_store(&frees, 0);
-        atomic_store(&largest, 0);
-        atomic_store(&counting, 1);
+        count_start();
         ck_assert_int_eq(lg_linear_forward(&ctx, &ld, ROWS, x, w, b, y), LG_OK);
         ck_assert_int_eq(lg_linear_backward(&ctx, &ld, ROWS, x, w, y, dx, dw, db), LG_OK);
         atomic_store(&counting, 0);
