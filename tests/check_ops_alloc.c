@@ -244,7 +244,7 @@ END_TEST
  * call, the one allocation of a step that is not ours. The rule for it:
  * nothing outlives the call, and the packing buffers stay below LINEAR_PACK
  * (they measured 74 KB - 1.2 MB on bench/'s linear layers), once
- * lg_linear_prepare has compiled oneDNN's GEMM kernels. LGEN_GEMM=openblas
+ * lg_linear_prepare(_batch) has compiled oneDNN's GEMM kernels. LGEN_GEMM=openblas
  * takes OpenBLAS's GEMM instead, which allocates nothing. */
 #define LINEAR_PACK (4 << 20)
 
@@ -259,7 +259,8 @@ START_TEST(linear_on_onednn_gemm_keeps_nothing) {
     lg_linear_dims ld = {.in_features = IN, .out_features = OUT, .bias = 1};
     float *x = filled(ROWS * IN, 1), *dx = filled(ROWS * IN, 0), *w = filled(OUT * IN, 0.1f);
     float *dw = filled(OUT * IN, 0), *b = filled(OUT, 0.1f), *db = filled(OUT, 0), *y = filled(ROWS * OUT, 1);
-    ck_assert_int_eq(lg_linear_prepare(&ld, &err), LG_OK); /* oneDNN's GEMM kernels, JIT-compiled once */
+    ck_assert_int_eq(lg_linear_prepare(&ld, &err), LG_OK);
+    ck_assert_int_eq(lg_linear_prepare_batch(ROWS, &err), LG_OK); /* oneDNN's GEMM kernels, JIT-compiled once */
     for (int call = 0; call < 3; call++) {
         count_start();
         ck_assert_int_eq(lg_linear_forward(&ctx, &ld, ROWS, x, w, b, y), LG_OK);

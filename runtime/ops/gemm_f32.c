@@ -10,7 +10,8 @@
  * inside each call (74 KB - 1.2 MB on bench/'s shapes): the one allocation
  * a step makes that is not ours (tests/check_ops_alloc.c allows it and
  * checks that nothing outlives the call). Its kernels are JIT-compiled on
- * its first call, once per process: lg_linear_prepare does that at set-up.
+ * its first call, once per process: lg_linear_prepare_batch does that at
+ * set-up, when a prepared layer will use them.
  * LGEN_GEMM=openblas or onednn in
  * the environment forces one library, for measuring. */
 #include "ops_internal.h"
@@ -62,14 +63,28 @@ static void warm_onednn_gemm(void) {
     free(buf);
 }
 
+/* The largest in_features * out_features of the linear layers prepared so
+ * far: at r rows, no GEMM tile of theirs exceeds 2 r in out FLOP. */
+static atomic_size_t prepared_io;
+
 lg_status lg_linear_prepare(const lg_linear_dims *d, lg_error *err) {
     if (!d)
         return lg_error_set(err, LG_ERR_ARG, "linear: no dimensions");
     if (d->in_features < 1 || d->out_features < 1)
         return lg_error_set(err, LG_ERR_ARG, "linear: in_features %d and out_features %d must be >= 1",
                             d->in_features, d->out_features);
+    size_t io = (size_t)d->in_features * (size_t)d->out_features, was = atomic_load(&prepared_io);
+    while (io > was && !atomic_compare_exchange_weak(&prepared_io, &was, io))
+        ;
+    return LG_OK;
+}
+
+lg_status lg_linear_prepare_batch(size_t rows, lg_error *err) {
+    (void)err;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    if (mode() != 1)
+    /* only when a tile can reach oneDNN's share: the JIT costs ~50 ms of
+     * start-up, which LeNet's small layers would pay for nothing */
+    if (mode() != 1 && 2.0 * (double)rows * (double)atomic_load(&prepared_io) >= GEMM_DNNL_FLOPS)
         pthread_once(&once, warm_onednn_gemm);
     return LG_OK;
 }

@@ -34,6 +34,7 @@
 #include "lgen/cuda.h"
 #include "lgen/cuda_optim.h"
 #include "lgen/detect.h"
+#include "lgen/kernels.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1372,6 +1373,9 @@ static lg_status setup(lg_trainer *t) {
     t->dcfg.data_dir = c->data_dir[0] ? c->data_dir : NULL;
     t->dcfg.mirror = c->mirror[0] ? c->mirror : NULL;
     t->dcfg.quiet = !c->enable_progress_bar;
+    /* the linear layers' oneDNN GEMM kernels, if a batch this size uses them */
+    if (accel != LG_ACCEL_GPU && (st = lg_linear_prepare_batch((size_t)t->lopt.batch_size, t->err)) != LG_OK)
+        return st;
     size_t arena = def->arena_fixed + def->arena_per_sample * (size_t)t->lopt.batch_size;
     arena = (arena + 63) / 64 * 64;
     t->arena = aligned_alloc(64, arena ? arena : 64);

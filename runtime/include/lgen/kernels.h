@@ -138,8 +138,15 @@ lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err);
 
 /* linear (float32): the same for linear layers, whose larger GEMMs run on
  * oneDNN's GEMM (its kernels are JIT-compiled once per process, on first
- * use). Optional; fails only when d is out of range. */
+ * use). lg_linear_prepare registers a layer (a generated main() calls it for
+ * each); lg_linear_prepare_batch(rows), called by the trainer once it knows
+ * the batch size, compiles oneDNN's kernels if a registered layer's GEMMs
+ * at that many rows will use them (about 50 ms, so not for small layers).
+ * A layer called with more rows than that (several rows per sample) may
+ * compile them in its first call. Optional; fail only when d is out of
+ * range. */
 lg_status lg_linear_prepare(const lg_linear_dims *d, lg_error *err);
+lg_status lg_linear_prepare_batch(size_t rows, lg_error *err);
 
 /* dropout: a keep mask derived from (seed, step, layer) and the element index
  * only (a counter-based generator), so a run is reproducible for any thread
