@@ -11,9 +11,8 @@
  * a step makes that is not ours (tests/check_ops_alloc.c allows it and
  * checks that nothing outlives the call). Its kernels are JIT-compiled on
  * its first call, once per process: lg_linear_prepare_batch does that at
- * set-up, when a prepared layer will use them.
- * LGEN_GEMM=openblas or onednn in
- * the environment forces one library, for measuring. */
+ * set-up, when a prepared layer will use them. LGEN_GEMM=openblas or onednn
+ * in the environment forces one library for every tile, for measuring. */
 #include "ops_internal.h"
 
 #include <cblas.h>
@@ -35,8 +34,8 @@ static int mode(void) {
     return m;
 }
 
-void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                   int ldb, float beta, float *C, int ldc) {
+void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
     int m = mode();
     if (m == 2 || (m == 0 && onednn && 2.0 * M * N * K >= GEMM_DNNL_FLOPS)) {
         lg_dnnl_single_thread();

@@ -10,8 +10,8 @@
 #define LG_FN(name) name##_f64
 #define LG_GEMM dgemm_tile
 
-static void dgemm_tile(int onednn, int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B,
-                       int ldb, double beta, double *C, int ldc) {
+static void dgemm_tile(int onednn, int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+                       const double *B, int ldb, double beta, double *C, int ldc) {
     (void)onednn; /* oneDNN has no float64 GEMM */
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
                 lda, B, ldb, beta, C, ldc);

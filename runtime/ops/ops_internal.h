@@ -45,7 +45,7 @@ void lg_dnnl_single_thread(void);
 /* gemm_f32.c: C = alpha op(A) op(B) + beta C, row-major, one thread: the
  * float32 GEMM tile of dense.inc. OpenBLAS, or with onednn set oneDNN's GEMM
  * for tiles big enough that it is faster. */
-void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                   int ldb, float beta, float *C, int ldc);
+void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
 
 #endif
