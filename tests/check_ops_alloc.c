@@ -122,6 +122,17 @@ static float *filled(size_t n, float scale) {
     return p;
 }
 
+/* A 2-thread context for a counting test; 0 (and SKIP) under a sanitizer,
+ * which owns malloc. */
+static int counting_ctx(lg_ctx *ctx) {
+    if (!COUNTING) {
+        printf("SKIP: allocation counting under a sanitizer\n");
+        return 0;
+    }
+    ck_assert_int_eq(lg_ctx_init(ctx, 2, &err), LG_OK);
+    return 1;
+}
+
 /* One conv layer of a "step": buffers for a batch of up to n_max. */
 typedef struct {
     lg_conv2d_dims d;
@@ -161,12 +172,9 @@ static void layer_step(lg_ctx *ctx, layer *l, size_t n, int want_dx) {
 enum { NLAYERS = 5, BATCH = 8 };
 
 START_TEST(prepared_step_allocates_nothing) {
-    if (!COUNTING) {
-        printf("SKIP: allocation counting under a sanitizer\n");
-        return;
-    }
     lg_ctx ctx;
-    ck_assert_int_eq(lg_ctx_init(&ctx, 2, &err), LG_OK);
+    if (!counting_ctx(&ctx))
+        return;
     layer l[NLAYERS];
     layer_init(&l[0], 3, 32, 16, 7, 2, 3, BATCH);   /* a stem: nhwc forward, im2col data gradient */
     layer_init(&l[1], 16, 16, 32, 3, 1, 1, BATCH);  /* blocked */
@@ -212,12 +220,9 @@ END_TEST
  * primitives (large allocations that outlive the call); its second call
  * makes only the transient small ones. */
 START_TEST(unprepared_shape_allocates_on_first_call) {
-    if (!COUNTING) {
-        printf("SKIP: allocation counting under a sanitizer\n");
-        return;
-    }
     lg_ctx ctx;
-    ck_assert_int_eq(lg_ctx_init(&ctx, 2, &err), LG_OK);
+    if (!counting_ctx(&ctx))
+        return;
     layer l;
     layer_init(&l, 24, 12, 48, 3, 1, 1, 4);
     long kept[2], big[2];
@@ -249,12 +254,9 @@ END_TEST
 #define LINEAR_PACK (4 << 20)
 
 START_TEST(linear_on_onednn_gemm_keeps_nothing) {
-    if (!COUNTING) {
-        printf("SKIP: allocation counting under a sanitizer\n");
-        return;
-    }
     lg_ctx ctx;
-    ck_assert_int_eq(lg_ctx_init(&ctx, 2, &err), LG_OK);
+    if (!counting_ctx(&ctx))
+        return;
     enum { ROWS = 64, IN = 784, OUT = 256 }; /* bench's mlp.fc1: 2 tiles of 12.8 MFLOP */
     lg_linear_dims ld = {.in_features = IN, .out_features = OUT, .bias = 1};
     float *x = filled(ROWS * IN, 1), *dx = filled(ROWS * IN, 0), *w = filled(OUT * IN, 0.1f);
