@@ -7,29 +7,42 @@
 # transpose, mul, upsample, adaptive and cuDNN average pooling, layer_norm,
 # batch norm without affine parameters) and tests/cuda/lossnet.lmod (the
 # elementwise losses, mean/sum, softmax backward), all on Fashion-MNIST: `lgen --target all`,
-# `make CUDA=1`, then the same trainer fits one short epoch twice from the
-# same seed, `--accelerator cpu`, then `--accelerator gpu` in each precision
-# (32-true, 16-mixed, bf16-mixed); every step's train_loss and the epoch's
-# val_loss and val_acc must agree (32-true: relative 2% on the losses, cuDNN
-# may use TF32 for fp32 convolutions as PyTorch does, 0.02 on the accuracy;
-# mixed: 4%), and the GPU run must say it used the GPU.
+# `make CUDA=1`, then the same trainer fits one short epoch (STEPS batches)
+# from the same seed, `--accelerator cpu`, then `--accelerator gpu` in each
+# precision (32-true, 16-mixed, bf16-mixed); every step's train_loss and the
+# epoch's val_loss and val_acc must agree (32-true: relative 0.5% on the
+# losses, 0.02 on the accuracy; mixed: 2% on the losses, 0.04 on the
+# accuracy), and the GPU run must say it used the GPU. TF32 is off
+# (NVIDIA_TF32_OVERRIDE=0), so 32-true is float32 on both sides.
+#
+# Why 10 steps: a short run stays comparable. On an H200 (Dec 4), over the
+# first 10 steps every spec agreed within 0.01% in 32-true and 0.8% mixed;
+# later the trajectories part: structnet's 32-true run, equal to the CPU's
+# for 14 steps (only the device's summation order differs), drifted to 2.2%
+# by step 33, and its 16-mixed run fell 4.4% below the CPU's at step 11, as
+# it does on the host emulation of the device (tests/cuda/fake_device.c,
+# the same 40 steps within 0.1% of the GPU's up to step 17; lossnet's
+# 16-mixed run equal to it at every step): float16 arithmetic, not a device
+# error, and a chaotic net amplifies either.
 # `make check-gpu` runs it. Without a device it prints SKIP and exits 0.
 #
-# Environment: BUILD (build), LGEN ($BUILD/lgen), STEPS (40 training
+# Environment: BUILD (build), LGEN ($BUILD/lgen), STEPS (10 training
 # batches), MIRROR (where the Fashion-MNIST files are; default the spec's),
 # PREBUILT=1 (use $BUILD/tests/gpu/specs/NAME/NAME as built elsewhere).
 set -u
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 LGEN=${LGEN:-$BUILD/lgen}
-STEPS=${STEPS:-40}
+STEPS=${STEPS:-10}
 # PRECISIONS of the GPU runs, each against the float32 CPU run: 32-true
 # within TOL (relative, losses) and ACC_TOL (absolute, accuracy); 16-mixed
-# and bf16-mixed within MIXED_TOL (both)
+# and bf16-mixed within MIXED_TOL (losses) and MIXED_ACC_TOL
 PRECISIONS=${PRECISIONS:-32-true 16-mixed bf16-mixed}
-TOL=${TOL:-0.02}
+TOL=${TOL:-0.005}
 ACC_TOL=${ACC_TOL:-0.02}
-MIXED_TOL=${MIXED_TOL:-0.04}
+MIXED_TOL=${MIXED_TOL:-0.02}
+MIXED_ACC_TOL=${MIXED_ACC_TOL:-0.04}
+export NVIDIA_TF32_OVERRIDE=0 # cuDNN and cuBLAS in full float32, as the CPU
 if ! [ -e /dev/nvidiactl ]; then
     echo "SKIP: no CUDA device (no /dev/nvidiactl)"
     exit 0
@@ -63,7 +76,7 @@ for spec in specs/lenet.lmod specs/mlp.lmod tests/gpu/bnnet.lmod tests/gpu/actne
     cpu=$tmp/$name-cpu/lightning_logs/version_0/metrics.csv
     for prec in $PRECISIONS; do
         tol=$TOL acc_tol=$ACC_TOL
-        [ $prec = 32-true ] || tol=$MIXED_TOL acc_tol=$MIXED_TOL
+        [ $prec = 32-true ] || tol=$MIXED_TOL acc_tol=$MIXED_ACC_TOL
         dir=$tmp/$name-gpu-$prec
         run $name "$dir" gpu $prec || continue
         grep -q "GPU available: True (cuda), used: True" "$dir/out" ||
