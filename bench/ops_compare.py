@@ -4,7 +4,10 @@
 For each case it runs build/bench/ops_bench (C, our kernels; conv both on its
 default oneDNN path and with LGEN_CONV=im2col) and then PyTorch on the same shapes
 with torch.set_num_threads(THREADS), alternating so both see the same machine
-load, and prints the times and ratio = torch / lgen (> 1: lgen is faster).
+load: each case runs ROUNDS times (environment, default 3), lgen then torch,
+and each side's best round counts, so a burst of load on this shared machine
+during one side's turn does not decide the ratio. It prints the times and
+ratio = torch / lgen (> 1: lgen is faster).
 GEMM GFLOP/s is reported as a fraction of the 232 GFLOP/s FP32 peak of this
 2-core machine. Usage: ops_compare.py BENCH_BINARY [THREADS].
 """
@@ -17,6 +20,7 @@ PEAK = 232.0
 binary = sys.argv[1]
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+ROUNDS = max(1, int(os.environ.get("ROUNDS", "3")))
 
 try:
     import torch
@@ -36,6 +40,21 @@ def run_c(*args, extra_env=None):
         if len(f) >= 4:
             rows[(f[1], f[2])] = (float(f[3]), f[4] if len(f) > 4 else "")
     return rows
+
+
+def rounds(c_side, torch_side):
+    """ROUNDS alternations of c_side() (a run_c result) and torch_side() (a
+    tuple of times, or None without torch): the best time of each key."""
+    best_c, best_t = {}, None
+    for _ in range(ROUNDS):
+        for k, (ms, extra) in c_side().items():
+            if k not in best_c or ms < best_c[k][0]:
+                best_c[k] = (ms, extra)
+        if torch:
+            t = torch_side()
+            best_t = t if best_t is None else [min(a, b) for a, b in zip(best_t, t)]
+        sys.stdout.flush()
+    return best_c, (best_t or [0] * 8)
 
 
 def time_ms(fn):
@@ -146,8 +165,9 @@ def line(kind, name, what, lg, th, extra=""):
     print(f"{kind:7s} {name:17s} {what:5s} lgen {lg:9.3f} ms  torch {ths} ms  ratio {ratio}  {extra}")
 
 
-print(f"lgen CPU kernels vs PyTorch {torch.__version__ if torch else '(absent)'}, {threads} threads; "
-      "ratio = torch time / lgen time (>= 1 means lgen is at least as fast)")
+cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+print(f"lgen CPU kernels vs PyTorch {torch.__version__ if torch else '(absent)'}, {threads} threads on {cpu}, "
+      f"best of {ROUNDS} alternating rounds; ratio = torch time / lgen time (>= 1 means lgen is at least as fast)")
 g = run_c("gemm")
 ms, extra = g[("sgemm4096", "fwd")]
 gf = float(extra.split()[0])
@@ -166,9 +186,9 @@ print("\n-- conv2d forward / backward (dx, dweight, dbias): lgen's default path 
       "\n   against torch; im2col = the same kernel with LGEN_CONV=im2col (the fallback)")
 wins = {"fwd": 0, "bwd": 0}
 for c in CONVS:
-    r = run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1"})
+    r, (tf, tb) = rounds(lambda: run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1"}),
+                         lambda: torch_conv(*c[1:]))
     ri = run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1", "LGEN_CONV": "im2col"})
-    tf, tb = torch_conv(*c[1:]) if torch else (0, 0)
     for what, t in (("fwd", tf), ("bwd", tb)):
         lg, e = r[(c[0], what)]
         li = ri[(c[0], what)][0]
@@ -181,32 +201,29 @@ if torch:
 
 print("\n-- linear forward / backward (dx, dweight, dbias)")
 for c in LINEARS:
-    r = run_c("linear", c[0])
-    tf, tb = torch_linear(*c[1:]) if torch else (0, 0)
+    r, (tf, tb) = rounds(lambda: run_c("linear", c[0]), lambda: torch_linear(*c[1:]))
     lf, ef = r[(c[0], "fwd")]
     lb, eb = r[(c[0], "bwd")]
     line("linear", c[0], "fwd", lf, tf, ef)
     line("linear", c[0], "bwd", lb, tb, eb)
 
 print("\n-- optimizer step over ResNet-18's 11.7M parameters (fused single pass)")
-r = run_c("optim")
+OPTIMS = ("sgd_momentum", "adam", "adamw")
+r, ts_all = rounds(lambda: run_c("optim"), lambda: [t for n in OPTIMS for t in torch_optim(n)])
 tri = r.get(("triad", "fwd"))
 if tri:
     print(f"memory  triad a = a*s + b (2 threads)  {tri[0]:9.3f} ms  {tri[1]}")
-for name in ("sgd_momentum", "adam", "adamw"):
+for i, name in enumerate(OPTIMS):
     lg, extra = r[(name, "step")]
-    ts = torch_optim(name) if torch else [0, 0]
+    ts = ts_all[2 * i:2 * i + 2]
     line("optim", name, "step", lg, ts[0], f"{extra}; torch foreach {ts[1]:.3f} ms")
 
 print("\n-- elementwise ops over a [128, 64, 32, 32] float activation (32 MiB; softmax: rows of 1000);")
 print("   GB/s counts the bytes each op has to move at least (forward: read x, write y; backward: + dy)")
-r = run_c("elementwise")
-done = set()
-for (name, what), (lg, extra) in r.items():
-    if name in done:
-        continue
-    done.add(name)
-    tf, tb = torch_elementwise(name) if torch else (0, 0)
+names = list(dict.fromkeys(name for name, _ in run_c("elementwise")))
+r, te = rounds(lambda: run_c("elementwise"), lambda: [t for n in names for t in torch_elementwise(n)])
+for i, name in enumerate(names):
+    tf, tb = te[2 * i:2 * i + 2]
     for w, t in (("fwd", tf), ("bwd", tb)):
         if (name, w) in r:
             lg, extra = r[(name, w)]
