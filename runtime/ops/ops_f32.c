@@ -11,13 +11,12 @@
 #define LG_DNNL 1 /* conv2d through oneDNN first (conv_dnnl.c) */
 
 /* glibc's vector math (libmvec, linked with -lmvec): these declarations let
- * the vectoriser call expf, erff and tanhf on 4, 8 or 16 lanes (at most 4
+ * the vectoriser call expf and tanhf on 4, 8 or 16 lanes (at most 4
  * ULP from the scalar result, which PyTorch's Sleef kernels also allow);
  * glibc's own headers declare them only under -ffast-math, which we do not
  * use. The elementwise task is compiled for three instruction sets and the
  * loader picks the CPU's (pointwise.inc). */
 __attribute__((__simd__("notinbranch"))) float expf(float);
-__attribute__((__simd__("notinbranch"))) float erff(float);
 __attribute__((__simd__("notinbranch"))) float tanhf(float);
 #define LG_FAST_ERF 1 /* gelu's erf as a polynomial and an exp (pointwise.inc) */
 #define LG_PW_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
