@@ -4,7 +4,7 @@
 For each case it runs build/bench/ops_bench (C, our kernels; conv both on its
 default oneDNN path and with LGEN_CONV=im2col) and then PyTorch on the same shapes
 with torch.set_num_threads(THREADS), alternating so both see the same machine
-load: each case runs ROUNDS times (environment, default 3), lgen then torch,
+load: each case runs ROUNDS times (environment, default 5), lgen then torch,
 and each side's best round counts, so a burst of load on this shared machine
 during one side's turn does not decide the ratio. It prints the times and
 ratio = torch / lgen (> 1: lgen is faster).
@@ -20,7 +20,7 @@ PEAK = 232.0
 binary = sys.argv[1]
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-ROUNDS = max(1, int(os.environ.get("ROUNDS", "3")))
+ROUNDS = max(1, int(os.environ.get("ROUNDS", "5")))
 
 try:
     import torch
