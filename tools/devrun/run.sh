@@ -121,7 +121,7 @@ main() {
         "gpu_boxes 60 $BUILD/tests/gpu/gpu_boxes" "gpu_lenet 60 $BUILD/tests/gpu/gpu_lenet" \
         "faster_rcnn.sh 120 sh tests/gpu/faster_rcnn.sh" "gpu_optim 45 $BUILD/tests/gpu/gpu_optim" \
         "compare_trainers.sh 240 sh tests/gpu/compare_trainers.sh" "resident.sh 150 sh tests/gpu/resident.sh" \
-        "diag 240 sh tools/devrun/diag.sh"
+        "diag 240 sh tools/devrun/diag.sh" "speed 200 sh tools/devrun/speed.sh"
     left=$#
     for t in "$@"; do
         set -- $t
