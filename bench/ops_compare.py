@@ -43,18 +43,18 @@ def run_c(*args, extra_env=None):
 
 
 def rounds(c_side, torch_side):
-    """ROUNDS alternations of c_side() (a run_c result) and torch_side() (a
-    tuple of times, or None without torch): the best time of each key."""
+    """ROUNDS alternations of c_side() (a run_c result) and torch_side(that
+    result) (a list of times; zeros without torch): the best time of each."""
     best_c, best_t = {}, None
     for _ in range(ROUNDS):
-        for k, (ms, extra) in c_side().items():
+        r = c_side()
+        for k, (ms, extra) in r.items():
             if k not in best_c or ms < best_c[k][0]:
                 best_c[k] = (ms, extra)
-        if torch:
-            t = torch_side()
-            best_t = t if best_t is None else [min(a, b) for a, b in zip(best_t, t)]
+        t = list(torch_side(r))
+        best_t = t if best_t is None else [min(a, b) for a, b in zip(best_t, t)]
         sys.stdout.flush()
-    return best_c, (best_t or [0] * 8)
+    return best_c, best_t
 
 
 def time_ms(fn):
@@ -88,6 +88,8 @@ LINEARS = [("mlp.fc1", 64, 784, 256), ("lenet.fc1", 64, 400, 120), ("resnet.fc",
 
 
 def torch_conv(n, ci, h, w, co, k, s, p):
+    if torch is None:
+        return [0, 0]
     x = torch.randn(n, ci, h, w, requires_grad=True)
     wt = torch.randn(co, ci, k, k, requires_grad=True)
     b = torch.randn(co, requires_grad=True)
@@ -100,6 +102,8 @@ def torch_conv(n, ci, h, w, co, k, s, p):
 
 
 def torch_linear(rows, fin, fout):
+    if torch is None:
+        return [0, 0]
     x = torch.randn(rows, fin, requires_grad=True)
     wt = torch.randn(fout, fin, requires_grad=True)
     b = torch.randn(fout, requires_grad=True)
@@ -112,6 +116,8 @@ def torch_linear(rows, fin, fout):
 
 
 def torch_optim(name):
+    if torch is None:
+        return [0, 0]
     try:
         import torchvision
         shapes = [p.shape for p in torchvision.models.resnet18().parameters()]
@@ -137,6 +143,8 @@ def torch_optim(name):
 def torch_elementwise(name):
     """PyTorch's forward and backward time of one elementwise op over the
     bench's [128, 64, 32, 32] activation (softmax: rows of 1000)."""
+    if torch is None:
+        return [0, 0]
     x = torch.randn(128, 64, 32, 32)
     b = torch.randn_like(x)
     if name == "softmax":
@@ -187,7 +195,7 @@ print("\n-- conv2d forward / backward (dx, dweight, dbias): lgen's default path 
 wins = {"fwd": 0, "bwd": 0}
 for c in CONVS:
     r, (tf, tb) = rounds(lambda: run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1"}),
-                         lambda: torch_conv(*c[1:]))
+                         lambda _: torch_conv(*c[1:]))
     ri = run_c("conv", c[0], extra_env={"LG_BENCH_NO_DNNL": "1", "LGEN_CONV": "im2col"})
     for what, t in (("fwd", tf), ("bwd", tb)):
         lg, e = r[(c[0], what)]
@@ -201,7 +209,7 @@ if torch:
 
 print("\n-- linear forward / backward (dx, dweight, dbias)")
 for c in LINEARS:
-    r, (tf, tb) = rounds(lambda: run_c("linear", c[0]), lambda: torch_linear(*c[1:]))
+    r, (tf, tb) = rounds(lambda: run_c("linear", c[0]), lambda _: torch_linear(*c[1:]))
     lf, ef = r[(c[0], "fwd")]
     lb, eb = r[(c[0], "bwd")]
     line("linear", c[0], "fwd", lf, tf, ef)
@@ -209,7 +217,7 @@ for c in LINEARS:
 
 print("\n-- optimizer step over ResNet-18's 11.7M parameters (fused single pass)")
 OPTIMS = ("sgd_momentum", "adam", "adamw")
-r, ts_all = rounds(lambda: run_c("optim"), lambda: [t for n in OPTIMS for t in torch_optim(n)])
+r, ts_all = rounds(lambda: run_c("optim"), lambda _: [t for n in OPTIMS for t in torch_optim(n)])
 tri = r.get(("triad", "fwd"))
 if tri:
     print(f"memory  triad a = a*s + b (2 threads)  {tri[0]:9.3f} ms  {tri[1]}")
@@ -220,8 +228,12 @@ for i, name in enumerate(OPTIMS):
 
 print("\n-- elementwise ops over a [128, 64, 32, 32] float activation (32 MiB; softmax: rows of 1000);")
 print("   GB/s counts the bytes each op has to move at least (forward: read x, write y; backward: + dy)")
-names = list(dict.fromkeys(name for name, _ in run_c("elementwise")))
-r, te = rounds(lambda: run_c("elementwise"), lambda: [t for n in names for t in torch_elementwise(n)])
+def names_of(rows):  # the ops in ops_bench's order
+    return list(dict.fromkeys(name for name, _ in rows))
+
+
+r, te = rounds(lambda: run_c("elementwise"), lambda rows: [t for n in names_of(rows) for t in torch_elementwise(n)])
+names = names_of(r)
 for i, name in enumerate(names):
     tf, tb = te[2 * i:2 * i + 2]
     for w, t in (("fwd", tf), ("bwd", tb)):
