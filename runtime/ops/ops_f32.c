@@ -18,7 +18,7 @@
  * loader picks the CPU's (pointwise.inc). */
 __attribute__((__simd__("notinbranch"))) float expf(float);
 __attribute__((__simd__("notinbranch"))) float tanhf(float);
-#define LG_FAST_ERF 1 /* gelu's erf and exp as inline polynomials (pointwise.inc) */
+#define LG_FAST_ERF 1 /* exp of x <= 0 and gelu's erf as inline polynomials (pointwise.inc) */
 #define LG_PW_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 
 #include "dense.inc"
