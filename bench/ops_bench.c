@@ -11,6 +11,7 @@
 #include "lgen/optim.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,67 @@ static void gemm_run(void *p) {
                 g->c, g->n);
 }
 
+/* ---- the machine's float32 peak: what the "% of peak" columns divide by --------
+ * Each thread runs PEAK_CHAINS independent FMA chains (more than an FMA's
+ * latency times the FMA units per core), 512 and 256 bits wide where the
+ * CPU has them; the faster width counts (a core with one 512-bit FMA unit
+ * does as much with two 256-bit ones). */
+enum { PEAK_CHAINS = 12, PEAK_ITERS = 1 << 21 };
+
+__attribute__((target("avx512f"))) static float fma_chains512(void) {
+    __m512 acc[PEAK_CHAINS], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    for (int c = 0; c < PEAK_CHAINS; c++)
+        acc[c] = _mm512_set1_ps((float)c);
+    for (int i = 0; i < PEAK_ITERS; i++)
+#pragma GCC unroll 16 /* so that acc[] lives in registers */
+        for (int c = 0; c < PEAK_CHAINS; c++)
+            acc[c] = _mm512_fmadd_ps(acc[c], m, a);
+    float s = 0;
+    for (int c = 0; c < PEAK_CHAINS; c++)
+        s += _mm512_reduce_add_ps(acc[c]);
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static float fma_chains256(void) {
+    __m256 acc[PEAK_CHAINS], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    for (int c = 0; c < PEAK_CHAINS; c++)
+        acc[c] = _mm256_set1_ps((float)c);
+    for (int i = 0; i < PEAK_ITERS; i++)
+#pragma GCC unroll 16 /* so that acc[] lives in registers */
+        for (int c = 0; c < PEAK_CHAINS; c++)
+            acc[c] = _mm256_fmadd_ps(acc[c], m, a);
+    float buf[8], s = 0;
+    for (int c = 0; c < PEAK_CHAINS; c++) {
+        _mm256_storeu_ps(buf, acc[c]);
+        for (int l = 0; l < 8; l++)
+            s += buf[l];
+    }
+    return s;
+}
+
+static volatile float peak_sink;
+static int peak_width; /* 512 or 256 */
+
+static void peak_task(void *arg, size_t t) {
+    (void)arg, (void)t;
+    peak_sink = peak_width == 512 ? fma_chains512() : fma_chains256();
+}
+
+static void peak_run(void *arg) {
+    lg_parallel_for(&ctx, (size_t)*(int *)arg, peak_task, NULL);
+}
+
+static void bench_peak(int threads) {
+    for (int w = 512; w >= 256; w /= 2) {
+        if (w == 512 ? !__builtin_cpu_supports("avx512f") : !__builtin_cpu_supports("fma"))
+            continue;
+        peak_width = w;
+        double ms = time_ms(peak_run, &threads);
+        double gf = 2.0 * PEAK_CHAINS * (w / 32) * (double)PEAK_ITERS * threads / ms / 1e6;
+        printf("peak\tfma%d\tfwd\t%.3f\t%.1f GFLOP/s\n", w, ms, gf);
+    }
+}
+
 typedef struct {
     lg_optim o;
     float *p, *g;
@@ -283,11 +345,13 @@ static void bench_elementwise(const char *name) {
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
-    const char *only = argc > 2 ? argv[2] : NULL;       /* a kind: gemm conv linear optim elementwise */
+    const char *only = argc > 2 ? argv[2] : NULL;       /* a kind: peak gemm conv linear optim elementwise */
     const char *name = argc > 3 ? argv[3] : NULL;       /* one case of that kind */
     CHECK(lg_ctx_init(&ctx, threads, &err));
     printf("threads\t%d\n", threads);
 
+    if (!only || !strcmp(only, "peak"))
+        bench_peak(threads);
     if (!only || !strcmp(only, "gemm")) {
         gemm_arg g = {4096, rnd(4096 * 4096), rnd(4096 * 4096), rnd(4096 * 4096)};
         double ms = time_ms(gemm_run, &g);

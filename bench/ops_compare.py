@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-PEAK = 232.0
+PEAK = 232.0  # replaced by the machine's measured peak (ops_bench's "peak" lines) when there is one
 binary = sys.argv[1]
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -176,10 +176,16 @@ def line(kind, name, what, lg, th, extra=""):
 cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
 print(f"lgen CPU kernels vs PyTorch {torch.__version__ if torch else '(absent)'}, {threads} threads on {cpu}, "
       f"best of {ROUNDS} alternating rounds; ratio = torch time / lgen time (>= 1 means lgen is at least as fast)")
+pk = run_c("peak")
+if pk:
+    PEAK = max(float(e.split()[0]) for _, e in pk.values())
+    widths = ", ".join(f"{n} {float(e.split()[0]):.1f}" for (n, _), (_, e) in pk.items())
+    print(f"peak    float32 FMA chains on {threads} threads: {widths} GFLOP/s; '% of peak' below divides by {PEAK:.0f}")
 g = run_c("gemm")
 ms, extra = g[("sgemm4096", "fwd")]
 gf = float(extra.split()[0])
-print(f"gemm    sgemm 4096^2 (OpenBLAS, 1 thread) {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / PEAK:.0%} of the {PEAK:.0f} GFLOP/s peak")
+print(f"gemm    sgemm 4096^2 (OpenBLAS, 1 thread) {ms:9.3f} ms  {gf:6.1f} GFLOP/s = {gf / (PEAK / threads):.0%} of one "
+      f"core's {PEAK / threads:.0f} GFLOP/s peak")
 if ("pool4096", "fwd") in g:
     ms, extra = g[("pool4096", "fwd")]
     gf = float(extra.split()[0])
