@@ -383,9 +383,11 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * backward-weights) measured 1.2-1.5x the blocked kernel and im2col on
      * an Ice Lake Xeon (backward resnet18.l1 29.6 -> 24.5 ms, l2 27.6 ->
      * 20.4, l3 26.1 -> 20.7, resnet20.s1 10.1 -> 7.7, s2 8.6 -> 7.6, lenet.conv2
-     * 1.26 -> 0.84; stems even); strided, 1x1 and 7x7-map layers were slower */
-    if (dir == DIR_BWD_WEIGHTS && d->groups == 1 && d->sh == 1 && d->sw == 1 && d->kh >= 3 && d->kw >= 3 &&
-        d->h_out * d->w_out >= 100)
+     * 1.26 -> 0.84, its backward with dx 1.68 -> 0.76 at batch 64); strided, 1x1
+     * and 7x7-map layers were slower, and so were stems (lenet.conv1 0.41-0.47
+     * blocked, 0.50-0.52 channels-last) */
+    if (dir == DIR_BWD_WEIGHTS && d->groups == 1 && cin >= 4 && d->sh == 1 && d->sw == 1 && d->kh >= 3 &&
+        d->kw >= 3 && d->h_out * d->w_out >= 100)
         return LAYOUT_NHWC;
     /* deep, small maps (ResNet-18's 14x14 and 7x7 stages: K = c_in kh kw >=
      * 1024 over at most 196 pixels): one big GEMM beat oneDNN's backward
