@@ -378,14 +378,14 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
         ((d->sh == 1 && d->sw == 1 && cin >= 32 && d->h_out * d->w_out <= 1024) || K >= 2048 ||
          (cin < 4 && d->kh >= 7) || (strided && d->h_out * d->w_out <= 1024)))
         return LAYOUT_NHWC;
-    /* the weights gradient of stride-1 layers with a 3x3 or larger kernel
-     * over at least 100 output pixels: channels-last (oneDNN's brgemm
-     * backward-weights) measured 1.2-1.5x the blocked kernel and im2col on
-     * an Ice Lake Xeon (backward resnet18.l1 29.6 -> 24.5 ms, l2 27.6 ->
-     * 20.4, l3 26.1 -> 20.7, resnet20.s1 10.1 -> 7.7, s2 8.6 -> 7.6, lenet.conv2
-     * 1.26 -> 0.84, its backward with dx 1.68 -> 0.76 at batch 64); strided, 1x1
-     * and 7x7-map layers were slower, and so were stems (lenet.conv1 0.41-0.47
-     * blocked, 0.50-0.52 channels-last) */
+    /* the weights gradient of stride-1 layers with at least 4 input
+     * channels and a 3x3 or larger kernel over at least 100 output pixels:
+     * channels-last (oneDNN's brgemm backward-weights) measured 1.2-1.5x
+     * the blocked kernel and im2col on an Ice Lake Xeon (backward
+     * resnet18.l1 29.6 -> 24.5 ms, l2 27.6 -> 20.4, l3 26.1 -> 20.7,
+     * resnet20.s1 10.1 -> 7.7, s2 8.6 -> 7.6, lenet.conv2 1.26 -> 0.84);
+     * strided, 1x1 and 7x7-map layers were slower, and so were stems
+     * (lenet.conv1 0.41-0.47 ms blocked, 0.50-0.52 channels-last) */
     if (dir == DIR_BWD_WEIGHTS && d->groups == 1 && cin >= 4 && d->sh == 1 && d->sw == 1 && d->kh >= 3 &&
         d->kw >= 3 && d->h_out * d->w_out >= 100)
         return LAYOUT_NHWC;
