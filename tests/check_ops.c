@@ -137,21 +137,22 @@ static double *twin_buffers(size_t total, double step, float *f[2]) {
     return g;
 }
 
-/* Shapes big enough for tiled GEMMs and several conv batch chunks: bit-equal
- * on 1 and 2 threads, and equal to the float64 twin within 1e-4. */
-START_TEST(large_conv_thread_independent) {
-    lg_conv2d_dims d = {.c_in = 16, .h_in = 20, .w_in = 20, .c_out = 96, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+/* A 3x3 padding-1 conv2d of c_in -> c_out channels over hw x hw pixels at
+ * batch n, forward and backward: bit-equal on 1 and 2 threads, and equal to
+ * the float64 twin within 1e-4. */
+static void large_conv_case(const char *name, int c_in, int hw, int c_out, size_t n) {
+    lg_conv2d_dims d = {.c_in = c_in, .h_in = hw, .w_in = hw, .c_out = c_out, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                         .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1, .bias = 1};
     ck_assert_int_eq(lg_conv2d_dims_init(&d, &test_err), LG_OK);
-    size_t n = 24, xs = n * 16 * 400, ys = n * 96 * 400, wsz = 96 * 16 * 9;
-    size_t total = xs * 2 + ys * 2 + wsz * 2 + 96 * 2;
+    size_t xs = n * (size_t)(c_in * hw * hw), ys = n * (size_t)(c_out * hw * hw), wsz = (size_t)(c_out * c_in * 9);
+    size_t cb = (size_t)c_out, total = xs * 2 + ys * 2 + wsz * 2 + cb * 2;
     float *f[2];
     double *g = twin_buffers(total, 0.37, f);
     lg_ctx two;
     ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
     for (int t = 0; t < 2; t++) {
         float *x = f[t], *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz,
-              *db = b + 96;
+              *db = b + cb;
         size_t wsb = lg_conv2d_workspace(&d, n);
         void *ws = malloc(wsb);
         lg_ctx *c = t ? &two : &test_ctx;
@@ -159,15 +160,35 @@ START_TEST(large_conv_thread_independent) {
         ck_assert_int_eq(lg_conv2d_backward(c, &d, n, x, w, dy, dx, dw, db, ws, wsb), LG_OK);
         free(ws);
     }
-    ck_assert_msg(memcmp(f[0], f[1], total * sizeof(float)) == 0, "conv results differ between 1 and 2 threads");
-    double *x = g, *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz, *db = b + 96;
+    ck_assert_msg(memcmp(f[0], f[1], total * sizeof(float)) == 0, "%s: results differ between 1 and 2 threads", name);
+    double *x = g, *dx = x + xs, *y = dx + xs, *dy = y + ys, *w = dy + ys, *dw = w + wsz, *b = dw + wsz, *db = b + cb;
     size_t wsb = lg_conv2d_workspace_f64(&d, n);
     void *ws = malloc(wsb);
     ck_assert_int_eq(lg_conv2d_forward_f64(&two, &d, n, x, w, b, y, ws, wsb), LG_OK);
     ck_assert_int_eq(lg_conv2d_backward_f64(&two, &d, n, x, w, dy, dx, dw, db, ws, wsb), LG_OK);
-    expect_close("conv2d (large)", "all", sizeof(float), f[0], g, total, 1e-4);
+    expect_close(name, "all", sizeof(float), f[0], g, total, 1e-4);
     free(ws), free(f[0]), free(f[1]), free(g);
     lg_ctx_free(&two);
+}
+
+/* Shapes big enough for tiled GEMMs and several conv batch chunks. */
+START_TEST(large_conv_thread_independent) {
+    large_conv_case("conv2d (large)", 16, 20, 96, 24);
+}
+END_TEST
+
+/* 64 channels over 28x28 pixels: the shapes conv_dnnl.c runs by Winograd's
+ * algorithm on AVX-512 (every direction), in chunks of 2, 2 and 1 images. */
+START_TEST(large_conv_winograd) {
+    large_conv_case("conv2d (Winograd)", 64, 28, 64, 5);
+}
+END_TEST
+
+/* 256 channels over 7x7 pixels: on Sapphire Rapids-class CPUs, forward and
+ * backward-data run split by channels (conv_dnnl.c's split_of), the weights
+ * gradient on im2col + GEMM; elsewhere in batch chunks. */
+START_TEST(large_conv_deep) {
+    large_conv_case("conv2d (deep, 7x7)", 256, 7, 256, 3);
 }
 END_TEST
 
@@ -395,6 +416,8 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, parity_f64_and_gradcheck, 0, NCASES);
     tcase_add_loop_test(tc, parity_f32_two_threads, 0, NCASES);
     tcase_add_test(tc, large_conv_thread_independent);
+    tcase_add_test(tc, large_conv_winograd);
+    tcase_add_test(tc, large_conv_deep);
     tcase_add_test(tc, large_linear_thread_independent);
     tcase_add_test(tc, pool_stress);
     tcase_add_test(tc, arith_and_reductions);

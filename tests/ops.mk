@@ -6,6 +6,8 @@ CHECK_PROGS += $(BUILD)/tests/check_optim
 $(BUILD)/tests/check_optim: tests/check_ops_fixture.h
 # the same suite on the im2col + GEMM conv path (oneDNN off)
 CHECK_SCRIPTS += tests/ops/im2col.sh
+# ... and with oneDNN's channel split forced (conv_dnnl.c's split_of)
+CHECK_SCRIPTS += tests/ops/split.sh
 # no allocation inside kernel calls once lg_conv2d_prepare ran (malloc counted)
 CHECK_PROGS += $(BUILD)/tests/check_ops_alloc
 # batch_norm(momentum: none) in a generated trainer against PyTorch

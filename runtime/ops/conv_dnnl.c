@@ -4,8 +4,8 @@
  * layouts (blocked nChw16c / OIhw16i16o, or channels-last for its brgemm
  * kernels), and cached reorder primitives convert each chunk's tensors on
  * the way in and out; the weights are reordered once per call (they change
- * every step). layout_of() picks, per direction and shape, blocked, nhwc or
- * im2col + GEMM (measured: bench/README.md).
+ * every step). layout_of() picks, per direction and shape, blocked, nhwc,
+ * Winograd (blocked tensors) or im2col + GEMM (measured: bench/README.md).
  *
  * Threading: oneDNN is built on OpenMP here, and an OpenMP team next to our
  * own pool fights it for the cores (spinning workers). So oneDNN runs with
@@ -15,20 +15,24 @@
  * runs chunks t, t + SLOTS, ...; the cut depends on n and the shape only,
  * so results do not depend on the thread count. Backward-weights sums each
  * lane's chunks into one partial gradient per lane, and the lanes are added
- * in order.
+ * in order. Deep layers over small maps may run split instead (split_of):
+ * lane t computes its part of the channels for every chunk of the batch,
+ * reading and reordering only its part of the weights.
  *
- * Primitives are created once per (direction, shape, chunk size) with their
- * reorders, memory objects and scratchpad needs (user mode: one slot buffer
- * per lane holds the converted tensors and scratchpads), and kept in a
- * process-wide cache that is freed at exit. lg_conv2d_prepare creates all of
- * a shape's at set-up (the chunk sizes do not depend on the batch), so no
- * kernel call allocates; an unprepared shape is prepared on its first call.
+ * Primitives are created once per (direction, shape, chunk size, split)
+ * with their reorders, memory objects and scratchpad needs (user mode: one
+ * slot buffer per lane holds the converted tensors and scratchpads), and
+ * kept in a process-wide cache that is freed at exit. lg_conv2d_prepare
+ * creates all of a shape's at set-up (the chunk sizes do not depend on the
+ * batch), so no kernel call allocates; an unprepared shape is prepared on
+ * its first call.
  * A call takes the cache's lock for its whole duration, so two contexts in
  * two threads never share a slot. Anything oneDNN refuses makes the caller
  * fall back to im2col + GEMM (dense.inc), which also is the float64 path.
  * LGEN_CONV=im2col in the environment turns this path off;
- * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain, blocked or nhwc) forces a
- * layout per direction, for measuring. */
+ * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain, blocked, nhwc or wino:
+ * blocked tensors, Winograd's algorithm) forces a layout per direction, and
+ * LGEN_CONV_SPLIT=0 or 1 the channel split off or on, for measuring. */
 #include "ops_internal.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -44,7 +48,7 @@ enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_WEIGHTS };
 /* plain: NCHW/OIHW as our buffers; blocked: oneDNN's choice for every
  * tensor (nChw16c, ...); nhwc: activations channels-last, weights oneDNN's
  * choice (what its brgemm convolution, brgconv, wants) */
-enum { LAYOUT_IM2COL, LAYOUT_PLAIN, LAYOUT_BLOCKED, LAYOUT_NHWC, LAYOUT_COUNT };
+enum { LAYOUT_IM2COL, LAYOUT_PLAIN, LAYOUT_BLOCKED, LAYOUT_NHWC, LAYOUT_WINO, LAYOUT_COUNT };
 
 /* One tensor argument of a primitive. When oneDNN wants another layout than
  * ours (blocked), the tensor lives in a slot buffer and a reorder converts it
@@ -62,7 +66,7 @@ typedef struct {
 
 typedef struct conv_prim {
     struct conv_prim *next;
-    int dir, mb, layout; /* key: direction, chunk size, layout ... */
+    int dir, mb, layout, split; /* key: direction, chunk size, layout, split ... */
     lg_conv2d_dims d;    /* ... and shape */
     dnnl_primitive_t prim; /* NULL: oneDNN refused it (fall back) */
     int nargs;
@@ -76,6 +80,8 @@ static struct {
     pthread_mutex_t mu;
     int state;  /* 0: not started, 1: ready, -1: off */
     int layout[3]; /* per direction, LAYOUT_* from LGEN_CONV; -1: chosen per shape */
+    int split;     /* LGEN_CONV_SPLIT: 0 never, 1 always (where it can), -1 chosen per shape */
+    int amx;       /* the CPU is Sapphire Rapids-class (oneDNN's ISA avx512_core_amx): its own rules */
     dnnl_engine_t engine;
     dnnl_stream_t stream[SLOTS];
     conv_prim *prims;
@@ -85,7 +91,17 @@ static struct {
     size_t slot_bytes;
     char *wbuf; /* the weights in oneDNN's layout, reordered once per call */
     size_t wbuf_bytes;
-} dnn = {.mu = PTHREAD_MUTEX_INITIALIZER, .layout = {-1, -1, -1}};
+} dnn = {.mu = PTHREAD_MUTEX_INITIALIZER, .layout = {-1, -1, -1}, .split = -1};
+
+int lg_dnnl_amx(void) {
+    static atomic_int amx = -1;
+    int a = atomic_load_explicit(&amx, memory_order_relaxed);
+    if (a < 0) {
+        a = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+        atomic_store_explicit(&amx, a, memory_order_relaxed);
+    }
+    return a;
+}
 
 /* oneDNN sizes its work by omp_get_max_threads() of the calling thread. */
 static _Thread_local int omp_is_single;
@@ -151,10 +167,10 @@ static int dnn_ready(void) {
     if (dnn.state)
         return dnn.state > 0;
     dnn.state = -1;
-    /* LGEN_CONV=LAYOUT or FWD,DATA,WEIGHTS (im2col, plain, blocked or nhwc) */
+    /* LGEN_CONV=LAYOUT or FWD,DATA,WEIGHTS (im2col, plain, blocked, nhwc or wino) */
     const char *env = getenv("LGEN_CONV");
     for (int dir = 0; env && *env && dir < 3; dir++) {
-        static const char *const names[LAYOUT_COUNT] = {"im2col", "plain", "blocked", "nhwc"};
+        static const char *const names[LAYOUT_COUNT] = {"im2col", "plain", "blocked", "nhwc", "wino"};
         size_t len = strcspn(env, ",");
         for (int i = 0; i < LAYOUT_COUNT; i++)
             if (len == strlen(names[i]) && !strncmp(env, names[i], len))
@@ -163,6 +179,10 @@ static int dnn_ready(void) {
             dnn.layout[1] = dnn.layout[2] = dnn.layout[0];
         env += len + (env[len] == ',');
     }
+    const char *split = getenv("LGEN_CONV_SPLIT");
+    if (split && (*split == '0' || *split == '1'))
+        dnn.split = *split - '0';
+    dnn.amx = lg_dnnl_amx();
     lg_dnnl_single_thread();
     if (dnnl_engine_create(&dnn.engine, dnnl_cpu, 0) != dnnl_success)
         return 0;
@@ -213,8 +233,9 @@ typedef struct {
 static void conv_descs_init(conv_descs *c, const lg_conv2d_dims *d, int mb, int layout) {
     dnnl_dims_t src = {mb, d->c_in, d->h_in, d->w_in}, dst = {mb, d->c_out, d->h_out, d->w_out};
     dnnl_dims_t bias = {d->c_out};
-    int any = layout == LAYOUT_BLOCKED || layout == LAYOUT_NHWC; /* for the weights */
-    dnnl_format_tag_t act = layout == LAYOUT_BLOCKED ? dnnl_format_tag_any
+    int blocked = layout == LAYOUT_BLOCKED || layout == LAYOUT_WINO;
+    int any = blocked || layout == LAYOUT_NHWC; /* for the weights */
+    dnnl_format_tag_t act = blocked ? dnnl_format_tag_any
                             : layout == LAYOUT_NHWC  ? dnnl_nhwc
                                                      : dnnl_nchw;
     dnnl_memory_desc_init_by_tag(&c->src, 4, src, dnnl_f32, act);
@@ -233,6 +254,40 @@ static void conv_descs_init(conv_descs *c, const lg_conv2d_dims *d, int mb, int 
     c->dilates[0] = d->dh - 1, c->dilates[1] = d->dw - 1;
     c->pad_l[0] = c->pad_r[0] = d->ph;
     c->pad_l[1] = c->pad_r[1] = d->pw;
+}
+
+/* Split calls: the channels of its part (output channels forward, input
+ * channels backward-data) a lane computes, and the dims of the part. */
+static int split_channels(int dir, const lg_conv2d_dims *d) {
+    return (dir == DIR_BWD_DATA ? d->c_in : d->c_out) / SLOTS;
+}
+
+static lg_conv2d_dims split_part(int dir, const lg_conv2d_dims *d) {
+    lg_conv2d_dims h = *d;
+    if (dir == DIR_BWD_DATA)
+        h.c_in = split_channels(dir, d);
+    else
+        h.c_out = split_channels(dir, d);
+    return h;
+}
+
+/* Our layouts of a part of a split call: its slice of the whole tensors'
+ * channels (the output activation forward; the data gradient and the
+ * weights' input channels backward-data) keeps the whole tensor's strides. */
+static void split_user_descs(conv_descs *u, int dir, const lg_conv2d_dims *d, int mb) {
+    int c = split_channels(dir, d);
+    if (dir == DIR_FWD) {
+        dnnl_dims_t dims = {mb, c, d->h_out, d->w_out};
+        dnnl_dims_t st = {(dnnl_dim_t)d->c_out * d->h_out * d->w_out, (dnnl_dim_t)d->h_out * d->w_out, d->w_out, 1};
+        dnnl_memory_desc_init_by_strides(&u->dst, 4, dims, dnnl_f32, st);
+    } else {
+        dnnl_dims_t dims = {mb, c, d->h_in, d->w_in};
+        dnnl_dims_t st = {(dnnl_dim_t)d->c_in * d->h_in * d->w_in, (dnnl_dim_t)d->h_in * d->w_in, d->w_in, 1};
+        dnnl_memory_desc_init_by_strides(&u->src, 4, dims, dnnl_f32, st);
+        dnnl_dims_t wdims = {d->c_out, c, d->kh, d->kw};
+        dnnl_dims_t wst = {(dnnl_dim_t)d->c_in * d->kh * d->kw, (dnnl_dim_t)d->kh * d->kw, d->kw, 1};
+        dnnl_memory_desc_init_by_strides(&u->weights, 4, wdims, dnnl_f32, wst);
+    }
 }
 
 static size_t align64(size_t n) {
@@ -258,8 +313,8 @@ static int arg_bind(conv_prim *p, conv_arg *g, const dnnl_memory_desc_t *user, c
         /* input weights are the same for every chunk: one reorder per call
          * (a 512x512x3x3 tensor took 1.75 ms, once per chunk before) */
         g->shared = g->argk == DNNL_ARG_WEIGHTS;
-        if (g->shared)
-            ok = wbuf_reserve(align64(dnnl_memory_desc_get_size(inner)));
+        if (g->shared) /* split calls: each lane's part of the weights */
+            ok = wbuf_reserve((p->split ? SLOTS : 1) * align64(dnnl_memory_desc_get_size(inner)));
         g->off = p->slot_bytes; /* also for shared weights: a chunk size whose
                                  * layout differs reorders them per chunk */
         p->slot_bytes += align64(dnnl_memory_desc_get_size(inner));
@@ -290,12 +345,16 @@ static int arg_bind(conv_prim *p, conv_arg *g, const dnnl_memory_desc_t *user, c
  * reorders and memory objects. Leaves p->prim NULL when oneDNN refuses. */
 static void prim_create(conv_prim *p) {
     conv_descs user, c;
-    conv_descs_init(&user, &p->d, p->mb, LAYOUT_PLAIN);
-    conv_descs_init(&c, &p->d, p->mb, p->layout);
+    lg_conv2d_dims part = p->split ? split_part(p->dir, &p->d) : p->d;
+    conv_descs_init(&user, &part, p->mb, LAYOUT_PLAIN);
+    conv_descs_init(&c, &part, p->mb, p->layout);
+    if (p->split)
+        split_user_descs(&user, p->dir, &p->d, p->mb);
     const dnnl_memory_desc_t *bias = p->d.bias ? &c.bias : NULL;
     dnnl_convolution_desc_t fwd_desc, desc;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    if (dnnl_dilated_convolution_forward_desc_init(&fwd_desc, dnnl_forward_training, dnnl_convolution_direct, &c.src,
+    dnnl_alg_kind_t alg = p->layout == LAYOUT_WINO ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    if (dnnl_dilated_convolution_forward_desc_init(&fwd_desc, dnnl_forward_training, alg, &c.src,
                                                    &c.weights, bias, &c.dst, c.strides, c.dilates, c.pad_l,
                                                    c.pad_r) != dnnl_success)
         return;
@@ -315,7 +374,7 @@ static void prim_create(conv_prim *p) {
         break;
     case DIR_BWD_DATA:
         ok = dnnl_primitive_desc_create(&hint, &fwd_desc, NULL, dnn.engine, NULL) == dnnl_success &&
-             dnnl_dilated_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &c.src, &c.weights,
+             dnnl_dilated_convolution_backward_data_desc_init(&desc, alg, &c.src, &c.weights,
                                                               &c.dst, c.strides, c.dilates, c.pad_l,
                                                               c.pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &desc, attr, dnn.engine, hint) == dnnl_success;
@@ -326,7 +385,7 @@ static void prim_create(conv_prim *p) {
         break;
     default:
         ok = dnnl_primitive_desc_create(&hint, &fwd_desc, NULL, dnn.engine, NULL) == dnnl_success &&
-             dnnl_dilated_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &c.src,
+             dnnl_dilated_convolution_backward_weights_desc_init(&desc, alg, &c.src,
                                                                  &c.weights, bias, &c.dst, c.strides, c.dilates,
                                                                  c.pad_l, c.pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &desc, attr, dnn.engine, hint) == dnnl_success;
@@ -358,7 +417,25 @@ static void prim_create(conv_prim *p) {
         dnnl_primitive_desc_destroy(pd);
 }
 
-/* The layout a shape runs in by default (measured: bench/README.md). */
+/* Whether a call of (dir, d) runs split: each lane computes its part of
+ * the channels (forward: output channels; backward-data: input channels)
+ * for the whole batch, instead of a part of the batch for all channels.
+ * On Sapphire Rapids-class cores (oneDNN's ISA avx512_core_amx) the deep
+ * layers over 7x7 maps measured 1.15-1.25x faster so: forward resnet18.l4
+ * 5.9 -> 4.8 ms, l4down 2.8 -> 2.4; backward-data l4 5.7 -> 4.8 (each lane
+ * reads and reorders half the weights, in parallel). Not measured on older
+ * cores, which keep the batch split. */
+static int split_of(int dir, const lg_conv2d_dims *d) {
+    int c = dir == DIR_BWD_DATA ? d->c_in : d->c_out;
+    if (dir == DIR_BWD_WEIGHTS || d->groups != 1 || c % (16 * SLOTS))
+        return 0;
+    if (dnn.split >= 0)
+        return dnn.split;
+    return dnn.amx && d->h_out * d->w_out <= 49 && c >= 256;
+}
+
+/* The layout a shape runs in by default (measured: bench/README.md, on an
+ * Ice Lake Xeon unless a rule names Sapphire Rapids, dnn.amx). */
 static int layout_of(int dir, const lg_conv2d_dims *d) {
     /* blocked (jit, AVX-512 or AVX2 by the CPU) wins everywhere except the
      * data gradient of stems (c_in 1 or 3), where oneDNN's kernels ran 2x
@@ -371,6 +448,22 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * 2048), the 7x7 stem and the stride-2 3x3 layers below; blocked stays
      * faster on wide maps (ResNet-18's 56x56 stage) and the 1x1 layers */
     int cin = d->c_in / d->groups, K = cin * d->kh * d->kw;
+    /* 3x3 stride-1 layers of >= 64 channels over >= 28x28 pixels, every
+     * direction: Winograd F(4x4, 3x3) (oneDNN's AVX-512 kernels) measured
+     * on Sapphire Rapids (not yet on Ice Lake, which has the same kernels)
+     * 1.3-1.7x the best direct kernel (resnet18.l1 at batch 8: forward 4.4
+     * -> 2.8 ms, backward 10.1 -> 6.0; l2 4.3 -> 2.9, 9.3 -> 6.3), slower on
+     * smaller maps or channel counts. It rounds differently: 4-5x direct's
+     * error against float64 (rms relative 8e-7 to 1e-6; bench/README.md);
+     * LGEN_CONV=blocked,blocked,nhwc keeps these layers direct. */
+    if (d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+        cin >= 64 && d->c_out >= 64 && d->h_out * d->w_out >= 784)
+        return LAYOUT_WINO;
+    /* Sapphire Rapids: split calls (split_of) ran 1.05-1.1x faster blocked
+     * than channels-last, and the 7x7 stem 1.2x (resnet18.conv1 5.2 against
+     * 6.2 ms) */
+    if (dnn.amx && dir == DIR_FWD && (split_of(dir, d) || (cin < 4 && d->kh >= 7)))
+        return LAYOUT_BLOCKED;
     /* ResNet's downsampling 3x3 up to 64 input channels: nhwc measured 1.1-1.5x blocked
      * (resnet20.s2down, s3down, resnet18.l2down); l3down (128) was slower */
     int strided = d->sh == 2 && d->sw == 2 && d->kh == 3 && cin >= 16 && cin <= 64;
@@ -392,27 +485,43 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
     /* deep, small maps (ResNet-18's 14x14 and 7x7 stages: K = c_in kh kw >=
      * 1024 over at most 196 pixels): one big GEMM beat oneDNN's backward
      * (28 vs 43 ms on resnet18.l4, 17 vs 27 on l4down, 24-28 vs 34 on l3,
-     * 12.4-13.0 vs 14.0-14.5 on l3down) */
-    if (dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 1024)
+     * 12.4-13.0 vs 14.0-14.5 on l3down). On Sapphire Rapids only the
+     * weights gradient over 7x7 maps (l4 6.5 against 8.1-8.9 ms, l4down
+     * 3.2 against 4.4); oneDNN's data gradients and the 14x14 stage's
+     * weights gradient were 1.1-1.3x faster than im2col (l3 4.5 against 5.9
+     * and 5.5 against 6.6, l3down 2.6 against 3.2 and 3.1 against 3.5) */
+    if (dnn.amx ? dir == DIR_BWD_WEIGHTS && d->h_out * d->w_out <= 49 && K >= 1024
+                : dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 1024)
         return LAYOUT_IM2COL;
     return LAYOUT_BLOCKED;
 }
 
-/* Under dnn.mu: the cached primitive, created on first use. */
-static conv_prim *prim_get(int dir, const lg_conv2d_dims *d, int mb) {
-    int layout = dnn.layout[dir] >= 0 ? dnn.layout[dir] : layout_of(dir, d);
-    if (layout == LAYOUT_IM2COL)
-        return NULL;
+/* Under dnn.mu: the cached primitive of (dir, d, mb, layout), created on
+ * first use (its prim NULL when oneDNN refused it). */
+static conv_prim *prim_find(int dir, const lg_conv2d_dims *d, int mb, int layout, int split) {
     for (conv_prim *p = dnn.prims; p; p = p->next)
-        if (p->dir == dir && p->mb == mb && p->layout == layout && !memcmp(&p->d, d, sizeof *d))
+        if (p->dir == dir && p->mb == mb && p->layout == layout && p->split == split && !memcmp(&p->d, d, sizeof *d))
             return p;
     conv_prim *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->dir = dir, p->mb = mb, p->layout = layout, p->d = *d;
+    p->dir = dir, p->mb = mb, p->layout = layout, p->split = split, p->d = *d;
     prim_create(p);
     p->next = dnn.prims;
     dnn.prims = p;
+    return p;
+}
+
+/* Under dnn.mu: the primitive a call of (dir, d, mb) runs, or NULL for
+ * im2col + GEMM. oneDNN has Winograd kernels for AVX-512 only: elsewhere
+ * those shapes run blocked. */
+static conv_prim *prim_get(int dir, const lg_conv2d_dims *d, int mb, int split) {
+    int layout = dnn.layout[dir] >= 0 ? dnn.layout[dir] : layout_of(dir, d);
+    if (layout == LAYOUT_IM2COL)
+        return NULL;
+    conv_prim *p = prim_find(dir, d, mb, layout, split);
+    if (p && !p->prim && layout == LAYOUT_WINO)
+        p = prim_find(dir, d, mb, LAYOUT_BLOCKED, split);
     return p;
 }
 
@@ -435,9 +544,15 @@ static int chunk_mb(const lg_conv2d_dims *d) {
     return m;
 }
 
+/* The chunk size of a call: split calls take the batch in chunks of up to
+ * MB_MAX (each lane reorders its part of the weights once per call). */
+static int run_mb(const lg_conv2d_dims *d, int split) {
+    return split ? MB_MAX : chunk_mb(d);
+}
+
 typedef struct {
     const lg_conv2d_dims *d;
-    int dir;
+    int dir, split;
     size_t n, q, rem, nchunks; /* n = q M + rem; chunks: q, then rem's binary digits */
     int M;
     conv_prim *prim[MB_LOGS];  /* by log2(M / mb) */
@@ -473,6 +588,20 @@ static void chunk_of(const conv_run *r, size_t c, size_t *n0, int *nb) {
     *n0 = at, *nb = 0; /* not reached */
 }
 
+/* Split calls: where lane t's part of the weights starts in our OIHW
+ * buffer (elements), and where it goes in oneDNN's layout. */
+static size_t split_weights_at(const conv_run *r, size_t t) {
+    const lg_conv2d_dims *d = r->d;
+    if (!r->split)
+        return 0;
+    size_t c = (size_t)split_channels(r->dir, d) * t, k = (size_t)d->kh * (size_t)d->kw;
+    return r->dir == DIR_BWD_DATA ? c * k : c * (size_t)d->c_in * k;
+}
+
+static char *wbuf_of(const conv_run *r, size_t t) {
+    return r->split ? dnn.wbuf + t * align64(dnnl_memory_desc_get_size(&r->wref->arg[1].inner_md)) : dnn.wbuf;
+}
+
 static int exec(dnnl_primitive_t prim, size_t t, int nargs, const dnnl_exec_arg_t *args) {
     return dnnl_primitive_execute(prim, dnn.stream[t], nargs, args) == dnnl_success &&
            dnnl_stream_wait(dnn.stream[t]) == dnnl_success;
@@ -494,13 +623,17 @@ static int conv_chunk_run(conv_run *r, size_t t, size_t c) {
     float *part = dnn.partial[t];
     if (p->dir == DIR_BWD_WEIGHTS && c >= SLOTS)
         part = dnn.partial[SLOTS + t];
+    /* split calls: lane t's channels of y (forward) or dx (backward-data) */
+    size_t ct = r->split ? (size_t)split_channels(r->dir, d) * t : 0, wt = split_weights_at(r, t);
     void *h[NARGS];
     switch (p->dir) {
     case DIR_FWD:
-        h[0] = (void *)(r->x + n0 * in), h[1] = (void *)r->w, h[2] = r->y + n0 * out, h[3] = (void *)r->b;
+        h[0] = (void *)(r->x + n0 * in), h[1] = (void *)(r->w + wt);
+        h[2] = r->y + n0 * out + ct * (size_t)d->h_out * (size_t)d->w_out, h[3] = (void *)(r->b ? r->b + ct : NULL);
         break;
     case DIR_BWD_DATA:
-        h[0] = r->dx + n0 * in, h[1] = (void *)r->w, h[2] = (void *)(r->dy + n0 * out);
+        h[0] = r->dx + n0 * in + ct * (size_t)d->h_in * (size_t)d->w_in, h[1] = (void *)(r->w + wt);
+        h[2] = (void *)(r->dy + n0 * out);
         break;
     default:
         h[0] = (void *)(r->x + n0 * in), h[1] = part, h[2] = (void *)(r->dy + n0 * out);
@@ -516,7 +649,7 @@ static int conv_chunk_run(conv_run *r, size_t t, size_t c) {
         ok = dnnl_memory_set_data_handle(g->user[t], h[a]) == dnnl_success;
         args[a] = (dnnl_exec_arg_t){g->argk, g->user[t]};
         if (ok && g->reorder) {
-            ok = dnnl_memory_set_data_handle(g->inner[t], shared ? dnn.wbuf : slot + g->off) == dnnl_success &&
+            ok = dnnl_memory_set_data_handle(g->inner[t], shared ? wbuf_of(r, t) : slot + g->off) == dnnl_success &&
                  (shared || !g->ro_bytes ||
                   dnnl_memory_set_data_handle(g->ro_scratch[t], slot + g->ro_off) == dnnl_success);
             args[a].memory = g->inner[t];
@@ -548,12 +681,19 @@ static int conv_chunk_run(conv_run *r, size_t t, size_t c) {
     return ok;
 }
 
+static int weights_in(const conv_run *r, size_t t);
+
 /* Lane t runs chunks t, t + SLOTS, ... in order: which chunks a lane sums
- * never depends on the thread count. */
+ * never depends on the thread count. In a split call it reorders its part
+ * of the weights and runs every chunk for its part of the channels. */
 static void conv_lane(void *arg, size_t t) {
     conv_run *r = arg;
     lg_dnnl_single_thread();
-    for (size_t c = t; c < r->nchunks; c += SLOTS)
+    if (r->split && !weights_in(r, t)) {
+        atomic_store(&r->failed, 1);
+        return;
+    }
+    for (size_t c = r->split ? 0 : t; c < r->nchunks; c += r->split ? 1 : SLOTS)
         if (!conv_chunk_run(r, t, c)) {
             atomic_store(&r->failed, 1);
             return;
@@ -578,20 +718,21 @@ static void sum_task(void *arg, size_t t) {
 }
 
 /* Under dnn.mu: reorders the weights r->w once for the call into dnn.wbuf,
- * in the layout of the largest chunk's primitive, in the calling thread. */
-static int weights_in(const conv_run *r) {
+ * in the layout of the largest chunk's primitive, in the calling thread
+ * (t 0); in a split call each lane t its part. */
+static int weights_in(const conv_run *r, size_t t) {
     lg_dnnl_single_thread();
     const conv_prim *p = r->wref;
     for (int a = 0; a < p->nargs; a++) {
         const conv_arg *g = &p->arg[a];
         if (!g->shared)
             continue;
-        dnnl_exec_arg_t ra[3] = {{DNNL_ARG_FROM, g->user[0]}, {DNNL_ARG_TO, g->inner[0]},
-                                 {DNNL_ARG_SCRATCHPAD, g->ro_scratch[0]}};
-        if (dnnl_memory_set_data_handle(g->user[0], (void *)r->w) != dnnl_success ||
-            dnnl_memory_set_data_handle(g->inner[0], dnn.wbuf) != dnnl_success ||
-            (g->ro_bytes && dnnl_memory_set_data_handle(g->ro_scratch[0], dnn.slot[0] + g->ro_off) != dnnl_success) ||
-            !exec(g->ro, 0, g->ro_bytes ? 3 : 2, ra))
+        dnnl_exec_arg_t ra[3] = {{DNNL_ARG_FROM, g->user[t]}, {DNNL_ARG_TO, g->inner[t]},
+                                 {DNNL_ARG_SCRATCHPAD, g->ro_scratch[t]}};
+        if (dnnl_memory_set_data_handle(g->user[t], (void *)(r->w + split_weights_at(r, t))) != dnnl_success ||
+            dnnl_memory_set_data_handle(g->inner[t], wbuf_of(r, t)) != dnnl_success ||
+            (g->ro_bytes && dnnl_memory_set_data_handle(g->ro_scratch[t], dnn.slot[t] + g->ro_off) != dnnl_success) ||
+            !exec(g->ro, t, g->ro_bytes ? 3 : 2, ra))
             return 0;
     }
     return 1;
@@ -619,7 +760,8 @@ static int partial_reserve(const lg_conv2d_dims *d) {
 static int run_prepare(conv_run *r) {
     if (!dnn_ready() || r->n > (size_t)INT32_MAX)
         return 0;
-    r->M = chunk_mb(r->d);
+    r->split = split_of(r->dir, r->d);
+    r->M = run_mb(r->d, r->split);
     r->q = r->n / (size_t)r->M;
     r->rem = r->n % (size_t)r->M;
     r->nchunks = r->q;
@@ -631,7 +773,7 @@ static int run_prepare(conv_run *r) {
         r->prim[log] = NULL;
         if (mb < 1 || (log == 0 ? !r->q : !(r->rem & (size_t)mb)))
             continue;
-        conv_prim *p = prim_get(r->dir, r->d, mb);
+        conv_prim *p = prim_get(r->dir, r->d, mb, r->split);
         if (!p || !p->prim)
             return 0;
         r->prim[log] = p;
@@ -642,14 +784,14 @@ static int run_prepare(conv_run *r) {
     }
     if (r->dir == DIR_BWD_WEIGHTS)
         return partial_reserve(r->d);
-    return weights_in(r);
+    return r->split || weights_in(r, 0); /* split: each lane reorders its part */
 }
 
 /* Under dnn.mu: runs r (its n, direction and buffers set), or returns 0. */
 static int run(lg_ctx *ctx, conv_run *r) {
     if (!run_prepare(r))
         return 0;
-    lg_parallel_for(ctx, r->nchunks < SLOTS ? r->nchunks : SLOTS, conv_lane, r);
+    lg_parallel_for(ctx, r->split || r->nchunks >= SLOTS ? SLOTS : r->nchunks, conv_lane, r);
     return !atomic_load(&r->failed);
 }
 
@@ -663,10 +805,9 @@ lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err) {
     pthread_mutex_lock(&dnn.mu);
     int ok = 1;
     if (dnn_ready()) {
-        int M = chunk_mb(&e);
         for (int dir = 0; dir < 3 && ok; dir++)
-            for (int mb = M; mb >= 1 && ok; mb /= 2) {
-                conv_prim *p = prim_get(dir, &e, mb);
+            for (int split = split_of(dir, &e), mb = run_mb(&e, split); mb >= 1 && ok; mb /= 2) {
+                conv_prim *p = prim_get(dir, &e, mb, split);
                 /* NULL or p->prim NULL: im2col + GEMM, which allocates nothing */
                 ok = !p || !p->prim || dir != DIR_BWD_WEIGHTS || partial_reserve(&e);
             }

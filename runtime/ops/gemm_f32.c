@@ -3,7 +3,8 @@
  * (dnnl_sgemm: its gemm:jit AVX-512 kernels) for tiles of at least
  * GEMM_DNNL_FLOPS, where it measured 1.1-1.4x faster than OpenBLAS's
  * SkylakeX kernels on the linear layers of bench/ (bench/README.md); below
- * that OpenBLAS's lower call overhead wins. The choice depends on the tile's
+ * that OpenBLAS's lower call overhead wins on Ice Lake (on Sapphire Rapids
+ * oneDNN's won down to 1 MFLOP: dnnl_flops). The choice depends on the tile's
  * shape only, so results do not depend on the thread count.
  *
  * oneDNN's GEMM packs its operands into a buffer it allocates and frees
@@ -20,7 +21,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define GEMM_DNNL_FLOPS 8e6
+#define GEMM_DNNL_FLOPS 8e6 /* the smallest tile oneDNN takes (Ice Lake) */
+/* Sapphire Rapids: oneDNN's GEMM measured faster than OpenBLAS's (0.3.21,
+ * SkylakeX kernels) down to LeNet's fc1 (64 x 400 x 120 in two tiles of
+ * 3 MFLOP: 0.030-0.032 ms against 0.037-0.042) */
+static double dnnl_flops(void) {
+    return lg_dnnl_amx() ? 1e6 : GEMM_DNNL_FLOPS;
+}
 
 static atomic_int gemm_mode = -1; /* -1: not read yet, 0: by shape, 1: OpenBLAS, 2: oneDNN */
 
@@ -37,7 +44,7 @@ static int mode(void) {
 void lg_sgemm_tile(int onednn, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     int m = mode();
-    if (m == 2 || (m == 0 && onednn && 2.0 * M * N * K >= GEMM_DNNL_FLOPS)) {
+    if (m == 2 || (m == 0 && onednn && 2.0 * M * N * K >= dnnl_flops())) {
         lg_dnnl_single_thread();
         if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
             dnnl_success)
@@ -83,7 +90,7 @@ lg_status lg_linear_prepare_batch(size_t rows, lg_error *err) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     /* only when a tile can reach oneDNN's share: the JIT costs ~50 ms of
      * start-up, which LeNet's small layers would pay for nothing */
-    if (mode() != 1 && 2.0 * (double)rows * (double)atomic_load(&prepared_io) >= GEMM_DNNL_FLOPS)
+    if (mode() != 1 && 2.0 * (double)rows * (double)atomic_load(&prepared_io) >= dnnl_flops())
         pthread_once(&once, warm_onednn_gemm);
     return LG_OK;
 }

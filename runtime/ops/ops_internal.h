@@ -42,6 +42,10 @@ int lg_dnnl_conv_backward_weights(lg_ctx *ctx, const lg_conv2d_dims *d, size_t n
  * sizes its work by omp_get_max_threads()); cheap after the first call. */
 void lg_dnnl_single_thread(void);
 
+/* conv_dnnl.c: 1 on a Sapphire Rapids-class CPU (oneDNN's ISA
+ * avx512_core_amx), where some kernel choices differ (measured there). */
+int lg_dnnl_amx(void);
+
 /* gemm_f32.c: C = alpha op(A) op(B) + beta C, row-major, one thread: the
  * float32 GEMM tile of dense.inc. OpenBLAS, or with onednn set oneDNN's GEMM
  * for tiles big enough that it is faster. */
