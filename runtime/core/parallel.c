@@ -23,6 +23,7 @@
 
 void openblas_set_num_threads(int num_threads); /* from OpenBLAS's cblas.h */
 void omp_set_num_threads(int n);                 /* libgomp (oneDNN's OpenMP) */
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned threads, unsigned flags); /* its parallel region */
 
 struct lg_pool {
     pthread_mutex_t mu;
@@ -101,13 +102,25 @@ static void pool_run_tasks(lg_pool *p, uint64_t gen, lg_task_fn fn, void *arg, s
     }
 }
 
+static void omp_noop(void *arg) {
+    (void)arg;
+}
+
+/* oneDNN (runtime/ops/conv_dnnl.c) runs single-threaded in whichever
+ * thread calls it, and some of its kernels (Winograd) open a parallel
+ * region of that one thread on every call. Setting the thread count and
+ * entering one region now makes libgomp allocate this thread's state and
+ * its region bookkeeping here rather than inside a kernel call (each
+ * region's team record is then allocated and freed within the call). */
+static void omp_thread_setup(void) {
+    omp_set_num_threads(1);
+    GOMP_parallel(omp_noop, NULL, 1, 0);
+}
+
 static void *pool_worker(void *opaque) {
     lg_pool *p = opaque;
     uint64_t seen = 0;
-    /* oneDNN (runtime/ops/conv_dnnl.c) runs single-threaded in whichever
-     * thread calls it; setting that now also makes libgomp allocate this
-     * thread's state here rather than inside a worker's first conv call */
-    omp_set_num_threads(1);
+    omp_thread_setup();
     atomic_fetch_add(&p->started, 1);
     for (;;) {
         spin s = {0, 0};
@@ -159,6 +172,7 @@ lg_status lg_ctx_init(lg_ctx *ctx, int threads, lg_error *err) {
     /* OpenBLAS's own threads spin after each call and fight our pool on 2
      * cores; GEMMs are tiled onto the pool instead (runtime/ops/dense.inc). */
     openblas_set_num_threads(1);
+    omp_thread_setup(); /* the calling thread runs kernels too */
     if (threads == 1)
         return LG_OK;
     lg_pool *p = calloc(1, sizeof *p);
