@@ -45,8 +45,12 @@ static double time_ms(bench_fn fn, void *arg) {
     return best * 1e3;
 }
 
+/* n random floats in [-0.5, 0.5), 64-byte aligned as the generated
+ * trainers' activations (aligned_alloc) and PyTorch's tensors are: glibc's
+ * malloc of a large block returns an address 16 bytes past a page, where
+ * every other 512-bit access splits two cache lines. */
 static float *rnd(size_t n) {
-    float *p = malloc(n * sizeof(float));
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
     uint32_t s = 12345;
     for (size_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
