@@ -8,6 +8,8 @@ $(BUILD)/tests/check_optim: tests/check_ops_fixture.h
 CHECK_SCRIPTS += tests/ops/im2col.sh
 # ... and with oneDNN's channel split forced (conv_dnnl.c's split_of)
 CHECK_SCRIPTS += tests/ops/split.sh
+# ... and with Winograd off (LGEN_CONV_WINOGRAD=0: direct kernels only)
+CHECK_SCRIPTS += tests/ops/direct.sh
 # no allocation inside kernel calls once lg_conv2d_prepare ran (malloc counted)
 CHECK_PROGS += $(BUILD)/tests/check_ops_alloc
 # batch_norm(momentum: none) in a generated trainer against PyTorch

@@ -32,7 +32,9 @@
  * LGEN_CONV=im2col in the environment turns this path off;
  * LGEN_CONV=FWD,DATA,WEIGHTS (each im2col, plain, blocked, nhwc or wino:
  * blocked tensors, Winograd's algorithm) forces a layout per direction, and
- * LGEN_CONV_SPLIT=0 or 1 the channel split off or on, for measuring. */
+ * LGEN_CONV_SPLIT=0 or 1 the channel split off or on, for measuring;
+ * LGEN_CONV_WINOGRAD=0 keeps every layer on direct kernels (Winograd rounds
+ * differently: layout_of). */
 #include "ops_internal.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -82,6 +84,7 @@ static struct {
     int layout[3]; /* per direction, LAYOUT_* from LGEN_CONV; -1: chosen per shape */
     int split;     /* LGEN_CONV_SPLIT: 0 never, 1 always (where it can), -1 chosen per shape */
     int amx;       /* the CPU is Sapphire Rapids-class (oneDNN's ISA avx512_core_amx): its own rules */
+    int no_wino;   /* LGEN_CONV_WINOGRAD=0: direct kernels only (layout_of) */
     dnnl_engine_t engine;
     dnnl_stream_t stream[SLOTS];
     conv_prim *prims;
@@ -182,6 +185,8 @@ static int dnn_ready(void) {
     const char *split = getenv("LGEN_CONV_SPLIT");
     if (split && (*split == '0' || *split == '1'))
         dnn.split = *split - '0';
+    const char *wino = getenv("LGEN_CONV_WINOGRAD");
+    dnn.no_wino = wino && *wino == '0';
     dnn.amx = lg_dnnl_amx();
     lg_dnnl_single_thread();
     if (dnnl_engine_create(&dnn.engine, dnnl_cpu, 0) != dnnl_success)
@@ -455,8 +460,8 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * -> 2.8 ms, backward 10.1 -> 6.0; l2 4.3 -> 2.9, 9.3 -> 6.3), slower on
      * smaller maps or channel counts. It rounds differently: 4-5x direct's
      * error against float64 (rms relative 8e-7 to 1e-6; bench/README.md);
-     * LGEN_CONV=blocked,blocked,nhwc keeps these layers direct. */
-    if (d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+     * LGEN_CONV_WINOGRAD=0 keeps these layers direct. */
+    if (!dnn.no_wino && d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
         cin >= 64 && d->c_out >= 64 && d->h_out * d->w_out >= 784)
         return LAYOUT_WINO;
     /* Sapphire Rapids: split calls (split_of) ran 1.05-1.1x faster blocked
