@@ -83,7 +83,6 @@ static struct {
     int state;  /* 0: not started, 1: ready, -1: off */
     int layout[3]; /* per direction, LAYOUT_* from LGEN_CONV; -1: chosen per shape */
     int split;     /* LGEN_CONV_SPLIT: 0 never, 1 always (where it can), -1 chosen per shape */
-    int amx;       /* the CPU is Sapphire Rapids-class (oneDNN's ISA avx512_core_amx): its own rules */
     int no_wino;   /* LGEN_CONV_WINOGRAD=0: direct kernels only (layout_of) */
     dnnl_engine_t engine;
     dnnl_stream_t stream[SLOTS];
@@ -187,7 +186,6 @@ static int dnn_ready(void) {
         dnn.split = *split - '0';
     const char *wino = getenv("LGEN_CONV_WINOGRAD");
     dnn.no_wino = wino && *wino == '0';
-    dnn.amx = lg_dnnl_amx();
     lg_dnnl_single_thread();
     if (dnnl_engine_create(&dnn.engine, dnnl_cpu, 0) != dnnl_success)
         return 0;
@@ -436,11 +434,11 @@ static int split_of(int dir, const lg_conv2d_dims *d) {
         return 0;
     if (dnn.split >= 0)
         return dnn.split;
-    return dnn.amx && d->h_out * d->w_out <= 49 && c >= 256;
+    return lg_dnnl_amx() && d->h_out * d->w_out <= 49 && c >= 256;
 }
 
 /* The layout a shape runs in by default (measured: bench/README.md, on an
- * Ice Lake Xeon unless a rule names Sapphire Rapids, dnn.amx). */
+ * Ice Lake Xeon unless a rule names Sapphire Rapids, lg_dnnl_amx). */
 static int layout_of(int dir, const lg_conv2d_dims *d) {
     /* blocked (jit, AVX-512 or AVX2 by the CPU) wins everywhere except the
      * data gradient of stems (c_in 1 or 3), where oneDNN's kernels ran 2x
@@ -467,7 +465,8 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
     /* Sapphire Rapids: split calls (split_of) ran 1.05-1.1x faster blocked
      * than channels-last, and the 7x7 stem 1.2x (resnet18.conv1 5.2 against
      * 6.2 ms) */
-    if (dnn.amx && dir == DIR_FWD && (split_of(dir, d) || (cin < 4 && d->kh >= 7)))
+    int amx = lg_dnnl_amx();
+    if (amx && dir == DIR_FWD && (split_of(dir, d) || (cin < 4 && d->kh >= 7)))
         return LAYOUT_BLOCKED;
     /* ResNet's downsampling 3x3 up to 64 input channels: nhwc measured 1.1-1.5x blocked
      * (resnet20.s2down, s3down, resnet18.l2down); l3down (128) was slower */
@@ -495,7 +494,7 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * 3.2 against 4.4); oneDNN's data gradients and the 14x14 stage's
      * weights gradient were 1.1-1.3x faster than im2col (l3 4.5 against 5.9
      * and 5.5 against 6.6, l3down 2.6 against 3.2 and 3.1 against 3.5) */
-    if (dnn.amx ? dir == DIR_BWD_WEIGHTS && d->h_out * d->w_out <= 49 && K >= 1024
+    if (amx ? dir == DIR_BWD_WEIGHTS && d->h_out * d->w_out <= 49 && K >= 1024
                 : dir != DIR_FWD && d->h_out * d->w_out <= 196 && K >= 1024)
         return LAYOUT_IM2COL;
     return LAYOUT_BLOCKED;
