@@ -310,6 +310,56 @@ START_TEST(arith_and_reductions) {
 }
 END_TEST
 
+/* The float gelu, sigmoid and silu (inline polynomials, pointwise.inc)
+ * against their float64 twins over [-20, 20], far tails and special values:
+ * absolute errors the parity fixtures' few hundred random inputs would not
+ * find. Run on two threads so the input spans several pool chunks and all
+ * vector widths' tails. */
+START_TEST(activations_float_range) {
+    enum { N = 400001 };
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+    double *xd = malloc(N * sizeof(double)), *yd = malloc(N * sizeof(double));
+    for (int i = 0; i < N; i++)
+        xd[i] = x[i] = -20.0f + 40.0f * (float)i / (float)(N - 1);
+    lg_ctx two;
+    ck_assert_int_eq(lg_ctx_init(&two, 2, &test_err), LG_OK);
+    static const struct {
+        const char *op;
+        double atol;
+    } ops[] = {{"gelu", 4e-7}, {"sigmoid", 1.5e-7}, {"silu", 1.5e-7}}; /* plus 3e-7 relative */
+    for (int k = 0; k < 3; k++) {
+        const char *op = ops[k].op;
+        if (k == 0) {
+            ck_assert_int_eq(lg_gelu_forward(&two, N, 0, x, y), LG_OK);
+            ck_assert_int_eq(lg_gelu_forward_f64(&two, N, 0, xd, yd), LG_OK);
+        } else if (k == 1) {
+            ck_assert_int_eq(lg_sigmoid_forward(&two, N, x, y), LG_OK);
+            ck_assert_int_eq(lg_sigmoid_forward_f64(&two, N, xd, yd), LG_OK);
+        } else {
+            ck_assert_int_eq(lg_silu_forward(&two, N, x, y), LG_OK);
+            ck_assert_int_eq(lg_silu_forward_f64(&two, N, xd, yd), LG_OK);
+        }
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(fabs(y[i] - yd[i]) <= ops[k].atol + 3e-7 * fabs(yd[i]), "%s(%.9g) = %.9g, float64 %.9g", op, x[i], y[i], yd[i]);
+    }
+    /* gelu's edges: an exact relu far out, infinities, NaN */
+    float sx[] = {INFINITY, -INFINITY, NAN, 13.0f, 100.0f, -13.0f, -14.0f, -100.0f, -1e30f, 0.0f};
+    enum { NS = sizeof sx / sizeof *sx };
+    float sy[NS];
+    ck_assert_int_eq(lg_gelu_forward(&two, NS, 0, sx, sy), LG_OK);
+    ck_assert_float_eq(sy[0], INFINITY);
+    ck_assert_msg(sy[1] == 0.0f, "gelu(-inf) = %g", sy[1]);
+    ck_assert_msg(isnan(sy[2]), "gelu(nan) = %g", sy[2]);
+    ck_assert_float_eq(sy[3], 13.0f);
+    ck_assert_float_eq(sy[4], 100.0f);
+    for (int i = 5; i < 9; i++)
+        ck_assert_msg(sy[i] <= 0.0f && sy[i] > -1e-36f, "gelu(%g) = %g", sx[i], sy[i]);
+    ck_assert_float_eq(sy[9], 0.0f);
+    lg_ctx_free(&two);
+    free(x), free(y), free(xd), free(yd);
+}
+END_TEST
+
 START_TEST(topk_accuracy) {
     const fx_tensor *x = fx_find(&fixture, "%s/%s", "topk", "x"), *t = fx_find(&fixture, "%s/%s", "topk", "target");
     ck_assert_ptr_nonnull(x);
@@ -426,6 +476,7 @@ static Suite *ops_suite(void) {
     tcase_add_test(tc, large_linear_thread_independent);
     tcase_add_test(tc, pool_stress);
     tcase_add_test(tc, arith_and_reductions);
+    tcase_add_test(tc, activations_float_range);
     tcase_add_test(tc, topk_accuracy);
     tcase_add_test(tc, dropout_seeded);
     tcase_add_test(tc, bad_arguments);
