@@ -174,7 +174,7 @@ static void layer_step(lg_ctx *ctx, layer *l, size_t n, int want_dx) {
                      LG_OK);
 }
 
-enum { NLAYERS = 7, BATCH = 8 };
+enum { NLAYERS = 8, BATCH = 8 };
 
 START_TEST(prepared_step_allocates_nothing) {
     lg_ctx ctx;
@@ -188,6 +188,7 @@ START_TEST(prepared_step_allocates_nothing) {
     layer_init(&l[4], 256, 6, 32, 3, 1, 1, BATCH);  /* K = 2304 over 36 pixels: im2col backward */
     layer_init(&l[5], 64, 28, 64, 3, 1, 1, BATCH);  /* 64 channels over 28x28: Winograd (AVX-512) */
     layer_init(&l[6], 256, 7, 256, 3, 1, 1, BATCH); /* 7x7, deep: split by channels (Sapphire Rapids) */
+    layer_init(&l[7], 192, 10, 192, 3, 1, 1, BATCH); /* 1.3 MiB of weights: weights-gradient chunks of 4 (SPR) */
     lg_pool2d_dims pd = {.c = 64, .h_in = 8, .w_in = 8, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
     ck_assert_int_eq(lg_pool2d_dims_init(&pd, "max_pool2d", &err), LG_OK);
     lg_linear_dims ld = {.in_features = 64 * 16, .out_features = 10, .bias = 1};

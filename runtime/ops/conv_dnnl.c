@@ -10,7 +10,8 @@
  * Threading: oneDNN is built on OpenMP here, and an OpenMP team next to our
  * own pool fights it for the cores (spinning workers). So oneDNN runs with
  * one OpenMP thread in whichever thread calls it; the batch is cut into
- * chunks of a size fixed by the shape (chunk_mb) and the chunks run in
+ * chunks of a size fixed by the shape (chunk_mb; backward-weights of large
+ * kernels: by the shape and n, run_mb) and the chunks run in
  * SLOTS lanes, tasks of our pool: no OpenMP worker is ever started. Lane t
  * runs chunks t, t + SLOTS, ...; the cut depends on n and the shape only,
  * so results do not depend on the thread count. Backward-weights sums each
@@ -23,8 +24,8 @@
  * with their reorders, memory objects and scratchpad needs (user mode: one
  * slot buffer per lane holds the converted tensors and scratchpads), and
  * kept in a process-wide cache that is freed at exit. lg_conv2d_prepare
- * creates all of a shape's at set-up (the chunk sizes do not depend on the
- * batch), so no kernel call allocates; an unprepared shape is prepared on
+ * creates all of a shape's at set-up (every power of two up to the
+ * shape's largest chunk), so no kernel call allocates; an unprepared shape is prepared on
  * its first call.
  * A call takes the cache's lock for its whole duration, so two contexts in
  * two threads never share a slot. Anything oneDNN refuses makes the caller
@@ -548,10 +549,22 @@ static int chunk_mb(const lg_conv2d_dims *d) {
     return m;
 }
 
-/* The chunk size of a call: split calls take the batch in chunks of up to
- * MB_MAX (each lane reorders its part of the weights once per call). */
-static int run_mb(const lg_conv2d_dims *d, int split) {
-    return split ? MB_MAX : chunk_mb(d);
+/* The largest chunk size of a shape in a direction: split calls take the
+ * batch in chunks of up to MB_MAX (each lane reorders its part of the
+ * weights once per call). Backward-weights of layers with >= 1 MiB of
+ * weights up to 4x chunk_mb: each chunk after a lane's first costs a
+ * reorder of its weights gradient and an add into the lane's sum, which
+ * on resnet18.l3 (2.25 MiB of weights, 2 chunks of 2 a lane at batch 8)
+ * took 0.5-0.6 of its 6.8 ms; run_prepare takes the larger chunks only
+ * while both lanes still get one. */
+static int run_mb(const lg_conv2d_dims *d, int dir, int split) {
+    if (split)
+        return MB_MAX;
+    int m = chunk_mb(d);
+    size_t wsz = (size_t)d->c_out * (size_t)(d->c_in / d->groups) * (size_t)d->kh * (size_t)d->kw;
+    if (dir == DIR_BWD_WEIGHTS && wsz * sizeof(float) >= (1u << 20))
+        m = 4 * m < MB_MAX ? 4 * m : MB_MAX;
+    return m;
 }
 
 typedef struct {
@@ -765,7 +778,10 @@ static int run_prepare(conv_run *r) {
     if (!dnn_ready() || r->n > (size_t)INT32_MAX)
         return 0;
     r->split = split_of(r->dir, r->d);
-    r->M = run_mb(r->d, r->split);
+    r->M = run_mb(r->d, r->dir, r->split);
+    /* backward-weights: no larger than both lanes can have (and no smaller than chunk_mb) */
+    for (int m0 = chunk_mb(r->d); r->dir == DIR_BWD_WEIGHTS && r->M > m0 && (size_t)r->M * SLOTS > r->n;)
+        r->M /= 2;
     r->q = r->n / (size_t)r->M;
     r->rem = r->n % (size_t)r->M;
     r->nchunks = r->q;
@@ -810,7 +826,7 @@ lg_status lg_conv2d_prepare(const lg_conv2d_dims *d, lg_error *err) {
     int ok = 1;
     if (dnn_ready()) {
         for (int dir = 0; dir < 3 && ok; dir++)
-            for (int split = split_of(dir, &e), mb = run_mb(&e, split); mb >= 1 && ok; mb /= 2) {
+            for (int split = split_of(dir, &e), mb = run_mb(&e, dir, split); mb >= 1 && ok; mb /= 2) {
                 conv_prim *p = prim_get(dir, &e, mb, split);
                 /* NULL or p->prim NULL: im2col + GEMM, which allocates nothing */
                 ok = !p || !p->prim || dir != DIR_BWD_WEIGHTS || partial_reserve(&e);
