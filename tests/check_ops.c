@@ -197,6 +197,14 @@ START_TEST(large_conv_deep) {
 }
 END_TEST
 
+/* 128 channels over 16x16 pixels, 576 KiB of weights: oneDNN writes the
+ * weights gradient in its blocked layout and the lanes sum there
+ * (conv_dnnl.c's wsum_task), lane 0 over a chunk of 2 and one of 1. */
+START_TEST(large_conv_wide) {
+    large_conv_case("conv2d (wide weights)", 128, 16, 128, 5, 1e-5);
+}
+END_TEST
+
 /* A linear layer big enough that its GEMM tiles run on oneDNN's GEMM
  * (runtime/ops/gemm_f32.c: tiles of >= 8 MFLOP; here 2 tiles of 23.6):
  * bit-equal on 1 and 2 threads, and equal to the float64 twin (OpenBLAS's
@@ -473,6 +481,7 @@ static Suite *ops_suite(void) {
     tcase_add_test(tc, large_conv_thread_independent);
     tcase_add_test(tc, large_conv_winograd);
     tcase_add_test(tc, large_conv_deep);
+    tcase_add_test(tc, large_conv_wide);
     tcase_add_test(tc, large_linear_thread_independent);
     tcase_add_test(tc, pool_stress);
     tcase_add_test(tc, arith_and_reductions);
