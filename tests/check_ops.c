@@ -318,8 +318,9 @@ START_TEST(arith_and_reductions) {
 }
 END_TEST
 
-/* The float gelu, sigmoid and silu (inline polynomials, pointwise.inc)
- * against their float64 twins over [-20, 20], far tails and special values:
+/* The float gelu, sigmoid and silu (inline polynomials, pointwise.inc),
+ * and gelu's gradient, against their float64 twins over [-20, 20], far
+ * tails and special values:
  * absolute errors the parity fixtures' few hundred random inputs would not
  * find. Run on two threads so the input spans several pool chunks and all
  * vector widths' tails. */
@@ -350,6 +351,19 @@ START_TEST(activations_float_range) {
         for (int i = 0; i < N; i++)
             ck_assert_msg(fabs(y[i] - yd[i]) <= ops[k].atol + 3e-7 * fabs(yd[i]), "%s(%.9g) = %.9g, float64 %.9g", op, x[i], y[i], yd[i]);
     }
+    /* gelu's gradient (dy = 1) the same way */
+    float *ones = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+    double *onesd = malloc(N * sizeof(double)), *gd = malloc(N * sizeof(double));
+    for (int i = 0; i < N; i++)
+        onesd[i] = ones[i] = 1.0f;
+    ck_assert_int_eq(lg_gelu_forward(&two, N, 0, x, y), LG_OK);
+    ck_assert_int_eq(lg_gelu_forward_f64(&two, N, 0, xd, yd), LG_OK);
+    ck_assert_int_eq(lg_gelu_backward(&two, N, 0, x, y, ones, g), LG_OK);
+    ck_assert_int_eq(lg_gelu_backward_f64(&two, N, 0, xd, yd, onesd, gd), LG_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(fabs(g[i] - gd[i]) <= 4e-7 + 3e-7 * fabs(gd[i]), "gelu'(%.9g) = %.9g, float64 %.9g", x[i], g[i],
+                      gd[i]);
+    free(ones), free(g), free(onesd), free(gd);
     /* gelu's edges: an exact relu far out, infinities, NaN */
     float sx[] = {INFINITY, -INFINITY, NAN, 13.0f, 100.0f, -13.0f, -14.0f, -100.0f, -1e30f, 0.0f};
     enum { NS = sizeof sx / sizeof *sx };
@@ -363,6 +377,15 @@ START_TEST(activations_float_range) {
     for (int i = 5; i < 9; i++)
         ck_assert_msg(sy[i] <= 0.0f && sy[i] > -1e-36f, "gelu(%g) = %g", sx[i], sy[i]);
     ck_assert_float_eq(sy[9], 0.0f);
+    float sdy[NS], sg[NS];
+    for (int i = 0; i < NS; i++)
+        sdy[i] = 1.0f;
+    ck_assert_int_eq(lg_gelu_backward(&two, NS, 0, sx, sy, sdy, sg), LG_OK);
+    ck_assert_float_eq(sg[0], 1.0f);
+    ck_assert_msg(fabsf(sg[1]) < 1e-35f, "gelu'(-inf) = %g", sg[1]);
+    ck_assert_msg(isnan(sg[2]), "gelu'(nan) = %g", sg[2]);
+    ck_assert_float_eq(sg[4], 1.0f);
+    ck_assert_float_eq(sg[9], 0.5f);
     lg_ctx_free(&two);
     free(x), free(y), free(xd), free(yd);
 }
