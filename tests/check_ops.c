@@ -349,7 +349,8 @@ START_TEST(activations_float_range) {
             ck_assert_int_eq(lg_silu_forward_f64(&two, N, xd, yd), LG_OK);
         }
         for (int i = 0; i < N; i++)
-            ck_assert_msg(fabs(y[i] - yd[i]) <= ops[k].atol + 3e-7 * fabs(yd[i]), "%s(%.9g) = %.9g, float64 %.9g", op, x[i], y[i], yd[i]);
+            ck_assert_msg(fabs(y[i] - yd[i]) <= ops[k].atol + 3e-7 * fabs(yd[i]), "%s(%.9g) = %.9g, float64 %.9g", op,
+                          x[i], y[i], yd[i]);
     }
     /* gelu's gradient (dy = 1) the same way */
     float *ones = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));

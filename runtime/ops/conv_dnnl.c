@@ -518,8 +518,8 @@ static int layout_of(int dir, const lg_conv2d_dims *d) {
      * smaller maps or channel counts. It rounds differently: 4-5x direct's
      * error against float64 (rms relative 8e-7 to 1e-6; bench/README.md);
      * LGEN_CONV_WINOGRAD=0 keeps these layers direct. */
-    if (!dnn.no_wino && d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
-        cin >= 64 && d->c_out >= 64 && d->h_out * d->w_out >= 784)
+    if (!dnn.no_wino && d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 &&
+        d->dw == 1 && cin >= 64 && d->c_out >= 64 && d->h_out * d->w_out >= 784)
         return LAYOUT_WINO;
     /* Sapphire Rapids: split calls (split_of) ran 1.05-1.1x faster blocked
      * than channels-last, and the 7x7 stem 1.2x (resnet18.conv1 5.2 against
